@@ -1,0 +1,108 @@
+import { promises as fs } from 'node:fs';
+import sharp, { type Metadata } from 'sharp';
+import type { Frame } from '../types';
+
+/** 40 megapixels: more than any camera frame or phone photo, far less than a decompression bomb. */
+export const DEFAULT_MAX_PIXELS = 40_000_000;
+
+const SUPPORTED_FORMATS = new Set(['jpeg', 'png', 'webp']);
+
+export interface DecodeOptions {
+  /** Refuse images with more pixels than this (checked on the header, before decoding). */
+  maxPixels?: number;
+  cameraId?: string;
+  seq?: number;
+  ts?: number;
+}
+
+/** Raised for any input that is not a usable image; the message is meant for a person. */
+export class ImageDecodeError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ImageDecodeError';
+  }
+}
+
+/**
+ * Decode a JPEG, PNG or WebP (a file path or the encoded bytes) into a packed RGB `Frame`,
+ * rotated upright according to its EXIF orientation.
+ */
+export async function decodeImage(input: string | Buffer, options: DecodeOptions = {}): Promise<Frame> {
+  const maxPixels = options.maxPixels ?? DEFAULT_MAX_PIXELS;
+  const label = typeof input === 'string' ? input : 'image buffer';
+  const bytes = await readInput(input);
+  if (bytes.length === 0) throw new ImageDecodeError(`${label}: empty input`);
+
+  let metadata: Metadata;
+  try {
+    metadata = await sharp(bytes, { limitInputPixels: false }).metadata();
+  } catch {
+    throw new ImageDecodeError(`${label}: not a readable image (expected JPEG, PNG or WebP)`);
+  }
+  if (!metadata.format || !SUPPORTED_FORMATS.has(metadata.format)) {
+    throw new ImageDecodeError(
+      `${label}: unsupported image format '${metadata.format ?? 'unknown'}' (expected JPEG, PNG or WebP)`,
+    );
+  }
+  const width = metadata.width ?? 0;
+  const height = metadata.height ?? 0;
+  if (width <= 0 || height <= 0) throw new ImageDecodeError(`${label}: image has no pixels`);
+  if (width * height > maxPixels) {
+    throw new ImageDecodeError(
+      `${label}: ${width}×${height} image has ${width * height} pixels, above the limit of ${maxPixels}`,
+    );
+  }
+
+  try {
+    // rotate() with no angle applies the EXIF orientation, so faces come out upright.
+    const { data, info } = await sharp(bytes, { limitInputPixels: maxPixels, failOn: 'error' })
+      .rotate()
+      .removeAlpha()
+      .toColourspace('srgb')
+      .raw()
+      .toBuffer({ resolveWithObject: true });
+    if (info.channels !== 3) throw new ImageDecodeError(`${label}: expected 3 channels, got ${info.channels}`);
+    return {
+      cameraId: options.cameraId ?? '',
+      seq: options.seq ?? 0,
+      ts: options.ts ?? Date.now(),
+      width: info.width,
+      height: info.height,
+      rgb: data,
+    };
+  } catch (err) {
+    if (err instanceof ImageDecodeError) throw err;
+    throw new ImageDecodeError(`${label}: corrupt or truncated image (${(err as Error).message})`);
+  }
+}
+
+async function readInput(input: string | Buffer): Promise<Buffer> {
+  if (Buffer.isBuffer(input)) return input;
+  if (typeof input !== 'string') {
+    throw new ImageDecodeError(`expected a file path or a Buffer, got ${describe(input)}`);
+  }
+  try {
+    const stat = await fs.stat(input);
+    if (!stat.isFile()) throw new ImageDecodeError(`${input}: not a file`);
+    return await fs.readFile(input);
+  } catch (err) {
+    if (err instanceof ImageDecodeError) throw err;
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') throw new ImageDecodeError(`${input}: no such file`);
+    if (code === 'EACCES') throw new ImageDecodeError(`${input}: permission denied`);
+    throw new ImageDecodeError(`${input}: cannot read (${(err as Error).message})`);
+  }
+}
+
+function describe(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  return typeof value;
+}
+
+/** Encode a frame as JPEG, for people and networks (raw pixels travel between stages). */
+export async function encodeJpeg(frame: Pick<Frame, 'width' | 'height' | 'rgb'>, quality = 85): Promise<Buffer> {
+  return sharp(frame.rgb, { raw: { width: frame.width, height: frame.height, channels: 3 } })
+    .jpeg({ quality })
+    .toBuffer();
+}

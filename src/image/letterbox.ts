@@ -1,0 +1,68 @@
+import sharp from 'sharp';
+import type { Frame } from '../types';
+
+export interface Letterbox {
+  /** CHW float tensor data, channels R, G, B. */
+  data: Float32Array;
+  width: number;
+  height: number;
+  /** Tensor pixels per source pixel, per axis (rounding makes them differ slightly). */
+  scaleX: number;
+  scaleY: number;
+}
+
+export interface Normalization {
+  /** Subtracted from each 0..255 channel value (R, G, B order). */
+  mean: [number, number, number];
+  /** Each channel is divided by this after the mean is taken off. */
+  std: [number, number, number];
+}
+
+/** Resize packed RGB to an exact size (bilinear, libvips). */
+export async function resizeRgb(
+  image: Pick<Frame, 'width' | 'height' | 'rgb'>,
+  width: number,
+  height: number,
+): Promise<Buffer> {
+  if (width === image.width && height === image.height) return image.rgb;
+  return sharp(image.rgb, { raw: { width: image.width, height: image.height, channels: 3 } })
+    .resize(width, height, { fit: 'fill', kernel: 'linear' })
+    .raw()
+    .toBuffer();
+}
+
+/**
+ * Scale an image to fit inside `width`×`height` keeping its aspect ratio, place it in the top-left
+ * corner and pad the rest with black, as SCRFD was trained; return the normalised CHW tensor.
+ */
+export async function letterbox(
+  image: Pick<Frame, 'width' | 'height' | 'rgb'>,
+  width: number,
+  height: number,
+  norm: Normalization,
+): Promise<Letterbox> {
+  const scale = Math.min(width / image.width, height / image.height);
+  const innerW = Math.max(1, Math.min(width, Math.round(image.width * scale)));
+  const innerH = Math.max(1, Math.min(height, Math.round(image.height * scale)));
+  const resized = await resizeRgb(image, innerW, innerH);
+  const plane = width * height;
+  const data = new Float32Array(3 * plane);
+  for (let c = 0; c < 3; c++) {
+    const pad = (0 - norm.mean[c]) / norm.std[c];
+    data.fill(pad, c * plane, (c + 1) * plane);
+  }
+  const [m0, m1, m2] = norm.mean;
+  const k0 = 1 / norm.std[0];
+  const k1 = 1 / norm.std[1];
+  const k2 = 1 / norm.std[2];
+  for (let y = 0; y < innerH; y++) {
+    let src = y * innerW * 3;
+    let dst = y * width;
+    for (let x = 0; x < innerW; x++, src += 3, dst++) {
+      data[dst] = (resized[src] - m0) * k0;
+      data[plane + dst] = (resized[src + 1] - m1) * k1;
+      data[2 * plane + dst] = (resized[src + 2] - m2) * k2;
+    }
+  }
+  return { data, width, height, scaleX: innerW / image.width, scaleY: innerH / image.height };
+}

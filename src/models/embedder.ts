@@ -1,0 +1,130 @@
+import * as ort from 'onnxruntime-node';
+import type { Embedder } from './roles';
+import { fixedDim, type ModelSignature } from './session';
+
+export interface EmbedderNormalization {
+  /** Channel order the network expects. */
+  channels: 'rgb' | 'bgr';
+  /** Subtracted from each 0..255 value, in the network's channel order. */
+  mean: [number, number, number];
+  /** Divides each value after the mean is taken off. */
+  std: [number, number, number];
+}
+
+export interface EmbedderConfig {
+  normalization: EmbedderNormalization;
+  defaultThreshold: number;
+  /** Add the embedding of the mirrored crop: costs a second pass, usually gains accuracy. */
+  flip?: boolean;
+  /** Largest batch sent to the network at once (models with a fixed batch of 1 always get 1). */
+  maxBatch?: number;
+}
+
+/** N×3×S×S float input, N×D output: the ArcFace / MobileFaceNet family. */
+export function isEmbedderSignature(sig: ModelSignature): boolean {
+  if (sig.inputs.length !== 1 || sig.outputs.length < 1) return false;
+  const inp = sig.inputs[0].shape;
+  const out = sig.outputs[0].shape;
+  if (inp.length !== 4 || out.length !== 2) return false;
+  const h = fixedDim(inp[2]);
+  const w = fixedDim(inp[3]);
+  return fixedDim(inp[1]) === 3 && h !== undefined && h === w && fixedDim(out[1]) !== undefined;
+}
+
+export class OnnxEmbedder implements Embedder {
+  readonly role = 'embedder' as const;
+  readonly dimension: number;
+  readonly inputSize: number;
+  readonly defaultThreshold: number;
+  private readonly inputName: string;
+  private readonly outputName: string;
+  private readonly maxBatch: number;
+
+  constructor(
+    readonly id: string,
+    private readonly session: ort.InferenceSession,
+    signature: ModelSignature,
+    private readonly config: EmbedderConfig,
+  ) {
+    if (!isEmbedderSignature(signature)) throw new Error(`${id}: not an N×3×S×S → N×D embedding model`);
+    const inp = signature.inputs[0];
+    this.inputName = inp.name;
+    this.outputName = signature.outputs[0].name;
+    this.inputSize = fixedDim(inp.shape[2]) as number;
+    this.dimension = fixedDim(signature.outputs[0].shape[1]) as number;
+    const fixedBatch = fixedDim(inp.shape[0]);
+    this.maxBatch = fixedBatch ?? Math.max(1, config.maxBatch ?? 16);
+    this.defaultThreshold = config.defaultThreshold;
+  }
+
+  async embed(crops: Buffer[]): Promise<Float32Array[]> {
+    const size = this.inputSize;
+    const expected = size * size * 3;
+    crops.forEach((c, i) => {
+      if (!Buffer.isBuffer(c) || c.length !== expected) {
+        throw new Error(`crop ${i}: expected a ${size}×${size} RGB buffer of ${expected} bytes`);
+      }
+    });
+    const out: Float32Array[] = [];
+    for (let start = 0; start < crops.length; start += this.maxBatch) {
+      const batch = crops.slice(start, start + this.maxBatch);
+      const vectors = await this.run(batch, false);
+      if (this.config.flip) {
+        const mirrored = await this.run(batch, true);
+        vectors.forEach((v, i) => v.forEach((_, j) => (v[j] += mirrored[i][j])));
+      }
+      out.push(...vectors.map(l2Normalize));
+    }
+    return out;
+  }
+
+  private async run(batch: Buffer[], mirror: boolean): Promise<Float32Array[]> {
+    const size = this.inputSize;
+    const plane = size * size;
+    const data = new Float32Array(batch.length * 3 * plane);
+    const { channels, mean, std } = this.config.normalization;
+    // Network channel c reads source channel order[c].
+    const order = channels === 'rgb' ? [0, 1, 2] : [2, 1, 0];
+    batch.forEach((crop, n) => {
+      const base = n * 3 * plane;
+      for (let c = 0; c < 3; c++) {
+        const srcC = order[c];
+        const m = mean[c];
+        const k = 1 / std[c];
+        const dst = base + c * plane;
+        for (let y = 0; y < size; y++) {
+          for (let x = 0; x < size; x++) {
+            const sx = mirror ? size - 1 - x : x;
+            data[dst + y * size + x] = (crop[(y * size + sx) * 3 + srcC] - m) * k;
+          }
+        }
+      }
+    });
+    const tensor = new ort.Tensor('float32', data, [batch.length, 3, size, size]);
+    const result = await this.session.run({ [this.inputName]: tensor });
+    const flat = result[this.outputName].data as Float32Array;
+    const d = this.dimension;
+    return batch.map((_, n) => Float32Array.from(flat.subarray(n * d, (n + 1) * d)));
+  }
+
+  async dispose(): Promise<void> {
+    await this.session.release();
+  }
+}
+
+export function l2Normalize(v: Float32Array): Float32Array {
+  let sum = 0;
+  for (let i = 0; i < v.length; i++) sum += v[i] * v[i];
+  const norm = Math.sqrt(sum);
+  if (!(norm > 0)) throw new Error('embedding has zero length (the model produced no signal)');
+  for (let i = 0; i < v.length; i++) v[i] /= norm;
+  return v;
+}
+
+/** Cosine similarity of two L2-normalised embeddings. */
+export function cosine(a: Float32Array, b: Float32Array): number {
+  if (a.length !== b.length) throw new Error(`embedding sizes differ: ${a.length} vs ${b.length}`);
+  let dot = 0;
+  for (let i = 0; i < a.length; i++) dot += a[i] * b[i];
+  return dot;
+}

@@ -1,0 +1,38 @@
+import type { Face, Frame } from '../types';
+
+export interface SessionOptions {
+  /** Threads ONNX Runtime may use inside one operator; default: ONNX Runtime's own choice. */
+  threads?: number;
+}
+
+export interface DetectOptions {
+  /** Minimum face score in [0, 1]. */
+  scoreThreshold?: number;
+  /** IoU above which the weaker of two overlapping boxes is suppressed. */
+  nmsThreshold?: number;
+  /** Keep at most this many faces, largest score first. */
+  maxFaces?: number;
+}
+
+/** Finds faces: boxes, scores and 5 landmarks in source-image pixels. */
+export interface Detector {
+  readonly role: 'detector';
+  readonly id: string;
+  detect(frame: Frame, options?: DetectOptions): Promise<Face[]>;
+  dispose(): Promise<void>;
+}
+
+/** Turns 112×112 aligned RGB crops into L2-normalised embeddings. */
+export interface Embedder {
+  readonly role: 'embedder';
+  readonly id: string;
+  readonly dimension: number;
+  /** Side of the square aligned crop the model expects (112 for ArcFace-style models). */
+  readonly inputSize: number;
+  /** Cosine similarity at or above which two faces are taken to be the same person. */
+  readonly defaultThreshold: number;
+  embed(crops: Buffer[]): Promise<Float32Array[]>;
+  dispose(): Promise<void>;
+}
+
+export type FaceModel = Detector | Embedder;

@@ -1,0 +1,60 @@
+/**
+ * The shared vocabulary of faceflow (see DESIGN.md): every stage speaks these types.
+ */
+
+/** A decoded image or video frame as packed 8-bit RGB, row-major, no padding. */
+export interface Frame {
+  cameraId: string;
+  seq: number;
+  /** Capture or decode time, ms since the epoch. */
+  ts: number;
+  width: number;
+  height: number;
+  rgb: Buffer;
+}
+
+export type Point = [number, number];
+
+/** [x1, y1, x2, y2] in source-image pixels. */
+export type Box = [number, number, number, number];
+
+/** One entry of a ranked match: an identity and its best similarity. */
+export interface Candidate {
+  name: string;
+  similarity: number;
+}
+
+export interface Identity {
+  /** The matched name, or `UNKNOWN` when the best similarity is below the threshold. */
+  name: string;
+  similarity: number;
+  /** Similarity of the best identity minus that of the second-best (1 when there is none). */
+  margin: number;
+  /** Best identities first, known or not, at most `topK` of them. */
+  topK: Candidate[];
+  /** True when the margin to the runner-up is below the gallery's ambiguity setting. */
+  ambiguous?: boolean;
+}
+
+export interface Face {
+  box: Box;
+  score: number;
+  /** Left eye, right eye, nose, left mouth corner, right mouth corner, as seen in the image. */
+  landmarks: Point[];
+  /** 112×112 packed RGB crop aligned to the ArcFace template. */
+  aligned?: Buffer;
+  /** L2-normalised embedding. */
+  embedding?: Float32Array;
+  quality?: Record<string, number>;
+  attributes?: Record<string, unknown>;
+  trackId?: number;
+  identity?: Identity;
+}
+
+/** A frame together with the faces found in it: what flows between pipeline operators. */
+export interface FaceFrame {
+  frame: Frame;
+  faces: Face[];
+}
+
+export const UNKNOWN = 'Unknown';
