@@ -47,13 +47,15 @@ export class FaceFlow {
     if (options.detector) {
       await detector?.dispose();
       const m = (await loadModel(options.detector, options)).model;
-      if (m.role !== 'detector') throw new ModelLoadError(`${options.detector}: is an embedder, not a detector`);
+      if (m.role !== 'detector')
+        throw new ModelLoadError(`${options.detector}: is an embedder, not a detector`);
       detector = m;
     }
     if (options.embedder) {
       await embedder?.dispose();
       const m = (await loadModel(options.embedder, options)).model;
-      if (m.role !== 'embedder') throw new ModelLoadError(`${options.embedder}: is a detector, not an embedder`);
+      if (m.role !== 'embedder')
+        throw new ModelLoadError(`${options.embedder}: is a detector, not an embedder`);
       embedder = m;
     }
     if (!detector || !embedder) {
@@ -79,7 +81,8 @@ export class FaceFlow {
 
   async embedFaces(frame: Frame, faces: Face[]): Promise<Face[]> {
     if (faces.length === 0) return faces;
-    for (const face of faces) face.aligned ??= alignFace(frame, face.landmarks, this.embedder.inputSize).aligned;
+    for (const face of faces)
+      face.aligned ??= alignFace(frame, face.landmarks, this.embedder.inputSize).aligned;
     const vectors = await this.embedder.embed(faces.map((f) => f.aligned as Buffer));
     faces.forEach((f, i) => (f.embedding = vectors[i]));
     return faces;

@@ -42,7 +42,8 @@ export class MemoryGallery {
   }
 
   add(name: string, embedding: Float32Array, meta: Record<string, unknown> = {}): void {
-    if (typeof name !== 'string' || name.trim() === '') throw new Error('identity name must be a non-empty string');
+    if (typeof name !== 'string' || name.trim() === '')
+      throw new Error('identity name must be a non-empty string');
     if (name === UNKNOWN) throw new Error(`'${UNKNOWN}' is reserved for faces that match nobody`);
     if (!(embedding instanceof Float32Array) || embedding.length === 0) {
       throw new Error('embedding must be a non-empty Float32Array');
@@ -98,6 +99,7 @@ export function identityFromRanking(ranked: Candidate[], options: MatchOptions):
     margin,
     topK,
   };
-  if (accepted && options.ambiguityMargin !== undefined) identity.ambiguous = margin < options.ambiguityMargin;
+  if (accepted && options.ambiguityMargin !== undefined)
+    identity.ambiguous = margin < options.ambiguityMargin;
   return identity;
 }

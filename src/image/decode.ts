@@ -36,7 +36,10 @@ export async function decodeImage(input: string | Buffer, options: DecodeOptions
   let metadata: Metadata;
   try {
     metadata = await sharp(bytes, { limitInputPixels: false }).metadata();
-  } catch {
+  } catch (err) {
+    if (looksLikeImage(bytes)) {
+      throw new ImageDecodeError(`${label}: corrupt or truncated image (${firstLine(err)})`);
+    }
     throw new ImageDecodeError(`${label}: not a readable image (expected JPEG, PNG or WebP)`);
   }
   if (!metadata.format || !SUPPORTED_FORMATS.has(metadata.format)) {
@@ -61,7 +64,8 @@ export async function decodeImage(input: string | Buffer, options: DecodeOptions
       .toColourspace('srgb')
       .raw()
       .toBuffer({ resolveWithObject: true });
-    if (info.channels !== 3) throw new ImageDecodeError(`${label}: expected 3 channels, got ${info.channels}`);
+    if (info.channels !== 3)
+      throw new ImageDecodeError(`${label}: expected 3 channels, got ${info.channels}`);
     return {
       cameraId: options.cameraId ?? '',
       seq: options.seq ?? 0,
@@ -72,7 +76,7 @@ export async function decodeImage(input: string | Buffer, options: DecodeOptions
     };
   } catch (err) {
     if (err instanceof ImageDecodeError) throw err;
-    throw new ImageDecodeError(`${label}: corrupt or truncated image (${(err as Error).message})`);
+    throw new ImageDecodeError(`${label}: corrupt or truncated image (${firstLine(err)})`);
   }
 }
 
@@ -94,6 +98,19 @@ async function readInput(input: string | Buffer): Promise<Buffer> {
   }
 }
 
+/** Magic numbers of the formats we read, to tell a damaged image from a file of another kind. */
+function looksLikeImage(bytes: Buffer): boolean {
+  const jpeg = bytes[0] === 0xff && bytes[1] === 0xd8;
+  const png = bytes.subarray(0, 4).toString('latin1') === '\x89PNG';
+  const webp =
+    bytes.subarray(0, 4).toString('latin1') === 'RIFF' && bytes.subarray(8, 12).toString('latin1') === 'WEBP';
+  return jpeg || png || webp;
+}
+
+function firstLine(err: unknown): string {
+  return String((err as Error)?.message ?? err).split('\n')[0];
+}
+
 function describe(value: unknown): string {
   if (value === null) return 'null';
   if (Array.isArray(value)) return 'an array';
@@ -101,7 +118,10 @@ function describe(value: unknown): string {
 }
 
 /** Encode a frame as JPEG, for people and networks (raw pixels travel between stages). */
-export async function encodeJpeg(frame: Pick<Frame, 'width' | 'height' | 'rgb'>, quality = 85): Promise<Buffer> {
+export async function encodeJpeg(
+  frame: Pick<Frame, 'width' | 'height' | 'rgb'>,
+  quality = 85,
+): Promise<Buffer> {
   return sharp(frame.rgb, { raw: { width: frame.width, height: frame.height, channels: 3 } })
     .jpeg({ quality })
     .toBuffer();

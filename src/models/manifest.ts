@@ -41,7 +41,8 @@ export function parseManifest(file: string): ModelManifest {
     throw new Error(`${file}: not a valid JSON manifest (${(err as Error).message})`);
   }
   const m = raw as Partial<ModelManifest>;
-  if (!m || typeof m !== 'object' || typeof m.id !== 'string') throw new Error(`${file}: manifest needs an "id"`);
+  if (!m || typeof m !== 'object' || typeof m.id !== 'string')
+    throw new Error(`${file}: manifest needs an "id"`);
   if (m.role !== 'detector' && m.role !== 'embedder') {
     throw new Error(`${file}: manifest "role" must be "detector" or "embedder"`);
   }
@@ -72,7 +73,10 @@ export function sha256File(file: string): Promise<string> {
  * The manifest for a model file: a sidecar `<file>.json` next to it wins (for the user's own
  * models), then a shipped manifest with the same checksum.
  */
-export async function findManifest(modelFile: string, shipped = loadManifests()): Promise<ModelManifest | undefined> {
+export async function findManifest(
+  modelFile: string,
+  shipped = loadManifests(),
+): Promise<ModelManifest | undefined> {
   const sidecar = modelFile.replace(/\.onnx$/i, '') + '.json';
   if (existsSync(sidecar)) return parseManifest(sidecar);
   const digest = await sha256File(modelFile);

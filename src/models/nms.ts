@@ -14,7 +14,12 @@ export function iou(a: Box, b: Box): number {
  * Greedy non-maximum suppression: indices of the kept boxes, highest score first.
  * A box is dropped when it overlaps an already kept one by more than `threshold` IoU.
  */
-export function nonMaxSuppression(boxes: Box[], scores: number[], threshold: number, limit = Infinity): number[] {
+export function nonMaxSuppression(
+  boxes: Box[],
+  scores: number[],
+  threshold: number,
+  limit = Infinity,
+): number[] {
   const order = scores.map((_, i) => i).sort((i, j) => scores[j] - scores[i]);
   const kept: number[] = [];
   for (const i of order) {

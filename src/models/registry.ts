@@ -74,7 +74,8 @@ export interface ModelPair {
  * the shipped manifests' preference decides, then the file name.
  */
 export async function loadModelDir(dir: string, options: LoadOptions = {}): Promise<ModelPair> {
-  if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new ModelLoadError(`${dir}: no such model folder`);
+  if (!existsSync(dir) || !statSync(dir).isDirectory())
+    throw new ModelLoadError(`${dir}: no such model folder`);
   const files = readdirSync(dir)
     .filter((f) => f.toLowerCase().endsWith('.onnx'))
     .sort()

@@ -9,10 +9,7 @@ export class ModelLoadError extends Error {
 }
 
 /** Open an ONNX file on the CPU, turning ONNX Runtime's low-level failures into a clear message. */
-export async function openSession(
-  path: string,
-  options: SessionOptions = {},
-): Promise<ort.InferenceSession> {
+export async function openSession(path: string, options: SessionOptions = {}): Promise<ort.InferenceSession> {
   const sessionOptions: ort.InferenceSession.SessionOptions = {
     executionProviders: ['cpu'],
     graphOptimizationLevel: 'all',

@@ -17,7 +17,10 @@ export function decodeImages(options: DecodeOptions = {}): OperatorFunction<stri
 }
 
 /** Frames → frames with their faces (box, score, landmarks). */
-export function detectFaces(detector: Detector, options: DetectOptions = {}): OperatorFunction<Frame, FaceFrame> {
+export function detectFaces(
+  detector: Detector,
+  options: DetectOptions = {},
+): OperatorFunction<Frame, FaceFrame> {
   return concatMap((frame) => from(detector.detect(frame, options).then((faces) => ({ frame, faces }))));
 }
 

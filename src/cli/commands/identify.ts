@@ -1,0 +1,61 @@
+import { parseArgs } from 'node:util';
+import { decodeImage, ImageDecodeError } from '../../image/decode';
+import { enrollFolder } from '../enroll';
+import { UsageError } from '../errors';
+import type { CommandIO } from '../io';
+import { MODEL_HELP, MODEL_OPTIONS, openFaceFlow, parseNumber, round, thresholdOf } from '../options';
+
+export const IDENTIFY_HELP = `Usage: faceflow identify --enroll DIR [options] IMAGE...
+
+Enrols the people of DIR (one folder per person, named after them, holding their photos),
+then names every face in each IMAGE. Prints one JSON line per image:
+{"file", "faces": [{"box", "score", "identity", "similarity", "margin", "top": [{"name", "similarity"} x3]}]}
+A face below the threshold is "Unknown".
+
+Options:
+  --enroll DIR          the people to recognise (required)
+  --top K               how many candidates to list per face (default 3)
+${MODEL_HELP}`;
+
+export async function identifyCommand(argv: string[], io: CommandIO): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    options: { ...MODEL_OPTIONS, enroll: { type: 'string' }, top: { type: 'string' } },
+    allowPositionals: true,
+  });
+  if (!values.enroll) throw new UsageError('identify needs --enroll DIR (one folder per person)');
+  if (positionals.length === 0) throw new UsageError('identify needs at least one IMAGE');
+  const topK = parseNumber('top', values.top, 1, 1000) ?? 3;
+  const flow = await openFaceFlow(values);
+  let failures = 0;
+  try {
+    const threshold = thresholdOf(values, flow);
+    const gallery = await enrollFolder(flow, values.enroll, io);
+    io.err(`enrolled ${gallery.size} people; threshold ${threshold}`);
+    for (const file of positionals) {
+      try {
+        const faces = await flow.analyzePortrait(await decodeImage(file));
+        const named = faces.map((f) => {
+          const id = gallery.match(f.embedding as Float32Array, { threshold, topK });
+          return {
+            box: f.box.map((v) => round(v, 1)),
+            score: round(f.score),
+            identity: id.name,
+            similarity: round(id.similarity),
+            margin: round(id.margin),
+            top: id.topK.map((c) => ({ name: c.name, similarity: round(c.similarity) })),
+          };
+        });
+        io.out(JSON.stringify({ file, faces: named }));
+      } catch (err) {
+        if (!(err instanceof ImageDecodeError)) throw err;
+        failures++;
+        io.err(err.message);
+        io.out(JSON.stringify({ file, error: err.message }));
+      }
+    }
+  } finally {
+    await flow.dispose();
+  }
+  return failures === positionals.length ? 1 : 0;
+}

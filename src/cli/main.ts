@@ -1,0 +1,76 @@
+#!/usr/bin/env node
+import { detectCommand, DETECT_HELP } from './commands/detect';
+import { evalIdentitiesCommand, EVAL_IDENTITIES_HELP } from './commands/evalIdentities';
+import { evalPairsCommand, EVAL_PAIRS_HELP } from './commands/evalPairs';
+import { identifyCommand, IDENTIFY_HELP } from './commands/identify';
+import { verifyCommand, VERIFY_HELP } from './commands/verify';
+import { UsageError } from './errors';
+import { processIO, type CommandIO } from './io';
+import { packageVersion } from '../version';
+
+const HELP = `Usage: faceflow <command> [options]
+
+Commands:
+  detect IMAGE...                         faces with boxes, scores and landmarks, as JSON
+  verify IMAGE_A IMAGE_B                  are these the same person?
+  identify --enroll DIR IMAGE...          name the faces in photos
+  eval pairs --pairs CSV --images DIR     verification accuracy on labelled pairs
+  eval identities --dir DIR               identification and verification on a folder of people
+
+Run 'faceflow <command> --help' for its options. Models: --models DIR or $FACEFLOW_MODELS.`;
+
+type Command = (argv: string[], io: CommandIO) => Promise<number>;
+
+const COMMANDS: Record<string, { run: Command; help: string }> = {
+  detect: { run: detectCommand, help: DETECT_HELP },
+  verify: { run: verifyCommand, help: VERIFY_HELP },
+  identify: { run: identifyCommand, help: IDENTIFY_HELP },
+  'eval pairs': { run: evalPairsCommand, help: EVAL_PAIRS_HELP },
+  'eval identities': { run: evalIdentitiesCommand, help: EVAL_IDENTITIES_HELP },
+};
+
+/** Run the CLI; resolves to the exit code. Errors become one line on stderr, never a stack trace. */
+export async function runCli(argv: string[], io: CommandIO = processIO): Promise<number> {
+  const [first, second] = argv;
+  if (first === undefined || first === '--help' || first === '-h' || first === 'help') {
+    io.out(HELP);
+    return first === undefined ? 2 : 0;
+  }
+  if (first === '--version' || first === '-v') {
+    io.out(packageVersion());
+    return 0;
+  }
+  const name = first === 'eval' ? `eval ${second ?? ''}` : first;
+  const command = COMMANDS[name];
+  if (!command) {
+    const what =
+      first === 'eval'
+        ? `eval subcommand '${second ?? ''}' (expected pairs or identities)`
+        : `command '${first}'`;
+    io.err(`faceflow: unknown ${what}; run 'faceflow --help'`);
+    return 2;
+  }
+  const rest = argv.slice(first === 'eval' ? 2 : 1);
+  if (rest.includes('--help') || rest.includes('-h')) {
+    io.out(command.help);
+    return 0;
+  }
+  try {
+    return await command.run(rest, io);
+  } catch (err) {
+    const e = err as Error & { code?: string };
+    if (process.env.FACEFLOW_DEBUG) io.err(e.stack ?? String(e));
+    if (err instanceof UsageError || e.code?.startsWith('ERR_PARSE_ARGS')) {
+      io.err(`faceflow ${name}: ${e.message}; run 'faceflow ${name} --help'`);
+      return 2;
+    }
+    io.err(`faceflow ${name}: ${e.message}`);
+    return 1;
+  }
+}
+
+if (require.main === module) {
+  runCli(process.argv.slice(2)).then((code) => {
+    process.exitCode = code;
+  });
+}
