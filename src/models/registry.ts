@@ -105,7 +105,7 @@ export async function loadModelDir(dir: string, options: LoadOptions = {}): Prom
   if (!detector || !embedder) {
     await detector?.model.dispose();
     await embedder?.model.dispose();
-    const missing = !detector ? 'a face detector (SCRFD with keypoints)' : 'a face embedder';
+    const missing = !detector ? 'face detector (SCRFD with keypoints)' : 'face embedder';
     throw new ModelLoadError(`${dir}: no ${missing} among its .onnx files`);
   }
   return {
