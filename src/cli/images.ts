@@ -7,11 +7,22 @@ export function isImageFile(file: string): boolean {
   return IMAGE_EXTENSIONS.has(path.extname(file).toLowerCase());
 }
 
+/** stat() follows symbolic links, so linked photos and folders count like real ones. */
+function isKind(file: string, kind: 'file' | 'dir'): boolean {
+  try {
+    const st = statSync(file);
+    return kind === 'file' ? st.isFile() : st.isDirectory();
+  } catch {
+    return false; // a dangling link
+  }
+}
+
 /** Image files directly inside a folder, sorted by name. */
 export function imagesIn(dir: string): string[] {
-  return readdirSync(dir, { withFileTypes: true })
-    .filter((e) => e.isFile() && isImageFile(e.name))
-    .map((e) => path.join(dir, e.name))
+  return readdirSync(dir)
+    .filter((name) => isImageFile(name))
+    .map((name) => path.join(dir, name))
+    .filter((file) => isKind(file, 'file'))
     .sort();
 }
 
@@ -19,10 +30,10 @@ export function imagesIn(dir: string): string[] {
 export function peopleFolders(dir: string): Map<string, string[]> {
   if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new Error(`${dir}: no such folder`);
   const people = new Map<string, string[]>();
-  for (const entry of readdirSync(dir, { withFileTypes: true })) {
-    if (!entry.isDirectory() || entry.name.startsWith('.')) continue;
-    const photos = imagesIn(path.join(dir, entry.name));
-    if (photos.length > 0) people.set(entry.name, photos);
+  for (const name of readdirSync(dir)) {
+    if (name.startsWith('.') || !isKind(path.join(dir, name), 'dir')) continue;
+    const photos = imagesIn(path.join(dir, name));
+    if (photos.length > 0) people.set(name, photos);
   }
   if (people.size === 0) {
     throw new Error(`${dir}: expected one folder per person with JPEG/PNG/WebP photos inside, found none`);

@@ -19,6 +19,11 @@ Commands:
 
 Run 'faceflow <command> --help' for its options. Models: --models DIR or $FACEFLOW_MODELS.`;
 
+const EVAL_HELP = `Usage: faceflow eval <pairs|identities> [options]
+
+  eval pairs --pairs CSV --images DIR     verification accuracy on labelled pairs
+  eval identities --dir DIR               identification and verification on a folder of people`;
+
 type Command = (argv: string[], io: CommandIO) => Promise<number>;
 
 const COMMANDS: Record<string, { run: Command; help: string }> = {
@@ -40,7 +45,11 @@ export async function runCli(argv: string[], io: CommandIO = processIO): Promise
     io.out(packageVersion());
     return 0;
   }
-  const name = first === 'eval' ? `eval ${second ?? ''}` : first;
+  if (first === 'eval' && (second === undefined || second === '--help' || second === '-h')) {
+    io.out(EVAL_HELP);
+    return second === undefined ? 2 : 0;
+  }
+  const name = first === 'eval' ? `eval ${second}` : first;
   const command = COMMANDS[name];
   if (!command) {
     const what =
@@ -70,6 +79,11 @@ export async function runCli(argv: string[], io: CommandIO = processIO): Promise
 }
 
 if (require.main === module) {
+  // A reader that goes away early (`faceflow ... | head`) is not an error worth a stack trace.
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+    throw err;
+  });
   runCli(process.argv.slice(2)).then((code) => {
     process.exitCode = code;
   });

@@ -88,14 +88,16 @@ export async function loadModelDir(dir: string, options: LoadOptions = {}): Prom
   ranked.sort((a, b) => b.pref - a.pref);
   let detector: { model: Detector; file: string } | undefined;
   let embedder: { model: Embedder; file: string } | undefined;
+  const unusable: string[] = [];
   for (const { file } of ranked) {
     if (detector && embedder) break;
     let loaded: LoadedModel;
     try {
       loaded = await loadModel(file, options);
     } catch (err) {
-      if (err instanceof ModelLoadError) continue; // not a face model: other files may be
-      throw err;
+      if (!(err instanceof ModelLoadError)) throw err;
+      unusable.push(err.message); // not a face model: other files may be
+      continue;
     }
     const m = loaded.model;
     if (m.role === 'detector' && !detector) detector = { model: m, file };
@@ -106,7 +108,8 @@ export async function loadModelDir(dir: string, options: LoadOptions = {}): Prom
     await detector?.model.dispose();
     await embedder?.model.dispose();
     const missing = !detector ? 'face detector (SCRFD with keypoints)' : 'face embedder';
-    throw new ModelLoadError(`${dir}: no ${missing} among its .onnx files`);
+    const why = unusable.length ? ` (unusable: ${unusable.join('; ')})` : '';
+    throw new ModelLoadError(`${dir}: no ${missing} among its .onnx files${why}`);
   }
   return {
     detector: detector.model,
