@@ -1,8 +1,8 @@
 import { parseArgs } from 'node:util';
-import { decodeImage, ImageDecodeError } from '../../image/decode';
+import { decodeImage } from '../../image/decode';
 import { UsageError } from '../errors';
+import { eachImage, type CommandIO } from '../io';
 import { MODEL_HELP, MODEL_OPTIONS, openFaceFlow, round } from '../options';
-import type { CommandIO } from '../io';
 
 export const DETECT_HELP = `Usage: faceflow detect [options] IMAGE...
 
@@ -16,33 +16,21 @@ export async function detectCommand(argv: string[], io: CommandIO): Promise<numb
   const { values, positionals } = parseArgs({ args: argv, options: MODEL_OPTIONS, allowPositionals: true });
   if (positionals.length === 0) throw new UsageError('detect needs at least one IMAGE');
   const flow = await openFaceFlow(values);
-  let failures = 0;
   try {
-    for (const file of positionals) {
-      try {
-        const frame = await decodeImage(file);
-        const faces = await flow.detect(frame);
-        io.out(
-          JSON.stringify({
-            file,
-            width: frame.width,
-            height: frame.height,
-            faces: faces.map((f) => ({
-              box: f.box.map((v) => round(v, 1)),
-              score: round(f.score),
-              landmarks: f.landmarks.map(([x, y]) => [round(x, 1), round(y, 1)]),
-            })),
-          }),
-        );
-      } catch (err) {
-        if (!(err instanceof ImageDecodeError)) throw err;
-        failures++;
-        io.err(err.message);
-        io.out(JSON.stringify({ file, error: err.message }));
-      }
-    }
+    return await eachImage(positionals, io, async (file) => {
+      const frame = await decodeImage(file);
+      const faces = await flow.detect(frame);
+      return {
+        width: frame.width,
+        height: frame.height,
+        faces: faces.map((f) => ({
+          box: f.box.map((v) => round(v, 1)),
+          score: round(f.score),
+          landmarks: f.landmarks.map(([x, y]) => [round(x, 1), round(y, 1)]),
+        })),
+      };
+    });
   } finally {
     await flow.dispose();
   }
-  return failures === positionals.length ? 1 : 0;
 }

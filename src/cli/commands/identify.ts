@@ -1,8 +1,8 @@
 import { parseArgs } from 'node:util';
-import { decodeImage, ImageDecodeError } from '../../image/decode';
+import { decodeImage } from '../../image/decode';
 import { enrollFolder } from '../enroll';
 import { UsageError } from '../errors';
-import type { CommandIO } from '../io';
+import { eachImage, type CommandIO } from '../io';
 import { MODEL_HELP, MODEL_OPTIONS, openFaceFlow, parseNumber, round, thresholdOf } from '../options';
 
 export const IDENTIFY_HELP = `Usage: faceflow identify --enroll DIR [options] IMAGE...
@@ -27,15 +27,14 @@ export async function identifyCommand(argv: string[], io: CommandIO): Promise<nu
   if (positionals.length === 0) throw new UsageError('identify needs at least one IMAGE');
   const topK = parseNumber('top', values.top, 1, 1000) ?? 3;
   const flow = await openFaceFlow(values);
-  let failures = 0;
   try {
     const threshold = thresholdOf(values, flow);
     const gallery = await enrollFolder(flow, values.enroll, io);
     io.err(`enrolled ${gallery.size} people; threshold ${threshold}`);
-    for (const file of positionals) {
-      try {
-        const faces = await flow.analyzePortrait(await decodeImage(file));
-        const named = faces.map((f) => {
+    return await eachImage(positionals, io, async (file) => {
+      const faces = await flow.analyzePortrait(await decodeImage(file));
+      return {
+        faces: faces.map((f) => {
           const id = gallery.match(f.embedding as Float32Array, { threshold, topK });
           return {
             box: f.box.map((v) => round(v, 1)),
@@ -45,17 +44,10 @@ export async function identifyCommand(argv: string[], io: CommandIO): Promise<nu
             margin: round(id.margin),
             top: id.topK.map((c) => ({ name: c.name, similarity: round(c.similarity) })),
           };
-        });
-        io.out(JSON.stringify({ file, faces: named }));
-      } catch (err) {
-        if (!(err instanceof ImageDecodeError)) throw err;
-        failures++;
-        io.err(err.message);
-        io.out(JSON.stringify({ file, error: err.message }));
-      }
-    }
+        }),
+      };
+    });
   } finally {
     await flow.dispose();
   }
-  return failures === positionals.length ? 1 : 0;
 }
