@@ -10,6 +10,7 @@ import { classifySignature, loadModel, loadModelDir } from '../src/models/regist
 import type { Embedder } from '../src/models/roles';
 import { ModelLoadError } from '../src/models/session';
 import { MODELS, requireSharedData, SHARED_DATA, shared } from './helpers/shared';
+import { identityOnnx } from './helpers/tinyOnnx';
 
 describe('models/registry: signatures', () => {
   it('tells an SCRFD detector and an embedder apart by their tensors alone', () => {
@@ -73,6 +74,31 @@ describe('models/registry: signatures', () => {
     assert.deepEqual([...v], [Math.fround(0.6), Math.fround(0.8)]);
     assert.throws(() => l2Normalize(new Float32Array(4)), /zero length/);
     assert.throws(() => cosine(new Float32Array(2), new Float32Array(3)), /sizes differ/);
+  });
+});
+
+describe('models/registry: a valid ONNX model that is no face model', () => {
+  it('is refused with its signature in the message', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'faceflow-unknown-'));
+    try {
+      const file = path.join(dir, 'classifier.onnx');
+      writeFileSync(file, identityOnnx([1, 3, 224, 224]));
+      await assert.rejects(loadModel(file), (err: Error) => {
+        assert.ok(err instanceof ModelLoadError);
+        assert.match(
+          err.message,
+          /classifier\.onnx: unknown model \(inputs x\[1,3,224,224\]; outputs y\[1,3,224,224\]\)/,
+        );
+        assert.match(err.message, /expected an SCRFD detector/);
+        return true;
+      });
+      await assert.rejects(
+        loadModelDir(dir),
+        /no face detector .* \(unusable: .*classifier\.onnx: unknown model/,
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 
