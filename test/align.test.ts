@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { seededRandom as rng } from '../src/util/seededRandom';
 import type { Point } from '../src/types';
 import {
   ALIGNED_SIZE,
@@ -12,18 +13,6 @@ import {
   warpAffineRgb,
 } from '../src/align';
 import type { RgbImage, SimilarityTransform } from '../src/align';
-
-/** Small deterministic PRNG (mulberry32) so failures are reproducible. */
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function similarity(scale: number, degrees: number, tx: number, ty: number): SimilarityTransform {
   const th = (degrees * Math.PI) / 180;

@@ -33,51 +33,63 @@ export async function decodeImage(input: string | Buffer, options: DecodeOptions
   const bytes = await readInput(input);
   if (bytes.length === 0) throw new ImageDecodeError(`${label}: empty input`);
 
+  // The common case is one libvips pipeline: it reads the header, refuses too many pixels before
+  // decoding any, and decodes. Only a failure pays for a second look, to explain itself.
+  if (looksLikeImage(bytes)) {
+    try {
+      // rotate() with no angle applies the EXIF orientation, so faces come out upright.
+      const { data, info } = await sharp(bytes, { limitInputPixels: maxPixels, failOn: 'error' })
+        .rotate()
+        .removeAlpha()
+        .toColourspace('srgb')
+        .raw()
+        .toBuffer({ resolveWithObject: true });
+      if (info.channels !== 3) throw new ImageDecodeError(`${label}: expected 3 channels, got ${info.channels}`);
+      return {
+        cameraId: options.cameraId ?? '',
+        seq: options.seq ?? 0,
+        ts: options.ts ?? Date.now(),
+        width: info.width,
+        height: info.height,
+        rgb: data,
+      };
+    } catch (err) {
+      if (err instanceof ImageDecodeError) throw err;
+      throw await explainFailure(bytes, label, maxPixels, err);
+    }
+  }
+  throw await explainFailure(bytes, label, maxPixels, undefined);
+}
+
+/** Why an input could not be decoded, in words a person can act on. */
+async function explainFailure(
+  bytes: Buffer,
+  label: string,
+  maxPixels: number,
+  cause: unknown,
+): Promise<ImageDecodeError> {
   let metadata: Metadata;
   try {
     metadata = await sharp(bytes, { limitInputPixels: false }).metadata();
   } catch (err) {
     if (looksLikeImage(bytes)) {
-      throw new ImageDecodeError(`${label}: corrupt or truncated image (${firstLine(err)})`);
+      return new ImageDecodeError(`${label}: corrupt or truncated image (${firstLine(cause ?? err)})`);
     }
-    throw new ImageDecodeError(`${label}: not a readable image (expected JPEG, PNG or WebP)`);
+    return new ImageDecodeError(`${label}: not a readable image (expected JPEG, PNG or WebP)`);
   }
-  if (!metadata.format || !SUPPORTED_FORMATS.has(metadata.format)) {
-    throw new ImageDecodeError(
+  if (!metadata.format || !SUPPORTED_FORMATS.has(metadata.format) || !looksLikeImage(bytes)) {
+    return new ImageDecodeError(
       `${label}: unsupported image format '${metadata.format ?? 'unknown'}' (expected JPEG, PNG or WebP)`,
     );
   }
   const width = metadata.width ?? 0;
   const height = metadata.height ?? 0;
-  if (width <= 0 || height <= 0) throw new ImageDecodeError(`${label}: image has no pixels`);
   if (width * height > maxPixels) {
-    throw new ImageDecodeError(
+    return new ImageDecodeError(
       `${label}: ${width}×${height} image has ${width * height} pixels, above the limit of ${maxPixels}`,
     );
   }
-
-  try {
-    // rotate() with no angle applies the EXIF orientation, so faces come out upright.
-    const { data, info } = await sharp(bytes, { limitInputPixels: maxPixels, failOn: 'error' })
-      .rotate()
-      .removeAlpha()
-      .toColourspace('srgb')
-      .raw()
-      .toBuffer({ resolveWithObject: true });
-    if (info.channels !== 3)
-      throw new ImageDecodeError(`${label}: expected 3 channels, got ${info.channels}`);
-    return {
-      cameraId: options.cameraId ?? '',
-      seq: options.seq ?? 0,
-      ts: options.ts ?? Date.now(),
-      width: info.width,
-      height: info.height,
-      rgb: data,
-    };
-  } catch (err) {
-    if (err instanceof ImageDecodeError) throw err;
-    throw new ImageDecodeError(`${label}: corrupt or truncated image (${firstLine(err)})`);
-  }
+  return new ImageDecodeError(`${label}: corrupt or truncated image (${firstLine(cause)})`);
 }
 
 async function readInput(input: string | Buffer): Promise<Buffer> {

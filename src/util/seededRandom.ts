@@ -1,0 +1,14 @@
+/**
+ * A small deterministic PRNG (the mulberry32 construction): the same seed gives the same numbers
+ * in [0, 1), so synthetic test data and benchmark inputs are identical from run to run.
+ */
+export function seededRandom(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
