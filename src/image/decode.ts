@@ -44,7 +44,8 @@ export async function decodeImage(input: string | Buffer, options: DecodeOptions
         .toColourspace('srgb')
         .raw()
         .toBuffer({ resolveWithObject: true });
-      if (info.channels !== 3) throw new ImageDecodeError(`${label}: expected 3 channels, got ${info.channels}`);
+      if (info.channels !== 3)
+        throw new ImageDecodeError(`${label}: expected 3 channels, got ${info.channels}`);
       return {
         cameraId: options.cameraId ?? '',
         seq: options.seq ?? 0,
