@@ -1,4 +1,5 @@
 import { alignFace } from './align';
+import { resizeRgb } from './image/letterbox';
 import { padFrame } from './image/pad';
 import { loadModel, loadModelDir, type LoadOptions } from './models/registry';
 import type { DetectOptions, Detector, Embedder } from './models/roles';
@@ -13,6 +14,9 @@ export interface FaceFlowOptions extends LoadOptions {
   embedder?: string;
   detect?: DetectOptions;
 }
+
+/** Long side of a portrait retried inside a border: 320 px plus the border fills SCRFD's 640 input. */
+const PORTRAIT_RETRY_SIDE = 320;
 
 /** Why a photo could not give exactly one usable face for enrolment or verification. */
 export class NoSingleFaceError extends Error {
@@ -96,12 +100,24 @@ export class FaceFlow {
   async analyzePortrait(frame: Frame): Promise<Face[]> {
     let faces = await this.detect(frame);
     if (faces.length === 0) {
-      const border = Math.round(Math.max(frame.width, frame.height) / 2);
-      const padded = padFrame(frame, border);
-      faces = (await this.detect(padded)).map((f) => ({
+      // Shrink first so the bordered copy stays small whatever the photo's size: the face fills the
+      // photo, so it keeps plenty of pixels for the landmarks.
+      const scale = Math.min(1, PORTRAIT_RETRY_SIDE / Math.max(frame.width, frame.height));
+      const w = Math.max(1, Math.round(frame.width * scale));
+      const h = Math.max(1, Math.round(frame.height * scale));
+      const small = scale < 1 ? { ...frame, width: w, height: h, rgb: await resizeRgb(frame, w, h) } : frame;
+      const border = Math.round(Math.max(w, h) / 2);
+      const sx = frame.width / w;
+      const sy = frame.height / h;
+      faces = (await this.detect(padFrame(small, border))).map((f) => ({
         ...f,
-        box: [f.box[0] - border, f.box[1] - border, f.box[2] - border, f.box[3] - border],
-        landmarks: f.landmarks.map(([x, y]) => [x - border, y - border]),
+        box: [
+          (f.box[0] - border) * sx,
+          (f.box[1] - border) * sy,
+          (f.box[2] - border) * sx,
+          (f.box[3] - border) * sy,
+        ],
+        landmarks: f.landmarks.map(([x, y]) => [(x - border) * sx, (y - border) * sy]),
       }));
     }
     // Align on the original frame: pixels beyond its edge come out black either way.

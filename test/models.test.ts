@@ -206,6 +206,20 @@ describe('models/registry: real ONNX files', () => {
       assert.ok(face.embedding instanceof Float32Array);
       const [x1, y1, x2, y2] = face.box;
       assert.ok(x2 - x1 > crop.width / 2 && y2 - y1 > crop.height / 2, `box ${face.box} covers the crop`);
+      // The same crop blown up to 1500 px: found too, in that image's pixels, and the same person.
+      const sharp = (await import('sharp')).default;
+      const big = await decodeImage(
+        await sharp(shared('bbt', 'faces', 'penny', 'penny1.png'))
+          .resize(1500)
+          .png()
+          .toBuffer(),
+      );
+      const bigFace = await flow.singleFace(big, 'penny1 at 1500 px');
+      const k = big.width / crop.width;
+      face.box.forEach((v, i) =>
+        assert.ok(Math.abs(bigFace.box[i] - v * k) < 0.05 * big.width, `box ${bigFace.box}`),
+      );
+      assert.ok(cosine(face.embedding as Float32Array, bigFace.embedding as Float32Array) > 0.8);
     } finally {
       await flow.dispose();
     }
