@@ -123,7 +123,13 @@ export class OnnxGraphBuilder {
   alias(from: string, to: string): string {
     if (this.used.has(to)) throw new Error(`name '${to}' is already used`);
     this.used.add(to);
-    this.nodes.push({ name: this.unique(`${to}/node`), opType: 'Identity', input: [from], output: [to], attribute: [] });
+    this.nodes.push({
+      name: this.unique(`${to}/node`),
+      opType: 'Identity',
+      input: [from],
+      output: [to],
+      attribute: [],
+    });
     return to;
   }
 
@@ -146,7 +152,9 @@ export class OnnxGraphBuilder {
 }
 
 function valueInfo(name: string, shape: (number | string)[] | undefined, type: TensorType): ValueInfo {
-  const dim = (shape ?? []).map((d) => (typeof d === 'number' && d >= 0 ? { dimValue: d } : { dimParam: String(d) }));
+  const dim = (shape ?? []).map((d) =>
+    typeof d === 'number' && d >= 0 ? { dimValue: d } : { dimParam: String(d) },
+  );
   return { name, type: { tensorType: { elemType: DataType[type], shape: { dim } } } };
 }
 
@@ -176,7 +184,9 @@ function toTyped(data: TypedData | number[], type: TensorType): TypedData {
 function attribute(name: string, value: AttrValue): object {
   if (typeof value === 'string') return { name, type: AttributeType.STRING, s: Buffer.from(value) };
   if (typeof value === 'number') {
-    return Number.isInteger(value) ? { name, type: AttributeType.INT, i: value } : { name, type: AttributeType.FLOAT, f: value };
+    return Number.isInteger(value)
+      ? { name, type: AttributeType.INT, i: value }
+      : { name, type: AttributeType.FLOAT, f: value };
   }
   if (Array.isArray(value)) {
     return value.every(Number.isInteger)
