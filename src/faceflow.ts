@@ -1,4 +1,4 @@
-import { alignFace } from './align';
+import { alignFace, framedTemplate } from './align';
 import { resizeRgb } from './image/letterbox';
 import { padFrame } from './image/pad';
 import { loadModel, loadModelDir, type LoadOptions } from './models/registry';
@@ -85,8 +85,9 @@ export class FaceFlow {
 
   async embedFaces(frame: Frame, faces: Face[]): Promise<Face[]> {
     if (faces.length === 0) return faces;
+    const template = framedTemplate(this.embedder.framing);
     for (const face of faces)
-      face.aligned ??= alignFace(frame, face.landmarks, this.embedder.inputSize).aligned;
+      face.aligned ??= alignFace(frame, face.landmarks, this.embedder.inputSize, template).aligned;
     const vectors = await this.embedder.embed(faces.map((f) => f.aligned as Buffer));
     faces.forEach((f, i) => (f.embedding = vectors[i]));
     return faces;

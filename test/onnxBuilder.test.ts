@@ -24,7 +24,9 @@ describe('models/onnx/builder', () => {
     g.alias(flat, 'y');
     g.output('y', ['n', 8]);
     const input = Float32Array.from([1, 2, 3, 4, 5, 6, 7, 8, 9]);
-    const { y } = await run(g.toBuffer({ source: 'test' }), { x: new ort.Tensor('float32', input, [1, 1, 3, 3]) });
+    const { y } = await run(g.toBuffer({ source: 'test' }), {
+      x: new ort.Tensor('float32', input, [1, 1, 3, 3]),
+    });
     assert.deepEqual(y.dims, [1, 8]);
     // Sums: 12, 16, 24, 28 (+0.5). Top-left: 1, 2, 4, 5 (-10, then halved by LeakyRelu).
     assert.deepEqual([...(y.data as Float32Array)], [12.5, 16.5, 24.5, 28.5, -4.5, -4, -3, -2.5]);
@@ -48,7 +50,9 @@ describe('models/onnx/builder', () => {
     g.alias(picked, 'y');
     g.output('y', [2, 2]);
     const session = await ort.InferenceSession.create(g.toBuffer({ faceflow_role: 'test' }));
-    const { y } = await session.run({ x: new ort.Tensor('float32', Float32Array.from([1, 2, 3, 4, 5, 6]), [2, 3]) });
+    const { y } = await session.run({
+      x: new ort.Tensor('float32', Float32Array.from([1, 2, 3, 4, 5, 6]), [2, 3]),
+    });
     assert.deepEqual([...(y.data as Float32Array)], [3, 1, 6, 4]);
     await session.release();
   });

@@ -18,7 +18,13 @@ export {
   type Affine2x3,
   type SimilarityTransform,
 } from './similarity';
-export { ALIGNED_SIZE, ARCFACE_TEMPLATE_112, arcfaceTemplate } from './template';
+export {
+  ALIGNED_SIZE,
+  ARCFACE_TEMPLATE_112,
+  arcfaceTemplate,
+  framedTemplate,
+  type Framing,
+} from './template';
 export { warpAffineRgb, type RgbImage } from './warp';
 
 export interface AlignedFace {
@@ -34,12 +40,14 @@ export interface AlignedFace {
  * @param landmarks exactly five points in frame pixels: left eye, right eye, nose, left mouth
  *   corner, right mouth corner ("left" = left side of the image).
  * @param size side of the square output; the 112 template is scaled by size/112.
+ * @param template where the five points should land (default: the ArcFace template for `size`).
  * @throws Error when the landmarks are not five finite points, are degenerate, or size is invalid.
  */
 export function alignFace(
   frame: RgbImage,
   landmarks: readonly Point[],
   size: number = ALIGNED_SIZE,
+  template: readonly Point[] = arcfaceTemplate(size),
 ): AlignedFace {
   if (!Array.isArray(landmarks) || landmarks.length !== 5) {
     throw new Error(
@@ -56,7 +64,7 @@ export function alignFace(
   if (!Number.isInteger(size) || size <= 0) {
     throw new Error(`alignFace: size must be a positive integer, got ${size}`);
   }
-  const transform = estimateSimilarity(landmarks, arcfaceTemplate(size));
+  const transform = estimateSimilarity(landmarks, template);
   const aligned = warpAffineRgb(frame, transform, size, size);
   return { aligned, transform };
 }

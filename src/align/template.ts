@@ -32,3 +32,24 @@ export function arcfaceTemplate(size: number = ALIGNED_SIZE): Point[] {
   const k = size / ALIGNED_SIZE;
   return ARCFACE_TEMPLATE_112.map((p): Point => [p[0] * k, p[1] * k]);
 }
+
+/**
+ * How an embedder wants its crop framed, relative to the ArcFace template: `zoom` < 1 shows more
+ * of the head around the face (0.8: the face takes 80% of the ArcFace framing), `shiftY` moves the
+ * face down by that fraction of the crop. Models trained on loose face boxes need this.
+ */
+export interface Framing {
+  size: number;
+  zoom: number;
+  shiftY: number;
+}
+
+export function framedTemplate({ size, zoom, shiftY }: Framing): Point[] {
+  if (!(zoom > 0) || !Number.isFinite(shiftY))
+    throw new Error(`invalid framing: zoom ${zoom}, shiftY ${shiftY}`);
+  const c = size / 2;
+  return arcfaceTemplate(size).map(([x, y]): Point => [
+    c + (x - c) * zoom,
+    c + (y - c) * zoom + shiftY * size,
+  ]);
+}

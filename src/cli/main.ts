@@ -3,6 +3,7 @@ import { detectCommand, DETECT_HELP } from './commands/detect';
 import { evalIdentitiesCommand, EVAL_IDENTITIES_HELP } from './commands/evalIdentities';
 import { evalPairsCommand, EVAL_PAIRS_HELP } from './commands/evalPairs';
 import { identifyCommand, IDENTIFY_HELP } from './commands/identify';
+import { modelsCommand, MODELS_HELP } from './commands/models';
 import { verifyCommand, VERIFY_HELP } from './commands/verify';
 import { UsageError } from './errors';
 import { processIO, type CommandIO } from './io';
@@ -16,6 +17,7 @@ Commands:
   identify --enroll DIR IMAGE...          name the faces in photos
   eval pairs --pairs CSV --images DIR     verification accuracy on labelled pairs
   eval identities --dir DIR               identification and verification on a folder of people
+  models list | models build              the models built from npm packages, and their build
 
 Run 'faceflow <command> --help' for its options. Models: --models DIR or $FACEFLOW_MODELS.`;
 
@@ -32,6 +34,7 @@ const COMMANDS: Record<string, { run: Command; help: string }> = {
   identify: { run: identifyCommand, help: IDENTIFY_HELP },
   'eval pairs': { run: evalPairsCommand, help: EVAL_PAIRS_HELP },
   'eval identities': { run: evalIdentitiesCommand, help: EVAL_IDENTITIES_HELP },
+  models: { run: modelsCommand, help: MODELS_HELP },
 };
 
 /** Run the CLI; resolves to the exit code. Errors become one line on stderr, never a stack trace. */

@@ -2,7 +2,7 @@ import sharp from 'sharp';
 import type { Frame } from '../types';
 
 export interface Letterbox {
-  /** CHW float tensor data, channels R, G, B. */
+  /** Float tensor data, channels R, G, B, in the layout asked for (CHW by default). */
   data: Float32Array;
   width: number;
   height: number;
@@ -40,6 +40,7 @@ export async function letterbox(
   width: number,
   height: number,
   norm: Normalization,
+  layout: 'nchw' | 'nhwc' = 'nchw',
 ): Promise<Letterbox> {
   const scale = Math.min(width / image.width, height / image.height);
   const innerW = Math.max(1, Math.min(width, Math.round(image.width * scale)));
@@ -47,21 +48,23 @@ export async function letterbox(
   const resized = await resizeRgb(image, innerW, innerH);
   const plane = width * height;
   const data = new Float32Array(3 * plane);
-  for (let c = 0; c < 3; c++) {
-    const pad = (0 - norm.mean[c]) / norm.std[c];
-    data.fill(pad, c * plane, (c + 1) * plane);
-  }
+  // Element strides of a pixel step and a channel step in the chosen layout.
+  const px = layout === 'nchw' ? 1 : 3;
+  const ch = layout === 'nchw' ? plane : 1;
+  const pads = [0, 1, 2].map((c) => (0 - norm.mean[c]) / norm.std[c]);
+  if (layout === 'nchw') pads.forEach((pad, c) => data.fill(pad, c * plane, (c + 1) * plane));
+  else for (let i = 0; i < plane; i++) data.set(pads, 3 * i);
   const [m0, m1, m2] = norm.mean;
   const k0 = 1 / norm.std[0];
   const k1 = 1 / norm.std[1];
   const k2 = 1 / norm.std[2];
   for (let y = 0; y < innerH; y++) {
     let src = y * innerW * 3;
-    let dst = y * width;
-    for (let x = 0; x < innerW; x++, src += 3, dst++) {
+    let dst = y * width * px;
+    for (let x = 0; x < innerW; x++, src += 3, dst += px) {
       data[dst] = (resized[src] - m0) * k0;
-      data[plane + dst] = (resized[src + 1] - m1) * k1;
-      data[2 * plane + dst] = (resized[src + 2] - m2) * k2;
+      data[ch + dst] = (resized[src + 1] - m1) * k1;
+      data[2 * ch + dst] = (resized[src + 2] - m2) * k2;
     }
   }
   return { data, width, height, scaleX: innerW / image.width, scaleY: innerH / image.height };

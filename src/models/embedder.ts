@@ -1,4 +1,5 @@
 import * as ort from 'onnxruntime-node';
+import type { Framing } from '../align/template';
 import type { Embedder } from './roles';
 import { fixedDim, type ModelSignature } from './session';
 
@@ -18,17 +19,26 @@ export interface EmbedderConfig {
   flip?: boolean;
   /** Largest batch sent to the network at once (models with a fixed batch of 1 always get 1). */
   maxBatch?: number;
+  /** Tensor layout of the input: N×3×S×S (default) or N×S×S×3 (TensorFlow models). */
+  layout?: 'nchw' | 'nhwc';
+  /** Which output holds the embedding, for models with several (default: the first). */
+  output?: string;
+  /** Crop framing; default the ArcFace framing at the model's input size. */
+  framing?: Omit<Framing, 'size'>;
 }
 
-/** N×3×S×S float input, N×D output: the ArcFace / MobileFaceNet family. */
-export function isEmbedderSignature(sig: ModelSignature): boolean {
+/** N×3×S×S float input (N×S×S×3 for `nhwc`), N×D output: the ArcFace / MobileFaceNet family. */
+export function isEmbedderSignature(
+  sig: ModelSignature,
+  layout: 'nchw' | 'nhwc' = 'nchw',
+  output?: string,
+): boolean {
   if (sig.inputs.length !== 1 || sig.outputs.length < 1) return false;
   const inp = sig.inputs[0].shape;
-  const out = sig.outputs[0].shape;
+  const out = (output ? sig.outputs.find((o) => o.name === output) : sig.outputs[0])?.shape ?? [];
   if (inp.length !== 4 || out.length !== 2) return false;
-  const h = fixedDim(inp[2]);
-  const w = fixedDim(inp[3]);
-  return fixedDim(inp[1]) === 3 && h !== undefined && h === w && fixedDim(out[1]) !== undefined;
+  const [c, h, w] = layout === 'nchw' ? [inp[1], inp[2], inp[3]] : [inp[3], inp[1], inp[2]];
+  return fixedDim(c) === 3 && fixedDim(h) !== undefined && h === w && fixedDim(out[1]) !== undefined;
 }
 
 export class OnnxEmbedder implements Embedder {
@@ -36,6 +46,7 @@ export class OnnxEmbedder implements Embedder {
   readonly dimension: number;
   readonly inputSize: number;
   readonly defaultThreshold: number;
+  readonly framing: Framing;
   private readonly inputName: string;
   private readonly outputName: string;
   private readonly maxBatch: number;
@@ -46,12 +57,21 @@ export class OnnxEmbedder implements Embedder {
     signature: ModelSignature,
     private readonly config: EmbedderConfig,
   ) {
-    if (!isEmbedderSignature(signature)) throw new Error(`${id}: not an N×3×S×S → N×D embedding model`);
+    const layout = config.layout ?? 'nchw';
+    if (!isEmbedderSignature(signature, layout, config.output)) {
+      throw new Error(`${id}: not an ${layout === 'nchw' ? 'N×3×S×S' : 'N×S×S×3'} → N×D embedding model`);
+    }
     const inp = signature.inputs[0];
+    const out = signature.outputs.find((o) => o.name === config.output) ?? signature.outputs[0];
     this.inputName = inp.name;
-    this.outputName = signature.outputs[0].name;
+    this.outputName = out.name;
     this.inputSize = fixedDim(inp.shape[2]) as number;
-    this.dimension = fixedDim(signature.outputs[0].shape[1]) as number;
+    this.dimension = fixedDim(out.shape[1]) as number;
+    this.framing = {
+      size: this.inputSize,
+      zoom: config.framing?.zoom ?? 1,
+      shiftY: config.framing?.shiftY ?? 0,
+    };
     const fixedBatch = fixedDim(inp.shape[0]);
     this.maxBatch = fixedBatch ?? Math.max(1, config.maxBatch ?? 16);
     this.defaultThreshold = config.defaultThreshold;
@@ -85,22 +105,27 @@ export class OnnxEmbedder implements Embedder {
     const { channels, mean, std } = this.config.normalization;
     // Network channel c reads source channel order[c].
     const order = channels === 'rgb' ? [0, 1, 2] : [2, 1, 0];
+    // Element strides of a pixel step and a channel step in the network's layout.
+    const nhwc = this.config.layout === 'nhwc';
+    const px = nhwc ? 3 : 1;
+    const ch = nhwc ? 1 : plane;
     batch.forEach((crop, n) => {
       const base = n * 3 * plane;
       for (let c = 0; c < 3; c++) {
         const srcC = order[c];
         const m = mean[c];
         const k = 1 / std[c];
-        const dst = base + c * plane;
+        const dst = base + c * ch;
         for (let y = 0; y < size; y++) {
           for (let x = 0; x < size; x++) {
             const sx = mirror ? size - 1 - x : x;
-            data[dst + y * size + x] = (crop[(y * size + sx) * 3 + srcC] - m) * k;
+            data[dst + (y * size + x) * px] = (crop[(y * size + sx) * 3 + srcC] - m) * k;
           }
         }
       }
     });
-    const tensor = new ort.Tensor('float32', data, [batch.length, 3, size, size]);
+    const dims = nhwc ? [batch.length, size, size, 3] : [batch.length, 3, size, size];
+    const tensor = new ort.Tensor('float32', data, dims);
     const result = await this.session.run({ [this.inputName]: tensor });
     const flat = result[this.outputName].data as Float32Array;
     const d = this.dimension;

@@ -1,3 +1,4 @@
+import type { Framing } from '../align/template';
 import type { Face, Frame } from '../types';
 
 export interface SessionOptions {
@@ -22,13 +23,15 @@ export interface Detector {
   dispose(): Promise<void>;
 }
 
-/** Turns 112×112 aligned RGB crops into L2-normalised embeddings. */
+/** Turns aligned square RGB crops (`framing`) into L2-normalised embeddings. */
 export interface Embedder {
   readonly role: 'embedder';
   readonly id: string;
   readonly dimension: number;
   /** Side of the square aligned crop the model expects (112 for ArcFace-style models). */
   readonly inputSize: number;
+  /** How the crop is framed around the face (ArcFace framing: zoom 1, shiftY 0). */
+  readonly framing: Framing;
   /** Cosine similarity at or above which two faces are taken to be the same person. */
   readonly defaultThreshold: number;
   embed(crops: Buffer[]): Promise<Float32Array[]>;

@@ -1,5 +1,5 @@
 import { concatMap, from, map, type OperatorFunction } from 'rxjs';
-import { alignFace } from '../align';
+import { ALIGNED_SIZE, alignFace, framedTemplate, type Framing } from '../align';
 import { decodeImage, type DecodeOptions } from '../image/decode';
 import type { MatchOptions } from '../gallery/memoryGallery';
 import type { DetectOptions, Detector, Embedder } from '../models/roles';
@@ -24,11 +24,19 @@ export function detectFaces(
   return concatMap((frame) => from(detector.detect(frame, options).then((faces) => ({ frame, faces }))));
 }
 
-/** Adds the aligned crop to each face; `size` must match the embedder's input (112 for ArcFace). */
-export function alignFaces(size = 112): OperatorFunction<FaceFrame, FaceFrame> {
+/**
+ * Adds the aligned crop to each face, framed as the embedder wants (`embedder.framing`; a number
+ * means the ArcFace framing at that size, 112 by default).
+ */
+export function alignFaces(framing: Framing | number = ALIGNED_SIZE): OperatorFunction<FaceFrame, FaceFrame> {
+  const f: Framing = typeof framing === 'number' ? { size: framing, zoom: 1, shiftY: 0 } : framing;
+  const template = framedTemplate(f);
   return map(({ frame, faces }) => ({
     frame,
-    faces: faces.map((face) => ({ ...face, aligned: alignFace(frame, face.landmarks, size).aligned })),
+    faces: faces.map((face) => ({
+      ...face,
+      aligned: alignFace(frame, face.landmarks, f.size, template).aligned,
+    })),
   }));
 }
 

@@ -1,0 +1,62 @@
+import { parseArgs } from 'node:util';
+import { buildModels, builtPaths, isBuilt } from '../../models/pack/build';
+import '../../models/pack/builders';
+import { modelCacheDir } from '../../models/pack/cache';
+import { loadSources } from '../../models/pack/sources';
+import { UsageError } from '../errors';
+import type { CommandIO } from '../io';
+
+export const MODELS_HELP = `Usage: faceflow models <list|build> [options] [ID...]
+
+  models list            every model faceflow can build from its npm packages, and whether it is built
+  models build [ID...]   convert the models (all, or those named) into ONNX files in the cache folder;
+                         models already built from the same sources are skipped
+
+Options:
+  --force                rebuild even when up to date
+  --json                 machine-readable output
+The cache folder is $FACEFLOW_CACHE, else .cache/models inside the package.`;
+
+export async function modelsCommand(argv: string[], io: CommandIO): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    options: { force: { type: 'boolean' }, json: { type: 'boolean' } },
+    allowPositionals: true,
+  });
+  const [action, ...ids] = positionals;
+  const cacheDir = modelCacheDir();
+  if (action === 'list') {
+    const rows = loadSources().map((s) => ({
+      id: s.id,
+      role: s.role,
+      source: `${s.source.package}@${s.source.version}`,
+      built: isBuilt(s, cacheDir),
+      path: builtPaths(s, cacheDir).onnxPath,
+    }));
+    if (values.json) io.out(JSON.stringify({ cacheDir, models: rows }));
+    else {
+      io.out(`cache: ${cacheDir}`);
+      for (const r of rows) {
+        io.out(
+          `${r.id.padEnd(22)} ${r.role.padEnd(11)} ${r.source.padEnd(28)} ${r.built ? 'built' : 'not built'}`,
+        );
+      }
+    }
+    return 0;
+  }
+  if (action === 'build') {
+    const reports = await buildModels({ ids, force: values.force, cacheDir });
+    for (const r of reports) {
+      if (values.json) io.out(JSON.stringify(r));
+      else if (r.status === 'failed') io.err(`${r.id}: failed: ${r.error}`);
+      else
+        io.out(
+          `${r.id.padEnd(22)} ${r.status.padEnd(10)} ${r.status === 'built' ? `${r.ms} ms` : ''}`.trimEnd(),
+        );
+    }
+    return reports.some((r) => r.status === 'failed') ? 1 : 0;
+  }
+  throw new UsageError(
+    action ? `unknown models action '${action}' (expected list or build)` : 'models needs list or build',
+  );
+}

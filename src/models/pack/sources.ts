@@ -1,0 +1,69 @@
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import * as path from 'node:path';
+
+export type PackRole = 'detector' | 'landmarker' | 'embedder' | 'attribute';
+
+/** A model we build from weights that ship inside an npm package (`models/sources/<id>.json`). */
+export interface ModelSource {
+  id: string;
+  role: PackRole;
+  family: string;
+  /** Which converter turns the source files into ONNX. */
+  builder: string;
+  source: {
+    package: string;
+    version: string;
+    /** Path inside the package → sha256 of that file. */
+    files: Record<string, string>;
+  };
+  licence: string;
+  input: number[];
+  notes?: string;
+}
+
+/** Where the shipped source manifests live (`models/sources/` in the package). */
+export const SOURCES_DIR = path.resolve(__dirname, '..', '..', '..', '..', 'models', 'sources');
+
+const ROLES: PackRole[] = ['detector', 'landmarker', 'embedder', 'attribute'];
+
+export function parseSource(file: string): ModelSource {
+  let m: Partial<ModelSource>;
+  try {
+    m = JSON.parse(readFileSync(file, 'utf8')) as Partial<ModelSource>;
+  } catch (err) {
+    throw new Error(`${file}: not a valid JSON model source (${(err as Error).message})`);
+  }
+  const problems: string[] = [];
+  if (typeof m.id !== 'string' || !/^[a-z0-9][a-z0-9._-]*$/.test(m.id))
+    problems.push('"id" (lower-case name)');
+  if (!ROLES.includes(m.role as PackRole)) problems.push(`"role" (one of ${ROLES.join(', ')})`);
+  if (typeof m.builder !== 'string') problems.push('"builder"');
+  const s = m.source;
+  if (!s || typeof s.package !== 'string' || typeof s.version !== 'string' || !s.files) {
+    problems.push('"source" {package, version, files}');
+  } else {
+    for (const [f, sha] of Object.entries(s.files)) {
+      if (!/^[0-9a-f]{64}$/.test(String(sha))) problems.push(`sha256 of ${f}`);
+    }
+  }
+  if (problems.length) throw new Error(`${file}: missing or invalid ${problems.join(', ')}`);
+  return m as ModelSource;
+}
+
+export function loadSources(dir = SOURCES_DIR): ModelSource[] {
+  if (!existsSync(dir)) throw new Error(`${dir}: model source manifests are missing (a broken install?)`);
+  return readdirSync(dir)
+    .filter((f) => f.endsWith('.json'))
+    .sort()
+    .map((f) => parseSource(path.join(dir, f)));
+}
+
+/** The folder of an installed npm package, or a clear error naming it. */
+export function packageDir(name: string): string {
+  // Not require.resolve('<name>/package.json'): packages with an "exports" map may not export it.
+  for (const dir of require.resolve.paths(name) ?? []) {
+    const candidate = path.join(dir, name);
+    if (existsSync(path.join(candidate, 'package.json'))) return candidate;
+  }
+  throw new Error(`the npm package ${name} is not installed: run 'npm install' (it ships the model weights)`);
+}
