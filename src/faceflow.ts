@@ -1,7 +1,10 @@
+import * as path from 'node:path';
 import { alignFace, framedTemplate } from './align';
 import { resizeRgb } from './image/letterbox';
 import { padFrame } from './image/pad';
 import { loadModel, loadModelDir, type LoadOptions } from './models/registry';
+import type { Landmarker } from './models/facemesh';
+import { loadPackModel, PACKS } from './models/pack/load';
 import type { DetectOptions, Detector, Embedder } from './models/roles';
 import { ModelLoadError } from './models/session';
 import type { Face, Frame } from './types';
@@ -9,9 +12,16 @@ import type { Face, Frame } from './types';
 export interface FaceFlowOptions extends LoadOptions {
   /** A folder of .onnx files holding a detector and an embedder. */
   models?: string;
-  /** Explicit model files; each overrides the folder's pick for its role. */
+  /**
+   * A model for one role: an .onnx file, or the id of a packaged model ('faceflow models list').
+   * Each overrides the folder's or the pack's pick for its role.
+   */
   detector?: string;
   embedder?: string;
+  /** Landmarker refining the detector's five points (a packaged model id); 'none' for none. */
+  landmarker?: string;
+  /** The packaged models to use for roles not given otherwise (default: the 'default' pack). */
+  pack?: string;
   detect?: DetectOptions;
 }
 
@@ -37,45 +47,63 @@ export class FaceFlow {
   private constructor(
     readonly detector: Detector,
     readonly embedder: Embedder,
+    readonly landmarker: Landmarker | undefined,
     private readonly detectOptions: DetectOptions = {},
   ) {}
 
-  static async open(options: FaceFlowOptions): Promise<FaceFlow> {
-    let detector: Detector | undefined;
-    let embedder: Embedder | undefined;
-    if (options.models && (!options.detector || !options.embedder)) {
-      const pair = await loadModelDir(options.models, options);
-      detector = pair.detector;
-      embedder = pair.embedder;
+  /**
+   * Open the models: explicit files or packaged ids first, then the folder's picks, then the pack
+   * (the default pack, built from npm packages at install, when nothing else is said).
+   */
+  static async open(options: FaceFlowOptions = {}): Promise<FaceFlow> {
+    const opened: { dispose(): Promise<void> }[] = [];
+    const track = <T extends { dispose(): Promise<void> }>(m: T): T => (opened.push(m), m);
+    try {
+      let detector = options.detector
+        ? track(await openRole(options.detector, 'detector', options))
+        : undefined;
+      let embedder = options.embedder
+        ? track(await openRole(options.embedder, 'embedder', options))
+        : undefined;
+      let landmarker: Landmarker | undefined;
+      if (options.models && (!detector || !embedder)) {
+        const pair = await loadModelDir(options.models, options);
+        if (detector) await pair.detector.dispose();
+        else detector = track(pair.detector);
+        if (embedder) await pair.embedder.dispose();
+        else embedder = track(pair.embedder);
+      }
+      const packName = options.pack ?? 'default';
+      const pack = PACKS[packName];
+      if (!pack)
+        throw new ModelLoadError(
+          `unknown model pack '${packName}' (known: ${Object.keys(PACKS).join(', ')})`,
+        );
+      if (!detector) {
+        detector = track(await openRole(pack.detector, 'detector', options));
+        // The pack's landmarker belongs with the pack's detector.
+        if (pack.landmarker && options.landmarker === undefined) {
+          landmarker = track(await openRole(pack.landmarker, 'landmarker', options));
+        }
+      }
+      if (options.landmarker && options.landmarker !== 'none') {
+        landmarker = track(await openRole(options.landmarker, 'landmarker', options));
+      }
+      if (!embedder) embedder = track(await openRole(pack.embedder, 'embedder', options));
+      return new FaceFlow(detector, embedder, landmarker, options.detect);
+    } catch (err) {
+      await Promise.all(opened.map((m) => m.dispose()));
+      throw err;
     }
-    if (options.detector) {
-      await detector?.dispose();
-      const m = (await loadModel(options.detector, options)).model;
-      if (m.role !== 'detector')
-        throw new ModelLoadError(`${options.detector}: is an embedder, not a detector`);
-      detector = m;
-    }
-    if (options.embedder) {
-      await embedder?.dispose();
-      const m = (await loadModel(options.embedder, options)).model;
-      if (m.role !== 'embedder')
-        throw new ModelLoadError(`${options.embedder}: is a detector, not an embedder`);
-      embedder = m;
-    }
-    if (!detector || !embedder) {
-      throw new ModelLoadError(
-        'no face models given: pass a model folder (--models DIR or FACEFLOW_MODELS) or both a detector and an embedder',
-      );
-    }
-    return new FaceFlow(detector, embedder, options.detect);
   }
 
   get threshold(): number {
     return this.embedder.defaultThreshold;
   }
 
-  detect(frame: Frame, options?: DetectOptions): Promise<Face[]> {
-    return this.detector.detect(frame, { ...this.detectOptions, ...options });
+  async detect(frame: Frame, options?: DetectOptions): Promise<Face[]> {
+    const faces = await this.detector.detect(frame, { ...this.detectOptions, ...options });
+    return this.landmarker ? this.landmarker.refine(frame, faces) : faces;
   }
 
   /** Detect, align and embed every face in a frame. */
@@ -138,6 +166,26 @@ export class FaceFlow {
   }
 
   async dispose(): Promise<void> {
-    await Promise.all([this.detector.dispose(), this.embedder.dispose()]);
+    await Promise.all([this.detector.dispose(), this.embedder.dispose(), this.landmarker?.dispose()]);
   }
+}
+
+type Role = 'detector' | 'embedder' | 'landmarker';
+type RoleModel<R extends Role> = R extends 'detector'
+  ? Detector
+  : R extends 'embedder'
+    ? Embedder
+    : Landmarker;
+
+/** A model for a role from a file path or a packaged model id, checked to play that role. */
+async function openRole<R extends Role>(ref: string, role: R, options: LoadOptions): Promise<RoleModel<R>> {
+  const isFile = ref.toLowerCase().endsWith('.onnx') || ref.includes('/') || ref.includes(path.sep);
+  const model = isFile ? (await loadModel(ref, options)).model : await loadPackModel(ref, options);
+  if (model.role !== role) {
+    await model.dispose();
+    throw new ModelLoadError(
+      `${ref}: is a${model.role === 'embedder' ? 'n' : ''} ${model.role}, not a${role === 'embedder' ? 'n' : ''} ${role}`,
+    );
+  }
+  return model as RoleModel<R>;
 }

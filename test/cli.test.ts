@@ -206,11 +206,25 @@ describe('faceflow CLI', function () {
       );
     });
 
-    it('no models at all (FACEFLOW_MODELS unset) is a usage error, exit 2', async function () {
+    it('with no models given it uses the built-in pack (built from npm packages)', async function () {
+      const photo = path.join(PROJECT_ROOT, 'node_modules', '@vladmandic', 'face-api', 'demo', 'sample1.jpg');
+      const r = await runCli(['detect', photo]);
+      assert.equal(r.code, 0, r.stderr);
+      const [result] = jsonLines<{ faces: unknown[] }>(r.stdout);
+      assert.equal(result.faces.length, 3);
+    });
+
+    it('an unknown pack or packaged model exits 1 with one line', async function () {
+      assertOneLineError(await runCli(['detect', '--pack', 'nope', 'x.jpg']), 1, /unknown model pack 'nope'/);
       assertOneLineError(
-        await runCli(['detect', 'photo.jpg']),
-        2,
-        /^faceflow detect: no face models: .*--models DIR.*FACEFLOW_MODELS/,
+        await runCli(['detect', '--detector', 'nope', 'x.jpg']),
+        1,
+        /unknown packaged model 'nope'/,
+      );
+      assertOneLineError(
+        await runCli(['detect', '--detector', 'human-faceres', 'x.jpg']),
+        1,
+        /human-faceres: is an embedder, not a detector/,
       );
     });
 

@@ -6,15 +6,19 @@ export const MODEL_OPTIONS = {
   models: { type: 'string' },
   detector: { type: 'string' },
   embedder: { type: 'string' },
+  landmarker: { type: 'string' },
+  pack: { type: 'string' },
   threads: { type: 'string' },
   threshold: { type: 'string' },
   'score-threshold': { type: 'string' },
 } as const;
 
 export const MODEL_HELP = `Model options:
-  --models DIR          folder of .onnx models (default: $FACEFLOW_MODELS)
-  --detector FILE       detector model, overriding the folder's pick
-  --embedder FILE       embedder model, overriding the folder's pick
+  --models DIR          folder of .onnx models (default: $FACEFLOW_MODELS, else the built-in pack)
+  --detector FILE|ID    detector: an .onnx file or a built-in model id ('faceflow models list')
+  --embedder FILE|ID    embedder: an .onnx file or a built-in model id
+  --landmarker ID|none  landmarker refining the detector's five points
+  --pack NAME           built-in model pack for the roles not given (default: default)
   --threads N           CPU threads per model (default: ONNX Runtime's choice)
   --threshold X         cosine similarity for "same person" (default: the embedder's)
   --score-threshold X   minimum face detection score (default 0.5)`;
@@ -23,6 +27,8 @@ export interface ModelArgs {
   models?: string;
   detector?: string;
   embedder?: string;
+  landmarker?: string;
+  pack?: string;
   threads?: string;
   threshold?: string;
   'score-threshold'?: string;
@@ -49,15 +55,12 @@ export async function openFaceFlow(args: ModelArgs, env = process.env): Promise<
   const scoreThreshold = parseNumber('score-threshold', args['score-threshold'], 0, 1);
   parseNumber('threshold', args.threshold, -1, 1); // fail on a bad value before the slow model load
   const models = args.models ?? (env.FACEFLOW_MODELS || undefined);
-  if (!models && !(args.detector && args.embedder)) {
-    throw new UsageError(
-      'no face models: pass --models DIR, set FACEFLOW_MODELS, or give --detector and --embedder',
-    );
-  }
   return FaceFlow.open({
     models,
     detector: args.detector,
     embedder: args.embedder,
+    landmarker: args.landmarker,
+    pack: args.pack,
     threads,
     detect: scoreThreshold === undefined ? {} : { scoreThreshold },
   });

@@ -1,0 +1,72 @@
+import { BlazeFaceDetector } from '../blazeface';
+import { OnnxEmbedder, type EmbedderConfig } from '../embedder';
+import { FaceApiSsdDetector } from '../faceapiSsd';
+import { FaceMeshLandmarker, type Landmarker } from '../facemesh';
+import type { Detector, Embedder, SessionOptions } from '../roles';
+import { ModelLoadError, openSession, signatureOf } from '../session';
+import { buildModels, builtPaths, isBuilt } from './build';
+import './builders';
+import { modelCacheDir } from './cache';
+import { loadSources, type ModelSource } from './sources';
+
+/** Extra settings an embedder's source manifest carries (`"embedder": {...}`). */
+type EmbedderSettings = Omit<EmbedderConfig, 'maxBatch'>;
+
+export type PackModel = Detector | Embedder | Landmarker;
+
+/**
+ * Open a model of the pack by id, building it into the cache first when it is not built yet
+ * (normally `npm install` has built it already).
+ */
+export async function loadPackModel(id: string, options: SessionOptions = {}): Promise<PackModel> {
+  const source = loadSources().find((s) => s.id === id);
+  if (!source) throw new ModelLoadError(`unknown packaged model '${id}' (see 'faceflow models list')`);
+  const cacheDir = modelCacheDir();
+  if (!isBuilt(source, cacheDir)) {
+    const [report] = await buildModels({ ids: [id], cacheDir });
+    if (report.status === 'failed') throw new ModelLoadError(`${id}: could not be built: ${report.error}`);
+  }
+  const file = builtPaths(source, cacheDir).onnxPath;
+  const session = await openSession(file, options);
+  try {
+    return wrap(source, session);
+  } catch (err) {
+    await session.release();
+    throw err;
+  }
+}
+
+function wrap(source: ModelSource, session: Awaited<ReturnType<typeof openSession>>): PackModel {
+  const signature = signatureOf(session);
+  switch (source.family) {
+    case 'blazeface':
+      return new BlazeFaceDetector(source.id, session, signature);
+    case 'faceapi-ssd':
+      return new FaceApiSsdDetector(source.id, session);
+    case 'facemesh':
+      return new FaceMeshLandmarker(source.id, session, signature);
+    default: {
+      const settings = (source as ModelSource & { embedder?: EmbedderSettings }).embedder;
+      if (source.role !== 'embedder' || !settings) {
+        throw new ModelLoadError(
+          `${source.id}: a ${source.role} of family ${source.family} cannot be used for faces yet`,
+        );
+      }
+      return new OnnxEmbedder(source.id, session, signature, settings);
+    }
+  }
+}
+
+/** A detector, an optional landmarker that refines its five points, and an embedder. */
+export interface PackSpec {
+  detector: string;
+  landmarker?: string;
+  embedder: string;
+}
+
+/** The combinations measured in models/README.md; `default` is the best of them. */
+export const PACKS: Record<string, PackSpec> = {
+  default: { detector: 'human-blazeface', embedder: 'human-faceres' },
+  mesh: { detector: 'human-blazeface', landmarker: 'human-facemesh', embedder: 'human-faceres' },
+  faceapi: { detector: 'faceapi-ssd', landmarker: 'human-facemesh', embedder: 'faceapi-recognition' },
+};

@@ -1,0 +1,174 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { FaceFlow } from '../src/faceflow';
+import { decodeImage } from '../src/image/decode';
+import { cosine } from '../src/models/embedder';
+import { buildModels, builtPaths, isBuilt } from '../src/models/pack/build';
+import '../src/models/pack/builders';
+import { loadPackModel, PACKS } from '../src/models/pack/load';
+import { loadSources, parseSource, type ModelSource } from '../src/models/pack/sources';
+import { PROJECT_ROOT } from './helpers/shared';
+
+const FACE_API_DEMO = path.join(PROJECT_ROOT, 'node_modules', '@vladmandic', 'face-api', 'demo');
+
+describe('models/pack: building from npm packages', () => {
+  let cache: string;
+  let saved: string | undefined;
+  before(() => {
+    cache = mkdtempSync(path.join(os.tmpdir(), 'faceflow-cache-'));
+    saved = process.env.FACEFLOW_CACHE;
+  });
+  after(() => {
+    rmSync(cache, { recursive: true, force: true });
+    if (saved === undefined) delete process.env.FACEFLOW_CACHE;
+    else process.env.FACEFLOW_CACHE = saved;
+  });
+
+  it('has a valid source manifest with checksums for every model', () => {
+    const ids = loadSources().map((s) => s.id);
+    for (const id of [
+      'human-blazeface',
+      'human-facemesh',
+      'human-faceres',
+      'faceapi-recognition',
+      'faceapi-ssd',
+    ]) {
+      assert.ok(ids.includes(id), id);
+    }
+    for (const pack of Object.values(PACKS)) {
+      for (const id of [pack.detector, pack.embedder, pack.landmarker].filter(Boolean))
+        assert.ok(ids.includes(id as string));
+    }
+  });
+
+  it('builds every model once, then finds them up to date', async () => {
+    const first = await buildModels({ cacheDir: cache });
+    assert.deepEqual(
+      first.filter((r) => r.status !== 'built'),
+      [],
+    );
+    const second = await buildModels({ cacheDir: cache });
+    assert.ok(second.every((r) => r.status === 'up to date'));
+    for (const s of loadSources()) assert.ok(isBuilt(s, cache), s.id);
+  });
+
+  it('rebuilds a model whose file was damaged', async () => {
+    const [source] = loadSources().filter((s) => s.id === 'human-liveness');
+    const { onnxPath } = builtPaths(source, cache);
+    writeFileSync(onnxPath, readFileSync(onnxPath).subarray(0, 100));
+    assert.equal(isBuilt(source, cache), false);
+    const [report] = await buildModels({ cacheDir: cache, ids: ['human-liveness'] });
+    assert.equal(report.status, 'built');
+    assert.equal(isBuilt(source, cache), true);
+  });
+
+  it('refuses source files whose checksum differs, naming package and version', async () => {
+    const [real] = loadSources().filter((s) => s.id === 'human-emotion');
+    const files = Object.fromEntries(Object.keys(real.source.files).map((f) => [f, '0'.repeat(64)]));
+    const tampered: ModelSource = { ...real, source: { ...real.source, files } };
+    const [report] = await buildModels({ cacheDir: cache, sources: [tampered] });
+    assert.equal(report.status, 'failed');
+    assert.match(
+      report.error ?? '',
+      /human-emotion: @vladmandic\/human\/models\/emotion\.(json|bin) has sha256 .*install version 3\.3\.6 of @vladmandic\/human/,
+    );
+  });
+
+  it('names a missing package clearly', async () => {
+    const [real] = loadSources();
+    const missing: ModelSource = { ...real, source: { ...real.source, package: '@nobody/face-weights' } };
+    const [report] = await buildModels({ cacheDir: path.join(cache, 'empty'), sources: [missing] });
+    assert.equal(report.status, 'failed');
+    assert.match(
+      report.error ?? '',
+      /the npm package @nobody\/face-weights is not installed: run 'npm install'/,
+    );
+    await assert.rejects(
+      buildModels({ cacheDir: cache, ids: ['no-such-model'] }),
+      /unknown model no-such-model/,
+    );
+  });
+
+  it('rejects malformed source manifests', () => {
+    const file = path.join(cache, 'bad.json');
+    writeFileSync(file, JSON.stringify({ id: 'Bad Id', role: 'cook', source: { files: { a: 'x' } } }));
+    assert.throws(() => parseSource(file), /missing or invalid "id".*"role".*"builder".*"source"/);
+  });
+
+  it('opens each role from the cache, building on demand', async () => {
+    process.env.FACEFLOW_CACHE = path.join(cache, 'fresh');
+    const detector = await loadPackModel('human-blazeface');
+    const landmarker = await loadPackModel('human-facemesh');
+    const embedder = await loadPackModel('human-faceres');
+    assert.equal(detector.role, 'detector');
+    assert.equal(landmarker.role, 'landmarker');
+    assert.equal(embedder.role, 'embedder');
+    if (embedder.role === 'embedder') {
+      assert.equal(embedder.dimension, 1024);
+      assert.equal(embedder.inputSize, 224);
+    }
+    await Promise.all([detector.dispose(), landmarker.dispose(), embedder.dispose()]);
+    await assert.rejects(loadPackModel('human-iris'), /cannot be used for faces yet/);
+  });
+});
+
+describe('models/pack: the default pack on real photos from npm packages', () => {
+  let flow: FaceFlow;
+  before(async () => {
+    flow = await FaceFlow.open({ threads: 2 });
+  });
+  after(async () => flow?.dispose());
+
+  it('uses BlazeFace and FaceRes with its calibrated threshold', () => {
+    assert.equal(flow.detector.id, 'human-blazeface');
+    assert.equal(flow.embedder.id, 'human-faceres');
+    assert.equal(flow.landmarker, undefined);
+    assert.equal(flow.threshold, 0.52);
+  });
+
+  it('finds the people of the face-api sample photos with sane landmarks', async () => {
+    for (const [file, count] of [
+      ['sample1.jpg', 3],
+      ['sample5.jpg', 5],
+    ] as const) {
+      const frame = await decodeImage(path.join(FACE_API_DEMO, file));
+      const faces = await flow.analyze(frame);
+      assert.equal(faces.length, count, file);
+      for (const f of faces) {
+        const [le, re, nose] = f.landmarks;
+        assert.ok(le[0] < re[0], `${file}: left eye left of right eye`);
+        assert.ok(nose[1] > Math.min(le[1], re[1]), `${file}: nose below the eyes`);
+        assert.equal(f.embedding?.length, 1024);
+      }
+    }
+  });
+
+  it('matches a face with a shifted, shrunk copy of itself better than with other people', async () => {
+    const sharp = (await import('sharp')).default;
+    const file = path.join(FACE_API_DEMO, 'sample1.jpg');
+    const original = await flow.analyze(await decodeImage(file));
+    const meta = await sharp(file).metadata();
+    const copy = await decodeImage(
+      await sharp(file)
+        .extract({ left: 40, top: 20, width: (meta.width ?? 0) - 80, height: (meta.height ?? 0) - 40 })
+        .resize(Math.round((meta.width ?? 0) * 0.6))
+        .jpeg({ quality: 60 })
+        .toBuffer(),
+    );
+    const again = await flow.analyze(copy);
+    assert.equal(again.length, original.length);
+    const byX = (fs: typeof original) => [...fs].sort((a, b) => a.box[0] - b.box[0]);
+    const [a, b] = [byX(original), byX(again)];
+    for (let i = 0; i < a.length; i++) {
+      const self = cosine(a[i].embedding as Float32Array, b[i].embedding as Float32Array);
+      for (let j = 0; j < a.length; j++) {
+        if (j === i) continue;
+        const other = cosine(a[i].embedding as Float32Array, b[j].embedding as Float32Array);
+        assert.ok(self > other, `face ${i}: self ${self} vs face ${j} ${other}`);
+      }
+      assert.ok(self >= flow.threshold, `face ${i} matches its copy: ${self}`);
+    }
+  });
+});
