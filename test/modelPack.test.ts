@@ -9,7 +9,7 @@ import { buildModels, builtPaths, isBuilt } from '../src/models/pack/build';
 import '../src/models/pack/builders';
 import { loadPackModel, PACKS } from '../src/models/pack/load';
 import { loadSources, parseSource, type ModelSource } from '../src/models/pack/sources';
-import { PROJECT_ROOT } from './helpers/shared';
+import { hasSharedData, PROJECT_ROOT, shared } from './helpers/shared';
 
 const FACE_API_DEMO = path.join(PROJECT_ROOT, 'node_modules', '@vladmandic', 'face-api', 'demo');
 
@@ -143,6 +143,14 @@ describe('models/pack: the default pack on real photos from npm packages', () =>
         assert.equal(f.embedding?.length, 1024);
       }
     }
+  });
+
+  it('reports no ghost faces beside a large face (obama1.jpg)', async function () {
+    if (!hasSharedData) this.skip();
+    const frame = await decodeImage(shared('face_recognition_examples', 'knn', 'test', 'obama1.jpg'));
+    assert.equal((await flow.detect(frame)).length, 1);
+    const group = await decodeImage(shared('bbt', 'group', 'bbt1.jpg'));
+    assert.equal((await flow.detect(group)).length, 4, 'the weakest real face (0.64) is kept');
   });
 
   it('matches a face with a shifted, shrunk copy of itself better than with other people', async () => {

@@ -3,6 +3,7 @@
  *
  *   node dist/examples/scripts/identify-people.js MODELS_DIR PEOPLE_DIR PHOTO...
  *
+ * MODELS_DIR is a folder of ONNX models, or `default` for the built-in pack.
  * PEOPLE_DIR holds one folder per person with their photos (the folder name is the person's name).
  * In your own project import from 'node-red-contrib-faceflow' instead of '../../src'.
  */
@@ -26,7 +27,8 @@ async function main(): Promise<void> {
     console.error('usage: identify-people MODELS_DIR PEOPLE_DIR PHOTO...');
     process.exit(2);
   }
-  const flow = await FaceFlow.open({ models: modelsDir });
+  // 'default' means the built-in pack; anything else is a folder of ONNX models.
+  const flow = await FaceFlow.open(modelsDir === 'default' ? {} : { models: modelsDir });
   const gallery = new MemoryGallery(flow.embedder.id);
 
   for (const person of readdirSync(peopleDir)) {
@@ -44,7 +46,7 @@ async function main(): Promise<void> {
     .pipe(
       decodeImages(),
       detectFaces(flow.detector),
-      alignFaces(flow.embedder.inputSize),
+      alignFaces(flow.embedder.framing),
       embedFaces(flow.embedder),
       matchFaces(gallery, { threshold: flow.threshold, topK: 3 }),
       mergeMap(({ frame, faces }) => faces.map((face) => ({ photo: photos[frame.seq], face }))),

@@ -21,7 +21,7 @@ export const MODEL_HELP = `Model options:
   --pack NAME           built-in model pack for the roles not given (default: default)
   --threads N           CPU threads per model (default: ONNX Runtime's choice)
   --threshold X         cosine similarity for "same person" (default: the embedder's)
-  --score-threshold X   minimum face detection score (default 0.5)`;
+  --score-threshold X   minimum face detection score (default: the detector's, 0.5 SCRFD, 0.6 BlazeFace)`;
 
 export interface ModelArgs {
   models?: string;
