@@ -538,19 +538,21 @@ describe('faceflow CLI', function () {
         );
       });
 
+      const pairsArgs = () => [
+        'eval',
+        'pairs',
+        '--models',
+        MODELS_DIR,
+        '--pairs',
+        csv,
+        '--images',
+        images,
+        '--out',
+        out(),
+      ];
+
       it('prints the report, lists images without a face and writes both charts as PNG', async function () {
-        const r = await runCli([
-          'eval',
-          'pairs',
-          '--models',
-          MODELS_DIR,
-          '--pairs',
-          csv,
-          '--images',
-          images,
-          '--out',
-          out(),
-        ]);
+        const r = await runCli(pairsArgs());
         assert.equal(r.code, 0, r.stderr);
         const text = lines(r.stdout);
         assert.ok(text.includes('pairs: 6 (3 same person, 3 different)'), r.stdout);
@@ -580,19 +582,7 @@ describe('faceflow CLI', function () {
       });
 
       it('--json prints the report as JSON', async function () {
-        const r = await runCli([
-          'eval',
-          'pairs',
-          '--models',
-          MODELS_DIR,
-          '--pairs',
-          csv,
-          '--images',
-          images,
-          '--out',
-          out(),
-          '--json',
-        ]);
+        const r = await runCli([...pairsArgs(), '--json']);
         assert.equal(r.code, 0, r.stderr);
         const out1 = lines(r.stdout);
         assert.equal(out1.length, 1, r.stdout);
