@@ -4,7 +4,8 @@ import { resizeRgb } from './image/letterbox';
 import { padFrame } from './image/pad';
 import { loadModel, loadModelDir, type LoadOptions } from './models/registry';
 import type { Landmarker } from './models/facemesh';
-import { loadPackModel, PACKS } from './models/pack/load';
+import type { Attribute } from './models/attributes';
+import { loadAttribute, loadPackModel, PACKS } from './models/pack/load';
 import type { DetectOptions, Detector, Embedder } from './models/roles';
 import { ModelLoadError } from './models/session';
 import type { Face, Frame } from './types';
@@ -22,6 +23,8 @@ export interface FaceFlowOptions extends LoadOptions {
   landmarker?: string;
   /** The packaged models to use for roles not given otherwise (default: the 'default' pack). */
   pack?: string;
+  /** Attribute estimators run by `analyze`: 'age-gender', 'emotion', 'antispoof', 'liveness'. */
+  attributes?: string[];
   detect?: DetectOptions;
 }
 
@@ -49,6 +52,7 @@ export class FaceFlow {
     readonly embedder: Embedder,
     readonly landmarker: Landmarker | undefined,
     private readonly detectOptions: DetectOptions = {},
+    readonly attributes: Attribute[] = [],
   ) {}
 
   /**
@@ -90,7 +94,9 @@ export class FaceFlow {
         landmarker = track(await openRole(options.landmarker, 'landmarker', options));
       }
       if (!embedder) embedder = track(await openRole(pack.embedder, 'embedder', options));
-      return new FaceFlow(detector, embedder, landmarker, options.detect);
+      const attributes: Attribute[] = [];
+      for (const name of options.attributes ?? []) attributes.push(track(await loadAttribute(name, options)));
+      return new FaceFlow(detector, embedder, landmarker, options.detect, attributes);
     } catch (err) {
       await Promise.all(opened.map((m) => m.dispose()));
       throw err;
@@ -106,9 +112,19 @@ export class FaceFlow {
     return this.landmarker ? this.landmarker.refine(frame, faces) : faces;
   }
 
-  /** Detect, align and embed every face in a frame. */
+  /** Detect, align and embed every face in a frame, and estimate the chosen attributes. */
   async analyze(frame: Frame, options?: DetectOptions): Promise<Face[]> {
-    return this.embedFaces(frame, await this.detect(frame, options));
+    const faces = await this.embedFaces(frame, await this.detect(frame, options));
+    return this.estimateAttributes(frame, faces);
+  }
+
+  /** Merge every attribute estimator's results into `face.attributes`. */
+  async estimateAttributes(frame: Frame, faces: Face[]): Promise<Face[]> {
+    for (const attribute of this.attributes) {
+      const results = await attribute.analyze(frame, faces);
+      faces.forEach((f, i) => (f.attributes = { ...f.attributes, ...results[i] }));
+    }
+    return faces;
   }
 
   async embedFaces(frame: Frame, faces: Face[]): Promise<Face[]> {
@@ -166,7 +182,12 @@ export class FaceFlow {
   }
 
   async dispose(): Promise<void> {
-    await Promise.all([this.detector.dispose(), this.embedder.dispose(), this.landmarker?.dispose()]);
+    await Promise.all([
+      this.detector.dispose(),
+      this.embedder.dispose(),
+      this.landmarker?.dispose(),
+      ...this.attributes.map((a) => a.dispose()),
+    ]);
   }
 }
 

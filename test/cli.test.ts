@@ -214,6 +214,24 @@ describe('faceflow CLI', function () {
       assert.equal(result.faces.length, 3);
     });
 
+    it('detect --attributes adds age, gender and emotion to each face', async function () {
+      const photo = path.join(PROJECT_ROOT, 'node_modules', '@vladmandic', 'face-api', 'demo', 'sample1.jpg');
+      const r = await runCli(['detect', '--attributes', 'age-gender,emotion', photo]);
+      assert.equal(r.code, 0, r.stderr);
+      const [result] = jsonLines<{ faces: { attributes: Record<string, unknown> }[] }>(r.stdout);
+      assert.equal(result.faces.length, 3);
+      for (const f of result.faces) {
+        assert.equal(f.attributes.gender, 'female');
+        assert.equal(typeof f.attributes.age, 'number');
+        assert.equal(typeof f.attributes.emotion, 'string');
+      }
+      assertOneLineError(
+        await runCli(['detect', '--attributes', 'mood', photo]),
+        1,
+        /unknown attribute 'mood'/,
+      );
+    });
+
     it('an unknown pack or packaged model exits 1 with one line', async function () {
       assertOneLineError(await runCli(['detect', '--pack', 'nope', 'x.jpg']), 1, /unknown model pack 'nope'/);
       assertOneLineError(

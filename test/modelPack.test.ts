@@ -180,3 +180,48 @@ describe('models/pack: the default pack on real photos from npm packages', () =>
     }
   });
 });
+
+describe('models/attributes: age, gender, emotion, anti-spoof, liveness', () => {
+  let flow: FaceFlow;
+  before(async () => {
+    flow = await FaceFlow.open({ attributes: ['age-gender', 'emotion', 'antispoof', 'liveness'] });
+  });
+  after(async () => flow?.dispose());
+
+  it('estimates plausible attributes for the three women of sample1.jpg', async () => {
+    const frame = await decodeImage(path.join(FACE_API_DEMO, 'sample1.jpg'));
+    const faces = (await flow.analyze(frame)).sort((a, b) => a.box[0] - b.box[0]);
+    assert.equal(faces.length, 3);
+    for (const f of faces) {
+      const a = f.attributes as Record<string, unknown>;
+      assert.equal(a.gender, 'female');
+      assert.ok((a.age as number) > 15 && (a.age as number) < 60, `age ${a.age}`);
+      for (const key of ['real', 'live', 'genderScore']) {
+        assert.ok((a[key] as number) >= 0 && (a[key] as number) <= 1, `${key} ${a[key]}`);
+      }
+      const scores = a.emotionScores as Record<string, number>;
+      assert.deepEqual(Object.keys(scores).sort(), [
+        'angry',
+        'disgust',
+        'fear',
+        'happy',
+        'neutral',
+        'sad',
+        'surprise',
+      ]);
+      assert.equal(
+        a.emotion,
+        Object.keys(scores).reduce((x, y) => (scores[y] > scores[x] ? y : x)),
+      );
+    }
+    // The woman on the right laughs with her mouth open.
+    assert.equal((faces[2].attributes as Record<string, unknown>).emotion, 'happy');
+  });
+
+  it('refuses an unknown attribute by name', async () => {
+    await assert.rejects(
+      FaceFlow.open({ attributes: ['mood'] }),
+      /unknown attribute 'mood' \(known: age-gender, emotion, antispoof, liveness\)/,
+    );
+  });
+});

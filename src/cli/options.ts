@@ -48,7 +48,11 @@ export function parseNumber(
   return n;
 }
 
-export async function openFaceFlow(args: ModelArgs, env = process.env): Promise<FaceFlow> {
+export async function openFaceFlow(
+  args: ModelArgs,
+  env = process.env,
+  attributes: string[] = [],
+): Promise<FaceFlow> {
   const threads = parseNumber('threads', args.threads, 1, 256);
   if (threads !== undefined && !Number.isInteger(threads))
     throw new UsageError('--threads must be a whole number');
@@ -61,6 +65,7 @@ export async function openFaceFlow(args: ModelArgs, env = process.env): Promise<
     embedder: args.embedder,
     landmarker: args.landmarker,
     pack: args.pack,
+    attributes,
     threads,
     detect: scoreThreshold === undefined ? {} : { scoreThreshold },
   });

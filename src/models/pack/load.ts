@@ -1,3 +1,4 @@
+import { CropAttribute, type Attribute } from '../attributes';
 import { BlazeFaceDetector } from '../blazeface';
 import { OnnxEmbedder, type EmbedderConfig } from '../embedder';
 import { FaceApiSsdDetector } from '../faceapiSsd';
@@ -19,6 +20,38 @@ export type PackModel = Detector | Embedder | Landmarker;
  * (normally `npm install` has built it already).
  */
 export async function loadPackModel(id: string, options: SessionOptions = {}): Promise<PackModel> {
+  const { source, session } = await openBuilt(id, options);
+  try {
+    return wrap(source, session);
+  } catch (err) {
+    await session.release();
+    throw err;
+  }
+}
+
+/** Attribute names and the packaged model behind each. */
+export const ATTRIBUTES: Record<string, string> = {
+  'age-gender': 'human-faceres',
+  emotion: 'human-emotion',
+  antispoof: 'human-antispoof',
+  liveness: 'human-liveness',
+};
+
+/** Open an attribute estimator by name (`age-gender`, `emotion`, `antispoof`, `liveness`). */
+export async function loadAttribute(name: string, options: SessionOptions = {}): Promise<Attribute> {
+  const id = ATTRIBUTES[name];
+  if (!id)
+    throw new ModelLoadError(`unknown attribute '${name}' (known: ${Object.keys(ATTRIBUTES).join(', ')})`);
+  const { source, session } = await openBuilt(id, options);
+  try {
+    return new CropAttribute(name, source.family, session, signatureOf(session));
+  } catch (err) {
+    await session.release();
+    throw err;
+  }
+}
+
+async function openBuilt(id: string, options: SessionOptions) {
   const source = loadSources().find((s) => s.id === id);
   if (!source) throw new ModelLoadError(`unknown packaged model '${id}' (see 'faceflow models list')`);
   const cacheDir = modelCacheDir();
@@ -26,14 +59,8 @@ export async function loadPackModel(id: string, options: SessionOptions = {}): P
     const [report] = await buildModels({ ids: [id], cacheDir });
     if (report.status === 'failed') throw new ModelLoadError(`${id}: could not be built: ${report.error}`);
   }
-  const file = builtPaths(source, cacheDir).onnxPath;
-  const session = await openSession(file, options);
-  try {
-    return wrap(source, session);
-  } catch (err) {
-    await session.release();
-    throw err;
-  }
+  const session = await openSession(builtPaths(source, cacheDir).onnxPath, options);
+  return { source, session };
 }
 
 function wrap(source: ModelSource, session: Awaited<ReturnType<typeof openSession>>): PackModel {
