@@ -35,12 +35,23 @@ export async function modelsCommand(argv: string[], io: CommandIO): Promise<numb
       built: isBuilt(s, cacheDir),
       path: builtPaths(s, cacheDir).onnxPath,
     }));
-    if (values.json) io.out(JSON.stringify({ cacheDir, models: rows }));
+    const built = new Map(rows.map((r) => [r.id, r.built]));
+    const packs = Object.entries(PACKS).map(([name, spec]) => {
+      const ids = [spec.detector, spec.landmarker, spec.embedder].filter((x): x is string => Boolean(x));
+      return { name, ...spec, built: ids.every((id) => built.get(id)) };
+    });
+    if (values.json) io.out(JSON.stringify({ cacheDir, packs, models: rows }));
     else {
       io.out(`cache: ${cacheDir}`);
+      io.out('packs:');
+      for (const p of packs) {
+        const parts = [p.detector, p.landmarker, p.embedder].filter(Boolean).join(' + ');
+        io.out(`  ${p.name.padEnd(10)} ${parts.padEnd(58)} ${p.built ? 'built' : 'not built'}`);
+      }
+      io.out('models:');
       for (const r of rows) {
         io.out(
-          `${r.id.padEnd(22)} ${r.role.padEnd(11)} ${r.source.padEnd(28)} ${r.built ? 'built' : 'not built'}`,
+          `  ${r.id.padEnd(22)} ${r.role.padEnd(11)} ${r.source.padEnd(28)} ${r.built ? 'built' : 'not built'}`,
         );
       }
     }
