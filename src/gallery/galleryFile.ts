@@ -1,0 +1,73 @@
+import { Gallery, GalleryError } from './gallery';
+import { createIndex, type CreateIndexOptions } from './indexFactory';
+import { GalleryStore } from './store';
+
+export interface GalleryFileOptions extends CreateIndexOptions {
+  /** The embedder whose embeddings this gallery holds; a file of another model is refused. */
+  modelId: string;
+  dimension: number;
+  /** Encryption key: 32 bytes, 64 hex characters or a passphrase (see crypto.ts). */
+  key?: Buffer | string;
+  /** Rotating backups kept beside the file (default 3). */
+  backups?: number;
+}
+
+/**
+ * A gallery kept in a file: loaded (or recovered from a backup) on open, written atomically by
+ * `save()`. Deleting people goes through here so that no file written afterwards holds them.
+ */
+export class GalleryFile {
+  private constructor(
+    readonly gallery: Gallery,
+    private readonly store: GalleryStore,
+    /** What went wrong while loading (a corrupt main file, a recovery from a backup). */
+    readonly problems: string[],
+    readonly recoveredFrom?: string,
+  ) {}
+
+  static async open(file: string, options: GalleryFileOptions): Promise<GalleryFile> {
+    const store = new GalleryStore(file, { key: options.key, backups: options.backups });
+    const loaded = await store.load();
+    const index = createIndex(options.dimension, options);
+    if (!loaded.snapshot) {
+      return new GalleryFile(new Gallery(options.modelId, options.dimension, index), store, loaded.problems);
+    }
+    const s = loaded.snapshot;
+    if (s.modelId !== options.modelId || s.dimension !== options.dimension) {
+      index.dispose();
+      throw new GalleryError(
+        `${file} holds ${s.dimension}-d embeddings of '${s.modelId}', not ${options.dimension}-d of '${options.modelId}'; ` +
+          'use one gallery file per model',
+      );
+    }
+    const gallery = Gallery.fromState(s, index);
+    const opened = new GalleryFile(gallery, store, loaded.problems, loaded.recoveredFrom);
+    // A recovered gallery is written back at once, so the damaged main file is replaced.
+    if (loaded.recoveredFrom) await opened.save();
+    return opened;
+  }
+
+  save(): Promise<void> {
+    return this.store.save(this.gallery.toState());
+  }
+
+  /** Delete a person everywhere: from the index, the file and every backup. */
+  async removeIdentity(name: string): Promise<number> {
+    const removed = this.gallery.removeIdentity(name);
+    await this.forgetOldCopies();
+    return removed;
+  }
+
+  /** Delete everyone, in the file and its backups too. */
+  async clear(): Promise<void> {
+    this.gallery.clear();
+    await this.forgetOldCopies();
+  }
+
+  private async forgetOldCopies(): Promise<void> {
+    // Save first: saving rotates the previous file (still holding the person) into a backup,
+    // which the purge then removes with the others.
+    await this.save();
+    await this.store.purgeBackups();
+  }
+}

@@ -1,0 +1,593 @@
+/**
+ * Durable on-disk store for a face gallery.
+ *
+ * File format, version 1 (all integers little-endian), a 96-byte header then the payload:
+ *
+ * | offset | size | field                                                                   |
+ * | -----: | ---: | ----------------------------------------------------------------------- |
+ * |      0 |    5 | magic `FFGAL` (ASCII)                                                   |
+ * |      5 |    2 | u16 format version (1)                                                  |
+ * |      7 |    1 | u8 flags: bit 0 encrypted, bit 1 key derived from a passphrase (scrypt) |
+ * |      8 |    4 | u32 JSON section length in bytes                                        |
+ * |     12 |    4 | u32 number of float32 values in the vector section                     |
+ * |     16 |   16 | scrypt salt (zero unless bit 1 is set)                                  |
+ * |     32 |   12 | AES-GCM IV (zero unless encrypted)                                      |
+ * |     44 |   16 | AES-GCM auth tag (zero unless encrypted)                                |
+ * |     60 |    4 | reserved, zero                                                          |
+ * |     64 |   32 | SHA-256 over header bytes 0..63 followed by the payload as stored        |
+ * |     96 |    … | payload: UTF-8 JSON (snapshot without `vectors`) ‖ float32 LE vectors   |
+ *
+ * When encrypted, the payload is the AES-256-GCM ciphertext (same length) of that plaintext, with header bytes
+ * 0..31 as additional authenticated data. Because the SHA-256 covers the stored bytes, truncation and bit rot
+ * are told apart from a wrong key: a file whose checksum verifies but does not decrypt was opened with the wrong
+ * key. The file must be exactly 96 + JSON length + 4 × float count bytes long. Magic and version stay at these
+ * offsets in every future version: a version 2..255 is refused as "newer than supported" (and never overwritten),
+ * a version above 255 is treated as damage.
+ *
+ * Durability: `save()` writes `<file>.tmp-<pid>`, fsyncs it, rotates backups, renames it over `<file>` and fsyncs
+ * the directory, so `<file>` is always either the previous or the new complete snapshot. Backups `<file>.1`
+ * (newest) … `<file>.N` are hard links (or copies) of earlier saves, made only from files whose checksum verifies.
+ *
+ * Privacy: backups and leftover temporary files are copies of *earlier* saves, so data deleted from the gallery
+ * still exists in them until they rotate out. After deleting an identity call `save()` and then
+ * {@link GalleryStore.purgeBackups} (in that order: the save rotates the old main file into a backup, which the
+ * purge removes); the new main file is then the only copy left. `GalleryFile` does this.
+ *
+ * Keys: an encrypted file opened without a key, or with the wrong key, is an error (never garbage, never a
+ * fallback to an older backup). An unencrypted file opened by a store that has a key loads normally, with a note
+ * in `problems`; the next `save()` writes it encrypted (the older plaintext copy stays in `<file>.1` until it
+ * rotates out or `purgeBackups()` is called).
+ */
+import { createHash } from 'node:crypto';
+import { promises as fs } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import {
+  decrypt,
+  deriveKey,
+  encrypt,
+  GalleryKeyError,
+  IV_BYTES,
+  KeySource,
+  parseKey,
+  randomSalt,
+  SALT_BYTES,
+  TAG_BYTES,
+} from './crypto';
+
+export interface GalleryIdentityRecord {
+  name: string;
+  meta: Record<string, unknown>;
+  createdAt: string;
+}
+
+export interface GalleryEmbeddingRecord {
+  id: number;
+  name: string;
+  sha256?: string;
+  addedAt: string;
+}
+
+/** The serialisable state of a gallery. */
+export interface GallerySnapshot {
+  /** Embeddings of different models never mix. */
+  modelId: string;
+  dimension: number;
+  threshold?: number;
+  nextId: number;
+  identities: GalleryIdentityRecord[];
+  /** Vector data is kept separately in {@link vectors}. */
+  embeddings: GalleryEmbeddingRecord[];
+  /** embeddings.length × dimension values; row i belongs to embeddings[i]. */
+  vectors: Float32Array;
+}
+
+export interface GalleryStoreOptions {
+  /** How many earlier saves to keep as `<file>.1` … `<file>.N` (default 3; 0 keeps none). */
+  backups?: number;
+  /** 32-byte Buffer, 64-char hex string, or a passphrase of at least 8 characters. */
+  key?: Buffer | string;
+}
+
+export interface GalleryLoadResult {
+  /** Undefined when there is no gallery file yet (a new gallery). */
+  snapshot: GallerySnapshot | undefined;
+  /** The backup the snapshot was read from, when the main file was unusable. */
+  recoveredFrom?: string;
+  /** What was wrong with the files that were skipped, plus notes (e.g. a plaintext file opened with a key). */
+  problems: string[];
+}
+
+export type GalleryStoreErrorCode =
+  | 'CORRUPT'
+  | 'FUTURE_VERSION'
+  | 'KEY_REQUIRED'
+  | 'WRONG_KEY'
+  | 'INVALID_SNAPSHOT'
+  | 'WRITE_FAILED'
+  | 'UNRECOVERABLE';
+
+export class GalleryStoreError extends Error {
+  constructor(
+    readonly code: GalleryStoreErrorCode,
+    message: string,
+    readonly file?: string,
+  ) {
+    super(message);
+    this.name = 'GalleryStoreError';
+  }
+}
+
+export const MAGIC = Buffer.from('FFGAL', 'ascii');
+export const FORMAT_VERSION = 1;
+export const HEADER_BYTES = 96;
+const MAX_PLAUSIBLE_VERSION = 255;
+const FLAG_ENCRYPTED = 1;
+const FLAG_PASSPHRASE = 2;
+const KNOWN_FLAGS = FLAG_ENCRYPTED | FLAG_PASSPHRASE;
+const CHECKSUM_OFFSET = 64;
+const AAD_BYTES = 32;
+
+const BIG_ENDIAN = os.endianness() === 'BE';
+
+interface ParsedHeader {
+  version: number;
+  flags: number;
+  jsonLength: number;
+  floatCount: number;
+  salt: Buffer;
+  iv: Buffer;
+  tag: Buffer;
+}
+
+function corrupt(file: string, why: string): GalleryStoreError {
+  return new GalleryStoreError('CORRUPT', `${file}: ${why}`, file);
+}
+
+function errCode(e: unknown): string | undefined {
+  return typeof e === 'object' && e !== null && 'code' in e
+    ? String((e as { code: unknown }).code)
+    : undefined;
+}
+
+function errMessage(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
+function sha256(...parts: Buffer[]): Buffer {
+  const h = createHash('sha256');
+  for (const p of parts) h.update(p);
+  return h.digest();
+}
+
+/**
+ * Reads the header and checks magic, version, length and checksum (no key needed). Throws CORRUPT or
+ * FUTURE_VERSION.
+ */
+function verifyFile(buf: Buffer, file: string): ParsedHeader {
+  if (buf.length < MAGIC.length || !buf.subarray(0, MAGIC.length).equals(MAGIC)) {
+    throw corrupt(file, 'not a faceflow gallery file (bad magic bytes)');
+  }
+  if (buf.length < 7) throw corrupt(file, `truncated header (${buf.length} bytes)`);
+  const version = buf.readUInt16LE(5);
+  // Versions above 255 are taken for damage rather than a future format, so such a file falls back to backups.
+  if (version > FORMAT_VERSION && version <= MAX_PLAUSIBLE_VERSION) {
+    throw new GalleryStoreError(
+      'FUTURE_VERSION',
+      `${file}: gallery format version ${version} is newer than this faceflow supports (${FORMAT_VERSION}); ` +
+        'upgrade faceflow — the file was left untouched',
+      file,
+    );
+  }
+  if (version < 1 || version > FORMAT_VERSION) throw corrupt(file, `invalid format version ${version}`);
+  if (buf.length < HEADER_BYTES)
+    throw corrupt(file, `truncated header (${buf.length} of ${HEADER_BYTES} bytes)`);
+  const flags = buf.readUInt8(7);
+  const jsonLength = buf.readUInt32LE(8);
+  const floatCount = buf.readUInt32LE(12);
+  const expected = HEADER_BYTES + jsonLength + floatCount * 4;
+  if (buf.length !== expected) {
+    throw corrupt(
+      file,
+      `${buf.length < expected ? 'truncated' : 'trailing bytes'}: ${buf.length} bytes, expected ${expected}`,
+    );
+  }
+  const checksum = sha256(buf.subarray(0, CHECKSUM_OFFSET), buf.subarray(HEADER_BYTES));
+  if (!checksum.equals(buf.subarray(CHECKSUM_OFFSET, CHECKSUM_OFFSET + 32))) {
+    throw corrupt(file, 'checksum mismatch (file is damaged)');
+  }
+  if ((flags & ~KNOWN_FLAGS) !== 0) throw corrupt(file, `unknown flags 0x${flags.toString(16)}`);
+  return {
+    version,
+    flags,
+    jsonLength,
+    floatCount,
+    salt: Buffer.from(buf.subarray(16, 16 + SALT_BYTES)),
+    iv: Buffer.from(buf.subarray(32, 32 + IV_BYTES)),
+    tag: Buffer.from(buf.subarray(44, 44 + TAG_BYTES)),
+  };
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** Checks the shape of a snapshot; returns a reason string when invalid. */
+function snapshotProblem(s: Omit<GallerySnapshot, 'vectors'>, vectorLength: number): string | undefined {
+  if (!isObject(s)) return 'snapshot is not an object';
+  if (typeof s.modelId !== 'string' || s.modelId === '') return 'modelId must be a non-empty string';
+  if (!Number.isInteger(s.dimension) || s.dimension <= 0) return 'dimension must be a positive integer';
+  if (s.threshold !== undefined && typeof s.threshold !== 'number') return 'threshold must be a number';
+  if (!Number.isInteger(s.nextId) || s.nextId < 0) return 'nextId must be a non-negative integer';
+  if (!Array.isArray(s.identities)) return 'identities must be an array';
+  for (const id of s.identities) {
+    if (
+      !isObject(id) ||
+      typeof id.name !== 'string' ||
+      !isObject(id.meta) ||
+      typeof id.createdAt !== 'string'
+    ) {
+      return 'identities must be { name, meta, createdAt } records';
+    }
+  }
+  if (!Array.isArray(s.embeddings)) return 'embeddings must be an array';
+  for (const e of s.embeddings) {
+    if (
+      !isObject(e) ||
+      !Number.isInteger(e.id) ||
+      typeof e.name !== 'string' ||
+      typeof e.addedAt !== 'string' ||
+      (e.sha256 !== undefined && typeof e.sha256 !== 'string')
+    ) {
+      return 'embeddings must be { id, name, sha256?, addedAt } records';
+    }
+  }
+  if (vectorLength !== s.embeddings.length * s.dimension) {
+    return `vectors has ${vectorLength} values, expected embeddings (${s.embeddings.length}) × dimension (${s.dimension})`;
+  }
+  return undefined;
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return errCode(e) === 'EPERM';
+  }
+}
+
+function escapeRegExp(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+export class GalleryStore {
+  readonly file: string;
+  readonly backups: number;
+  private readonly keySource?: KeySource;
+  /** Salt used for passphrase-derived keys on save (taken from the loaded file, else random per store). */
+  private salt?: Buffer;
+  private readonly derived = new Map<string, Promise<Buffer>>();
+  private queue: Promise<unknown> = Promise.resolve();
+
+  constructor(file: string, options: GalleryStoreOptions = {}) {
+    this.file = path.resolve(file);
+    const backups = options.backups ?? 3;
+    if (!Number.isInteger(backups) || backups < 0) {
+      throw new RangeError(`backups must be a non-negative integer, got ${backups}`);
+    }
+    this.backups = backups;
+    if (options.key !== undefined) this.keySource = parseKey(options.key);
+  }
+
+  /** Path of backup n (1 = newest). */
+  backupPath(n: number): string {
+    return `${this.file}.${n}`;
+  }
+
+  get tmpPath(): string {
+    return `${this.file}.tmp-${process.pid}`;
+  }
+
+  /** Writes the snapshot atomically, keeping earlier verified saves as backups. */
+  save(snapshot: GallerySnapshot): Promise<void> {
+    const run = this.queue.then(() => this.doSave(snapshot));
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  /**
+   * Reads the gallery. A missing file gives an undefined snapshot; a damaged one is reported in `problems` and
+   * the newest good backup is returned with `recoveredFrom`. Throws when nothing is usable, when the key is
+   * missing or wrong, or when the file is from a newer format version.
+   */
+  async load(): Promise<GalleryLoadResult> {
+    await this.queue;
+    const problems: string[] = [];
+    const tried: string[] = [];
+    const backups = await this.listBackups();
+    const candidates = [this.file, ...backups.map((b) => b.path)];
+    let mainMissing = false;
+    for (let i = 0; i < candidates.length; i++) {
+      const file = candidates[i];
+      let buf: Buffer;
+      try {
+        buf = await fs.readFile(file);
+      } catch (e) {
+        if (errCode(e) === 'ENOENT' && i === 0) {
+          mainMissing = true;
+          tried.push(`${file}: missing`);
+          continue;
+        }
+        const why = `${file}: unreadable (${errMessage(e)})`;
+        problems.push(why);
+        tried.push(why);
+        continue;
+      }
+      try {
+        const notes: string[] = [];
+        const snapshot = await this.decode(buf, file, notes);
+        if (i === 0) return { snapshot, problems: [...problems, ...notes] };
+        if (mainMissing) problems.unshift(`${this.file}: missing although backups exist`);
+        return { snapshot, recoveredFrom: file, problems: [...problems, ...notes] };
+      } catch (e) {
+        if (e instanceof GalleryStoreError && e.code === 'CORRUPT') {
+          problems.push(e.message);
+          tried.push(e.message);
+          continue;
+        }
+        throw e;
+      }
+    }
+    if (mainMissing && problems.length === 0) return { snapshot: undefined, problems: [] };
+    throw new GalleryStoreError(
+      'UNRECOVERABLE',
+      `no usable gallery file; tried:\n  ${tried.join('\n  ')}`,
+      this.file,
+    );
+  }
+
+  /**
+   * Deletes every backup (`<file>.1` …) and leftover temporary file, so that data removed from the gallery
+   * survives only until the next `save()` rewrites the main file. Returns the paths deleted.
+   */
+  async purgeBackups(): Promise<string[]> {
+    await this.queue;
+    const removed: string[] = [];
+    for (const b of await this.listBackups()) {
+      await fs.rm(b.path, { force: true });
+      removed.push(b.path);
+    }
+    removed.push(...(await this.removeStaleTemps(true)));
+    if (removed.length > 0) await this.syncDir();
+    return removed;
+  }
+
+  // --- internals -------------------------------------------------------------------------------------------
+
+  private async doSave(snapshot: GallerySnapshot): Promise<void> {
+    const buf = await this.encode(snapshot);
+
+    // Never replace a file written by a newer faceflow; only rotate files that verify.
+    let rotateMain = false;
+    let existing: Buffer | undefined;
+    try {
+      existing = await fs.readFile(this.file);
+    } catch (e) {
+      if (errCode(e) !== 'ENOENT' && errCode(e) !== 'ENOTDIR') {
+        throw new GalleryStoreError('WRITE_FAILED', `cannot save gallery: ${errMessage(e)}`, this.file);
+      }
+    }
+    if (existing) {
+      try {
+        verifyFile(existing, this.file);
+        rotateMain = true;
+      } catch (e) {
+        if (e instanceof GalleryStoreError && e.code === 'FUTURE_VERSION') {
+          throw new GalleryStoreError('FUTURE_VERSION', `refusing to overwrite: ${e.message}`, this.file);
+        }
+      }
+    }
+
+    const tmp = this.tmpPath;
+    try {
+      const fh = await fs.open(tmp, 'w', 0o600);
+      try {
+        await fh.writeFile(buf);
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+      if (rotateMain && this.backups > 0) await this.rotate();
+      await fs.rename(tmp, this.file);
+    } catch (e) {
+      await fs.rm(tmp, { force: true }).catch(() => undefined);
+      throw new GalleryStoreError(
+        'WRITE_FAILED',
+        `could not save gallery to ${this.file} (${errMessage(e)}); the previous file was left as it was`,
+        this.file,
+      );
+    }
+    await this.syncDir();
+    await this.removeStaleTemps(false).catch(() => undefined);
+  }
+
+  /** Shifts `<file>.k` to `<file>.k+1` (dropping the oldest) and links the current main file as `<file>.1`. */
+  private async rotate(): Promise<void> {
+    for (const b of await this.listBackups()) {
+      if (b.n >= this.backups) await fs.rm(b.path, { force: true });
+    }
+    for (let n = this.backups - 1; n >= 1; n--) {
+      try {
+        await fs.rename(this.backupPath(n), this.backupPath(n + 1));
+      } catch (e) {
+        if (errCode(e) !== 'ENOENT') throw e;
+      }
+    }
+    try {
+      await fs.link(this.file, this.backupPath(1));
+    } catch {
+      await fs.copyFile(this.file, this.backupPath(1));
+    }
+  }
+
+  private async listBackups(): Promise<{ n: number; path: string }[]> {
+    const dir = path.dirname(this.file);
+    const re = new RegExp(`^${escapeRegExp(path.basename(this.file))}\\.(\\d+)$`);
+    let names: string[];
+    try {
+      names = await fs.readdir(dir);
+    } catch {
+      return [];
+    }
+    return names
+      .map((name) => ({ m: re.exec(name), name }))
+      .filter((x): x is { m: RegExpExecArray; name: string } => x.m !== null && Number(x.m[1]) >= 1)
+      .map((x) => ({ n: Number(x.m[1]), path: path.join(dir, x.name) }))
+      .sort((a, b) => a.n - b.n);
+  }
+
+  /** Removes `<file>.tmp-<pid>` files left by processes that died mid-save (all of them when `all`). */
+  private async removeStaleTemps(all: boolean): Promise<string[]> {
+    const dir = path.dirname(this.file);
+    const re = new RegExp(`^${escapeRegExp(path.basename(this.file))}\\.tmp-(\\d+)$`);
+    const removed: string[] = [];
+    let names: string[];
+    try {
+      names = await fs.readdir(dir);
+    } catch {
+      return removed;
+    }
+    for (const name of names) {
+      const m = re.exec(name);
+      if (!m) continue;
+      const pid = Number(m[1]);
+      if (!all && (pid === process.pid || isAlive(pid))) continue;
+      if (all && pid !== process.pid && isAlive(pid)) continue; // another live writer's file
+      await fs.rm(path.join(dir, name), { force: true });
+      removed.push(path.join(dir, name));
+    }
+    return removed;
+  }
+
+  private async syncDir(): Promise<void> {
+    let dh: fs.FileHandle | undefined;
+    try {
+      dh = await fs.open(path.dirname(this.file), 'r');
+      await dh.sync();
+    } catch {
+      // Directory fsync is unsupported on some platforms (e.g. Windows); the rename itself has happened.
+    } finally {
+      await dh?.close().catch(() => undefined);
+    }
+  }
+
+  private keyFor(salt: Buffer): Promise<Buffer> {
+    const src = this.keySource;
+    if (!src) throw new Error('no key');
+    if (src.kind === 'raw') return Promise.resolve(src.key);
+    const id = salt.toString('hex');
+    let p = this.derived.get(id);
+    if (!p) {
+      p = deriveKey(src.passphrase, salt);
+      this.derived.set(id, p);
+      p.catch(() => this.derived.delete(id));
+    }
+    return p;
+  }
+
+  private async encode(snapshot: GallerySnapshot): Promise<Buffer> {
+    if (!isObject(snapshot) || !(snapshot.vectors instanceof Float32Array)) {
+      throw new GalleryStoreError('INVALID_SNAPSHOT', 'cannot save gallery: vectors must be a Float32Array');
+    }
+    const { vectors, ...rest } = snapshot;
+    const why = snapshotProblem(rest, vectors.length);
+    if (why) throw new GalleryStoreError('INVALID_SNAPSHOT', `cannot save gallery: ${why}`, this.file);
+    const json = Buffer.from(JSON.stringify(rest), 'utf8');
+    const vec = Buffer.from(
+      vectors.buffer.slice(vectors.byteOffset, vectors.byteOffset + vectors.byteLength),
+    );
+    if (BIG_ENDIAN) vec.swap32();
+    let payload: Buffer = Buffer.concat([json, vec]);
+
+    const header = Buffer.alloc(HEADER_BYTES);
+    MAGIC.copy(header, 0);
+    header.writeUInt16LE(FORMAT_VERSION, 5);
+    header.writeUInt32LE(json.length, 8);
+    header.writeUInt32LE(vectors.length, 12);
+    if (this.keySource) {
+      let flags = FLAG_ENCRYPTED;
+      let salt: Buffer = Buffer.alloc(SALT_BYTES);
+      if (this.keySource.kind === 'passphrase') {
+        flags |= FLAG_PASSPHRASE;
+        salt = this.salt ??= randomSalt();
+      }
+      header.writeUInt8(flags, 7);
+      salt.copy(header, 16);
+      const key = await this.keyFor(salt);
+      const sealed = encrypt(key, payload, header.subarray(0, AAD_BYTES));
+      sealed.iv.copy(header, 32);
+      sealed.tag.copy(header, 44);
+      payload = sealed.ciphertext;
+    }
+    sha256(header.subarray(0, CHECKSUM_OFFSET), payload).copy(header, CHECKSUM_OFFSET);
+    return Buffer.concat([header, payload]);
+  }
+
+  private async decode(buf: Buffer, file: string, notes: string[]): Promise<GallerySnapshot> {
+    const h = verifyFile(buf, file);
+    let payload = buf.subarray(HEADER_BYTES);
+    if (h.flags & FLAG_ENCRYPTED) {
+      const src = this.keySource;
+      if (!src) {
+        throw new GalleryStoreError(
+          'KEY_REQUIRED',
+          `${file}: gallery file is encrypted; pass the key (options.key) to open it`,
+          file,
+        );
+      }
+      const wantsPassphrase = (h.flags & FLAG_PASSPHRASE) !== 0;
+      if (wantsPassphrase !== (src.kind === 'passphrase')) {
+        throw new GalleryStoreError(
+          'WRONG_KEY',
+          `${file}: wrong key — the file was encrypted with ${wantsPassphrase ? 'a passphrase' : 'a raw 32-byte key'}` +
+            ` but ${src.kind === 'passphrase' ? 'a passphrase' : 'a raw key'} was given`,
+          file,
+        );
+      }
+      const key = await this.keyFor(h.salt);
+      try {
+        payload = decrypt(key, { iv: h.iv, tag: h.tag, ciphertext: payload }, buf.subarray(0, AAD_BYTES));
+      } catch (e) {
+        if (e instanceof GalleryKeyError) {
+          throw new GalleryStoreError(
+            'WRONG_KEY',
+            `${file}: cannot decrypt gallery: wrong key or corrupt file (the checksum is intact, so the key is most likely wrong)`,
+            file,
+          );
+        }
+        throw e;
+      }
+      if (wantsPassphrase) this.salt = h.salt;
+    } else if (this.keySource) {
+      notes.push(`${file}: file is not encrypted; it will be written encrypted on the next save`);
+    }
+
+    let meta: Omit<GallerySnapshot, 'vectors'>;
+    try {
+      meta = JSON.parse(payload.subarray(0, h.jsonLength).toString('utf8')) as Omit<
+        GallerySnapshot,
+        'vectors'
+      >;
+    } catch (e) {
+      throw corrupt(file, `invalid JSON section (${errMessage(e)})`);
+    }
+    const why = snapshotProblem(meta, h.floatCount);
+    if (why) throw corrupt(file, `invalid snapshot (${why})`);
+    const vectors = new Float32Array(h.floatCount);
+    const bytes = Buffer.from(vectors.buffer);
+    payload.copy(bytes, 0, h.jsonLength, h.jsonLength + h.floatCount * 4);
+    if (BIG_ENDIAN) bytes.swap32();
+    return { ...meta, vectors };
+  }
+}

@@ -1,0 +1,493 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync, promises as fs } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { GalleryKeyError } from '../src/gallery/crypto';
+import { GallerySnapshot, GalleryStore, GalleryStoreError, HEADER_BYTES } from '../src/gallery/store';
+import { makeSnapshot, snapshotMismatch } from './fixtures/galleryWriter';
+
+const RAW_KEY = Buffer.alloc(32, 7);
+const HEX_KEY = 'ab'.repeat(32);
+
+function sample(nextId = 3, dimension = 8): GallerySnapshot {
+  const embeddings = [
+    { id: 0, name: 'ann', sha256: 'a'.repeat(64), addedAt: '2024-01-01T00:00:00.000Z' },
+    { id: 1, name: 'ann', addedAt: '2024-01-02T00:00:00.000Z' },
+    { id: 2, name: 'bob', addedAt: '2024-01-03T00:00:00.000Z' },
+  ];
+  // Backed by a larger buffer at a non-zero offset, with values that do not survive a lossy encoding.
+  const backing = new Float32Array(embeddings.length * dimension + 5);
+  const vectors = backing.subarray(3, 3 + embeddings.length * dimension);
+  const specials = [0.1, -0, Infinity, -Infinity, NaN, 1e-45, 3.4028234663852886e38, -1 / 3];
+  for (let i = 0; i < vectors.length; i++) vectors[i] = specials[i % specials.length] * (1 + i / 7) + nextId;
+  vectors[0] = -0;
+  vectors[1] = NaN;
+  return {
+    modelId: 'arcface-r100',
+    dimension,
+    threshold: 0.42,
+    nextId,
+    identities: [
+      {
+        name: 'ann',
+        meta: { team: 'red', tags: ['a', 1, null], nested: { x: 1.5 } },
+        createdAt: '2024-01-01',
+      },
+      { name: 'bob', meta: {}, createdAt: '2024-01-03' },
+    ],
+    embeddings,
+    vectors,
+  };
+}
+
+function bits(v: Float32Array): Uint32Array {
+  return new Uint32Array(v.buffer.slice(v.byteOffset, v.byteOffset + v.byteLength));
+}
+
+function assertSameSnapshot(actual: GallerySnapshot | undefined, expected: GallerySnapshot): void {
+  assert.ok(actual, 'snapshot expected');
+  const { vectors: av, ...a } = actual;
+  const { vectors: ev, ...e } = expected;
+  assert.deepEqual(a, e);
+  assert.ok(av instanceof Float32Array);
+  assert.deepEqual(bits(av), bits(ev), 'vectors must be bit-exact');
+}
+
+function isStoreError(code: string, pattern?: RegExp): (e: unknown) => boolean {
+  return (e: unknown) => {
+    assert.ok(e instanceof GalleryStoreError, `expected GalleryStoreError, got ${String(e)}`);
+    assert.equal(e.code, code, e.message);
+    if (pattern) assert.match(e.message, pattern);
+    return true;
+  };
+}
+
+describe('gallery/store', () => {
+  let dir: string;
+  let file: string;
+
+  beforeEach(async () => {
+    dir = await fs.mkdtemp(path.join(os.tmpdir(), 'faceflow-gallery-'));
+    file = path.join(dir, 'gallery.ffg');
+  });
+
+  afterEach(async () => {
+    await fs.chmod(dir, 0o700).catch(() => undefined);
+    await fs.rm(dir, { recursive: true, force: true });
+  });
+
+  describe('round trip', () => {
+    it('returns an undefined snapshot and no problems for a new gallery', async () => {
+      const res = await new GalleryStore(file).load();
+      assert.equal(res.snapshot, undefined);
+      assert.equal(res.recoveredFrom, undefined);
+      assert.deepEqual(res.problems, []);
+    });
+
+    it('saves and loads JSON fields equal and vectors bit-exact', async () => {
+      const snap = sample();
+      await new GalleryStore(file).save(snap);
+      const res = await new GalleryStore(file).load();
+      assertSameSnapshot(res.snapshot, snap);
+      assert.deepEqual(res.problems, []);
+      assert.equal(res.recoveredFrom, undefined);
+      const buf = await fs.readFile(file);
+      assert.equal(buf.subarray(0, 5).toString('ascii'), 'FFGAL');
+      assert.equal(buf.readUInt16LE(5), 1);
+      assert.equal(buf.readUInt8(7), 0);
+      assert.deepEqual(
+        (await fs.readdir(dir)).sort(),
+        ['gallery.ffg'],
+        'no temporary file or backup after the first save',
+      );
+    });
+
+    it('round-trips an empty gallery', async () => {
+      const empty: GallerySnapshot = {
+        modelId: 'm',
+        dimension: 512,
+        nextId: 0,
+        identities: [],
+        embeddings: [],
+        vectors: new Float32Array(0),
+      };
+      await new GalleryStore(file).save(empty);
+      assertSameSnapshot((await new GalleryStore(file).load()).snapshot, empty);
+    });
+
+    for (const [label, key] of [
+      ['a 32-byte Buffer', RAW_KEY],
+      ['a 64-char hex key', HEX_KEY],
+      ['a passphrase', 'correct horse battery staple'],
+    ] as const) {
+      it(`encrypts with ${label} and loads it back with the same key`, async () => {
+        const snap = sample();
+        await new GalleryStore(file, { key }).save(snap);
+        const buf = await fs.readFile(file);
+        assert.equal(buf.readUInt8(7) & 1, 1, 'encrypted flag');
+        assert.equal(buf.includes(Buffer.from('arcface-r100')), false, 'no plaintext JSON in the file');
+        assert.equal(buf.includes(Buffer.from('team')), false, 'no plaintext metadata in the file');
+        const res = await new GalleryStore(file, { key }).load();
+        assertSameSnapshot(res.snapshot, snap);
+        assert.deepEqual(res.problems, []);
+      });
+    }
+
+    it('uses a fresh IV on every save', async () => {
+      const store = new GalleryStore(file, { key: RAW_KEY, backups: 1 });
+      await store.save(sample());
+      await store.save(sample());
+      const a = await fs.readFile(`${file}.1`);
+      const b = await fs.readFile(file);
+      assert.notDeepEqual(a.subarray(32, 44), b.subarray(32, 44));
+    });
+
+    it('rejects an inconsistent snapshot instead of writing it', async () => {
+      const bad = { ...sample(), vectors: new Float32Array(5) };
+      await assert.rejects(new GalleryStore(file).save(bad), isStoreError('INVALID_SNAPSHOT', /vectors/));
+      assert.equal(existsSync(file), false);
+    });
+  });
+
+  describe('atomic writes and backups', () => {
+    it('keeps N backups, newest first, each loadable', async () => {
+      const store = new GalleryStore(file, { backups: 3 });
+      for (let i = 1; i <= 5; i++) await store.save(sample(i));
+      assert.deepEqual((await fs.readdir(dir)).sort(), [
+        'gallery.ffg',
+        'gallery.ffg.1',
+        'gallery.ffg.2',
+        'gallery.ffg.3',
+      ]);
+      assertSameSnapshot((await store.load()).snapshot, sample(5));
+      for (let n = 1; n <= 3; n++) {
+        const res = await new GalleryStore(`${file}.${n}`).load();
+        assertSameSnapshot(res.snapshot, sample(5 - n));
+        assert.deepEqual(res.problems, []);
+      }
+    });
+
+    it('keeps no backups with backups: 0', async () => {
+      const store = new GalleryStore(file, { backups: 0 });
+      for (let i = 1; i <= 3; i++) await store.save(sample(i));
+      assert.deepEqual(await fs.readdir(dir), ['gallery.ffg']);
+    });
+
+    it('serialises concurrent saves from one store', async () => {
+      const store = new GalleryStore(file, { backups: 2 });
+      await Promise.all([1, 2, 3, 4].map((i) => store.save(sample(i))));
+      assertSameSnapshot((await store.load()).snapshot, sample(4));
+      assertSameSnapshot((await new GalleryStore(`${file}.1`).load()).snapshot, sample(3));
+    });
+
+    it('does not turn a damaged main file into a backup', async () => {
+      const store = new GalleryStore(file, { backups: 3 });
+      await store.save(sample(1));
+      await store.save(sample(2));
+      await fs.truncate(file, 50);
+      await store.save(sample(3));
+      assertSameSnapshot((await store.load()).snapshot, sample(3));
+      assertSameSnapshot((await new GalleryStore(`${file}.1`).load()).snapshot, sample(1));
+      assert.equal(existsSync(`${file}.2`), false);
+    });
+  });
+
+  describe('recovery', () => {
+    async function threeSaves(): Promise<GalleryStore> {
+      const store = new GalleryStore(file, { backups: 3 });
+      for (let i = 1; i <= 3; i++) await store.save(sample(i));
+      return store;
+    }
+
+    it('recovers from .1 when the main file is truncated', async () => {
+      const store = await threeSaves();
+      const size = (await fs.stat(file)).size;
+      await fs.truncate(file, size - 10);
+      const res = await store.load();
+      assertSameSnapshot(res.snapshot, sample(2));
+      assert.equal(res.recoveredFrom, `${file}.1`);
+      assert.equal(res.problems.length, 1);
+      assert.match(res.problems[0], /truncated/);
+    });
+
+    it('recovers from .1 when the main file is cut inside the header', async () => {
+      const store = await threeSaves();
+      await fs.truncate(file, HEADER_BYTES - 20);
+      const res = await store.load();
+      assertSameSnapshot(res.snapshot, sample(2));
+      assert.equal(res.recoveredFrom, `${file}.1`);
+      assert.match(res.problems[0], /truncated header/);
+    });
+
+    it('recovers from .1 when the main file is garbage', async () => {
+      const store = await threeSaves();
+      const size = (await fs.stat(file)).size;
+      await fs.writeFile(file, Buffer.alloc(size, 0x5a));
+      const res = await store.load();
+      assertSameSnapshot(res.snapshot, sample(2));
+      assert.equal(res.recoveredFrom, `${file}.1`);
+      assert.match(res.problems[0], /magic/);
+    });
+
+    it('detects flipped bytes inside the payload by checksum', async () => {
+      const store = await threeSaves();
+      const buf = await fs.readFile(file);
+      buf[buf.length - 3] ^= 0x40; // a vector bit: JSON still parses, only the checksum notices
+      await fs.writeFile(file, buf);
+      const res = await store.load();
+      assertSameSnapshot(res.snapshot, sample(2));
+      assert.equal(res.recoveredFrom, `${file}.1`);
+      assert.match(res.problems[0], /checksum/);
+    });
+
+    it('skips several damaged files and reports each', async () => {
+      const store = await threeSaves();
+      await fs.writeFile(file, 'garbage');
+      await fs.truncate(`${file}.1`, 200);
+      const res = await store.load();
+      assertSameSnapshot(res.snapshot, sample(1));
+      assert.equal(res.recoveredFrom, `${file}.2`);
+      assert.equal(res.problems.length, 2);
+    });
+
+    it('recovers from a backup when the main file is missing but backups exist', async () => {
+      const store = await threeSaves();
+      await fs.rm(file);
+      const res = await store.load();
+      assertSameSnapshot(res.snapshot, sample(2));
+      assert.equal(res.recoveredFrom, `${file}.1`);
+      assert.match(res.problems[0], /missing/);
+    });
+
+    it('throws a clear error listing every file tried when all are corrupt', async () => {
+      const store = await threeSaves();
+      await store.save(sample(4));
+      await fs.writeFile(file, 'garbage');
+      await fs.truncate(`${file}.1`, 10);
+      await fs.writeFile(`${file}.2`, Buffer.alloc(300));
+      const buf = await fs.readFile(`${file}.3`);
+      buf[HEADER_BYTES + 2] ^= 1;
+      await fs.writeFile(`${file}.3`, buf);
+      const err = await store.load().then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      assert.ok(isStoreError('UNRECOVERABLE', /no usable gallery file/)(err) && err instanceof Error);
+      for (const f of [file, `${file}.1`, `${file}.2`, `${file}.3`]) assert.ok(err.message.includes(f), f);
+    });
+
+    it('throws when the only file is corrupt and there are no backups', async () => {
+      await fs.writeFile(file, 'FFGAL not really'); // magic intact, version bytes implausible ("no")
+      await assert.rejects(new GalleryStore(file).load(), isStoreError('UNRECOVERABLE', /gallery\.ffg/));
+    });
+  });
+
+  describe('keys', () => {
+    it('rejects a wrong raw key with a clear error, without falling back to backups', async () => {
+      const store = new GalleryStore(file, { key: RAW_KEY });
+      await store.save(sample(1));
+      await store.save(sample(2));
+      await assert.rejects(
+        new GalleryStore(file, { key: Buffer.alloc(32, 8) }).load(),
+        isStoreError('WRONG_KEY', /wrong key or corrupt file/),
+      );
+    });
+
+    it('rejects a wrong passphrase with a clear error', async () => {
+      await new GalleryStore(file, { key: 'first passphrase' }).save(sample());
+      await assert.rejects(
+        new GalleryStore(file, { key: 'second passphrase' }).load(),
+        isStoreError('WRONG_KEY', /key/),
+      );
+    });
+
+    it('tells a raw key from a passphrase', async () => {
+      await new GalleryStore(file, { key: 'a passphrase here' }).save(sample());
+      await assert.rejects(
+        new GalleryStore(file, { key: HEX_KEY }).load(),
+        isStoreError('WRONG_KEY', /encrypted with a passphrase/),
+      );
+    });
+
+    it('refuses an encrypted file opened without a key', async () => {
+      await new GalleryStore(file, { key: RAW_KEY }).save(sample());
+      await assert.rejects(new GalleryStore(file).load(), isStoreError('KEY_REQUIRED', /encrypted.*key/));
+    });
+
+    it('loads a plaintext file with a key (noting it) and encrypts it on the next save', async () => {
+      await new GalleryStore(file).save(sample(1));
+      const store = new GalleryStore(file, { key: RAW_KEY });
+      const res = await store.load();
+      assertSameSnapshot(res.snapshot, sample(1));
+      assert.equal(res.recoveredFrom, undefined);
+      assert.match(res.problems.join('\n'), /not encrypted/);
+      await store.save(sample(2));
+      assert.equal((await fs.readFile(file)).readUInt8(7) & 1, 1);
+      assert.deepEqual((await store.load()).problems, []);
+    });
+
+    it('rejects unusable keys up front', () => {
+      const bad = (key: Buffer | string, pattern: RegExp) =>
+        assert.throws(
+          () => new GalleryStore(file, { key }),
+          (e: unknown) => e instanceof GalleryKeyError && e.code === 'BAD_KEY' && pattern.test(e.message),
+        );
+      bad(Buffer.alloc(16), /32 bytes/);
+      bad('short', /at least 8/);
+      bad('', /at least 8/);
+    });
+  });
+
+  describe('format versions', () => {
+    it('refuses a file from a newer format version and leaves it untouched', async () => {
+      await new GalleryStore(file).save(sample(1));
+      const buf = await fs.readFile(file);
+      buf.writeUInt16LE(2, 5);
+      await fs.writeFile(file, buf);
+      const store = new GalleryStore(file);
+      await assert.rejects(store.load(), isStoreError('FUTURE_VERSION', /version 2 is newer/));
+      await assert.rejects(store.save(sample(2)), isStoreError('FUTURE_VERSION', /refusing to overwrite/));
+      assert.deepEqual(await fs.readFile(file), buf);
+      assert.deepEqual(await fs.readdir(dir), ['gallery.ffg']);
+    });
+  });
+
+  describe('privacy', () => {
+    it('purgeBackups deletes every backup and leftover temp file', async () => {
+      const store = new GalleryStore(file, { backups: 3 });
+      const secret = sample(1);
+      secret.identities.push({ name: 'zed-the-deleted', meta: {}, createdAt: '2024-02-02' });
+      await store.save(secret);
+      for (let i = 2; i <= 4; i++) await store.save(sample(i));
+      await fs.writeFile(`${file}.tmp-999999999`, 'zed-the-deleted'); // left by a dead writer
+      await fs.writeFile(`${file}.7`, 'zed-the-deleted'); // from a larger backups setting
+      const removed = await store.purgeBackups();
+      assert.equal(removed.length, 5);
+      assert.deepEqual(await fs.readdir(dir), ['gallery.ffg']);
+      assertSameSnapshot((await store.load()).snapshot, sample(4));
+      await store.save(sample(5));
+      for (const name of await fs.readdir(dir)) {
+        const content = await fs.readFile(path.join(dir, name));
+        assert.equal(content.includes(Buffer.from('zed-the-deleted')), false, name);
+      }
+    });
+
+    it('writes files readable by the owner only', async function () {
+      if (process.platform === 'win32') this.skip();
+      await new GalleryStore(file).save(sample());
+      assert.equal((await fs.stat(file)).mode & 0o077, 0);
+    });
+  });
+
+  describe('write failures', () => {
+    it('rejects on a full disk and leaves the previous file and backups intact', async function () {
+      if (!existsSync('/dev/full')) this.skip();
+      const store = new GalleryStore(file, { backups: 2 });
+      await store.save(sample(1));
+      await store.save(sample(2));
+      const before = await fs.readFile(file);
+      const backup = await fs.readFile(`${file}.1`);
+      await fs.symlink('/dev/full', store.tmpPath); // every write to the temp file fails with ENOSPC
+      await assert.rejects(store.save(sample(3)), isStoreError('WRITE_FAILED', /ENOSPC.*previous file/));
+      assert.deepEqual(await fs.readFile(file), before);
+      assert.deepEqual(await fs.readFile(`${file}.1`), backup);
+      assert.equal(existsSync(`${file}.2`), false, 'no rotation for a failed save');
+      assert.equal(existsSync(store.tmpPath), false, 'temp file cleaned up');
+      assertSameSnapshot((await store.load()).snapshot, sample(2));
+      await store.save(sample(3)); // works again once space is back
+      assertSameSnapshot((await store.load()).snapshot, sample(3));
+    });
+
+    it('rejects when the directory is read-only and keeps the previous file', async function () {
+      if (process.platform === 'win32' || process.getuid?.() === 0) this.skip(); // root ignores modes
+      const store = new GalleryStore(file);
+      await store.save(sample(1));
+      const before = await fs.readFile(file);
+      await fs.chmod(dir, 0o500);
+      await assert.rejects(store.save(sample(2)), isStoreError('WRITE_FAILED', /could not save/));
+      await fs.chmod(dir, 0o700);
+      assert.deepEqual(await fs.readFile(file), before);
+    });
+
+    it('rejects when the path lies under a regular file', async () => {
+      const blocker = path.join(dir, 'not-a-dir');
+      await fs.writeFile(blocker, 'x');
+      const store = new GalleryStore(path.join(blocker, 'gallery.ffg'));
+      await assert.rejects(store.save(sample()), isStoreError('WRITE_FAILED', /ENOTDIR/));
+      assert.equal(await fs.readFile(blocker, 'utf8'), 'x');
+    });
+  });
+
+  describe('crash safety', () => {
+    const writer = path.join(__dirname, 'fixtures', 'galleryWriter.js');
+
+    /** Runs the writer, kills it with SIGKILL `delayMs` after it is ready, returns the counts it acknowledged. */
+    function runAndKill(target: string, delayMs: number): Promise<number[]> {
+      return new Promise((resolve, reject) => {
+        const child = spawn(process.execPath, [writer, target, '64'], { stdio: ['ignore', 'pipe', 'pipe'] });
+        let out = '';
+        let err = '';
+        let timer: NodeJS.Timeout | undefined;
+        child.stdout.setEncoding('utf8');
+        child.stderr.setEncoding('utf8');
+        child.stdout.on('data', (d: string) => {
+          out += d;
+          if (!timer && out.includes('ready\n')) timer = setTimeout(() => child.kill('SIGKILL'), delayMs);
+        });
+        child.stderr.on('data', (d: string) => (err += d));
+        child.on('error', reject);
+        child.on('close', (code, signal) => {
+          if (timer) clearTimeout(timer);
+          if (signal !== 'SIGKILL') {
+            reject(new Error(`writer exited with ${code ?? signal} before being killed: ${err}`));
+            return;
+          }
+          const counts = out
+            .split('\n')
+            .filter((l) => /^\d+$/.test(l))
+            .map(Number);
+          resolve(counts);
+        });
+      });
+    }
+
+    it('never loses an acknowledged save when the writer is SIGKILLed at random moments', async () => {
+      let acknowledged = 0;
+      let killsMidRun = 0;
+      for (let round = 0; round < 10; round++) {
+        const counts = await runAndKill(file, Math.floor(Math.random() * 250));
+        for (const c of counts) {
+          assert.ok(c > acknowledged, `counts must increase: ${c} after ${acknowledged}`);
+          acknowledged = c;
+        }
+        if (counts.length > 0) killsMidRun++;
+        const res = await new GalleryStore(file, { backups: 2 }).load();
+        if (acknowledged === 0) {
+          if (res.snapshot === undefined) continue;
+        }
+        assert.ok(
+          res.snapshot,
+          `round ${round}: a snapshot must exist after ${acknowledged} acknowledged saves`,
+        );
+        assert.deepEqual(res.problems, [], `round ${round}: main file must always be intact`);
+        assert.equal(res.recoveredFrom, undefined);
+        assert.ok(
+          res.snapshot.nextId >= acknowledged,
+          `round ${round}: loaded count ${res.snapshot.nextId} < acknowledged ${acknowledged}`,
+        );
+        assert.ok(res.snapshot.nextId <= acknowledged + 1, 'at most the one unacknowledged save in flight');
+        assert.equal(snapshotMismatch(res.snapshot), undefined);
+        acknowledged = res.snapshot.nextId; // the next writer continues from what is on disk
+      }
+      assert.ok(killsMidRun >= 5, `the writer should usually get some saves done (${killsMidRun}/10)`);
+      assert.ok(acknowledged > 0);
+      // A later save by a live process removes the temp files the killed writers left behind.
+      const store = new GalleryStore(file, { backups: 2 });
+      await store.save(makeSnapshot(acknowledged + 1, 64));
+      const leftovers = (await fs.readdir(dir)).filter((n) => n.includes('.tmp-'));
+      assert.deepEqual(leftovers, []);
+      assert.equal(snapshotMismatch((await store.load()).snapshot!), undefined);
+    });
+  });
+});

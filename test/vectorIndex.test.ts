@@ -1,0 +1,260 @@
+import assert from 'node:assert/strict';
+import { ExactIndex, TopK } from '../src/gallery/exactIndex';
+import { FaissIndex, faissAvailable } from '../src/gallery/faissIndex';
+import { createIndex } from '../src/gallery/indexFactory';
+import type { VectorIndex } from '../src/gallery/vectorIndex';
+import { seededRandom } from '../src/util/seededRandom';
+
+const FAISS = faissAvailable();
+const FAISS_SKIP = 'skipped: faiss-node is not built here (optional; see README "FAISS (optional)")';
+
+function randomUnit(rand: () => number, d: number): Float32Array {
+  const v = new Float32Array(d);
+  let norm = 0;
+  for (let j = 0; j < d; j++) {
+    v[j] = rand() * 2 - 1;
+    norm += v[j] * v[j];
+  }
+  norm = Math.sqrt(norm);
+  for (let j = 0; j < d; j++) v[j] /= norm;
+  return v;
+}
+
+function dot(a: Float32Array, b: Float32Array): number {
+  let s = 0;
+  for (let j = 0; j < a.length; j++) s += a[j] * b[j];
+  return s;
+}
+
+const f32 = (...x: number[]) => Float32Array.from(x);
+
+interface Backend {
+  name: string;
+  available: boolean;
+  make(d: number): VectorIndex;
+}
+
+const BACKENDS: Backend[] = [
+  { name: 'exact', available: true, make: (d) => new ExactIndex(d, 2) },
+  { name: 'faiss flat', available: FAISS, make: (d) => new FaissIndex(d, { kind: 'flat' }) },
+  { name: 'faiss hnsw', available: FAISS, make: (d) => new FaissIndex(d, { kind: 'hnsw' }) },
+];
+
+for (const backend of BACKENDS) {
+  const title = `gallery/vectorIndex: ${backend.name}${backend.available ? '' : ` (${FAISS_SKIP})`}`;
+  (backend.available ? describe : describe.skip)(title, () => {
+    let index: VectorIndex;
+    beforeEach(() => {
+      index = backend.make(4);
+    });
+    afterEach(() => index.dispose());
+
+    function addFour(): void {
+      index.add([10, 20, 30, 40], [f32(1, 0, 0, 0), f32(0.6, 0.8, 0, 0), f32(0, 1, 0, 0), f32(0, 0, 1, 0)]);
+    }
+
+    it('returns the top k best first, with inner products as scores', () => {
+      addFour();
+      assert.equal(index.size, 4);
+      assert.equal(index.dimension, 4);
+      // Query (0.8, 0.6, 0, 0): 10 → 0.8, 20 → 0.48 + 0.48 = 0.96, 30 → 0.6, 40 → 0.
+      const hits = index.search(f32(0.8, 0.6, 0, 0), 3);
+      assert.deepEqual(
+        hits.map((h) => h.id),
+        [20, 10, 30],
+      );
+      for (const [hit, expected] of hits.map((h, i) => [h, [0.96, 0.8, 0.6][i]] as const)) {
+        assert.ok(Math.abs(hit.score - expected) < 1e-6, `${hit.id}: ${hit.score} vs ${expected}`);
+      }
+      assert.equal(index.search(f32(0.8, 0.6, 0, 0), 10).length, 4, 'k above size gives all');
+      assert.deepEqual(index.search(f32(0.8, 0.6, 0, 0), 0), []);
+      assert.deepEqual(
+        index.ids().sort((a, b) => a - b),
+        [10, 20, 30, 40],
+      );
+    });
+
+    it('searches an empty index', () => {
+      assert.deepEqual(index.search(f32(1, 0, 0, 0), 5), []);
+    });
+
+    it('deletes from the middle: the deleted ids never return, the others keep their vectors', () => {
+      const d = 16;
+      const big = backend.make(d);
+      try {
+        const rand = seededRandom(7);
+        const vectors = new Map<number, Float32Array>();
+        for (let id = 100; id < 150; id++) vectors.set(id, randomUnit(rand, d));
+        big.add([...vectors.keys()], [...vectors.values()]);
+        const gone = [110, 111, 112, 113, 114, 115, 116, 117, 118, 119, 125, 149, 100];
+        assert.equal(big.remove([...gone, 999, 110]), gone.length, 'unknown and repeated ids are ignored');
+        assert.equal(big.size, 50 - gone.length);
+        for (const id of gone) {
+          const hits = big.search(vectors.get(id) as Float32Array, big.size);
+          assert.ok(!hits.some((h) => gone.includes(h.id)), `deleted id returned for ${id}`);
+        }
+        for (const [id, v] of vectors) {
+          if (gone.includes(id)) continue;
+          const [hit] = big.search(v, 1);
+          assert.equal(hit.id, id, `id ${id} no longer finds its own vector`);
+          assert.ok(Math.abs(hit.score - 1) < 1e-5);
+        }
+        assert.deepEqual(new Set(big.ids()), new Set([...vectors.keys()].filter((id) => !gone.includes(id))));
+      } finally {
+        big.dispose();
+      }
+    });
+
+    it('re-adds an id after deleting it, with its new vector', () => {
+      addFour();
+      assert.equal(index.remove([20]), 1);
+      index.add([20], [f32(0, 0, 0, 1)]);
+      const [hit] = index.search(f32(0, 0, 0, 1), 1);
+      assert.equal(hit.id, 20);
+      assert.ok(Math.abs(hit.score - 1) < 1e-6);
+      assert.equal(index.search(f32(0.6, 0.8, 0, 0), 1)[0].id, 30);
+      assert.equal(index.size, 4);
+    });
+
+    it('rejects bad input with clear errors, adding nothing', () => {
+      addFour();
+      assert.throws(() => index.add([1], [f32(1, 0, 0)]), /dimension 3, the index has 4/);
+      assert.throws(() => index.add([10], [f32(1, 0, 0, 0)]), /id 10 is already present/);
+      assert.throws(() => index.add([5, 5], [f32(1, 0, 0, 0), f32(0, 1, 0, 0)]), /id 5 appears twice/);
+      assert.throws(
+        () => index.add([6, 7], [f32(1, 0, 0, 0), f32(NaN, 0, 0, 0)]),
+        /non-finite value \(NaN\)/,
+      );
+      assert.throws(() => index.add([8], [f32(Infinity, 0, 0, 0)]), /non-finite/);
+      assert.throws(() => index.add([8, 9], [f32(1, 0, 0, 0)]), /2 ids for 1 vectors/);
+      assert.throws(() => index.add([1.5], [f32(1, 0, 0, 0)]), /safe integer/);
+      assert.throws(() => index.search(f32(1, 0), 1), /query has dimension 2/);
+      assert.throws(() => index.search(f32(1, 0, NaN, 0), 1), /query has a non-finite/);
+      assert.throws(() => index.search(f32(1, 0, 0, 0), -1), /k must be an integer/);
+      assert.equal(index.size, 4, 'a rejected batch adds nothing');
+      assert.deepEqual(
+        index.ids().sort((a, b) => a - b),
+        [10, 20, 30, 40],
+      );
+      assert.throws(() => backend.make(0), /dimension must be a positive integer/);
+    });
+  });
+}
+
+describe('gallery/vectorIndex: exact internals', () => {
+  it('keeps the same top k as a full sort', () => {
+    const rand = seededRandom(3);
+    for (const k of [1, 3, 10, 100]) {
+      const scores = Array.from({ length: 500 }, () => Math.round(rand() * 200) / 100);
+      const top = new TopK(k);
+      scores.forEach((s, i) => top.offer(s, i));
+      const expected = scores
+        .map((score, index) => ({ score, index }))
+        .sort((a, b) => b.score - a.score || a.index - b.index)
+        .slice(0, k)
+        .map((e) => e.score);
+      assert.deepEqual(
+        top.sorted().map((e) => e.score),
+        expected,
+      );
+    }
+  });
+
+  it('grows by doubling and swaps the last row into a hole', () => {
+    const index = new ExactIndex(2, 1);
+    const ids = Array.from({ length: 100 }, (_, i) => i);
+    index.add(
+      ids,
+      ids.map((i) => f32(Math.cos(i), Math.sin(i))),
+    );
+    index.remove([0, 50]);
+    assert.equal(index.rows().ids[0], 99, 'the last row moved into slot 0');
+    assert.deepEqual(index.get(99), f32(Math.cos(99), Math.sin(99)));
+    assert.equal(index.get(50), undefined);
+    index.dispose();
+    assert.throws(() => index.search(f32(1, 0), 1), /after dispose/);
+  });
+});
+
+describe(`gallery/vectorIndex: faiss vs exact${FAISS ? '' : ` (${FAISS_SKIP})`}`, function () {
+  if (!FAISS) {
+    it('createIndex falls back to exact, and the faiss backend says why it is missing', () => {
+      assert.equal(createIndex(8).backend, 'exact');
+      assert.throws(() => createIndex(8, { backend: 'faiss' }), /faiss-node does not load.*libfaiss-dev/s);
+    });
+    it.skip(FAISS_SKIP);
+    return;
+  }
+
+  const d = 128;
+  const rand = seededRandom(42);
+  const data = Array.from({ length: 2000 }, () => randomUnit(rand, d));
+  const ids = data.map((_, i) => 1000 + 3 * i);
+  const queries = Array.from({ length: 100 }, () => randomUnit(rand, d));
+
+  it('createIndex picks faiss for auto', () => {
+    const index = createIndex(8);
+    assert.equal(index.backend, 'faiss');
+    assert.equal(createIndex(8, { backend: 'exact' }).backend, 'exact');
+    index.dispose();
+  });
+
+  it('IndexFlatIP agrees with exact on 2,000 random 128-d vectors (top-1 ids, scores within 1e-5)', () => {
+    const exact = new ExactIndex(d);
+    const faiss = new FaissIndex(d, { batchSize: 300 });
+    exact.add(ids, data);
+    faiss.add(ids, data);
+    assert.equal(faiss.kind, 'flat');
+    for (const q of queries) {
+      const [e] = exact.search(q, 5);
+      const f = faiss.search(q, 5);
+      assert.equal(f[0].id, e.id);
+      assert.ok(Math.abs(f[0].score - e.score) < 1e-5, `${f[0].score} vs ${e.score}`);
+      assert.ok(Math.abs(f[0].score - dot(q, data[ids.indexOf(e.id)])) < 1e-5);
+    }
+    // Delete a third, from everywhere, then agree again.
+    const gone = ids.filter((_, i) => i % 3 === 1);
+    assert.equal(faiss.remove(gone), gone.length);
+    exact.remove(gone);
+    for (const q of queries) {
+      const e = exact.search(q, 3);
+      const f = faiss.search(q, 3);
+      assert.deepEqual(
+        f.map((h) => h.id),
+        e.map((h) => h.id),
+      );
+      f.forEach((h, i) => assert.ok(Math.abs(h.score - e[i].score) < 1e-5));
+    }
+  });
+
+  it('HNSW: recall@1 ≥ 0.9 against exact, deletes beyond the rebuild limit, and the switch by size', () => {
+    const exact = new ExactIndex(d);
+    const hnsw = new FaissIndex(d, { hnswThreshold: 1500 });
+    exact.add(ids.slice(0, 1000), data.slice(0, 1000));
+    hnsw.add(ids.slice(0, 1000), data.slice(0, 1000));
+    assert.equal(hnsw.kind, 'flat');
+    exact.add(ids.slice(1000), data.slice(1000));
+    hnsw.add(ids.slice(1000), data.slice(1000));
+    assert.equal(hnsw.kind, 'hnsw', 'switched to HNSW at 1,500 vectors');
+    assert.ok(hnsw.tuned, 'efSearch/efConstruction rewritten in the serialised index');
+    const recall = () =>
+      queries.filter((q) => hnsw.search(q, 1)[0].id === exact.search(q, 1)[0].id).length / queries.length;
+    assert.ok(recall() >= 0.9, `recall@1 ${recall()}`);
+    // 300 deletes: more than the 256 dead entries HNSW keeps before a rebuild.
+    const gone = ids.slice(0, 300);
+    for (let i = 0; i < gone.length; i += 10) hnsw.remove(gone.slice(i, i + 10));
+    exact.remove(gone);
+    assert.equal(hnsw.size, 1700);
+    for (const q of [...queries, ...data.slice(0, 300)]) {
+      const hits = hnsw.search(q, 5);
+      assert.equal(hits.length, 5);
+      assert.ok(!hits.some((h) => h.id < ids[300]), 'a deleted id came back');
+    }
+    assert.ok(recall() >= 0.9, `recall@1 after deletes ${recall()}`);
+    hnsw.remove(ids.slice(300, 1300));
+    assert.equal(hnsw.kind, 'flat', 'back to flat below half the threshold');
+    assert.equal(hnsw.size, 700);
+    exact.dispose();
+    hnsw.dispose();
+  });
+});
