@@ -1,3 +1,5 @@
+import * as path from 'node:path';
+
 import { ExactIndex, checkQuery } from './exactIndex';
 import type { VectorHit, VectorIndex } from './vectorIndex';
 
@@ -65,15 +67,32 @@ interface FaissModule {
 let faissModule: FaissModule | null | undefined;
 let faissLoadError = '';
 
+/**
+ * Where faiss-node is looked for, in order: `$FACEFLOW_FAISS_NODE`, the build that
+ * `scripts/build-faiss.js` leaves in the package's `.cache/faiss-node/addon`, then an ordinary
+ * `faiss-node` install (for users who build it their own way).
+ */
+function faissCandidates(env: NodeJS.ProcessEnv = process.env): string[] {
+  const packageRoot = path.resolve(__dirname, '..', '..', '..');
+  const candidates = [path.join(packageRoot, '.cache', 'faiss-node', 'addon'), 'faiss-node'];
+  if (env.FACEFLOW_FAISS_NODE) candidates.unshift(path.resolve(env.FACEFLOW_FAISS_NODE));
+  return candidates;
+}
+
 function loadFaiss(): FaissModule | null {
   if (faissModule === undefined) {
-    try {
-      // eslint-disable-next-line @typescript-eslint/no-require-imports
-      faissModule = require('faiss-node') as FaissModule;
-    } catch (error) {
-      faissModule = null;
-      faissLoadError = (error as Error).message.split('\n')[0];
+    const errors: string[] = [];
+    for (const candidate of faissCandidates()) {
+      try {
+        // eslint-disable-next-line @typescript-eslint/no-require-imports
+        faissModule = require(candidate) as FaissModule;
+        return faissModule;
+      } catch (error) {
+        errors.push(`${candidate}: ${(error as Error).message.split('\n')[0]}`);
+      }
     }
+    faissModule = null;
+    faissLoadError = errors.join('; ');
   }
   return faissModule;
 }

@@ -1,0 +1,212 @@
+/**
+ * Gallery search backends: exact (typed arrays, plain JS), FAISS IndexFlatIP and FAISS HNSW
+ * (faiss-node, when it is built; see README "FAISS (optional)").
+ *
+ *   node dist/bench/gallerySearch.js [--sizes 1000,100000] [--dim 512] [--queries 200]
+ *                                    [--backends exact,flat,hnsw] [--json]
+ *
+ * For each gallery size: add throughput (vectors/s, in batches of 10,000), p50/p95 ms of one
+ * top-5 query, recall@1 against the exact backend for random queries (the hard case for HNSW:
+ * every vector is about as far as every other) and for "seen again" queries (a gallery vector
+ * plus noise, as when a known face comes back), and a same-run baseline ratio: the p50 divided
+ * by the median of the same plain-JS reference workload as bench/stages.ts (10×1000 dot products
+ * of 128-d vectors), so that figures from different machines compare. Data: seeded random unit
+ * vectors. Prints numbers; asserts nothing.
+ */
+
+import { performance } from 'node:perf_hooks';
+import * as os from 'node:os';
+import { ExactIndex } from '../src/gallery/exactIndex';
+import { FaissIndex, faissAvailable } from '../src/gallery/faissIndex';
+import type { VectorIndex } from '../src/gallery/vectorIndex';
+import { seededRandom } from '../src/util/seededRandom';
+
+interface Options {
+  sizes: number[];
+  dim: number;
+  queries: number;
+  backends: string[];
+  json: boolean;
+}
+
+const USAGE =
+  'usage: node dist/bench/gallerySearch.js [--sizes 1000,100000] [--dim 512] [--queries 200] [--backends exact,flat,hnsw] [--json]';
+
+function parseArgs(argv: string[]): Options {
+  const options: Options = {
+    sizes: [1000, 100_000],
+    dim: 512,
+    queries: 200,
+    backends: ['exact', 'flat', 'hnsw'],
+    json: false,
+  };
+  const positive = (flag: string, value: string | undefined): number => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < 1)
+      throw new Error(`${flag} needs a positive integer, got ${value}\n${USAGE}`);
+    return n;
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    if (arg === '--sizes') options.sizes = (argv[++i] ?? '').split(',').map((s) => positive(arg, s));
+    else if (arg === '--dim') options.dim = positive(arg, argv[++i]);
+    else if (arg === '--queries') options.queries = positive(arg, argv[++i]);
+    else if (arg === '--backends') options.backends = (argv[++i] ?? '').split(',');
+    else if (arg === '--json') options.json = true;
+    else if (arg === '--help' || arg === '-h') {
+      console.log(USAGE);
+      process.exit(0);
+    } else throw new Error(`unknown argument '${arg}'\n${USAGE}`);
+  }
+  return options;
+}
+
+function randomUnit(rand: () => number, d: number): Float32Array {
+  const v = new Float32Array(d);
+  let norm = 0;
+  for (let j = 0; j < d; j++) {
+    v[j] = rand() * 2 - 1;
+    norm += v[j] * v[j];
+  }
+  norm = Math.sqrt(norm);
+  for (let j = 0; j < d; j++) v[j] /= norm;
+  return v;
+}
+
+/** A gallery vector plus noise of about a quarter of its length, renormalised. */
+function seenAgain(rand: () => number, v: Float32Array): Float32Array {
+  const noise = randomUnit(rand, v.length);
+  const w = v.map((x, j) => x + 0.25 * noise[j]);
+  const n = Math.hypot(...w);
+  return w.map((x) => x / n);
+}
+
+function percentile(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+}
+
+// The same reference workload as bench/stages.ts.
+let sink = 0;
+function referenceMedianMs(): number {
+  const rand = seededRandom(7);
+  const D = 128;
+  const vectors = new Float32Array(1000 * D).map(() => rand() * 2 - 1);
+  const queries = new Float32Array(10 * D).map(() => rand() * 2 - 1);
+  const once = () => {
+    let best = -Infinity;
+    for (let q = 0; q < 10; q++) {
+      for (let v = 0; v < 1000; v++) {
+        let dot = 0;
+        for (let d = 0; d < D; d++) dot += queries[q * D + d] * vectors[v * D + d];
+        if (dot > best) best = dot;
+      }
+    }
+    sink += best;
+  };
+  for (let i = 0; i < 10; i++) once();
+  const times: number[] = [];
+  for (let i = 0; i < 30; i++) {
+    const t = performance.now();
+    once();
+    times.push(performance.now() - t);
+  }
+  return times.sort((a, b) => a - b)[15];
+}
+
+interface Row {
+  size: number;
+  dim: number;
+  backend: string;
+  addPerSecond: number;
+  p50: number;
+  p95: number;
+  ratio: number;
+  recallRandom: number;
+  recallSeen: number;
+  rssMiB: number;
+}
+
+const BATCH = 10_000;
+
+function main(): void {
+  const options = parseArgs(process.argv.slice(2));
+  const baseline = referenceMedianMs();
+  const rows: Row[] = [];
+  const log = (line: string) => {
+    if (!options.json) console.log(line);
+  };
+  log(`baseline (10×1000 dot products of 128-d, plain JS): ${baseline.toFixed(3)} ms`);
+  if (!faissAvailable())
+    log('faiss-node is not built: only the exact backend runs (README "FAISS (optional)")');
+
+  for (const size of options.sizes) {
+    const d = options.dim;
+    const rand = seededRandom(size);
+    const vectors = Array.from({ length: size }, () => randomUnit(rand, d));
+    const ids = vectors.map((_, i) => i);
+    const randomQueries = Array.from({ length: options.queries }, () => randomUnit(rand, d));
+    const seenQueries = randomQueries.map((_, i) => seenAgain(rand, vectors[(i * 7919) % size]));
+    let truthRandom: number[] = [];
+    let truthSeen: number[] = [];
+
+    // Recall is measured against the exact backend's answers, so it always runs first.
+    const backends: [string, () => VectorIndex][] = [['exact', () => new ExactIndex(d)]];
+    if (faissAvailable() && options.backends.includes('flat')) {
+      backends.push(['faiss IndexFlatIP', () => new FaissIndex(d, { kind: 'flat' })]);
+    }
+    if (faissAvailable() && options.backends.includes('hnsw')) {
+      backends.push(['faiss HNSW32 (efC 80, efS 64)', () => new FaissIndex(d, { kind: 'hnsw' })]);
+    }
+    for (const [name, make] of backends) {
+      const rssBefore = process.memoryUsage().rss;
+      const index = make();
+      let t = performance.now();
+      for (let start = 0; start < size; start += BATCH) {
+        index.add(ids.slice(start, start + BATCH), vectors.slice(start, start + BATCH));
+      }
+      const addSeconds = (performance.now() - t) / 1000;
+      const rssMiB = (process.memoryUsage().rss - rssBefore) / 2 ** 20;
+      for (let i = 0; i < Math.min(10, options.queries); i++) index.search(randomQueries[i], 5);
+      const times: number[] = [];
+      const topRandom: number[] = [];
+      for (const q of randomQueries) {
+        t = performance.now();
+        const hits = index.search(q, 5);
+        times.push(performance.now() - t);
+        topRandom.push(hits[0].id);
+      }
+      const topSeen = seenQueries.map((q) => index.search(q, 1)[0].id);
+      if (name === 'exact') {
+        truthRandom = topRandom;
+        truthSeen = topSeen;
+      }
+      const recall = (top: number[], truth: number[]) =>
+        top.filter((id, i) => id === truth[i]).length / top.length;
+      times.sort((a, b) => a - b);
+      const row: Row = {
+        size,
+        dim: d,
+        backend: name,
+        addPerSecond: size / addSeconds,
+        p50: percentile(times, 50),
+        p95: percentile(times, 95),
+        ratio: percentile(times, 50) / baseline,
+        recallRandom: recall(topRandom, truthRandom),
+        recallSeen: recall(topSeen, truthSeen),
+        rssMiB,
+      };
+      rows.push(row);
+      index.dispose();
+      log(
+        `${size} × ${d}  ${name.padEnd(30)} add ${Math.round(row.addPerSecond)}/s  p50 ${row.p50.toFixed(3)} ms  ` +
+          `p95 ${row.p95.toFixed(3)} ms  ×${row.ratio.toFixed(2)}  recall@1 ${row.recallRandom.toFixed(3)} / ` +
+          `${row.recallSeen.toFixed(3)}  +${Math.round(rssMiB)} MiB`,
+      );
+    }
+  }
+  const machine = `${os.cpus()[0]?.model ?? 'cpu'}, ${os.cpus().length} cores, Node ${process.version}`;
+  if (options.json) console.log(JSON.stringify({ machine, baselineMs: baseline, rows }, null, 2));
+  else log(`${machine}; sink ${sink > 0 ? '+' : '-'}`);
+}
+
+main();
