@@ -176,6 +176,17 @@ export class Gallery {
     return [...p.ids].map((id) => ({ ...(this.records.get(id) as EmbeddingRecord) }));
   }
 
+  /** An identity's embeddings with their vectors (copies), for calibration and export. */
+  vectorsOf(name: string): { record: EmbeddingRecord; vector: Float32Array }[] {
+    const p = this.person(name);
+    return [...p.ids]
+      .sort((a, b) => a - b)
+      .map((id) => ({
+        record: { ...(this.records.get(id) as EmbeddingRecord) },
+        vector: Float32Array.from(this.vectors.get(id) as Float32Array),
+      }));
+  }
+
   rename(from: string, to: string): void {
     checkName(to);
     const p = this.person(from);
