@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { existsSync, promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -41,17 +42,45 @@ function sample(nextId = 3, dimension = 8): GallerySnapshot {
   };
 }
 
+/** sample() plus two unknown faces, one with a thumbnail. */
+function withUnknowns(nextId = 3, dimension = 8): GallerySnapshot {
+  const vectors = new Float32Array(2 * dimension).map((_, i) => i / 3 - nextId);
+  vectors[1] = -0;
+  return {
+    ...sample(nextId, dimension),
+    unknowns: {
+      nextId: 12,
+      dropped: 4,
+      records: [
+        { id: 9, seenAt: '2024-03-01T10:00:00.000Z', source: 'cam-door', thumbnail: THUMB },
+        { id: 11, seenAt: '2024-03-01T10:00:05.000Z' },
+      ],
+      vectors,
+    },
+  };
+}
+
+/** Stands in for a JPEG; the marker makes any plaintext copy easy to find. */
+const THUMB = Buffer.concat([Buffer.from([0xff, 0xd8, 0xff]), Buffer.from('thumb-of-a-stranger')]);
+
 function bits(v: Float32Array): Uint32Array {
   return new Uint32Array(v.buffer.slice(v.byteOffset, v.byteOffset + v.byteLength));
 }
 
 function assertSameSnapshot(actual: GallerySnapshot | undefined, expected: GallerySnapshot): void {
   assert.ok(actual, 'snapshot expected');
-  const { vectors: av, ...a } = actual;
-  const { vectors: ev, ...e } = expected;
+  const { vectors: av, unknowns: au, ...a } = actual;
+  const { vectors: ev, unknowns: eu, ...e } = expected;
   assert.deepEqual(a, e);
   assert.ok(av instanceof Float32Array);
   assert.deepEqual(bits(av), bits(ev), 'vectors must be bit-exact');
+  assert.equal('unknowns' in actual, 'unknowns' in expected, 'unknowns section present in both or neither');
+  if (au && eu) {
+    const { vectors: auv, ...ar } = au;
+    const { vectors: euv, ...er } = eu;
+    assert.deepEqual(ar, er);
+    assert.deepEqual(bits(auv), bits(euv), 'unknown vectors must be bit-exact');
+  }
 }
 
 function isStoreError(code: string, pattern?: RegExp): (e: unknown) => boolean {
@@ -343,13 +372,98 @@ describe('gallery/store', () => {
     it('refuses a file from a newer format version and leaves it untouched', async () => {
       await new GalleryStore(file).save(sample(1));
       const buf = await fs.readFile(file);
-      buf.writeUInt16LE(2, 5);
+      buf.writeUInt16LE(3, 5);
       await fs.writeFile(file, buf);
       const store = new GalleryStore(file);
-      await assert.rejects(store.load(), isStoreError('FUTURE_VERSION', /version 2 is newer/));
+      await assert.rejects(store.load(), isStoreError('FUTURE_VERSION', /version 3 is newer/));
       await assert.rejects(store.save(sample(2)), isStoreError('FUTURE_VERSION', /refusing to overwrite/));
       assert.deepEqual(await fs.readFile(file), buf);
       assert.deepEqual(await fs.readdir(dir), ['gallery.ffg']);
+    });
+  });
+
+  describe('format version 2: unknown faces', () => {
+    it('writes version 1 without unknowns and version 2 with them, and reads both back', async () => {
+      await new GalleryStore(file).save(sample());
+      assert.equal((await fs.readFile(file)).readUInt16LE(5), 1);
+      const snap = withUnknowns();
+      await new GalleryStore(file).save(snap);
+      const buf = await fs.readFile(file);
+      assert.equal(buf.readUInt16LE(5), 2);
+      assert.equal(buf.readUInt32LE(12), (3 + 2) * 8, 'unknown vectors follow the gallery vectors');
+      const json = JSON.parse(
+        buf.subarray(HEADER_BYTES, HEADER_BYTES + buf.readUInt32LE(8)).toString('utf8'),
+      );
+      assert.equal(json.unknowns.records[0].thumbnail, THUMB.toString('base64'));
+      assert.equal(json.unknowns.nextId, 12);
+      assertSameSnapshot((await new GalleryStore(file).load()).snapshot, snap);
+    });
+
+    it('reads a version 1 file laid out byte by byte as earlier faceflow wrote it', async () => {
+      const { vectors, ...rest } = sample();
+      const json = Buffer.from(JSON.stringify(rest), 'utf8');
+      const vec = Buffer.alloc(vectors.length * 4);
+      vectors.forEach((x, i) => vec.writeFloatLE(x, i * 4));
+      const header = Buffer.alloc(HEADER_BYTES);
+      header.write('FFGAL', 0, 'ascii');
+      header.writeUInt16LE(1, 5);
+      header.writeUInt32LE(json.length, 8);
+      header.writeUInt32LE(vectors.length, 12);
+      createHash('sha256').update(header.subarray(0, 64)).update(json).update(vec).digest().copy(header, 64);
+      await fs.writeFile(file, Buffer.concat([header, json, vec]));
+      const res = await new GalleryStore(file).load();
+      assertSameSnapshot(res.snapshot, sample());
+      assert.deepEqual(res.problems, []);
+      assert.equal(res.snapshot && 'unknowns' in res.snapshot, false);
+    });
+
+    for (const [label, key] of [
+      ['a raw key', RAW_KEY],
+      ['a passphrase', 'correct horse battery staple'],
+    ] as const) {
+      it(`encrypts the unknown faces and their thumbnails with ${label}`, async () => {
+        const snap = withUnknowns();
+        await new GalleryStore(file, { key }).save(snap);
+        const buf = await fs.readFile(file);
+        assert.equal(buf.readUInt16LE(5), 2);
+        assert.equal(buf.includes(THUMB), false);
+        assert.equal(buf.includes(Buffer.from(THUMB.toString('base64'))), false);
+        assert.equal(buf.includes(Buffer.from('cam-door')), false);
+        assertSameSnapshot((await new GalleryStore(file, { key }).load()).snapshot, snap);
+      });
+    }
+
+    it('takes a version 1 header over an unknowns section for damage', async () => {
+      const store = new GalleryStore(file, { backups: 1 });
+      await store.save(sample(1));
+      await store.save(withUnknowns(2));
+      const buf = await fs.readFile(file);
+      buf.writeUInt16LE(1, 5);
+      createHash('sha256')
+        .update(buf.subarray(0, 64))
+        .update(buf.subarray(HEADER_BYTES))
+        .digest()
+        .copy(buf, 64);
+      await fs.writeFile(file, buf);
+      const res = await store.load();
+      assert.match(res.problems[0], /unknowns section needs format version 2/);
+      assertSameSnapshot(res.snapshot, sample(1));
+    });
+
+    it('refuses to write unknowns whose vectors or thumbnails do not fit', async () => {
+      const snap = withUnknowns();
+      const short = { ...snap, unknowns: { ...snap.unknowns!, vectors: new Float32Array(3) } };
+      await assert.rejects(
+        new GalleryStore(file).save(short),
+        isStoreError('INVALID_SNAPSHOT', /unknowns \(2\)\) × dimension/),
+      );
+      const records = [{ id: 1, seenAt: 'x', thumbnail: 'not a buffer' as unknown as Buffer }];
+      const badThumb = { ...snap, unknowns: { ...snap.unknowns!, records, vectors: new Float32Array(8) } };
+      await assert.rejects(
+        new GalleryStore(file).save(badThumb),
+        isStoreError('INVALID_SNAPSHOT', /Buffers/),
+      );
+      assert.equal(existsSync(file), false);
     });
   });
 

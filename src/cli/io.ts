@@ -4,11 +4,14 @@ import { ImageDecodeError } from '../image/decode';
 export interface CommandIO {
   out(line: string): void;
   err(line: string): void;
+  /** Where progress bars are drawn (stderr for the real CLI; none in tests unless given). */
+  progressStream?: { write(text: string): unknown; isTTY?: boolean; columns?: number };
 }
 
 export const processIO: CommandIO = {
   out: (line) => process.stdout.write(line + '\n'),
   err: (line) => process.stderr.write(line + '\n'),
+  progressStream: process.stderr,
 };
 
 /**

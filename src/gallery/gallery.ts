@@ -1,6 +1,7 @@
 import { UNKNOWN, type Candidate, type Identity } from '../types';
 import { identityFromRanking, type MatchOptions } from './memoryGallery';
 import type { GalleryEmbeddingRecord, GallerySnapshot } from './store';
+import { UnknownPool } from './unknownPool';
 import type { VectorIndex } from './vectorIndex';
 
 export interface GalleryMatchOptions extends MatchOptions {
@@ -28,6 +29,11 @@ export class GalleryError extends Error {
 /** Everything a gallery holds, as the store writes it. */
 export type GalleryState = GallerySnapshot;
 
+export interface GalleryOptions {
+  /** How many faces that matched nobody are kept for later naming (default 5,000; oldest dropped first). */
+  unknownCapacity?: number;
+}
+
 interface Person {
   meta: Record<string, unknown>;
   createdAt: string;
@@ -38,51 +44,94 @@ interface Person {
  * Identities with many embeddings each, searched through a vector index. The gallery owns the
  * ids (the index only maps them to vectors), remembers which model made its embeddings and refuses
  * any other, and can be written out and read back as a `GalleryState`.
+ *
+ * Beside the named identities it keeps {@link Gallery.unknowns}: faces that matched nobody, with optional
+ * thumbnails, for clustering and naming later. They are personal data like the rest (see `UnknownPool`).
  */
 export class Gallery {
-  private readonly people = new Map<string, Person>();
-  private readonly records = new Map<number, EmbeddingRecord>();
-  private readonly vectors = new Map<number, Float32Array>();
+  private people = new Map<string, Person>();
+  private records = new Map<number, EmbeddingRecord>();
+  private vectors = new Map<number, Float32Array>();
+  /** Which embedding holds a photo, so re-enrolling the same photo is refused without a scan. */
+  private bySha = new Map<string, number>();
   private nextId = 1;
   threshold?: number;
+  /** Faces that matched nobody, of this gallery's model and dimension. */
+  readonly unknowns: UnknownPool;
 
   constructor(
     readonly modelId: string,
     readonly dimension: number,
     private readonly index: VectorIndex,
+    options: GalleryOptions = {},
   ) {
     if (!modelId) throw new GalleryError('a gallery needs the id of the model that makes its embeddings');
     if (index.dimension !== dimension) {
       throw new GalleryError(`index has ${index.dimension} dimensions, gallery ${dimension}`);
     }
+    this.unknowns = new UnknownPool(dimension, { capacity: options.unknownCapacity });
   }
 
-  static fromState(state: GalleryState, index: VectorIndex): Gallery {
-    const g = new Gallery(state.modelId, state.dimension, index);
-    g.threshold = state.threshold;
-    for (const p of state.identities)
-      g.people.set(p.name, { meta: { ...p.meta }, createdAt: p.createdAt, ids: new Set() });
-    const d = state.dimension;
-    if (state.vectors.length !== state.embeddings.length * d) {
+  static fromState(state: GalleryState, index: VectorIndex, options: GalleryOptions = {}): Gallery {
+    const g = new Gallery(state.modelId, state.dimension, index, options);
+    g.load(state);
+    return g;
+  }
+
+  /**
+   * Swaps the whole content (identities, embeddings, threshold, unknown faces) for a state of the same model,
+   * e.g. to undo a failed import. A state that does not hold together is refused before anything changes.
+   */
+  replaceState(state: GalleryState): void {
+    if (state.modelId !== this.modelId || state.dimension !== this.dimension) {
       throw new GalleryError(
-        `stored vectors hold ${state.vectors.length / d} rows for ${state.embeddings.length} embeddings`,
+        `state holds ${state.dimension}-d embeddings of '${state.modelId}', this gallery ${this.dimension}-d of '${this.modelId}'`,
       );
     }
+    this.load(state);
+  }
+
+  private load(state: GalleryState): void {
+    const d = this.dimension;
+    if (!(state.vectors instanceof Float32Array) || state.vectors.length !== state.embeddings.length * d) {
+      throw new GalleryError(
+        `stored vectors hold ${(state.vectors?.length ?? 0) / d} rows for ${state.embeddings.length} embeddings`,
+      );
+    }
+    // Built aside and swapped in at the end, so that a bad state leaves this gallery as it was.
+    const people = new Map<string, Person>();
+    for (const p of state.identities) {
+      if (people.has(p.name)) throw new GalleryError(`identity '${p.name}' is stored twice`);
+      people.set(p.name, { meta: { ...p.meta }, createdAt: p.createdAt, ids: new Set() });
+    }
+    const records = new Map<number, EmbeddingRecord>();
+    const vectors = new Map<number, Float32Array>();
+    const bySha = new Map<string, number>();
     const ids: number[] = [];
     const rows: Float32Array[] = [];
+    let nextId = Math.max(state.nextId, 1);
     state.embeddings.forEach((rec, i) => {
-      const person = g.people.get(rec.name);
+      const person = people.get(rec.name);
       if (!person) throw new GalleryError(`embedding ${rec.id} belongs to unknown identity '${rec.name}'`);
+      if (records.has(rec.id)) throw new GalleryError(`embedding id ${rec.id} is stored twice`);
       const v = state.vectors.slice(i * d, (i + 1) * d);
       person.ids.add(rec.id);
-      g.records.set(rec.id, { ...rec });
-      g.vectors.set(rec.id, v);
+      records.set(rec.id, { ...rec });
+      vectors.set(rec.id, v);
+      if (rec.sha256 && !bySha.has(rec.sha256)) bySha.set(rec.sha256, rec.id);
       ids.push(rec.id);
       rows.push(v);
+      nextId = Math.max(nextId, rec.id + 1);
     });
-    index.add(ids, rows);
-    g.nextId = Math.max(state.nextId, ...ids.map((id) => id + 1), 1);
-    return g;
+    this.unknowns.load(state.unknowns);
+    this.index.remove([...this.records.keys()]);
+    this.index.add(ids, rows);
+    this.people = people;
+    this.records = records;
+    this.vectors = vectors;
+    this.bySha = bySha;
+    this.nextId = nextId;
+    this.threshold = state.threshold;
   }
 
   toState(): GalleryState {
@@ -101,6 +150,8 @@ export class Gallery {
       })),
       embeddings: embeddings.map((r) => ({ ...r })),
       vectors,
+      // Left out while never used, so the file keeps the version 1 layout that older faceflow can read.
+      ...(!this.unknowns.pristine && { unknowns: this.unknowns.toSnapshot() }),
     };
   }
 
@@ -125,26 +176,43 @@ export class Gallery {
     return this.people.has(name);
   }
 
-  /** Create an identity without embeddings yet (or update nothing when it exists). */
-  addIdentity(name: string, meta: Record<string, unknown> = {}): void {
+  /**
+   * Create an identity without embeddings yet (or update nothing when it exists). `createdAt` (ISO 8601)
+   * carries the original date over when an identity is imported; it defaults to now.
+   */
+  addIdentity(name: string, meta: Record<string, unknown> = {}, options: { createdAt?: string } = {}): void {
     checkName(name);
-    if (!this.people.has(name))
-      this.people.set(name, { meta: { ...meta }, createdAt: new Date().toISOString(), ids: new Set() });
+    if (this.people.has(name)) return;
+    const createdAt = options.createdAt ?? new Date().toISOString();
+    checkDate(createdAt, 'createdAt');
+    this.people.set(name, { meta: { ...meta }, createdAt, ids: new Set() });
   }
 
-  /** Add one embedding to an identity (created when new); returns the embedding's id. */
+  /** The embedding made from the photo with this SHA-256, if it is enrolled. */
+  findBySha256(sha256: string): EmbeddingRecord | undefined {
+    const id = this.bySha.get(sha256);
+    const rec = id === undefined ? undefined : this.records.get(id);
+    return rec && { ...rec };
+  }
+
+  /**
+   * Add one embedding to an identity (created when new); returns the embedding's id. `addedAt` (ISO 8601)
+   * carries the original date over when an embedding is imported; it defaults to now.
+   */
   addEmbedding(
     name: string,
     embedding: Float32Array,
-    options: { sha256?: string; meta?: Record<string, unknown> } = {},
+    options: { sha256?: string; meta?: Record<string, unknown>; addedAt?: string } = {},
   ): number {
     checkName(name);
     if (!(embedding instanceof Float32Array) || embedding.length !== this.dimension) {
       throw new GalleryError(`embedding must be a Float32Array of ${this.dimension} values`);
     }
     if (!embedding.every(Number.isFinite)) throw new GalleryError('embedding contains non-finite values');
+    const addedAt = options.addedAt ?? new Date().toISOString();
+    checkDate(addedAt, 'addedAt');
     if (options.sha256) {
-      const dup = [...this.records.values()].find((r) => r.sha256 === options.sha256);
+      const dup = this.findBySha256(options.sha256);
       if (dup)
         throw new GalleryError(`this photo is already enrolled (as '${dup.name}', embedding ${dup.id})`);
     }
@@ -154,7 +222,8 @@ export class Gallery {
     const v = Float32Array.from(embedding);
     this.index.add([id], [v]);
     this.vectors.set(id, v);
-    this.records.set(id, { id, name, sha256: options.sha256, addedAt: new Date().toISOString() });
+    this.records.set(id, { id, name, sha256: options.sha256, addedAt });
+    if (options.sha256) this.bySha.set(options.sha256, id);
     (this.people.get(name) as Person).ids.add(id);
     return id;
   }
@@ -169,6 +238,12 @@ export class Gallery {
       return { name, meta: { ...p.meta }, createdAt: p.createdAt, embeddings: p.ids.size };
     });
     return { total: names.length, items };
+  }
+
+  /** One identity's details, or undefined when there is none by that name. */
+  identity(name: string): IdentityInfo | undefined {
+    const p = this.people.get(name);
+    return p && { name, meta: { ...p.meta }, createdAt: p.createdAt, embeddings: p.ids.size };
   }
 
   embeddingsOf(name: string): EmbeddingRecord[] {
@@ -208,27 +283,31 @@ export class Gallery {
     const rec = this.records.get(id);
     if (!rec) throw new GalleryError(`no embedding ${id}`);
     this.index.remove([id]);
-    this.records.delete(id);
-    this.vectors.delete(id);
+    this.forget(rec);
     this.people.get(rec.name)?.ids.delete(id);
   }
 
   removeIdentity(name: string): number {
     const p = this.person(name);
     this.index.remove([...p.ids]);
-    for (const id of p.ids) {
-      this.records.delete(id);
-      this.vectors.delete(id);
-    }
+    for (const id of p.ids) this.forget(this.records.get(id) as EmbeddingRecord);
     this.people.delete(name);
     return p.ids.size;
   }
 
+  /** Deletes every identity. The unknown faces are kept; `unknowns.clear()` deletes those. */
   clear(): void {
     this.index.remove([...this.records.keys()]);
     this.records.clear();
     this.vectors.clear();
+    this.bySha.clear();
     this.people.clear();
+  }
+
+  private forget(rec: EmbeddingRecord): void {
+    this.records.delete(rec.id);
+    this.vectors.delete(rec.id);
+    if (rec.sha256 && this.bySha.get(rec.sha256) === rec.id) this.bySha.delete(rec.sha256);
   }
 
   /** Identities ranked by similarity to `query`, best first. */
@@ -295,9 +374,23 @@ export class Gallery {
   }
 }
 
+export const MAX_NAME_LENGTH = 200;
+
+/** Why `name` cannot name an identity, or undefined when it can. */
+export function identityNameProblem(name: unknown): string | undefined {
+  if (typeof name !== 'string' || name.trim() === '') return 'identity name must be a non-empty string';
+  if (name.length > MAX_NAME_LENGTH) return `identity name is longer than ${MAX_NAME_LENGTH} characters`;
+  if (name === UNKNOWN) return `'${UNKNOWN}' is reserved for faces that match nobody`;
+  return undefined;
+}
+
 function checkName(name: unknown): asserts name is string {
-  if (typeof name !== 'string' || name.trim() === '')
-    throw new GalleryError('identity name must be a non-empty string');
-  if (name.length > 200) throw new GalleryError('identity name is longer than 200 characters');
-  if (name === UNKNOWN) throw new GalleryError(`'${UNKNOWN}' is reserved for faces that match nobody`);
+  const why = identityNameProblem(name);
+  if (why) throw new GalleryError(why);
+}
+
+function checkDate(value: unknown, what: string): void {
+  if (typeof value !== 'string' || Number.isNaN(Date.parse(value))) {
+    throw new GalleryError(`${what} must be an ISO 8601 date string`);
+  }
 }

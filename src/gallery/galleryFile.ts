@@ -10,11 +10,14 @@ export interface GalleryFileOptions extends CreateIndexOptions {
   key?: Buffer | string;
   /** Rotating backups kept beside the file (default 3). */
   backups?: number;
+  /** How many faces that matched nobody are kept (default 5,000). */
+  unknownCapacity?: number;
 }
 
 /**
  * A gallery kept in a file: loaded (or recovered from a backup) on open, written atomically by
- * `save()`. Deleting people goes through here so that no file written afterwards holds them.
+ * `save()`. Deleting people, and faces that matched nobody, goes through here so that no file written
+ * afterwards holds them — backups included.
  */
 export class GalleryFile {
   private constructor(
@@ -29,8 +32,13 @@ export class GalleryFile {
     const store = new GalleryStore(file, { key: options.key, backups: options.backups });
     const loaded = await store.load();
     const index = createIndex(options.dimension, options);
+    const galleryOptions = { unknownCapacity: options.unknownCapacity };
     if (!loaded.snapshot) {
-      return new GalleryFile(new Gallery(options.modelId, options.dimension, index), store, loaded.problems);
+      return new GalleryFile(
+        new Gallery(options.modelId, options.dimension, index, galleryOptions),
+        store,
+        loaded.problems,
+      );
     }
     const s = loaded.snapshot;
     if (s.modelId !== options.modelId || s.dimension !== options.dimension) {
@@ -40,7 +48,7 @@ export class GalleryFile {
           'use one gallery file per model',
       );
     }
-    const gallery = Gallery.fromState(s, index);
+    const gallery = Gallery.fromState(s, index, galleryOptions);
     const opened = new GalleryFile(gallery, store, loaded.problems, loaded.recoveredFrom);
     // A recovered gallery is written back at once, so the damaged main file is replaced.
     if (loaded.recoveredFrom) await opened.save();
@@ -58,10 +66,35 @@ export class GalleryFile {
     return removed;
   }
 
-  /** Delete everyone, in the file and its backups too. */
+  /** Delete everyone, in the file and its backups too (unknown faces are kept: see `clearUnknowns`). */
   async clear(): Promise<void> {
     this.gallery.clear();
     await this.forgetOldCopies();
+  }
+
+  /**
+   * Delete faces that matched nobody (their thumbnails with them) from the pool, the file and every backup.
+   * Ids no longer held are ignored; returns how many were removed.
+   */
+  async removeUnknowns(ids: Iterable<number>): Promise<number> {
+    const removed = this.gallery.unknowns.remove(ids);
+    await this.forgetOldCopies();
+    return removed;
+  }
+
+  /** Delete every face that matched nobody, in the file and its backups too; returns how many there were. */
+  async clearUnknowns(): Promise<number> {
+    const removed = this.gallery.unknowns.clear();
+    await this.forgetOldCopies();
+    return removed;
+  }
+
+  /**
+   * Deletes every backup and leftover temporary file; returns their paths. Call it after `save()` when something
+   * was deleted in a way this class does not cover (the save rotates the old main file into a backup first).
+   */
+  purgeBackups(): Promise<string[]> {
+    return this.store.purgeBackups();
   }
 
   private async forgetOldCopies(): Promise<void> {

@@ -1,12 +1,12 @@
 /**
  * Durable on-disk store for a face gallery.
  *
- * File format, version 1 (all integers little-endian), a 96-byte header then the payload:
+ * File format, versions 1 and 2 (all integers little-endian), a 96-byte header then the payload:
  *
  * | offset | size | field                                                                   |
  * | -----: | ---: | ----------------------------------------------------------------------- |
  * |      0 |    5 | magic `FFGAL` (ASCII)                                                   |
- * |      5 |    2 | u16 format version (1)                                                  |
+ * |      5 |    2 | u16 format version (1 or 2, see below)                                  |
  * |      7 |    1 | u8 flags: bit 0 encrypted, bit 1 key derived from a passphrase (scrypt) |
  * |      8 |    4 | u32 JSON section length in bytes                                        |
  * |     12 |    4 | u32 number of float32 values in the vector section                     |
@@ -15,13 +15,25 @@
  * |     44 |   16 | AES-GCM auth tag (zero unless encrypted)                                |
  * |     60 |    4 | reserved, zero                                                          |
  * |     64 |   32 | SHA-256 over header bytes 0..63 followed by the payload as stored        |
- * |     96 |    … | payload: UTF-8 JSON (snapshot without `vectors`) ‖ float32 LE vectors   |
+ * |     96 |    … | payload: UTF-8 JSON (snapshot without vectors) ‖ float32 LE vectors     |
+ *
+ * The vector section holds the identities' embeddings (`embeddings.length` rows of `dimension` values, in the
+ * order of `embeddings`) followed by the unknown faces' embeddings (`unknowns.records.length` rows, in the order
+ * of those records); the two array lengths in the JSON are the row counts.
+ *
+ * Versions: version 2 adds the optional `unknowns` section (faces that matched nobody: `{ nextId, dropped,
+ * records: [{ id, seenAt, source?, thumbnail? }] }`, thumbnails as base64 JPEG) and its vectors. A version 1
+ * reader checks that the vector section is exactly embeddings × dimension, so it would take a file with unknown
+ * faces for a damaged one, fall back to an older backup and write that back over the newer file. Such files are
+ * therefore stamped version 2, which a version 1 reader refuses as "newer than supported" without touching it.
+ * A snapshot without an `unknowns` section is still written as version 1, byte for byte what earlier faceflow
+ * wrote and read; both versions are read.
  *
  * When encrypted, the payload is the AES-256-GCM ciphertext (same length) of that plaintext, with header bytes
  * 0..31 as additional authenticated data. Because the SHA-256 covers the stored bytes, truncation and bit rot
  * are told apart from a wrong key: a file whose checksum verifies but does not decrypt was opened with the wrong
  * key. The file must be exactly 96 + JSON length + 4 × float count bytes long. Magic and version stay at these
- * offsets in every future version: a version 2..255 is refused as "newer than supported" (and never overwritten),
+ * offsets in every future version: a version 3..255 is refused as "newer than supported" (and never overwritten),
  * a version above 255 is treated as damage.
  *
  * Durability: `save()` writes `<file>.tmp-<pid>`, fsyncs it, rotates backups, renames it over `<file>` and fsyncs
@@ -68,6 +80,26 @@ export interface GalleryEmbeddingRecord {
   addedAt: string;
 }
 
+/** A face that matched nobody; its vector is kept in {@link GalleryUnknownsSnapshot.vectors}. */
+export interface GalleryUnknownRecord {
+  id: number;
+  seenAt: string;
+  source?: string;
+  /** JPEG bytes; stored in the JSON section as base64 (so encrypted with the rest when the file has a key). */
+  thumbnail?: Buffer;
+}
+
+export interface GalleryUnknownsSnapshot {
+  /** Ids are never reused, so the next one is kept even when no face is left. */
+  nextId: number;
+  /** Faces pushed out of the full pool so far. */
+  dropped: number;
+  /** Oldest first. */
+  records: GalleryUnknownRecord[];
+  /** records.length × dimension values; row i belongs to records[i]. */
+  vectors: Float32Array;
+}
+
 /** The serialisable state of a gallery. */
 export interface GallerySnapshot {
   /** Embeddings of different models never mix. */
@@ -80,7 +112,18 @@ export interface GallerySnapshot {
   embeddings: GalleryEmbeddingRecord[];
   /** embeddings.length × dimension values; row i belongs to embeddings[i]. */
   vectors: Float32Array;
+  /** Faces that matched nobody (format version 2); absent in files written before they existed. */
+  unknowns?: GalleryUnknownsSnapshot;
 }
+
+/** The JSON section: the snapshot without vectors, thumbnails as base64. */
+type SnapshotJson = Omit<GallerySnapshot, 'vectors' | 'unknowns'> & {
+  unknowns?: {
+    nextId: number;
+    dropped: number;
+    records: { id: number; seenAt: string; source?: string; thumbnail?: string }[];
+  };
+};
 
 export interface GalleryStoreOptions {
   /** How many earlier saves to keep as `<file>.1` … `<file>.N` (default 3; 0 keeps none). */
@@ -119,7 +162,9 @@ export class GalleryStoreError extends Error {
 }
 
 export const MAGIC = Buffer.from('FFGAL', 'ascii');
-export const FORMAT_VERSION = 1;
+/** The newest version written and read; version 1 is still written when there is nothing that needs 2. */
+export const FORMAT_VERSION = 2;
+const VERSION_WITHOUT_UNKNOWNS = 1;
 export const HEADER_BYTES = 96;
 const MAX_PLAUSIBLE_VERSION = 255;
 const FLAG_ENCRYPTED = 1;
@@ -129,6 +174,7 @@ const CHECKSUM_OFFSET = 64;
 const AAD_BYTES = 32;
 
 const BIG_ENDIAN = os.endianness() === 'BE';
+const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 
 interface ParsedHeader {
   version: number;
@@ -212,8 +258,8 @@ function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
-/** Checks the shape of a snapshot; returns a reason string when invalid. */
-function snapshotProblem(s: Omit<GallerySnapshot, 'vectors'>, vectorLength: number): string | undefined {
+/** Checks the shape of a snapshot's JSON section; returns a reason string when invalid. */
+function snapshotProblem(s: SnapshotJson, vectorLength: number, version: number): string | undefined {
   if (!isObject(s)) return 'snapshot is not an object';
   if (typeof s.modelId !== 'string' || s.modelId === '') return 'modelId must be a non-empty string';
   if (!Number.isInteger(s.dimension) || s.dimension <= 0) return 'dimension must be a positive integer';
@@ -242,10 +288,79 @@ function snapshotProblem(s: Omit<GallerySnapshot, 'vectors'>, vectorLength: numb
       return 'embeddings must be { id, name, sha256?, addedAt } records';
     }
   }
-  if (vectorLength !== s.embeddings.length * s.dimension) {
-    return `vectors has ${vectorLength} values, expected embeddings (${s.embeddings.length}) × dimension (${s.dimension})`;
+  const u = s.unknowns;
+  if (u === undefined) {
+    if (vectorLength !== s.embeddings.length * s.dimension) {
+      return `vectors has ${vectorLength} values, expected embeddings (${s.embeddings.length}) × dimension (${s.dimension})`;
+    }
+    return undefined;
+  }
+  if (version < 2) return `an unknowns section needs format version 2, the header says ${version}`;
+  if (!isObject(u)) return 'unknowns must be an object';
+  if (!Number.isInteger(u.nextId) || u.nextId < 0) return 'unknowns.nextId must be a non-negative integer';
+  if (!Number.isInteger(u.dropped) || u.dropped < 0) return 'unknowns.dropped must be a non-negative integer';
+  if (!Array.isArray(u.records)) return 'unknowns.records must be an array';
+  for (const r of u.records) {
+    if (
+      !isObject(r) ||
+      !Number.isInteger(r.id) ||
+      typeof r.seenAt !== 'string' ||
+      (r.source !== undefined && typeof r.source !== 'string') ||
+      (r.thumbnail !== undefined && (typeof r.thumbnail !== 'string' || !BASE64.test(r.thumbnail)))
+    ) {
+      return 'unknowns.records must be { id, seenAt, source?, thumbnail? (base64) } records';
+    }
+  }
+  const rows = s.embeddings.length + u.records.length;
+  if (vectorLength !== rows * s.dimension) {
+    return (
+      `vectors has ${vectorLength} values, expected (embeddings (${s.embeddings.length}) + ` +
+      `unknowns (${u.records.length})) × dimension (${s.dimension})`
+    );
   }
   return undefined;
+}
+
+/** The JSON section of a snapshot, or the reason it cannot be written. */
+function toJson(snapshot: GallerySnapshot): SnapshotJson | string {
+  const { unknowns, ...withVectors } = snapshot;
+  const rest: Record<string, unknown> = { ...withVectors };
+  delete rest.vectors;
+  if (unknowns === undefined) return rest as SnapshotJson;
+  if (!isObject(unknowns) || !Array.isArray(unknowns.records))
+    return 'unknowns must be { nextId, dropped, records }';
+  const records: NonNullable<SnapshotJson['unknowns']>['records'] = [];
+  for (const r of unknowns.records) {
+    if (!isObject(r)) return 'unknowns.records must be objects';
+    if (r.thumbnail !== undefined && !Buffer.isBuffer(r.thumbnail))
+      return 'unknown face thumbnails must be Buffers';
+    // Fields are picked one by one so nothing else a caller attached (an embedding, say) lands in the file.
+    records.push({
+      id: r.id,
+      seenAt: r.seenAt,
+      ...(r.source !== undefined && { source: r.source }),
+      ...(r.thumbnail !== undefined && { thumbnail: r.thumbnail.toString('base64') }),
+    });
+  }
+  return {
+    ...(rest as SnapshotJson),
+    unknowns: { nextId: unknowns.nextId, dropped: unknowns.dropped, records },
+  };
+}
+
+/** Little-endian bytes of float32 values. */
+function floatBytes(v: Float32Array): Buffer {
+  const b = Buffer.from(v.buffer.slice(v.byteOffset, v.byteOffset + v.byteLength));
+  if (BIG_ENDIAN) b.swap32();
+  return b;
+}
+
+function readFloats(payload: Buffer, start: number, count: number): Float32Array {
+  const out = new Float32Array(count);
+  const bytes = Buffer.from(out.buffer);
+  payload.copy(bytes, 0, start, start + count * 4);
+  if (BIG_ENDIAN) bytes.swap32();
+  return out;
 }
 
 function isAlive(pid: number): boolean {
@@ -500,21 +615,26 @@ export class GalleryStore {
     if (!isObject(snapshot) || !(snapshot.vectors instanceof Float32Array)) {
       throw new GalleryStoreError('INVALID_SNAPSHOT', 'cannot save gallery: vectors must be a Float32Array');
     }
-    const { vectors, ...rest } = snapshot;
-    const why = snapshotProblem(rest, vectors.length);
+    const unknownVectors = snapshot.unknowns?.vectors ?? new Float32Array(0);
+    if (!(unknownVectors instanceof Float32Array)) {
+      throw new GalleryStoreError(
+        'INVALID_SNAPSHOT',
+        'cannot save gallery: unknowns.vectors must be a Float32Array',
+      );
+    }
+    const version = snapshot.unknowns === undefined ? VERSION_WITHOUT_UNKNOWNS : FORMAT_VERSION;
+    const meta = toJson(snapshot);
+    const floatCount = snapshot.vectors.length + unknownVectors.length;
+    const why = typeof meta === 'string' ? meta : snapshotProblem(meta, floatCount, version);
     if (why) throw new GalleryStoreError('INVALID_SNAPSHOT', `cannot save gallery: ${why}`, this.file);
-    const json = Buffer.from(JSON.stringify(rest), 'utf8');
-    const vec = Buffer.from(
-      vectors.buffer.slice(vectors.byteOffset, vectors.byteOffset + vectors.byteLength),
-    );
-    if (BIG_ENDIAN) vec.swap32();
-    let payload: Buffer = Buffer.concat([json, vec]);
+    const json = Buffer.from(JSON.stringify(meta), 'utf8');
+    let payload: Buffer = Buffer.concat([json, floatBytes(snapshot.vectors), floatBytes(unknownVectors)]);
 
     const header = Buffer.alloc(HEADER_BYTES);
     MAGIC.copy(header, 0);
-    header.writeUInt16LE(FORMAT_VERSION, 5);
+    header.writeUInt16LE(version, 5);
     header.writeUInt32LE(json.length, 8);
-    header.writeUInt32LE(vectors.length, 12);
+    header.writeUInt32LE(floatCount, 12);
     if (this.keySource) {
       let flags = FLAG_ENCRYPTED;
       let salt: Buffer = Buffer.alloc(SALT_BYTES);
@@ -573,21 +693,30 @@ export class GalleryStore {
       notes.push(`${file}: file is not encrypted; it will be written encrypted on the next save`);
     }
 
-    let meta: Omit<GallerySnapshot, 'vectors'>;
+    let meta: SnapshotJson;
     try {
-      meta = JSON.parse(payload.subarray(0, h.jsonLength).toString('utf8')) as Omit<
-        GallerySnapshot,
-        'vectors'
-      >;
+      meta = JSON.parse(payload.subarray(0, h.jsonLength).toString('utf8')) as SnapshotJson;
     } catch (e) {
       throw corrupt(file, `invalid JSON section (${errMessage(e)})`);
     }
-    const why = snapshotProblem(meta, h.floatCount);
+    const why = snapshotProblem(meta, h.floatCount, h.version);
     if (why) throw corrupt(file, `invalid snapshot (${why})`);
-    const vectors = new Float32Array(h.floatCount);
-    const bytes = Buffer.from(vectors.buffer);
-    payload.copy(bytes, 0, h.jsonLength, h.jsonLength + h.floatCount * 4);
-    if (BIG_ENDIAN) bytes.swap32();
-    return { ...meta, vectors };
+    const { unknowns, ...rest } = meta;
+    const embeddingFloats = meta.embeddings.length * meta.dimension;
+    const vectors = readFloats(payload, h.jsonLength, embeddingFloats);
+    if (unknowns === undefined) return { ...rest, vectors };
+    return {
+      ...rest,
+      vectors,
+      unknowns: {
+        nextId: unknowns.nextId,
+        dropped: unknowns.dropped,
+        records: unknowns.records.map((r) => ({
+          ...r,
+          ...(r.thumbnail !== undefined && { thumbnail: Buffer.from(r.thumbnail, 'base64') }),
+        })) as GalleryUnknownRecord[],
+        vectors: readFloats(payload, h.jsonLength + embeddingFloats * 4, h.floatCount - embeddingFloats),
+      },
+    };
   }
 }

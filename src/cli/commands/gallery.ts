@@ -1,0 +1,434 @@
+import { promises as fs } from 'node:fs';
+import * as path from 'node:path';
+import { parseArgs } from 'node:util';
+
+import type { FaceFlow } from '../../faceflow';
+import {
+  applyCalibration,
+  calibrateGallery,
+  suggestedThreshold,
+  writeCalibrationPlots,
+} from '../../gallery/calibrate';
+import {
+  DEFAULT_MIN_FACE_SIZE,
+  DEFAULT_MIN_SHARPNESS,
+  enrollFolder,
+  enrollImage,
+  enrolledHashes,
+  type EnrollOptions,
+  type EnrollResult,
+} from '../../gallery/enroll';
+import { GalleryFile } from '../../gallery/galleryFile';
+import { GalleryStore } from '../../gallery/store';
+import { decodeImage } from '../../image/decode';
+import { UsageError } from '../errors';
+import { eachImage, type CommandIO } from '../io';
+import { MODEL_HELP, MODEL_OPTIONS, openFaceFlow, parseNumber, round, type ModelArgs } from '../options';
+import { ProgressBar } from '../progress';
+
+export const GALLERY_HELP = `Usage: faceflow gallery <subcommand> --gallery FILE [options]
+
+A gallery file keeps the people faceflow recognises: many photos' embeddings per person, their
+metadata and a calibrated threshold, written atomically with rotating backups (FILE.bak1…).
+
+Subcommands:
+  enroll NAME IMAGE...          enrol photos of one person
+  enroll --dir DIR              enrol DIR/<person>/<photos> (sub-folders too), with a progress bar
+  list [--offset N] [--limit N] people, by name, a page at a time (JSON)
+  show NAME                     one person: metadata and embeddings (JSON)
+  rename OLD NEW                rename a person
+  meta NAME JSON [--replace]    merge (or replace) a person's metadata with a JSON object
+  delete NAME...                delete people, from the file and its backups
+  delete --embedding ID...      delete single embeddings (ids from 'show')
+  delete --all --yes            delete everyone
+  match IMAGE...                name the faces in photos (JSON line per photo)
+  calibrate [--far X] [--apply] [--plot DIR]
+                                genuine and impostor similarities of the enrolled people, the
+                                threshold for each target false-accept rate (1e-2, 1e-3, 1e-4);
+                                --apply stores the one for --far (default 1e-3) in the gallery,
+                                --plot writes roc.png and histogram.png
+
+Options:
+  --gallery FILE        the gallery file (default: $FACEFLOW_GALLERY); created by the first enroll
+  --key-file FILE       encryption key (or passphrase) for the file; default: $FACEFLOW_GALLERY_KEY.
+                        A new gallery is encrypted when a key is given; an encrypted one needs it
+  --backend B           vector index: auto (default; FAISS when installed), exact or faiss
+  --min-face-size PX    enroll: smallest face accepted (default ${DEFAULT_MIN_FACE_SIZE})
+  --min-sharpness X     enroll: least sharpness accepted (default ${DEFAULT_MIN_SHARPNESS}; 0 turns the check off)
+  --meta JSON           enroll: metadata for the person
+  --top K               match: candidates listed per face (default 3)
+  --mode best|centroid  match: a person's score is their best photo (default) or their mean
+  --margin X            match: flag a match as ambiguous when the runner-up is closer than X
+${MODEL_HELP}
+The threshold used by match is --threshold, else the gallery's calibrated one, else the model's.`;
+
+const OPTIONS = {
+  ...MODEL_OPTIONS,
+  gallery: { type: 'string' },
+  'key-file': { type: 'string' },
+  backend: { type: 'string' },
+  dir: { type: 'string' },
+  'min-face-size': { type: 'string' },
+  'min-sharpness': { type: 'string' },
+  meta: { type: 'string' },
+  offset: { type: 'string' },
+  limit: { type: 'string' },
+  replace: { type: 'boolean' },
+  embedding: { type: 'boolean' },
+  all: { type: 'boolean' },
+  yes: { type: 'boolean' },
+  top: { type: 'string' },
+  mode: { type: 'string' },
+  margin: { type: 'string' },
+  far: { type: 'string' },
+  apply: { type: 'boolean' },
+  plot: { type: 'string' },
+} as const;
+
+type Values = ReturnType<typeof parse>['values'];
+
+function parse(argv: string[]) {
+  return parseArgs({ args: argv, options: OPTIONS, allowPositionals: true });
+}
+
+const SUBCOMMANDS = ['enroll', 'list', 'show', 'rename', 'meta', 'delete', 'match', 'calibrate'] as const;
+type Subcommand = (typeof SUBCOMMANDS)[number];
+
+export async function galleryCommand(argv: string[], io: CommandIO, env = process.env): Promise<number> {
+  const [sub, ...rest] = argv;
+  if (!sub || !(SUBCOMMANDS as readonly string[]).includes(sub)) {
+    throw new UsageError(
+      sub
+        ? `unknown subcommand '${sub}' (expected ${SUBCOMMANDS.join(', ')})`
+        : `a subcommand is needed (${SUBCOMMANDS.join(', ')})`,
+    );
+  }
+  const { values, positionals } = parse(rest);
+  const file = values.gallery ?? (env.FACEFLOW_GALLERY || undefined);
+  if (!file) throw new UsageError('--gallery FILE is needed (or set $FACEFLOW_GALLERY)');
+  const key = await readKey(values, env);
+  const backend = values.backend ?? 'auto';
+  if (!['auto', 'exact', 'faiss'].includes(backend))
+    throw new UsageError(`--backend must be auto, exact or faiss, got '${backend}'`);
+  const ctx: Context = { io, file, key, backend: backend as Context['backend'], values, positionals };
+  switch (sub as Subcommand) {
+    case 'enroll':
+      return enroll(ctx);
+    case 'match':
+      return match(ctx);
+    default:
+      return manage(sub as Subcommand, ctx);
+  }
+}
+
+interface Context {
+  io: CommandIO;
+  file: string;
+  key?: string;
+  backend: 'auto' | 'exact' | 'faiss';
+  values: Values;
+  positionals: string[];
+}
+
+async function readKey(values: Values, env: NodeJS.ProcessEnv): Promise<string | undefined> {
+  if (values['key-file']) {
+    let text: string;
+    try {
+      text = await fs.readFile(values['key-file'], 'utf8');
+    } catch (err) {
+      throw new UsageError(
+        `--key-file: cannot read ${values['key-file']} (${(err as NodeJS.ErrnoException).code})`,
+      );
+    }
+    // A trailing newline from `echo … > keyfile` is not part of the key.
+    return text.replace(/\r?\n$/, '');
+  }
+  return env.FACEFLOW_GALLERY_KEY || undefined;
+}
+
+/** Opens an existing gallery with the model it was made with, without loading any model. */
+async function openExisting(ctx: Context): Promise<GalleryFile> {
+  const loaded = await new GalleryStore(ctx.file, { key: ctx.key }).load();
+  if (!loaded.snapshot) {
+    throw new Error(`${ctx.file}: no gallery there yet; create it with 'faceflow gallery enroll'`);
+  }
+  return openFor(ctx, loaded.snapshot.modelId, loaded.snapshot.dimension);
+}
+
+async function openFor(ctx: Context, modelId: string, dimension: number): Promise<GalleryFile> {
+  const opened = await GalleryFile.open(ctx.file, { modelId, dimension, key: ctx.key, backend: ctx.backend });
+  for (const problem of opened.problems) ctx.io.err(`warning: ${problem}`);
+  if (opened.recoveredFrom) ctx.io.err(`warning: recovered the gallery from ${opened.recoveredFrom}`);
+  return opened;
+}
+
+async function withModels<T>(
+  ctx: Context,
+  work: (flow: FaceFlow, file: GalleryFile) => Promise<T>,
+): Promise<T> {
+  const flow = await openFaceFlow(ctx.values as ModelArgs);
+  try {
+    const opened = await openFor(ctx, flow.embedder.id, flow.embedder.dimension);
+    return await work(flow, opened);
+  } finally {
+    await flow.dispose();
+  }
+}
+
+function parseMeta(text: string | undefined, what: string): Record<string, unknown> | undefined {
+  if (text === undefined) return undefined;
+  let meta: unknown;
+  try {
+    meta = JSON.parse(text);
+  } catch {
+    throw new UsageError(`${what} must be a JSON object, e.g. '{"role":"family"}'`);
+  }
+  if (meta === null || typeof meta !== 'object' || Array.isArray(meta)) {
+    throw new UsageError(`${what} must be a JSON object, e.g. '{"role":"family"}'`);
+  }
+  return meta as Record<string, unknown>;
+}
+
+async function enroll(ctx: Context): Promise<number> {
+  const { values, positionals, io } = ctx;
+  const options: EnrollOptions = {
+    minFaceSize: parseNumber('min-face-size', values['min-face-size'], 0, 100_000),
+    minSharpness: parseNumber('min-sharpness', values['min-sharpness'], 0, 1e9),
+    meta: parseMeta(values.meta, '--meta'),
+  };
+  if (values.dir && positionals.length > 0) {
+    throw new UsageError('enroll takes either --dir DIR or NAME IMAGE..., not both');
+  }
+  if (!values.dir && positionals.length < 2) {
+    throw new UsageError(
+      'enroll needs NAME IMAGE... (photos of one person) or --dir DIR (one folder per person)',
+    );
+  }
+  return withModels(ctx, async (flow, opened) => {
+    const gallery = opened.gallery;
+    let results: EnrollResult[];
+    const bar = new ProgressBar(io.progressStream ?? { write: () => undefined }, 'enrolling');
+    if (values.dir) {
+      const report = await enrollFolder(flow, gallery, values.dir, {
+        ...options,
+        onProgress: ({ done, total, result }) => {
+          if (!result.ok) {
+            bar.clear();
+            io.err(`skipped ${result.message}`);
+          }
+          bar.update(done, total, result.name);
+        },
+      });
+      results = report.results;
+    } else {
+      const [name, ...images] = positionals;
+      const known = enrolledHashes(gallery);
+      results = [];
+      for (const image of images) {
+        const result = await enrollImage(flow, gallery, name, image, options, known);
+        if (!result.ok) {
+          bar.clear();
+          io.err(`skipped ${result.message}`);
+        }
+        results.push(result);
+        bar.update(results.length, images.length, name);
+      }
+    }
+    bar.done();
+    const enrolled = results.filter((r) => r.ok);
+    if (enrolled.length > 0) await opened.save();
+    const people = new Map<string, { enrolled: number; rejected: number }>();
+    for (const r of results) {
+      const p = people.get(r.name) ?? { enrolled: 0, rejected: 0 };
+      if (r.ok) p.enrolled++;
+      else p.rejected++;
+      people.set(r.name, p);
+    }
+    io.out(
+      JSON.stringify({
+        gallery: ctx.file,
+        enrolled: enrolled.length,
+        rejected: results.length - enrolled.length,
+        people: [...people.entries()].map(([name, p]) => ({ name, ...p })),
+        rejections: results
+          .filter((r) => !r.ok)
+          .map((r) => ({ source: r.source, name: r.name, problem: r.problem, message: r.message })),
+      }),
+    );
+    for (const [name, p] of people)
+      if (p.enrolled === 0) io.err(`${name}: no usable photo, nothing enrolled`);
+    return enrolled.length > 0 || results.length === 0 ? 0 : 1;
+  });
+}
+
+async function match(ctx: Context): Promise<number> {
+  const { values, positionals, io } = ctx;
+  if (positionals.length === 0) throw new UsageError('match needs at least one IMAGE');
+  const topK = parseNumber('top', values.top, 1, 1000) ?? 3;
+  const ambiguityMargin = parseNumber('margin', values.margin, 0, 2);
+  const mode = values.mode ?? 'best';
+  if (mode !== 'best' && mode !== 'centroid')
+    throw new UsageError(`--mode must be best or centroid, got '${mode}'`);
+  const given = parseNumber('threshold', values.threshold, -1, 1);
+  return withModels(ctx, async (flow, opened) => {
+    const gallery = opened.gallery;
+    if (gallery.embeddingCount === 0)
+      throw new Error(`${ctx.file}: the gallery is empty; enrol people first`);
+    const threshold = given ?? gallery.threshold ?? flow.threshold;
+    const source =
+      given !== undefined ? '--threshold' : gallery.threshold !== undefined ? 'calibrated' : 'model default';
+    io.err(
+      `${gallery.size} people, ${gallery.embeddingCount} embeddings; threshold ${threshold} (${source})`,
+    );
+    return eachImage(positionals, io, async (image) => {
+      const faces = await flow.analyze(await decodeImage(image));
+      return {
+        faces: faces.map((f) => {
+          const id = gallery.match(f.embedding as Float32Array, { threshold, topK, ambiguityMargin, mode });
+          return {
+            box: f.box.map((v) => round(v, 1)),
+            score: round(f.score),
+            identity: id.name,
+            similarity: round(id.similarity),
+            margin: round(id.margin),
+            ...(id.ambiguous ? { ambiguous: true } : {}),
+            top: id.topK.map((c) => ({ name: c.name, similarity: round(c.similarity) })),
+          };
+        }),
+      };
+    });
+  });
+}
+
+async function manage(sub: Subcommand, ctx: Context): Promise<number> {
+  const { values, positionals, io } = ctx;
+  const need = (count: number, usage: string) => {
+    if (positionals.length !== count) throw new UsageError(`usage: faceflow gallery ${usage}`);
+  };
+  // Check the arguments before touching the file.
+  if (sub === 'show') need(1, 'show NAME');
+  if (sub === 'rename') need(2, 'rename OLD NEW');
+  if (sub === 'meta') need(2, 'meta NAME JSON [--replace]');
+  if (sub === 'delete') checkDelete(values, positionals);
+  const far = parseNumber('far', values.far, 1e-9, 0.5);
+  const offset = parseNumber('offset', values.offset, 0, Number.MAX_SAFE_INTEGER);
+  const limit = parseNumber('limit', values.limit, 1, 100_000);
+  const meta = sub === 'meta' ? parseMeta(positionals[1], 'JSON') : undefined;
+
+  const opened = await openExisting(ctx);
+  const gallery = opened.gallery;
+  switch (sub) {
+    case 'list': {
+      const page = gallery.list({ offset, limit });
+      io.out(
+        JSON.stringify({
+          total: page.total,
+          offset: offset ?? 0,
+          people: page.items,
+          threshold: gallery.threshold ?? null,
+        }),
+      );
+      return 0;
+    }
+    case 'show': {
+      const [name] = positionals;
+      const info = gallery.list({ limit: Number.MAX_SAFE_INTEGER }).items.find((p) => p.name === name);
+      const embeddings = gallery.embeddingsOf(name); // throws "no identity named" for a stranger
+      io.out(JSON.stringify({ ...info, embeddings }));
+      return 0;
+    }
+    case 'rename': {
+      gallery.rename(positionals[0], positionals[1]);
+      await opened.save();
+      io.err(`renamed '${positionals[0]}' to '${positionals[1]}'`);
+      return 0;
+    }
+    case 'meta': {
+      gallery.updateMeta(
+        positionals[0],
+        meta as Record<string, unknown>,
+        values.replace ? 'replace' : 'merge',
+      );
+      await opened.save();
+      return 0;
+    }
+    case 'delete':
+      return remove(ctx, opened);
+    case 'calibrate': {
+      const c = calibrateGallery(gallery);
+      const chosen = far ?? 1e-3;
+      for (const w of c.warnings) io.err(`warning: ${w}`);
+      const suggested = suggestedThreshold(c, chosen);
+      if (values.plot) {
+        await fs.mkdir(values.plot, { recursive: true });
+        const files = await writeCalibrationPlots(c, values.plot, { far: chosen });
+        io.err(
+          `wrote ${path.relative('.', files.roc) || files.roc} and ${path.relative('.', files.histogram) || files.histogram}`,
+        );
+      }
+      if (values.apply) {
+        const applied = applyCalibration(gallery, c, chosen);
+        await opened.save();
+        io.err(`threshold ${round(applied)} stored in ${ctx.file}`);
+      }
+      // The raw scores are not enumerable (see calibrate.ts), so they stay out of the JSON.
+      io.out(JSON.stringify({ ...c, far: chosen, suggested, applied: values.apply === true }));
+      return 0;
+    }
+    default:
+      throw new UsageError(`unknown subcommand '${sub}'`);
+  }
+}
+
+function checkDelete(values: Values, positionals: string[]): void {
+  if (values.all) {
+    if (positionals.length > 0 || values.embedding) throw new UsageError('delete --all takes no names');
+    if (!values.yes) throw new UsageError('delete --all deletes everyone; add --yes to confirm');
+    return;
+  }
+  if (positionals.length === 0)
+    throw new UsageError('delete needs NAME..., --embedding ID... or --all --yes');
+  if (values.embedding) {
+    for (const p of positionals) {
+      if (!/^\d+$/.test(p))
+        throw new UsageError(`--embedding takes embedding ids (whole numbers), got '${p}'`);
+    }
+  }
+}
+
+async function remove(ctx: Context, opened: GalleryFile): Promise<number> {
+  const { values, positionals, io } = ctx;
+  const gallery = opened.gallery;
+  if (values.all) {
+    const people = gallery.size;
+    await opened.clear();
+    io.err(`deleted ${people} people from ${ctx.file} and its backups`);
+    return 0;
+  }
+  if (values.embedding) {
+    // All or nothing: a typo in one id must not leave the others half-deleted.
+    const ids = positionals.map(Number);
+    const known = new Set(
+      gallery
+        .list({ limit: Number.MAX_SAFE_INTEGER })
+        .items.flatMap((p) => gallery.embeddingsOf(p.name).map((e) => e.id)),
+    );
+    const missing = ids.filter((id) => !known.has(id));
+    if (missing.length > 0)
+      throw new Error(`no embedding ${missing.join(', ')} in ${ctx.file}; nothing deleted`);
+    for (const id of ids) gallery.removeEmbedding(id);
+    await opened.save();
+    await opened.purgeBackups();
+    io.err(`deleted ${ids.length} embedding${ids.length === 1 ? '' : 's'}`);
+    return 0;
+  }
+  const missing = positionals.filter((name) => !gallery.has(name));
+  if (missing.length > 0)
+    throw new Error(`no identity named ${missing.map((n) => `'${n}'`).join(', ')}; nothing deleted`);
+  let embeddings = 0;
+  for (const name of positionals) embeddings += await opened.removeIdentity(name);
+  io.err(
+    `deleted ${positionals.length} ${positionals.length === 1 ? 'person' : 'people'} (${embeddings} embeddings)`,
+  );
+  return 0;
+}

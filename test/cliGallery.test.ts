@@ -1,0 +1,203 @@
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { copyFile, mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { PROJECT_ROOT, requireSharedData, shared } from './helpers/shared';
+
+/**
+ * `faceflow gallery …` end to end: the compiled CLI as a child process, on the built-in models and
+ * the real photos of `../shared/data`, with a real gallery file on disk.
+ */
+
+const CLI = path.join(PROJECT_ROOT, 'dist', 'src', 'cli', 'main.js');
+const BBT_FACES = shared('bbt', 'faces');
+const KNN = shared('face_recognition_examples', 'knn');
+
+interface RunResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+let scratch = '';
+
+function runCli(args: string[], env: Record<string, string> = {}): Promise<RunResult> {
+  const childEnv: NodeJS.ProcessEnv = { ...process.env, ...env };
+  for (const name of ['FACEFLOW_MODELS', 'FACEFLOW_DEBUG', 'FACEFLOW_GALLERY', 'FACEFLOW_GALLERY_KEY']) {
+    if (!(name in env)) delete childEnv[name];
+  }
+  return new Promise((resolve, reject) => {
+    execFile(
+      process.execPath,
+      [CLI, ...args],
+      { env: childEnv, cwd: scratch, maxBuffer: 16 * 1024 * 1024, timeout: 120_000 },
+      (err, stdout, stderr) => {
+        if (err && typeof err.code !== 'number') return reject(new Error(`${err.message}\n${stderr}`));
+        resolve({ code: err ? (err.code as unknown as number) : 0, stdout, stderr });
+      },
+    );
+  });
+}
+
+const json = (r: RunResult) => JSON.parse(r.stdout.trim().split('\n').pop() as string);
+
+describe('cli: faceflow gallery', function () {
+  this.timeout(180_000);
+  let file = '';
+
+  before(async function () {
+    requireSharedData(this);
+    scratch = await mkdtemp(path.join(tmpdir(), 'faceflow-cli-gallery-'));
+    file = path.join(scratch, 'people.ffgal');
+  });
+  after(async () => {
+    if (scratch) await rm(scratch, { recursive: true, force: true });
+  });
+
+  it('enrols a folder of people, reporting and skipping the bad photos', async () => {
+    const dir = path.join(scratch, 'people');
+    for (const person of await readdir(BBT_FACES)) {
+      await mkdir(path.join(dir, person), { recursive: true });
+      for (const photo of await readdir(path.join(BBT_FACES, person))) {
+        await copyFile(path.join(BBT_FACES, person, photo), path.join(dir, person, photo));
+      }
+    }
+    // A duplicate under another name, a file that is no image, and a group photo.
+    await copyFile(path.join(BBT_FACES, 'amy', 'amy1.png'), path.join(dir, 'amy', 'again.png'));
+    await writeFile(path.join(dir, 'raj', 'notes.jpg'), 'not a photo');
+    await copyFile(shared('bbt', 'group', 'bbt1.jpg'), path.join(dir, 'penny', 'party.jpg'));
+
+    const r = await runCli(['gallery', 'enroll', '--gallery', file, '--dir', dir]);
+    assert.equal(r.code, 0, r.stderr);
+    const report = json(r);
+    assert.equal(report.enrolled, 40);
+    assert.equal(report.rejected, 3);
+    assert.deepEqual(report.rejections.map((x: { problem: string }) => x.problem).sort(), [
+      'duplicate',
+      'several-faces',
+      'unreadable',
+    ]);
+    assert.match(r.stderr, /skipped .*amy.(again|amy1)\.png: already enrolled/);
+    assert.match(r.stderr, /enrolling: 43\/43 \(100 %\)/, 'progress is reported');
+    assert.ok(existsSync(file));
+  });
+
+  it('lists, pages, shows, renames and updates metadata', async () => {
+    const all = json(await runCli(['gallery', 'list', '--gallery', file]));
+    assert.equal(all.total, 8);
+    assert.equal(all.people[0].name, 'amy');
+    assert.equal(all.people[0].embeddings, 5);
+    const page = json(await runCli(['gallery', 'list', '--gallery', file, '--offset', '2', '--limit', '3']));
+    assert.deepEqual(
+      page.people.map((p: { name: string }) => p.name),
+      ['howard', 'leonard', 'penny'],
+    );
+    assert.equal((await runCli(['gallery', 'rename', '--gallery', file, 'stuart', 'Stuart Bloom'])).code, 0);
+    assert.equal(
+      (await runCli(['gallery', 'meta', '--gallery', file, 'Stuart Bloom', '{"shop":"comics"}'])).code,
+      0,
+    );
+    const shown = json(await runCli(['gallery', 'show', '--gallery', file, 'Stuart Bloom']));
+    assert.deepEqual(shown.meta, { shop: 'comics' });
+    assert.equal(shown.embeddings.length, 5);
+    assert.match(shown.embeddings[0].sha256, /^[0-9a-f]{64}$/);
+  });
+
+  it('calibrates, writes the ROC plot and stores the threshold on request', async () => {
+    const plots = path.join(scratch, 'plots');
+    const r = await runCli([
+      'gallery',
+      'calibrate',
+      '--gallery',
+      file,
+      '--plot',
+      plots,
+      '--apply',
+      '--far',
+      '1e-2',
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    const c = json(r);
+    assert.ok(c.genuine.mean > c.impostor.mean);
+    assert.equal(typeof c.suggested, 'number');
+    assert.equal(c.applied, true);
+    for (const png of ['roc.png', 'histogram.png']) {
+      assert.deepEqual([...readFileSync(path.join(plots, png)).subarray(1, 4)], [...Buffer.from('PNG')]);
+    }
+    const listed = json(await runCli(['gallery', 'list', '--gallery', file]));
+    assert.equal(listed.threshold, c.suggested);
+  });
+
+  it('matches photos with the calibrated threshold', async () => {
+    const r = await runCli(['gallery', 'match', '--gallery', file, shared('bbt', 'group', 'bbt2.jpg')]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /threshold [0-9.]+ \(calibrated\)/);
+    const line = json(r);
+    assert.ok(line.faces.length >= 2);
+    for (const face of line.faces) assert.equal(typeof face.identity, 'string');
+  });
+
+  it('deletes people and embeddings, all or nothing', async () => {
+    const before = json(await runCli(['gallery', 'show', '--gallery', file, 'raj']));
+    const typo = await runCli(['gallery', 'delete', '--gallery', file, 'raj', 'nobody']);
+    assert.equal(typo.code, 1);
+    assert.match(typo.stderr, /no identity named 'nobody'; nothing deleted/);
+    assert.equal(json(await runCli(['gallery', 'list', '--gallery', file])).total, 8);
+
+    const id = String(before.embeddings[0].id);
+    assert.equal((await runCli(['gallery', 'delete', '--gallery', file, '--embedding', id])).code, 0);
+    assert.equal(json(await runCli(['gallery', 'show', '--gallery', file, 'raj'])).embeddings.length, 4);
+    const gone = await runCli(['gallery', 'delete', '--gallery', file, '--embedding', id]);
+    assert.equal(gone.code, 1);
+    assert.match(gone.stderr, new RegExp(`no embedding ${id}`));
+
+    assert.equal((await runCli(['gallery', 'delete', '--gallery', file, 'raj'])).code, 0);
+    assert.equal(json(await runCli(['gallery', 'list', '--gallery', file])).total, 7);
+    const noYes = await runCli(['gallery', 'delete', '--gallery', file, '--all']);
+    assert.equal(noYes.code, 2);
+    assert.match(noYes.stderr, /add --yes/);
+    assert.equal((await runCli(['gallery', 'delete', '--gallery', file, '--all', '--yes'])).code, 0);
+    assert.equal(json(await runCli(['gallery', 'list', '--gallery', file])).total, 0);
+  });
+
+  it('encrypts with a key from the environment and refuses a wrong or missing key', async () => {
+    const secret = path.join(scratch, 'secret.ffgal');
+    const key = { FACEFLOW_GALLERY_KEY: 'correct horse battery staple' };
+    const photo = path.join(KNN, 'train', 'obama', 'obama.jpg');
+    const r = await runCli(['gallery', 'enroll', '--gallery', secret, 'obama', photo], key);
+    assert.equal(r.code, 0, r.stderr);
+    assert.ok(!readFileSync(secret).includes(Buffer.from('obama')), 'the name is not readable in the file');
+    assert.equal(json(await runCli(['gallery', 'list', '--gallery', secret], key)).total, 1);
+    const wrong = await runCli(['gallery', 'list', '--gallery', secret], {
+      FACEFLOW_GALLERY_KEY: 'wrong key!!',
+    });
+    assert.equal(wrong.code, 1);
+    assert.match(wrong.stderr, /key/i);
+    const none = await runCli(['gallery', 'list', '--gallery', secret]);
+    assert.equal(none.code, 1);
+    assert.match(none.stderr, /encrypted/i);
+  });
+
+  it('explains bad calls', async () => {
+    const cases: [string[], RegExp][] = [
+      [['gallery'], /a subcommand is needed/],
+      [['gallery', 'frobnicate', '--gallery', file], /unknown subcommand 'frobnicate'/],
+      [['gallery', 'list'], /--gallery FILE is needed/],
+      [['gallery', 'meta', '--gallery', file, 'amy', '{not json'], /must be a JSON object/],
+      [['gallery', 'rename', '--gallery', file, 'amy'], /usage: faceflow gallery rename OLD NEW/],
+      [['gallery', 'enroll', '--gallery', file, 'amy'], /enroll needs NAME IMAGE/],
+      [['gallery', 'delete', '--gallery', file, '--embedding', 'x1'], /whole numbers/],
+      [['gallery', 'list', '--gallery', file, '--backend', 'gpu'], /--backend must be auto, exact or faiss/],
+    ];
+    for (const [args, message] of cases) {
+      const r = await runCli(args);
+      assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
+      assert.match(r.stderr, message);
+    }
+    const missing = await runCli(['gallery', 'list', '--gallery', path.join(scratch, 'none.ffgal')]);
+    assert.equal(missing.code, 1);
+    assert.match(missing.stderr, /no gallery there yet/);
+  });
+});
