@@ -180,6 +180,151 @@ describe('cli: faceflow gallery', function () {
     assert.match(none.stderr, /encrypted/i);
   });
 
+  it('keeps unknown faces, groups them, names a group and assigns the rest', async () => {
+    const g = path.join(scratch, 'unknowns.ffgal');
+    const enrolled = await runCli(['gallery', 'enroll', '--gallery', g, '--dir', path.join(KNN, 'train')]);
+    assert.equal(enrolled.code, 0, enrolled.stderr);
+    const photos: string[] = [];
+    for (const person of ['amy', 'bernadette', 'sheldon']) {
+      for (const photo of await readdir(path.join(BBT_FACES, person)))
+        photos.push(path.join(BBT_FACES, person, photo));
+    }
+    const added = await runCli([
+      'gallery',
+      'unknowns',
+      'add',
+      '--gallery',
+      g,
+      ...photos,
+      path.join(KNN, 'train', 'obama', 'obama.jpg'),
+    ]);
+    assert.equal(added.code, 0, added.stderr);
+    const perPhoto = added.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    assert.equal(perPhoto.at(-1).unknownsAdded, 0, 'an enrolled person is not an unknown face');
+    const listed = json(await runCli(['gallery', 'unknowns', 'list', '--gallery', g]));
+    assert.ok(listed.total >= 13, `kept ${listed.total} of 15 faces`);
+
+    const thumbs = path.join(scratch, 'groups');
+    const clustered = await runCli([
+      'gallery',
+      'cluster',
+      '--gallery',
+      g,
+      '--threshold',
+      '0.6',
+      '--thumbs',
+      thumbs,
+    ]);
+    assert.equal(clustered.code, 0, clustered.stderr);
+    const result = json(clustered);
+    assert.ok(result.groups.length >= 2, clustered.stdout);
+    // Every group is one person: its sample files all come from one folder.
+    for (const group of result.groups) {
+      const people = new Set(
+        group.samples.map((f: { source: string }) => path.basename(path.dirname(f.source))),
+      );
+      assert.equal(people.size, 1, JSON.stringify(group.samples));
+      assert.deepEqual([...readFileSync(group.sheet).subarray(0, 2)], [0xff, 0xd8], 'a JPEG contact sheet');
+    }
+    const first = result.groups[0];
+    const person = path.basename(path.dirname(first.samples[0].source));
+    const named = await runCli([
+      'gallery',
+      'name-cluster',
+      '--gallery',
+      g,
+      '--threshold',
+      '0.6',
+      '0',
+      person,
+    ]);
+    assert.equal(named.code, 0, named.stderr);
+    assert.equal(json(named).enrolled, first.size);
+    const after = json(await runCli(['gallery', 'unknowns', 'list', '--gallery', g]));
+    assert.equal(after.total, listed.total - first.size);
+    const shown = json(await runCli(['gallery', 'show', '--gallery', g, person]));
+    assert.equal(shown.embeddings.length, first.size);
+
+    // A face kept while nobody matched it (a strict threshold) is assigned once someone does.
+    const obama2 = path.join(KNN, 'test', 'obama1.jpg');
+    const strict = await runCli([
+      'gallery',
+      'unknowns',
+      'add',
+      '--gallery',
+      g,
+      '--threshold',
+      '0.99',
+      obama2,
+    ]);
+    assert.equal(json(strict).unknownsAdded, 1, strict.stderr);
+    const assigned = await runCli(['gallery', 'cluster', '--gallery', g, '--threshold', '0.6', '--assign']);
+    assert.equal(assigned.code, 0, assigned.stderr);
+    // The named person's stray faces (noise before) may be assigned to them too.
+    const names = new Set(json(assigned).assigned.map((a: { name: string }) => a.name));
+    assert.ok(names.has('obama'), assigned.stdout);
+    for (const name of names) assert.ok(name === 'obama' || name === person, assigned.stdout);
+    assert.equal(json(await runCli(['gallery', 'show', '--gallery', g, 'obama'])).embeddings.length, 3);
+
+    const noGroup = await runCli([
+      'gallery',
+      'name-cluster',
+      '--gallery',
+      g,
+      '--threshold',
+      '0.6',
+      '99',
+      'x',
+    ]);
+    assert.equal(noGroup.code, 1);
+    assert.match(noGroup.stderr, /no group 99/);
+    const cleared = await runCli(['gallery', 'unknowns', 'clear', '--gallery', g, '--yes']);
+    assert.equal(cleared.code, 0, cleared.stderr);
+    assert.equal(json(await runCli(['gallery', 'unknowns', 'list', '--gallery', g])).total, 0);
+    const empty = await runCli(['gallery', 'cluster', '--gallery', g, '--threshold', '0.6']);
+    assert.equal(empty.code, 1);
+    assert.match(empty.stderr, /no unknown faces kept/);
+  });
+
+  it('exports to JSON and imports into a new gallery, refusing a broken export', async () => {
+    const g = path.join(scratch, 'source.ffgal');
+    const photo = path.join(KNN, 'train', 'biden', 'biden.jpg');
+    assert.equal((await runCli(['gallery', 'enroll', '--gallery', g, 'biden', photo])).code, 0);
+    const out = path.join(scratch, 'export.json');
+    const exported = await runCli(['gallery', 'export', '--gallery', g, out]);
+    assert.equal(exported.code, 0, exported.stderr);
+    assert.match(exported.stderr, /not encrypted/);
+    const copy = path.join(scratch, 'copy.ffgal');
+    const imported = await runCli(['gallery', 'import', '--gallery', copy, out]);
+    assert.equal(imported.code, 0, imported.stderr);
+    assert.equal(json(imported).embeddingsAdded, 1);
+    const again = json(await runCli(['gallery', 'import', '--gallery', copy, out]));
+    assert.equal(again.identitiesSkipped, 1, 'an existing name is skipped by default');
+    const matched = json(await runCli(['gallery', 'match', '--gallery', copy, photo]));
+    assert.equal(matched.faces[0].identity, 'biden');
+
+    const broken = path.join(scratch, 'broken.json');
+    const doc = JSON.parse(readFileSync(out, 'utf8'));
+    doc.identities[0].embeddings[0].vector = 'AAAA';
+    await writeFile(broken, JSON.stringify(doc));
+    const refused = await runCli(['gallery', 'import', '--gallery', copy, broken]);
+    assert.equal(refused.code, 1);
+    assert.match(refused.stderr, /identities\[0\]\.embeddings\[0\]\.vector/);
+    const badConflict = await runCli([
+      'gallery',
+      'import',
+      '--gallery',
+      copy,
+      out,
+      '--on-conflict',
+      'overwrite',
+    ]);
+    assert.equal(badConflict.code, 2);
+  });
+
   it('explains bad calls', async () => {
     const cases: [string[], RegExp][] = [
       [['gallery'], /a subcommand is needed/],

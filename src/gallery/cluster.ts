@@ -4,19 +4,9 @@
  */
 import { UNKNOWN } from '../types';
 import { GalleryError, type Gallery } from './gallery';
+import type { UnknownFace } from './unknownPool';
 
-/** A face seen but not recognised, kept so it can be grouped and named later. */
-export interface UnknownFace {
-  id: number;
-  /** L2-normalised, from the gallery's model. */
-  embedding: Float32Array;
-  /** A small JPEG of the face, to show when asking who this is. */
-  thumbnail?: Buffer;
-  /** Where the face was seen: a camera, a file name. */
-  source?: string;
-  /** ISO 8601 time the face was seen. */
-  seenAt: string;
-}
+export type { UnknownFace };
 
 export interface DbscanOptions {
   /** Neighbourhood radius in cosine distance (1 - dot), within (0, 2]; a distance equal to it counts. */

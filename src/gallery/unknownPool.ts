@@ -3,7 +3,7 @@ import type { GalleryUnknownRecord, GalleryUnknownsSnapshot } from './store';
 
 /**
  * A face that matched nobody, kept so that people nobody has named yet can be clustered and named later.
- * Same shape as `UnknownFace` in cluster.ts, so either can be passed where the other is expected.
+ * cluster.ts groups these (it re-exports this type).
  */
 export interface UnknownFace {
   id: number;

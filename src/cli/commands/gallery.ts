@@ -18,7 +18,19 @@ import {
   type EnrollOptions,
   type EnrollResult,
 } from '../../gallery/enroll';
+import {
+  clusterUnknowns,
+  DEFAULT_CLUSTER_EPS,
+  DEFAULT_MIN_POINTS,
+  nameCluster,
+  recluster,
+  type UnknownFace,
+} from '../../gallery/cluster';
+import { importGallery, readExport, writeExport } from '../../gallery/exchange';
 import { GalleryFile } from '../../gallery/galleryFile';
+import { contactSheet, faceThumbnail } from '../../gallery/thumbnail';
+import { faceSharpness } from '../../quality/sharpness';
+import { UNKNOWN } from '../../types';
 import { GalleryStore } from '../../gallery/store';
 import { decodeImage } from '../../image/decode';
 import { UsageError } from '../errors';
@@ -47,6 +59,18 @@ Subcommands:
                                 threshold for each target false-accept rate (1e-2, 1e-3, 1e-4);
                                 --apply stores the one for --far (default 1e-3) in the gallery,
                                 --plot writes roc.png and histogram.png
+  export FILE [--unknowns] [--thumbnails]
+                                the gallery as portable JSON (NOT encrypted: it is personal data)
+  import FILE [--replace] [--on-conflict skip|rename|merge]
+                                add (or with --replace, swap in) the people of an export; all or nothing
+  unknowns add IMAGE...         keep the faces in photos that match nobody, to cluster them later
+  unknowns list                 the kept unknown faces (JSON)
+  unknowns clear --yes          forget them all (from the backups too)
+  cluster [--eps X] [--min-points N] [--thumbs DIR] [--assign]
+                                unknown faces that now match someone are assigned to them (--assign
+                                enrols them), the rest grouped into likely people (DBSCAN); --thumbs
+                                writes a contact sheet per group
+  name-cluster ID NAME          enrol group ID of the last 'cluster' (same options) as NAME
 
 Options:
   --gallery FILE        the gallery file (default: $FACEFLOW_GALLERY); created by the first enroll
@@ -59,6 +83,8 @@ Options:
   --top K               match: candidates listed per face (default 3)
   --mode best|centroid  match: a person's score is their best photo (default) or their mean
   --margin X            match: flag a match as ambiguous when the runner-up is closer than X
+  --eps X               cluster: DBSCAN radius in cosine distance (default ${DEFAULT_CLUSTER_EPS})
+  --min-points N        cluster: faces that make a group's core (default ${DEFAULT_MIN_POINTS})
 ${MODEL_HELP}
 The threshold used by match is --threshold, else the gallery's calibrated one, else the model's.`;
 
@@ -83,6 +109,13 @@ const OPTIONS = {
   far: { type: 'string' },
   apply: { type: 'boolean' },
   plot: { type: 'string' },
+  unknowns: { type: 'boolean' },
+  thumbnails: { type: 'boolean' },
+  'on-conflict': { type: 'string' },
+  eps: { type: 'string' },
+  'min-points': { type: 'string' },
+  thumbs: { type: 'string' },
+  assign: { type: 'boolean' },
 } as const;
 
 type Values = ReturnType<typeof parse>['values'];
@@ -91,7 +124,21 @@ function parse(argv: string[]) {
   return parseArgs({ args: argv, options: OPTIONS, allowPositionals: true });
 }
 
-const SUBCOMMANDS = ['enroll', 'list', 'show', 'rename', 'meta', 'delete', 'match', 'calibrate'] as const;
+const SUBCOMMANDS = [
+  'enroll',
+  'list',
+  'show',
+  'rename',
+  'meta',
+  'delete',
+  'match',
+  'calibrate',
+  'export',
+  'import',
+  'unknowns',
+  'cluster',
+  'name-cluster',
+] as const;
 type Subcommand = (typeof SUBCOMMANDS)[number];
 
 export async function galleryCommand(argv: string[], io: CommandIO, env = process.env): Promise<number> {
@@ -116,6 +163,13 @@ export async function galleryCommand(argv: string[], io: CommandIO, env = proces
       return enroll(ctx);
     case 'match':
       return match(ctx);
+    case 'import':
+      return importCommand(ctx);
+    case 'unknowns':
+      return unknowns(ctx);
+    case 'cluster':
+    case 'name-cluster':
+      return cluster(sub as 'cluster' | 'name-cluster', ctx);
     default:
       return manage(sub as Subcommand, ctx);
   }
@@ -310,6 +364,7 @@ async function manage(sub: Subcommand, ctx: Context): Promise<number> {
   if (sub === 'rename') need(2, 'rename OLD NEW');
   if (sub === 'meta') need(2, 'meta NAME JSON [--replace]');
   if (sub === 'delete') checkDelete(values, positionals);
+  if (sub === 'export') need(1, 'export FILE [--unknowns] [--thumbnails]');
   const far = parseNumber('far', values.far, 1e-9, 0.5);
   const offset = parseNumber('offset', values.offset, 0, Number.MAX_SAFE_INTEGER);
   const limit = parseNumber('limit', values.limit, 1, 100_000);
@@ -375,9 +430,189 @@ async function manage(sub: Subcommand, ctx: Context): Promise<number> {
       io.out(JSON.stringify({ ...c, far: chosen, suggested, applied: values.apply === true }));
       return 0;
     }
+    case 'export': {
+      if (values.thumbnails && !values.unknowns) throw new UsageError('--thumbnails goes with --unknowns');
+      const doc = await writeExport(gallery, positionals[0], {
+        includeUnknowns: values.unknowns === true,
+        includeThumbnails: values.thumbnails === true,
+      });
+      io.err(
+        `exported ${doc.identities.length} people to ${positionals[0]}: plain JSON, not encrypted — ` +
+          'it holds face embeddings, personal data; keep it safe',
+      );
+      return 0;
+    }
     default:
       throw new UsageError(`unknown subcommand '${sub}'`);
   }
+}
+
+async function importCommand(ctx: Context): Promise<number> {
+  const { values, positionals, io } = ctx;
+  if (positionals.length !== 1)
+    throw new UsageError('usage: faceflow gallery import FILE [--replace] [--on-conflict …]');
+  const onConflict = values['on-conflict'] ?? 'skip';
+  if (!['skip', 'rename', 'merge'].includes(onConflict)) {
+    throw new UsageError(`--on-conflict must be skip, rename or merge, got '${onConflict}'`);
+  }
+  const doc = await readExport(positionals[0]);
+  // A new gallery takes the export's model; an existing one must have been made by the same.
+  const opened = await openFor(ctx, doc.modelId, doc.dimension);
+  const result = importGallery(opened.gallery, doc, {
+    mode: values.replace ? 'replace' : 'merge',
+    onConflict: onConflict as 'skip' | 'rename' | 'merge',
+  });
+  await opened.save();
+  // Whatever --replace swapped out must not survive in the backups either.
+  if (values.replace) await opened.purgeBackups();
+  for (const problem of result.problems) io.err(`note: ${problem}`);
+  io.out(JSON.stringify(result));
+  return 0;
+}
+
+async function unknowns(ctx: Context): Promise<number> {
+  const { values, positionals, io } = ctx;
+  const [action, ...images] = positionals;
+  if (action === 'list') {
+    const opened = await openExisting(ctx);
+    const page = opened.gallery.unknowns.list({
+      offset: parseNumber('offset', values.offset, 0, Number.MAX_SAFE_INTEGER),
+      limit: parseNumber('limit', values.limit, 1, 100_000),
+    });
+    io.out(
+      JSON.stringify({
+        total: page.total,
+        dropped: opened.gallery.unknowns.dropped,
+        faces: page.items.map((u) => ({ id: u.id, source: u.source, seenAt: u.seenAt })),
+      }),
+    );
+    return 0;
+  }
+  if (action === 'clear') {
+    if (!values.yes) throw new UsageError('unknowns clear forgets every unknown face; add --yes to confirm');
+    const opened = await openExisting(ctx);
+    const n = await opened.clearUnknowns();
+    io.err(`forgot ${n} unknown faces (from the backups too)`);
+    return 0;
+  }
+  if (action !== 'add')
+    throw new UsageError('usage: faceflow gallery unknowns add IMAGE... | list | clear --yes');
+  if (images.length === 0) throw new UsageError('unknowns add needs at least one IMAGE');
+  const minFaceSize =
+    parseNumber('min-face-size', values['min-face-size'], 0, 100_000) ?? DEFAULT_MIN_FACE_SIZE;
+  const minSharpness = parseNumber('min-sharpness', values['min-sharpness'], 0, 1e9) ?? DEFAULT_MIN_SHARPNESS;
+  const given = parseNumber('threshold', values.threshold, -1, 1);
+  return withModels(ctx, async (flow, opened) => {
+    const gallery = opened.gallery;
+    const threshold = given ?? gallery.threshold ?? flow.threshold;
+    let added = 0;
+    const code = await eachImage(images, io, async (image) => {
+      const frame = await decodeImage(image);
+      const faces = await flow.analyze(frame);
+      let kept = 0;
+      let lowQuality = 0;
+      for (const f of faces) {
+        if (
+          gallery.embeddingCount > 0 &&
+          gallery.match(f.embedding as Float32Array, { threshold }).name !== UNKNOWN
+        )
+          continue;
+        // Small or blurred faces make poor cluster members and worse enrolments.
+        const size = Math.min(f.box[2] - f.box[0], f.box[3] - f.box[1]);
+        if (size < minFaceSize || faceSharpness(frame, f.landmarks) < minSharpness) {
+          lowQuality++;
+          continue;
+        }
+        gallery.unknowns.add(f.embedding as Float32Array, {
+          thumbnail: await faceThumbnail(frame, f.landmarks),
+          source: image,
+        });
+        kept++;
+      }
+      added += kept;
+      return { faces: faces.length, unknownsAdded: kept, lowQuality };
+    });
+    if (added > 0) await opened.save();
+    io.err(`${added} unknown faces kept; ${gallery.unknowns.size} in the gallery`);
+    return code;
+  });
+}
+
+async function cluster(sub: 'cluster' | 'name-cluster', ctx: Context): Promise<number> {
+  const { values, positionals, io } = ctx;
+  if (sub === 'name-cluster' && positionals.length !== 2)
+    throw new UsageError('usage: faceflow gallery name-cluster ID NAME');
+  if (sub === 'cluster' && positionals.length > 0) throw new UsageError('cluster takes no arguments');
+  const options = {
+    eps: parseNumber('eps', values.eps, 1e-6, 2),
+    minPoints: parseNumber('min-points', values['min-points'], 1, 1_000_000),
+    threshold: parseNumber('threshold', values.threshold, -1, 1),
+  };
+  if (options.minPoints !== undefined && !Number.isInteger(options.minPoints)) {
+    throw new UsageError('--min-points must be a whole number');
+  }
+  const wanted =
+    sub === 'name-cluster' ? parseNumber('ID', positionals[0], 0, Number.MAX_SAFE_INTEGER) : undefined;
+  const opened = await openExisting(ctx);
+  const gallery = opened.gallery;
+  const faces = gallery.unknowns.all();
+  if (faces.length === 0)
+    throw new Error(`${ctx.file}: no unknown faces kept; add some with 'gallery unknowns add'`);
+  if (gallery.embeddingCount > 0 && options.threshold === undefined && gallery.threshold === undefined) {
+    throw new UsageError('give --threshold, or calibrate the gallery first (gallery calibrate --apply)');
+  }
+  const result =
+    gallery.embeddingCount > 0
+      ? recluster(gallery, faces, options)
+      : { assigned: [], ...clusterUnknowns(faces, options) };
+
+  if (sub === 'name-cluster') {
+    const group = result.clusters.find((c) => c.id === wanted);
+    if (!group) {
+      throw new Error(
+        `no group ${positionals[0]}: there are ${result.clusters.length} (0–${result.clusters.length - 1}); ` +
+          "run 'gallery cluster' with the same options to see them",
+      );
+    }
+    const ids = nameCluster(gallery, group, faces, positionals[1]);
+    await opened.removeUnknowns(group.members);
+    io.err(`enrolled ${ids.length} faces as '${positionals[1]}'`);
+    io.out(JSON.stringify({ name: positionals[1], enrolled: ids.length }));
+    return 0;
+  }
+
+  if (values.assign && result.assigned.length > 0) {
+    const byId = new Map(faces.map((f) => [f.id, f]));
+    for (const a of result.assigned) gallery.addEmbedding(a.name, (byId.get(a.id) as UnknownFace).embedding);
+    await opened.removeUnknowns(result.assigned.map((a) => a.id));
+    io.err(`enrolled ${result.assigned.length} faces into the people they match`);
+  }
+  const sheets: Record<number, string> = {};
+  if (values.thumbs) {
+    await fs.mkdir(values.thumbs, { recursive: true });
+    for (const c of result.clusters) {
+      const thumbs = c.samples.flatMap((f) => (f.thumbnail ? [f.thumbnail] : []));
+      if (thumbs.length === 0) continue;
+      sheets[c.id] = path.join(values.thumbs, `group-${c.id}.jpg`);
+      await fs.writeFile(sheets[c.id], await contactSheet(thumbs));
+    }
+  }
+  io.out(
+    JSON.stringify({
+      assigned: result.assigned.map((a) => ({ ...a, similarity: round(a.similarity) })),
+      enrolledAssigned: values.assign === true,
+      groups: result.clusters.map((c) => ({
+        id: c.id,
+        size: c.members.length,
+        cohesion: round(c.cohesion),
+        members: c.members,
+        samples: c.samples.map((f) => ({ id: f.id, source: f.source })),
+        ...(sheets[c.id] ? { sheet: sheets[c.id] } : {}),
+      })),
+      ungrouped: result.noise.length,
+    }),
+  );
+  return 0;
 }
 
 function checkDelete(values: Values, positionals: string[]): void {
