@@ -34,4 +34,39 @@ export {
   embedFaces,
   matchFaces,
   type Matcher,
+  type MatchFacesOptions,
 } from './pipeline/operators';
+export { Gallery, GalleryError, type GalleryMatchOptions, type IdentityInfo } from './gallery/gallery';
+export { GalleryFile, type GalleryFileOptions } from './gallery/galleryFile';
+export { GalleryStoreError } from './gallery/store';
+export { createIndex, type VectorBackend } from './gallery/indexFactory';
+export type { VectorIndex, VectorHit } from './gallery/vectorIndex';
+export { faissAvailable } from './gallery/faissIndex';
+export {
+  enrollImage,
+  enrollFolder,
+  enrollEmbedding,
+  DEFAULT_MIN_FACE_SIZE,
+  DEFAULT_MIN_SHARPNESS,
+  type EnrollResult,
+  type EnrollReport,
+  type EnrollProblem,
+} from './gallery/enroll';
+export {
+  calibrateGallery,
+  applyCalibration,
+  suggestedThreshold,
+  writeCalibrationPlots,
+  type Calibration,
+} from './gallery/calibrate';
+export { dbscan, clusterUnknowns, recluster, nameCluster, type UnknownCluster } from './gallery/cluster';
+export type { UnknownFace } from './gallery/unknownPool';
+export {
+  exportGallery,
+  writeExport,
+  readExport,
+  importGallery,
+  GalleryImportError,
+} from './gallery/exchange';
+export { faceThumbnail, contactSheet } from './gallery/thumbnail';
+export { faceSharpness, laplacianVariance } from './quality/sharpness';

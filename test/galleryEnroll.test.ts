@@ -18,7 +18,7 @@ import { ExactIndex } from '../src/gallery/exactIndex';
 import { decodeImage } from '../src/image/decode';
 import { matchFaces } from '../src/pipeline/operators';
 import { faceSharpness, laplacianVariance } from '../src/quality/sharpness';
-import { UNKNOWN } from '../src/types';
+import { UNKNOWN, type FaceFrame } from '../src/types';
 import { requireSharedData, shared } from './helpers/shared';
 
 const knn = (...p: string[]) => shared('face_recognition_examples', 'knn', ...p);
@@ -203,5 +203,20 @@ describe('gallery enrolment from embeddings', () => {
     assert.throws(() => enrollEmbedding(g, 'ann', [NaN, 0, 1], { modelId: 'm' }), /non-zero finite/);
     assert.throws(() => enrollEmbedding(g, 'ann', [1, 0], { modelId: 'm' }), /3 values/);
     assert.equal(g.embeddingCount, 0);
+  });
+
+  it("matchFaces uses the gallery's calibrated threshold when none is given, and says when there is none", async () => {
+    const g = gallery();
+    enrollEmbedding(g, 'ann', [1, 0, 0], { modelId: 'm' });
+    const frame = { cameraId: '', seq: 0, ts: 0, width: 1, height: 1, rgb: Buffer.alloc(3) };
+    const face = { box: [0, 0, 1, 1], score: 1, landmarks: [], embedding: Float32Array.from([0.8, 0.6, 0]) };
+    const run = (options = {}) =>
+      firstValueFrom(of({ frame, faces: [face] } as unknown as FaceFrame).pipe(matchFaces(g, options)));
+    await assert.rejects(run(), /needs a threshold/);
+    g.threshold = 0.7;
+    assert.equal((await run()).faces[0].identity?.name, 'ann');
+    g.threshold = 0.9;
+    assert.equal((await run()).faces[0].identity?.name, UNKNOWN);
+    assert.equal((await run({ threshold: 0.5, mode: 'centroid' })).faces[0].identity?.name, 'ann');
   });
 });

@@ -57,20 +57,39 @@ export function embedFaces(embedder: Embedder): OperatorFunction<FaceFrame, Face
   });
 }
 
-/** Anything that can name an embedding: the in-memory gallery today, the FAISS gallery later. */
+/** Anything that can name an embedding: `MemoryGallery`, or the persistent `Gallery`. */
 export interface Matcher {
-  match(query: Float32Array, options: MatchOptions): Identity;
+  match(query: Float32Array, options: MatchOptions & { mode?: 'best' | 'centroid' }): Identity;
+  /** A calibrated threshold, used when the options give none (see `calibrateGallery`). */
+  threshold?: number;
+}
+
+export interface MatchFacesOptions extends Omit<MatchOptions, 'threshold'> {
+  /** Default: the gallery's calibrated threshold; one of the two must be there. */
+  threshold?: number;
+  /** `Gallery` only: score a person by their best embedding (default) or their centroid. */
+  mode?: 'best' | 'centroid';
 }
 
 /** Adds the identity (or `Unknown`) to each embedded face. */
-export function matchFaces(gallery: Matcher, options: MatchOptions): OperatorFunction<FaceFrame, FaceFrame> {
-  return map(({ frame, faces }) => ({
-    frame,
-    faces: faces.map((face) => {
-      if (!face.embedding) throw new Error('matchFaces needs embeddings: put embedFaces() before it');
-      return { ...face, identity: gallery.match(face.embedding, options) };
-    }),
-  }));
+export function matchFaces(
+  gallery: Matcher,
+  options: MatchFacesOptions = {},
+): OperatorFunction<FaceFrame, FaceFrame> {
+  return map(({ frame, faces }) => {
+    // Read per frame: a gallery re-calibrated while the stream runs takes effect at once.
+    const threshold = options.threshold ?? gallery.threshold;
+    if (threshold === undefined) {
+      throw new Error('matchFaces needs a threshold: pass { threshold } or calibrate the gallery');
+    }
+    return {
+      frame,
+      faces: faces.map((face) => {
+        if (!face.embedding) throw new Error('matchFaces needs embeddings: put embedFaces() before it');
+        return { ...face, identity: gallery.match(face.embedding, { ...options, threshold }) };
+      }),
+    };
+  });
 }
 
 export type { Candidate };
