@@ -105,6 +105,22 @@ describe('cli: faceflow gallery', function () {
     assert.match(shown.embeddings[0].sha256, /^[0-9a-f]{64}$/);
   });
 
+  it('recovers from a truncated gallery file with the newest good backup, and says so', async () => {
+    const whole = readFileSync(file);
+    await writeFile(file, whole.subarray(0, whole.length - 100));
+    const r = await runCli(['gallery', 'list', '--gallery', file]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /warning: .*truncated/);
+    assert.match(r.stderr, /recovered the gallery from .*people\.ffgal\.1/);
+    // The backup was taken before the last change (the metadata), so 8 people, Stuart renamed.
+    const listed = json(r);
+    assert.equal(listed.total, 8);
+    assert.ok(listed.people.some((p: { name: string }) => p.name === 'Stuart Bloom'));
+    // Written back: the next open is clean.
+    const again = await runCli(['gallery', 'list', '--gallery', file]);
+    assert.doesNotMatch(again.stderr, /warning/);
+  });
+
   it('calibrates, writes the ROC plot and stores the threshold on request', async () => {
     const plots = path.join(scratch, 'plots');
     const r = await runCli([

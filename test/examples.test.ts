@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { PROJECT_ROOT, requireSharedData, shared } from './helpers/shared';
@@ -38,5 +40,39 @@ describe('examples/scripts/identify-people', () => {
         return true;
       },
     );
+  });
+});
+
+describe('examples/scripts/gallery-recognise', () => {
+  let dir = '';
+  before(async function () {
+    requireSharedData(this);
+    dir = await mkdtemp(path.join(tmpdir(), 'faceflow-example-gallery-'));
+  });
+  after(async () => {
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  it('keeps its gallery between runs and names the people in a photo', async () => {
+    const script = path.join(PROJECT_ROOT, 'dist', 'examples', 'scripts', 'gallery-recognise.js');
+    const knn = shared('face_recognition_examples', 'knn');
+    const file = path.join(dir, 'people.ffgal');
+    const run = () =>
+      promisify(execFile)(process.execPath, [
+        script,
+        file,
+        path.join(knn, 'train'),
+        path.join(knn, 'test', 'kit_with_rose.jpg'),
+      ]);
+    const first = await run();
+    const second = await run();
+    assert.match(first.stderr, /5 people, 9 photos/);
+    assert.match(second.stderr, /5 people, 9 photos/, 'the second run enrols nothing twice');
+    const names = second.stdout
+      .trim()
+      .split('\n')
+      .map((line) => /: (\S+) \(/.exec(line)?.[1])
+      .sort();
+    assert.deepEqual(names, ['kit_harington', 'rose_leslie']);
   });
 });

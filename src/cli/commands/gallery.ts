@@ -41,7 +41,7 @@ import { ProgressBar } from '../progress';
 export const GALLERY_HELP = `Usage: faceflow gallery <subcommand> --gallery FILE [options]
 
 A gallery file keeps the people faceflow recognises: many photos' embeddings per person, their
-metadata and a calibrated threshold, written atomically with rotating backups (FILE.bak1…).
+metadata and a calibrated threshold, written atomically with rotating backups (FILE.1, FILE.2, FILE.3).
 
 Subcommands:
   enroll NAME IMAGE...          enrol photos of one person
