@@ -329,6 +329,28 @@ describe('cli: faceflow gallery', function () {
     const refused = await runCli(['gallery', 'import', '--gallery', copy, broken]);
     assert.equal(refused.code, 1);
     assert.match(refused.stderr, /identities\[0\]\.embeddings\[0\]\.vector/);
+    // Vectors computed elsewhere go in too, when they have the gallery's size.
+    const { dimension } = json(await runCli(['gallery', 'list', '--gallery', copy]));
+    const vectors = path.join(scratch, 'vectors.json');
+    await writeFile(
+      vectors,
+      JSON.stringify([Array.from({ length: dimension }, (_, i) => (i === 0 ? 1 : 0))]),
+    );
+    const fromVectors = await runCli([
+      'gallery',
+      'enroll',
+      '--gallery',
+      copy,
+      'eve',
+      '--embeddings',
+      vectors,
+    ]);
+    assert.equal(fromVectors.code, 0, fromVectors.stderr);
+    assert.equal(json(await runCli(['gallery', 'show', '--gallery', copy, 'eve'])).embeddings.length, 1);
+    await writeFile(vectors, JSON.stringify([1, 0, 0]));
+    const short = await runCli(['gallery', 'enroll', '--gallery', copy, 'eve', '--embeddings', vectors]);
+    assert.equal(short.code, 1);
+    assert.match(short.stderr, new RegExp(`row 0 has 3 values; .* makes ${dimension}`));
     const badConflict = await runCli([
       'gallery',
       'import',

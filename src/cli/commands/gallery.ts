@@ -13,6 +13,7 @@ import {
   DEFAULT_MIN_FACE_SIZE,
   DEFAULT_MIN_SHARPNESS,
   enrollFolder,
+  enrollEmbedding,
   enrollImage,
   enrolledHashes,
   type EnrollOptions,
@@ -46,6 +47,7 @@ metadata and a calibrated threshold, written atomically with rotating backups (F
 Subcommands:
   enroll NAME IMAGE...          enrol photos of one person
   enroll --dir DIR              enrol DIR/<person>/<photos> (sub-folders too), with a progress bar
+  enroll NAME --embeddings FILE enrol vectors from a JSON file (one array, or an array of arrays)
   list [--offset N] [--limit N] people, by name, a page at a time (JSON)
   show NAME                     one person: metadata and embeddings (JSON)
   rename OLD NEW                rename a person
@@ -97,6 +99,7 @@ const OPTIONS = {
   'min-face-size': { type: 'string' },
   'min-sharpness': { type: 'string' },
   meta: { type: 'string' },
+  embeddings: { type: 'string' },
   offset: { type: 'string' },
   limit: { type: 'string' },
   replace: { type: 'boolean' },
@@ -243,6 +246,66 @@ function parseMeta(text: string | undefined, what: string): Record<string, unkno
   return meta as Record<string, unknown>;
 }
 
+/**
+ * `enroll NAME --embeddings FILE`: vectors computed elsewhere (a JSON array of numbers, or of
+ * arrays). They must come from the gallery's model: an existing gallery's, or for a new gallery
+ * the model the options select (loaded only to learn its id and size).
+ */
+async function enrollEmbeddings(ctx: Context): Promise<number> {
+  const { values, positionals, io } = ctx;
+  if (positionals.length !== 1 || values.dir) {
+    throw new UsageError('usage: faceflow gallery enroll NAME --embeddings FILE.json');
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(await fs.readFile(values.embeddings as string, 'utf8'));
+  } catch (err) {
+    throw new Error(`--embeddings: cannot read ${values.embeddings} as JSON (${(err as Error).message})`);
+  }
+  const rows = Array.isArray(parsed) && parsed.every((v) => typeof v === 'number') ? [parsed] : parsed;
+  if (
+    !Array.isArray(rows) ||
+    rows.length === 0 ||
+    !rows.every((r) => Array.isArray(r) && r.every((v) => typeof v === 'number'))
+  ) {
+    throw new Error('--embeddings: expected a JSON array of numbers, or an array of such arrays');
+  }
+  let opened: GalleryFile;
+  if (await exists(ctx.file)) {
+    opened = await openExisting(ctx);
+  } else {
+    const flow = await openFaceFlow(values as ModelArgs);
+    const { id, dimension } = flow.embedder;
+    await flow.dispose();
+    opened = await openFor(ctx, id, dimension);
+  }
+  const gallery = opened.gallery;
+  const meta = parseMeta(values.meta, '--meta');
+  // All or nothing: check every row before the first goes in.
+  rows.forEach((r: number[], i: number) => {
+    if (r.length !== gallery.dimension) {
+      throw new Error(
+        `--embeddings: row ${i} has ${r.length} values; this gallery's model (${gallery.modelId}) makes ${gallery.dimension}`,
+      );
+    }
+  });
+  const ids = rows.map((r: number[]) =>
+    enrollEmbedding(gallery, positionals[0], r, { modelId: gallery.modelId, meta }),
+  );
+  await opened.save();
+  io.out(JSON.stringify({ gallery: ctx.file, name: positionals[0], enrolled: ids.length, ids }));
+  return 0;
+}
+
+async function exists(file: string): Promise<boolean> {
+  try {
+    await fs.access(file);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 async function enroll(ctx: Context): Promise<number> {
   const { values, positionals, io } = ctx;
   const options: EnrollOptions = {
@@ -250,6 +313,7 @@ async function enroll(ctx: Context): Promise<number> {
     minSharpness: parseNumber('min-sharpness', values['min-sharpness'], 0, 1e9),
     meta: parseMeta(values.meta, '--meta'),
   };
+  if (values.embeddings !== undefined) return enrollEmbeddings(ctx);
   if (values.dir && positionals.length > 0) {
     throw new UsageError('enroll takes either --dir DIR or NAME IMAGE..., not both');
   }
@@ -381,6 +445,8 @@ async function manage(sub: Subcommand, ctx: Context): Promise<number> {
           offset: offset ?? 0,
           people: page.items,
           threshold: gallery.threshold ?? null,
+          model: gallery.modelId,
+          dimension: gallery.dimension,
         }),
       );
       return 0;
