@@ -33,6 +33,8 @@ export {
   alignFaces,
   embedFaces,
   matchFaces,
+  collectUnknowns,
+  type CollectUnknownsOptions,
   type Matcher,
   type MatchFacesOptions,
 } from './pipeline/operators';

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { firstValueFrom, of } from 'rxjs';
+import { firstValueFrom, lastValueFrom, of } from 'rxjs';
 import sharp from 'sharp';
 
 import { FaceFlow } from '../src/faceflow';
@@ -16,7 +16,7 @@ import {
 import { Gallery, GalleryError } from '../src/gallery/gallery';
 import { ExactIndex } from '../src/gallery/exactIndex';
 import { decodeImage } from '../src/image/decode';
-import { matchFaces } from '../src/pipeline/operators';
+import { collectUnknowns, matchFaces } from '../src/pipeline/operators';
 import { faceSharpness, laplacianVariance } from '../src/quality/sharpness';
 import { UNKNOWN, type FaceFrame } from '../src/types';
 import { requireSharedData, shared } from './helpers/shared';
@@ -163,6 +163,30 @@ describe('gallery enrolment from real photos', function () {
     );
     const [face] = await flow.detect(original);
     assert.ok(faceSharpness(original, face.landmarks) > 4 * faceSharpness(blurred, face.landmarks));
+  });
+
+  it('collectUnknowns keeps unmatched faces once each, with thumbnails, and skips small ones', async () => {
+    const gallery = newGallery();
+    const first = await enrollImage(flow, gallery, 'obama', knn('train', 'obama', 'obama.jpg'));
+    assert.ok(first.ok, first.message);
+    const frame = await decodeImage(knn('test', 'obama_and_biden.jpg'), { cameraId: 'porch' });
+    const faces = await flow.analyze(frame);
+    const item = { frame, faces };
+    // The same frame twice, as a camera would deliver a person standing still.
+    await lastValueFrom(
+      of(item, item).pipe(matchFaces(gallery, { threshold: flow.threshold }), collectUnknowns(gallery)),
+    );
+    const kept = gallery.unknowns.all();
+    assert.equal(kept.length, 2, 'biden and the child, each once; obama is known');
+    for (const u of kept) {
+      assert.equal(u.source, 'porch');
+      assert.deepEqual([...(u.thumbnail as Buffer).subarray(0, 2)], [0xff, 0xd8]);
+    }
+    const strict = newGallery();
+    await lastValueFrom(
+      of(item).pipe(matchFaces(strict, { threshold: 0.99 }), collectUnknowns(strict, { minFaceSize: 170 })),
+    );
+    assert.equal(strict.unknowns.size, 2, 'the child (158 px) is too small at 170 px');
   });
 
   it('refuses a gallery of another model and a bad name before reading anything', async () => {

@@ -3,7 +3,12 @@ import { ALIGNED_SIZE, alignFace, framedTemplate, type Framing } from '../align'
 import { decodeImage, type DecodeOptions } from '../image/decode';
 import type { MatchOptions } from '../gallery/memoryGallery';
 import type { DetectOptions, Detector, Embedder } from '../models/roles';
-import type { Candidate, Face, FaceFrame, Frame, Identity } from '../types';
+import { DEFAULT_MIN_FACE_SIZE, DEFAULT_MIN_SHARPNESS } from '../gallery/enroll';
+import { faceThumbnail } from '../gallery/thumbnail';
+import type { UnknownPool } from '../gallery/unknownPool';
+import { cosine } from '../models/embedder';
+import { faceSharpness } from '../quality/sharpness';
+import { UNKNOWN, type Candidate, type Face, type FaceFrame, type Frame, type Identity } from '../types';
 
 /**
  * Every operator keeps the order of its input and works on one item at a time (`concatMap`):
@@ -93,3 +98,56 @@ export function matchFaces(
 }
 
 export type { Candidate };
+
+export interface CollectUnknownsOptions {
+  /** Smallest face kept, shorter side of the box in pixels (default: enrolment's, 48). */
+  minFaceSize?: number;
+  /** Least sharpness kept (default: enrolment's, 30; see quality/sharpness.ts). */
+  minSharpness?: number;
+  /**
+   * A face this similar (cosine) to one of the last `recent` faces kept is not kept again: a person
+   * standing in front of a camera would otherwise fill the pool with the same face every frame.
+   * Default 0.8, above what two different people reach with the default model (impostor
+   * similarities stay under about 0.62 on the test photos) and below consecutive frames of one.
+   */
+  dedupeSimilarity?: number;
+  recent?: number;
+  /** Also keep a JPEG thumbnail per face (default true). */
+  thumbnails?: boolean;
+}
+
+/**
+ * Keeps the faces that `matchFaces` left `Unknown` in `gallery.unknowns`, with a thumbnail, so they
+ * can be clustered and named later (`recluster`, `nameCluster`). Small, blurred and repeated faces
+ * are left out. Frames pass through unchanged; saving the gallery is the caller's (e.g. on an
+ * interval), since writing a file per frame would cost more than the recognition.
+ */
+export function collectUnknowns(
+  gallery: { unknowns: UnknownPool },
+  options: CollectUnknownsOptions = {},
+): OperatorFunction<FaceFrame, FaceFrame> {
+  const minFaceSize = options.minFaceSize ?? DEFAULT_MIN_FACE_SIZE;
+  const minSharpness = options.minSharpness ?? DEFAULT_MIN_SHARPNESS;
+  const dedupe = options.dedupeSimilarity ?? 0.8;
+  const recentMax = Math.max(1, options.recent ?? 100);
+  const recent: Float32Array[] = [];
+  return concatMap(async (item) => {
+    for (const face of item.faces) {
+      if (!face.embedding || !face.identity || face.identity.name !== UNKNOWN) continue;
+      const size = Math.min(face.box[2] - face.box[0], face.box[3] - face.box[1]);
+      if (size < minFaceSize) continue;
+      if (recent.some((r) => cosine(r, face.embedding as Float32Array) >= dedupe)) continue;
+      if (faceSharpness(item.frame, face.landmarks) < minSharpness) continue;
+      const thumbnail =
+        options.thumbnails === false ? undefined : await faceThumbnail(item.frame, face.landmarks);
+      gallery.unknowns.add(face.embedding, {
+        thumbnail,
+        source: item.frame.cameraId || undefined,
+        seenAt: new Date(item.frame.ts || Date.now()),
+      });
+      recent.push(face.embedding);
+      if (recent.length > recentMax) recent.shift();
+    }
+    return item;
+  });
+}
