@@ -27,20 +27,10 @@ import { createIndex } from '../src/gallery/indexFactory';
 import { decodeImage } from '../src/image/decode';
 import { seededRandom } from '../src/util/seededRandom';
 import { requireSharedData, shared } from './helpers/shared';
+import { gaussian, normalized } from '../src/util/vectors';
 
 const D = 64;
 const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
-
-function gaussian(rand: () => number): number {
-  return Math.sqrt(-2 * Math.log(1 - rand())) * Math.cos(2 * Math.PI * rand());
-}
-
-function normalize(v: Float32Array): Float32Array {
-  let n = 0;
-  for (const x of v) n += x * x;
-  n = Math.sqrt(n);
-  return v.map((x) => x / n);
-}
 
 /**
  * `people` random unit centres with `perPerson` embeddings each, spread by `noise` per value:
@@ -50,11 +40,11 @@ function clusteredGallery(seed: number, people = 20, perPerson = 5, noise = 0.06
   const rand = seededRandom(seed);
   const g = new Gallery('synthetic', D, createIndex(D, { backend: 'exact' }));
   for (let p = 0; p < people; p++) {
-    const centre = normalize(Float32Array.from({ length: D }, () => gaussian(rand)));
+    const centre = normalized(Float32Array.from({ length: D }, () => gaussian(rand)));
     for (let k = 0; k < perPerson; k++) {
       g.addEmbedding(
         `person${String(p).padStart(2, '0')}`,
-        normalize(centre.map((x) => x + noise * gaussian(rand))),
+        normalized(centre.map((x) => x + noise * gaussian(rand))),
       );
     }
   }
@@ -178,7 +168,7 @@ describe('gallery/calibrate: synthetic galleries', () => {
   it('refuses galleries that cannot be calibrated, and bad options', () => {
     const fresh = () => new Gallery('m', D, createIndex(D, { backend: 'exact' }));
     const rand = seededRandom(5);
-    const vector = () => normalize(Float32Array.from({ length: D }, () => gaussian(rand)));
+    const vector = () => normalized(Float32Array.from({ length: D }, () => gaussian(rand)));
 
     assert.throws(() => calibrateGallery(fresh()), /at least 2 identities with embeddings, .* has 0/);
     const one = fresh();
@@ -208,7 +198,7 @@ describe('gallery/calibrate: synthetic galleries', () => {
 
   it('warns about single-photo identities and few genuine pairs', () => {
     const g = clusteredGallery(6, 4, 3);
-    g.addEmbedding('loner', normalize(Float32Array.from({ length: D }, (_, i) => (i === 0 ? 1 : 0))));
+    g.addEmbedding('loner', normalized(Float32Array.from({ length: D }, (_, i) => (i === 0 ? 1 : 0))));
     const c = calibrateGallery(g, { targetFars: [0.05] });
     assert.equal(c.identities, 5);
     assert.equal(c.genuinePairs, 12);

@@ -15,6 +15,7 @@ import { createIndex } from '../src/gallery/indexFactory';
 import { decodeImage } from '../src/image/decode';
 import { seededRandom } from '../src/util/seededRandom';
 import { requireSharedData, shared } from './helpers/shared';
+import { gaussian, normalized } from '../src/util/vectors';
 
 /** A unit vector at `deg` degrees in the plane. */
 function at(deg: number): Float32Array {
@@ -22,29 +23,18 @@ function at(deg: number): Float32Array {
   return Float32Array.of(Math.cos(r), Math.sin(r));
 }
 
-function gaussian(rand: () => number): number {
-  return Math.sqrt(-2 * Math.log(1 - rand())) * Math.cos(2 * Math.PI * rand());
-}
-
-function normalize(v: Float32Array): Float32Array {
-  let n = 0;
-  for (const x of v) n += x * x;
-  n = Math.sqrt(n);
-  return v.map((x) => x / n);
-}
-
 const D = 32;
 
 /** Groups of faces around random centres (about 0.9 similar within a group, 0 ± 0.18 across). */
 function syntheticPeople(seed: number, sizes: number[]): { centres: Float32Array[]; faces: UnknownFace[] } {
   const rand = seededRandom(seed);
-  const centres = sizes.map(() => normalize(Float32Array.from({ length: D }, () => gaussian(rand))));
+  const centres = sizes.map(() => normalized(Float32Array.from({ length: D }, () => gaussian(rand))));
   const faces: UnknownFace[] = [];
   sizes.forEach((size, p) => {
     for (let k = 0; k < size; k++) {
       faces.push({
         id: 100 + faces.length,
-        embedding: normalize(centres[p].map((x) => x + 0.06 * gaussian(rand))),
+        embedding: normalized(centres[p].map((x) => x + 0.06 * gaussian(rand))),
         source: `person${p}`,
         seenAt: new Date(Date.UTC(2024, 0, 1, 0, faces.length)).toISOString(),
       });
@@ -142,7 +132,7 @@ describe('gallery/cluster: unknown faces', () => {
     const rand = seededRandom(9);
     const strays = [0, 1].map((k) => ({
       id: 900 + k,
-      embedding: normalize(Float32Array.from({ length: D }, () => gaussian(rand))),
+      embedding: normalized(Float32Array.from({ length: D }, () => gaussian(rand))),
       seenAt: '2024-01-02T00:00:00.000Z',
     }));
     const result = clusterUnknowns([...faces, ...strays], { samples: 2 });

@@ -79,21 +79,26 @@ export function summarize(values: readonly number[]): Summary {
   if (count === 0) {
     return { count: 0, mean: NaN, std: NaN, min: NaN, max: NaN, median: NaN };
   }
-  const sorted = [...values].sort((a, b) => a - b);
+  return summarizeSorted([...values].sort((a, b) => a - b));
+}
+
+/** `summarize` for values already in ascending order (an array or a typed array), without a copy. */
+export function summarizeSorted(sorted: ArrayLike<number>): Summary {
+  const count = sorted.length;
+  if (count === 0) return { count: 0, mean: NaN, std: NaN, min: NaN, max: NaN, median: NaN };
   let sum = 0;
-  for (const v of sorted) sum += v;
+  for (let i = 0; i < count; i++) sum += sorted[i];
   const mean = sum / count;
   let squares = 0;
-  for (const v of sorted) squares += (v - mean) * (v - mean);
+  for (let i = 0; i < count; i++) squares += (sorted[i] - mean) * (sorted[i] - mean);
   const mid = count >> 1;
-  const median = count % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
   return {
     count,
     mean,
     std: Math.sqrt(squares / count),
     min: sorted[0],
     max: sorted[count - 1],
-    median,
+    median: count % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2,
   };
 }
 

@@ -13,9 +13,10 @@
 import { mkdir } from 'node:fs/promises';
 import * as path from 'node:path';
 import sharp from 'sharp';
-import type { EqualError, RocPoint, Summary } from '../eval/metrics';
+import { summarizeSorted, type EqualError, type RocPoint, type Summary } from '../eval/metrics';
 import { rocSvg, writeHistogramPng, type RocMark } from '../eval/plot';
 import { seededRandom } from '../util/seededRandom';
+import { rowDot } from '../util/vectors';
 import { GalleryError, type Gallery } from './gallery';
 
 export const DEFAULT_TARGET_FARS: readonly number[] = [1e-2, 1e-3, 1e-4];
@@ -376,14 +377,6 @@ function countPairs(blockEnd: Int32Array): { genuine: number; impostor: number }
   return { genuine, impostor };
 }
 
-function dot(m: Float32Array, d: number, i: number, j: number): number {
-  const a = i * d;
-  const b = j * d;
-  let s = 0;
-  for (let k = 0; k < d; k++) s += m[a + k] * m[b + k];
-  return s;
-}
-
 function scoreAllPairs(
   p: Packed,
   counts: { genuine: number; impostor: number },
@@ -394,8 +387,8 @@ function scoreAllPairs(
   let m = 0;
   for (let i = 0; i < p.count; i++) {
     const end = p.blockEnd[i];
-    for (let j = i + 1; j < end; j++) genuine[g++] = dot(p.matrix, p.dimension, i, j);
-    for (let j = end; j < p.count; j++) impostor[m++] = dot(p.matrix, p.dimension, i, j);
+    for (let j = i + 1; j < end; j++) genuine[g++] = rowDot(p.matrix, p.dimension, i, j);
+    for (let j = end; j < p.count; j++) impostor[m++] = rowDot(p.matrix, p.dimension, i, j);
   }
   return { genuine, impostor };
 }
@@ -422,7 +415,7 @@ function scoreSampledPairs(
     while (picks[s] >= rowStart + rowSize(row)) rowStart += rowSize(row++);
     const offset = picks[s] - rowStart;
     const j = (kind === 'genuine' ? row + 1 : p.blockEnd[row]) + offset;
-    scores[s] = dot(p.matrix, p.dimension, row, j);
+    scores[s] = rowDot(p.matrix, p.dimension, row, j);
   }
   return scores;
 }
@@ -515,26 +508,6 @@ function scanRoc(
     prev = point;
   });
   return { auc: area, eer: eer as EqualError, atFar };
-}
-
-/** `metrics.summarize` for an ascending Float32Array, without copying it into an array. */
-function summarizeSorted(sorted: Float32Array): Summary {
-  const count = sorted.length;
-  if (count === 0) return { count: 0, mean: NaN, std: NaN, min: NaN, max: NaN, median: NaN };
-  let sum = 0;
-  for (let i = 0; i < count; i++) sum += sorted[i];
-  const mean = sum / count;
-  let squares = 0;
-  for (let i = 0; i < count; i++) squares += (sorted[i] - mean) * (sorted[i] - mean);
-  const mid = count >> 1;
-  return {
-    count,
-    mean,
-    std: Math.sqrt(squares / count),
-    min: sorted[0],
-    max: sorted[count - 1],
-    median: count % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2,
-  };
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -3,6 +3,7 @@
  * alike (most likely one person each), so a person can name a whole group at once and enrol it.
  */
 import { UNKNOWN } from '../types';
+import { rowDot } from '../util/vectors';
 import { GalleryError, type Gallery } from './gallery';
 import type { UnknownFace } from './unknownPool';
 
@@ -109,7 +110,7 @@ export function dbscan(vectors: Float32Array[], options: DbscanOptions): DbscanR
   vectors.forEach((v, i) => m.set(v, i * d));
   // Comparing similarities avoids subtracting each one from 1.
   const minSimilarity = 1 - eps;
-  const near = (i: number, j: number): boolean => dot(m, d, i, j) >= minSimilarity;
+  const near = (i: number, j: number): boolean => rowDot(m, d, i, j) >= minSimilarity;
 
   const neighbours = new Int32Array(n).fill(1);
   for (let i = 0; i < n; i++) {
@@ -266,14 +267,6 @@ function checkUnknowns(unknowns: UnknownFace[]): void {
     if (seen.has(u.id)) throw new Error(`unknown face id ${u.id} appears twice`);
     seen.add(u.id);
   });
-}
-
-function dot(m: Float32Array, d: number, i: number, j: number): number {
-  const a = i * d;
-  const b = j * d;
-  let s = 0;
-  for (let k = 0; k < d; k++) s += m[a + k] * m[b + k];
-  return s;
 }
 
 function dotVectors(a: Float32Array, b: Float32Array): number {
