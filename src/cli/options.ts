@@ -1,4 +1,5 @@
 import { FaceFlow } from '../faceflow';
+import type { Face, Identity } from '../types';
 import { UsageError } from './errors';
 
 /** Options every command that runs models understands. */
@@ -76,3 +77,16 @@ export function thresholdOf(args: ModelArgs, flow: FaceFlow): number {
 }
 
 export const round = (x: number, digits = 4): number => Number(x.toFixed(digits));
+
+/** One named face as the commands print it (identify, gallery match): rounded, `ambiguous` only when set. */
+export function namedFaceJson(face: Face, id: Identity): Record<string, unknown> {
+  return {
+    box: face.box.map((v) => round(v, 1)),
+    score: round(face.score),
+    identity: id.name,
+    similarity: round(id.similarity),
+    margin: round(id.margin),
+    ...(id.ambiguous ? { ambiguous: true } : {}),
+    top: id.topK.map((c) => ({ name: c.name, similarity: round(c.similarity) })),
+  };
+}

@@ -36,7 +36,15 @@ import { GalleryStore } from '../../gallery/store';
 import { decodeImage } from '../../image/decode';
 import { UsageError } from '../errors';
 import { eachImage, type CommandIO } from '../io';
-import { MODEL_HELP, MODEL_OPTIONS, openFaceFlow, parseNumber, round, type ModelArgs } from '../options';
+import {
+  namedFaceJson,
+  MODEL_HELP,
+  MODEL_OPTIONS,
+  openFaceFlow,
+  parseNumber,
+  round,
+  type ModelArgs,
+} from '../options';
 import { ProgressBar } from '../progress';
 
 export const GALLERY_HELP = `Usage: faceflow gallery <subcommand> --gallery FILE [options]
@@ -402,16 +410,10 @@ async function match(ctx: Context): Promise<number> {
       const faces = await flow.analyze(await decodeImage(image));
       return {
         faces: faces.map((f) => {
-          const id = gallery.match(f.embedding as Float32Array, { threshold, topK, ambiguityMargin, mode });
-          return {
-            box: f.box.map((v) => round(v, 1)),
-            score: round(f.score),
-            identity: id.name,
-            similarity: round(id.similarity),
-            margin: round(id.margin),
-            ...(id.ambiguous ? { ambiguous: true } : {}),
-            top: id.topK.map((c) => ({ name: c.name, similarity: round(c.similarity) })),
-          };
+          return namedFaceJson(
+            f,
+            gallery.match(f.embedding as Float32Array, { threshold, topK, ambiguityMargin, mode }),
+          );
         }),
       };
     });

@@ -3,7 +3,14 @@ import { decodeImage } from '../../image/decode';
 import { enrollFolder } from '../enroll';
 import { UsageError } from '../errors';
 import { eachImage, type CommandIO } from '../io';
-import { MODEL_HELP, MODEL_OPTIONS, openFaceFlow, parseNumber, round, thresholdOf } from '../options';
+import {
+  namedFaceJson,
+  MODEL_HELP,
+  MODEL_OPTIONS,
+  openFaceFlow,
+  parseNumber,
+  thresholdOf,
+} from '../options';
 
 export const IDENTIFY_HELP = `Usage: faceflow identify --enroll DIR [options] IMAGE...
 
@@ -35,15 +42,7 @@ export async function identifyCommand(argv: string[], io: CommandIO): Promise<nu
       const faces = await flow.analyzePortrait(await decodeImage(file));
       return {
         faces: faces.map((f) => {
-          const id = gallery.match(f.embedding as Float32Array, { threshold, topK });
-          return {
-            box: f.box.map((v) => round(v, 1)),
-            score: round(f.score),
-            identity: id.name,
-            similarity: round(id.similarity),
-            margin: round(id.margin),
-            top: id.topK.map((c) => ({ name: c.name, similarity: round(c.similarity) })),
-          };
+          return namedFaceJson(f, gallery.match(f.embedding as Float32Array, { threshold, topK }));
         }),
       };
     });
