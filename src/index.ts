@@ -38,6 +38,7 @@ export {
   type Matcher,
   type MatchFacesOptions,
 } from './pipeline/operators';
+export { faceEvents, type FaceEventOptions } from './pipeline/events';
 export { Gallery, GalleryError, type GalleryMatchOptions, type IdentityInfo } from './gallery/gallery';
 export { GalleryFile, type GalleryFileOptions } from './gallery/galleryFile';
 export { GalleryStoreError } from './gallery/store';

@@ -58,3 +58,21 @@ export interface FaceFrame {
 }
 
 export const UNKNOWN = 'Unknown';
+
+/**
+ * What a recognition pipeline announces (MQTT `faceflow/<camera>/recognized|unknown`, Node-RED
+ * `face-events`): once per track and identity, then again only after a cooldown.
+ */
+export interface FaceEvent {
+  type: 'recognized' | 'unknown';
+  camera: string;
+  /** The identity, or `UNKNOWN`. */
+  name: string;
+  similarity: number;
+  trackId?: number;
+  box: Box;
+  /** When the frame was taken (ms since the epoch). */
+  ts: number;
+  /** Base64 JPEG of the face, when asked for. */
+  snapshot?: string;
+}

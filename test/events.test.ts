@@ -1,0 +1,115 @@
+import assert from 'node:assert/strict';
+import { from, lastValueFrom, toArray } from 'rxjs';
+
+import { faceEvents, type FaceEventOptions } from '../src/pipeline/events';
+import { UNKNOWN, type Face, type FaceEvent, type FaceFrame } from '../src/types';
+
+/** A frame of `camera` at `ts` with faces given as [trackId, name] pairs. */
+function frameOf(ts: number, faces: [number | undefined, string][], camera = 'door'): FaceFrame {
+  const rgb = Buffer.alloc(64 * 64 * 3, 120);
+  return {
+    frame: { cameraId: camera, seq: ts, ts, width: 64, height: 64, rgb },
+    faces: faces.map(([trackId, name]): Face => ({
+      box: [10, 10, 40, 40],
+      score: 0.9,
+      landmarks: [
+        [20, 22],
+        [32, 22],
+        [26, 28],
+        [21, 34],
+        [31, 34],
+      ],
+      trackId,
+      identity: { name, similarity: name === UNKNOWN ? 0.2 : 0.8, margin: 0.3, topK: [] },
+    })),
+  };
+}
+
+function run(frames: FaceFrame[], options: FaceEventOptions = {}): Promise<FaceEvent[]> {
+  return lastValueFrom(from(frames).pipe(faceEvents(options), toArray()));
+}
+
+describe('pipeline/faceEvents', () => {
+  it('announces a known person once per track, not every frame', async () => {
+    const frames = [0, 66, 133, 200].map((ts) => frameOf(ts, [[1, 'ann']]));
+    const events = await run(frames);
+    assert.equal(events.length, 1);
+    assert.deepEqual(
+      { type: events[0].type, camera: events[0].camera, name: events[0].name, trackId: events[0].trackId },
+      { type: 'recognized', camera: 'door', name: 'ann', trackId: 1 },
+    );
+    assert.equal(events[0].ts, 0);
+  });
+
+  it('announces a name again only after it was out of sight for the cooldown, whatever the tracks', async () => {
+    const events = await run(
+      [
+        frameOf(0, [[1, 'ann']]),
+        frameOf(5_000, [[2, 'ann']]), // the tracker lost her and found her again
+        frameOf(34_000, [[3, 'ann']]), // 34 s after the first event, but seen 29 s ago: still here
+        frameOf(70_000, [[4, 'ann']]), // out of sight for 36 s: a new arrival
+        frameOf(71_000, [[5, 'ann']], 'garden'), // another camera has its own cooldown
+      ],
+      { cooldownMs: 30_000 },
+    );
+    assert.deepEqual(
+      events.map((e) => [e.camera, e.trackId]),
+      [
+        ['door', 1],
+        ['door', 4],
+        ['garden', 5],
+      ],
+    );
+  });
+
+  it('announces an unknown face only after it stayed unknown for N frames, once per track', async () => {
+    const frames = [0, 1, 2, 3, 4, 5, 6].map((i) => frameOf(i * 66, [[7, UNKNOWN]]));
+    const events = await run(frames, { unknownAfterFrames: 3 });
+    assert.equal(events.length, 1);
+    assert.equal(events[0].type, 'unknown');
+    assert.equal(events[0].ts, 2 * 66);
+    // Two strangers are two events, even at the same moment.
+    const two = await run(
+      [0, 1, 2].map((i) =>
+        frameOf(i, [
+          [8, UNKNOWN],
+          [9, UNKNOWN],
+        ]),
+      ),
+      { unknownAfterFrames: 3 },
+    );
+    assert.deepEqual(two.map((e) => e.trackId).sort(), [8, 9]);
+    // A flicker of one unknown frame is not announced.
+    assert.equal((await run([frameOf(0, [[10, UNKNOWN]])])).length, 0);
+  });
+
+  it('announces a track that becomes known after being unknown', async () => {
+    const events = await run([
+      frameOf(0, [[1, UNKNOWN]]),
+      frameOf(66, [[1, UNKNOWN]]),
+      frameOf(133, [[1, 'bob']]),
+      frameOf(200, [[1, 'bob']]),
+    ]);
+    assert.deepEqual(
+      events.map((e) => [e.type, e.name]),
+      [['recognized', 'bob']],
+    );
+  });
+
+  it('judges faces without a track by the cooldown alone, and attaches a snapshot on request', async () => {
+    const events = await run([frameOf(0, [[undefined, 'ann']]), frameOf(100, [[undefined, 'ann']])], {
+      snapshot: true,
+    });
+    assert.equal(events.length, 1);
+    assert.equal(events[0].trackId, undefined);
+    assert.deepEqual([...Buffer.from(events[0].snapshot as string, 'base64').subarray(0, 2)], [0xff, 0xd8]);
+  });
+
+  it('ignores faces that were not matched, and refuses bad options', async () => {
+    const frame = frameOf(0, [[1, 'ann']]);
+    delete frame.faces[0].identity;
+    assert.equal((await run([frame])).length, 0);
+    assert.throws(() => faceEvents({ cooldownMs: -1 }), /must be positive/);
+    assert.throws(() => faceEvents({ forgetTracksAfterMs: 0 }), /must be positive/);
+  });
+});
