@@ -576,6 +576,19 @@ describe('TrackIdentities', () => {
     assert.throws(() => ids.vote(1, identity('x', NaN)), /finite similarity/);
   });
 
+  it('starts the vote of a track over when its face changes (a box passed to someone else)', () => {
+    const ids = new TrackIdentities({ changeSimilarity: 0.5 });
+    const a = Float32Array.from([1, 0, 0]);
+    const nearA = Float32Array.from([0.8, 0.6, 0]);
+    const b = Float32Array.from([0, 0, 1]);
+    for (let i = 0; i < 4; i++) ids.vote(1, identity('amy', 0.7), i % 2 ? nearA : a);
+    assert.equal(ids.get(1)?.votes, 4, 'a similar view keeps the votes');
+    const after = ids.vote(1, identity('raj', 0.6), b);
+    assert.equal(after.votes, 1);
+    assert.equal(after.identity.name, 'raj');
+    assert.throws(() => new TrackIdentities({ changeSimilarity: NaN }), /changeSimilarity/);
+  });
+
   it('keeps a stranger unknown despite a stray match just above the threshold', () => {
     const ids = new TrackIdentities();
     let last;

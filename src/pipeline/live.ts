@@ -1,0 +1,92 @@
+import { concatMap, type OperatorFunction } from 'rxjs';
+
+import type { FaceFlow } from '../faceflow';
+import { FaceTracking, type FaceTrackingOptions } from '../tracking/operators';
+import type { Face, FaceFrame, Frame } from '../types';
+import type { Matcher, MatchFacesOptions } from './operators';
+
+export interface LiveRecognitionOptions extends MatchFacesOptions {
+  /**
+   * Detect on every Nth frame of a camera (default 1: every frame). In between, the faces of the
+   * last detection are carried over with their tracks' current identities, and the tracker predicts
+   * across the gap on the next detection. 2 halves the detector's cost for a little lag on fast
+   * motion.
+   */
+  detectEvery?: number;
+  /**
+   * Detector score threshold (default 0.3): lower than for photos on purpose, because ByteTrack
+   * uses the low-score detections to keep tracks through blur and partial occlusion; new tracks
+   * still need a high score (`tracking.newTrackThreshold`).
+   */
+  scoreThreshold?: number;
+  tracking?: FaceTrackingOptions | FaceTracking;
+  /**
+   * Whether a face is good enough to embed (e.g. a quality gate). A refused face keeps its track and
+   * the track's identity; it just does not vote. Default: every tracked face.
+   */
+  accept?: (face: Face, frame: Frame) => boolean;
+}
+
+/**
+ * The live recognition chain for video: frames → detect (every Nth frame) → track → embed only the
+ * tracks that need it (new, every few frames, or a clearly better view) → match → identity by vote
+ * over each track's matches. Faces of tentative tracks (the first frames of a face) carry no
+ * `trackId` and no identity yet; `faceEvents()` after this operator announces people.
+ */
+export function recognizeFrames(
+  flow: FaceFlow,
+  gallery: Matcher,
+  options: LiveRecognitionOptions = {},
+): OperatorFunction<Frame, FaceFrame> {
+  const detectEvery = options.detectEvery ?? 1;
+  if (!Number.isInteger(detectEvery) || detectEvery < 1) {
+    throw new Error(`recognizeFrames: detectEvery must be a whole number ≥ 1, got ${detectEvery}`);
+  }
+  const tracking =
+    options.tracking instanceof FaceTracking ? options.tracking : new FaceTracking(options.tracking);
+  const scoreThreshold = options.scoreThreshold ?? 0.3;
+  const accept = options.accept;
+  const matchOptions: MatchFacesOptions = {
+    topK: options.topK,
+    ambiguityMargin: options.ambiguityMargin,
+    mode: options.mode,
+    threshold: options.threshold,
+  };
+  const cameras = new Map<string, { count: number; faces: Face[] }>();
+
+  const withIdentities = (faces: Face[]): Face[] =>
+    faces.map((f) => {
+      const identity = f.trackId === undefined ? undefined : tracking.identity(f.trackId)?.identity;
+      return identity ? { ...f, identity } : f;
+    });
+
+  return concatMap(async (frame: Frame): Promise<FaceFrame> => {
+    const camera = cameras.get(frame.cameraId) ?? { count: 0, faces: [] };
+    cameras.set(frame.cameraId, camera);
+    const detectNow = camera.count % detectEvery === 0;
+    camera.count++;
+    if (!detectNow) return { frame, faces: withIdentities(camera.faces) };
+
+    const threshold = matchOptions.threshold ?? gallery.threshold;
+    if (threshold === undefined) {
+      throw new Error('recognizeFrames needs a threshold: pass { threshold } or calibrate the gallery');
+    }
+    const detected = await flow.detect(frame, { scoreThreshold });
+    const { faces } = tracking.trackFrame(frame, detected);
+    const chosen = faces.filter(
+      (f) =>
+        f.trackId !== undefined &&
+        (accept ? accept(f, frame) : true) &&
+        tracking.needsEmbedding(f.trackId, f, frame),
+    );
+    if (chosen.length > 0) {
+      await flow.embedFaces(frame, chosen);
+      for (const f of chosen) {
+        const identity = gallery.match(f.embedding as Float32Array, { ...matchOptions, threshold });
+        tracking.vote(f.trackId as number, identity, f.embedding);
+      }
+    }
+    camera.faces = faces;
+    return { frame, faces: withIdentities(faces) };
+  });
+}
