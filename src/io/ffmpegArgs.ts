@@ -1,0 +1,164 @@
+/**
+ * ffmpeg command lines for camera ingest, built as plain arrays so they can be checked without
+ * running anything (and without a camera: the device case is only ever tested this way here).
+ */
+import * as path from 'node:path';
+import { CameraError } from './ffmpeg';
+import { maskUrl } from './maskUrl';
+
+export type CameraInput =
+  | {
+      kind: 'file';
+      path: string;
+      /** Start again at the end instead of completing (`-stream_loop -1`). */
+      loop?: boolean;
+      /** Read at the file's native frame rate (`-re`), as a camera would deliver it. */
+      realtime?: boolean;
+    }
+  | {
+      kind: 'rtsp';
+      url: string;
+      /** Interleaved in the RTSP connection (default) or RTP over UDP. */
+      transport?: 'tcp' | 'udp';
+    }
+  | {
+      kind: 'device';
+      /** A V4L2 device such as `/dev/video0`. */
+      device: string;
+      /** What the camera should send, e.g. `mjpeg` or `yuyv422` (ffmpeg's `-input_format`). */
+      inputFormat?: string;
+      /** Capture size asked of the camera, `WIDTHxHEIGHT`. */
+      captureSize?: string;
+      /** Capture rate asked of the camera. */
+      framerate?: number;
+    };
+
+export interface OutputOptions {
+  /** Scale to this width; with only one of width/height the other keeps the aspect ratio. */
+  width?: number;
+  height?: number;
+  /** At most this many frames per second; surplus frames are dropped by ffmpeg, never duplicated. */
+  fps?: number;
+  /** Extra ffmpeg options placed just before `-i`, for what this API does not cover. */
+  inputArgs?: string[];
+}
+
+export interface ArgsContext {
+  /** ffmpeg ≥ 5.1 spells `-vsync` as `-fps_mode` (see `hasFpsMode`). */
+  fpsMode: boolean;
+  platform?: NodeJS.Platform;
+}
+
+/**
+ * The full argument list (without the binary): decode the first video stream to packed RGB24 on
+ * stdout. Logging is `level+info` because the output size is read from the info lines when no
+ * size is given, and the `[level]` prefix tells warnings from errors without guessing.
+ */
+export function ffmpegArgs(input: CameraInput, output: OutputOptions, context: ArgsContext): string[] {
+  const args = ['-nostdin', '-hide_banner', '-nostats', '-loglevel', 'level+info'];
+  args.push(...inputArgs(input, context.platform ?? process.platform));
+  for (const extra of output.inputArgs ?? []) {
+    if (typeof extra !== 'string') throw new CameraError('inputArgs must be strings');
+    args.push(extra);
+  }
+  args.push('-i', inputTarget(input));
+  args.push('-map', '0:v:0', '-an', '-sn', '-dn');
+
+  const width = optionalSize('width', output.width);
+  const height = optionalSize('height', output.height);
+  // -2 keeps the aspect ratio and rounds to an even number, which some pixel formats need.
+  if (width !== undefined || height !== undefined) args.push('-vf', `scale=${width ?? -2}:${height ?? -2}`);
+
+  const syncFlag = context.fpsMode ? '-fps_mode' : '-vsync';
+  if (output.fps !== undefined) {
+    if (!(Number.isFinite(output.fps) && output.fps > 0)) {
+      throw new CameraError(`fps must be a positive number, got ${String(output.fps)}`);
+    }
+    // With vfr, -r only drops: frames landing on an already used tick are discarded. The fps
+    // filter would duplicate frames to fill gaps in a stream slower than the cap.
+    args.push('-r', String(output.fps), syncFlag, 'vfr');
+  } else {
+    // rawvideo is a constant-rate format to ffmpeg, which would otherwise duplicate and drop
+    // frames to fit the nominal rate; a camera's frames should come out one for one.
+    args.push(syncFlag, 'passthrough');
+  }
+  args.push('-f', 'rawvideo', '-pix_fmt', 'rgb24', 'pipe:1');
+  return args;
+}
+
+function inputArgs(input: CameraInput, platform: NodeJS.Platform): string[] {
+  switch (input.kind) {
+    case 'file': {
+      const out: string[] = [];
+      if (input.realtime) out.push('-re');
+      if (input.loop) out.push('-stream_loop', '-1');
+      return out;
+    }
+    case 'rtsp': {
+      const transport = input.transport ?? 'tcp';
+      if (transport !== 'tcp' && transport !== 'udp') {
+        throw new CameraError(`transport must be 'tcp' or 'udp', got '${String(transport)}'`);
+      }
+      // Audio is never decoded, so it need not be set up and sent either.
+      return ['-rtsp_transport', transport, '-allowed_media_types', 'video'];
+    }
+    case 'device': {
+      if (platform !== 'linux') {
+        throw new CameraError(`camera devices are read with V4L2, which needs Linux (this is ${platform})`);
+      }
+      const out = ['-f', 'v4l2'];
+      if (input.inputFormat !== undefined) {
+        if (!/^[a-z0-9_]+$/i.test(input.inputFormat)) {
+          throw new CameraError(
+            `inputFormat must be a pixel or codec name such as mjpeg, got '${input.inputFormat}'`,
+          );
+        }
+        out.push('-input_format', input.inputFormat);
+      }
+      if (input.captureSize !== undefined) {
+        if (!/^[1-9]\d{0,4}x[1-9]\d{0,4}$/.test(input.captureSize)) {
+          throw new CameraError(`captureSize must look like 1280x720, got '${input.captureSize}'`);
+        }
+        out.push('-video_size', input.captureSize);
+      }
+      if (input.framerate !== undefined) {
+        if (!(Number.isFinite(input.framerate) && input.framerate > 0)) {
+          throw new CameraError(`framerate must be a positive number, got ${String(input.framerate)}`);
+        }
+        out.push('-framerate', String(input.framerate));
+      }
+      return out;
+    }
+    default:
+      throw new CameraError(`unknown input kind '${(input as { kind: unknown }).kind}'`);
+  }
+}
+
+function inputTarget(input: CameraInput): string {
+  switch (input.kind) {
+    case 'file':
+      if (typeof input.path !== 'string' || input.path === '') throw new CameraError('file path is empty');
+      // The file: prefix stops ffmpeg reading a name like "a:b.mp4" or "pipe:x" as a protocol.
+      return `file:${path.resolve(input.path)}`;
+    case 'rtsp':
+      if (typeof input.url !== 'string' || !/^rtsps?:\/\/[^/]/i.test(input.url)) {
+        throw new CameraError(`not an rtsp:// URL: '${maskUrl(String(input.url))}'`);
+      }
+      return input.url;
+    case 'device':
+      if (typeof input.device !== 'string' || !input.device.startsWith('/')) {
+        throw new CameraError(
+          `device must be an absolute path such as /dev/video0, got '${String(input.device)}'`,
+        );
+      }
+      return input.device;
+  }
+}
+
+function optionalSize(name: string, value: number | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  if (!Number.isInteger(value) || value < 2 || value > 16384) {
+    throw new CameraError(`${name} must be a whole number of pixels from 2 to 16384, got ${String(value)}`);
+  }
+  return value;
+}
