@@ -73,3 +73,16 @@ export {
 } from './gallery/exchange';
 export { faceThumbnail, contactSheet } from './gallery/thumbnail';
 export { faceSharpness, laplacianVariance } from './quality/sharpness';
+export * from './io';
+export { MjpegServer, serveMjpeg, type MjpegServerOptions, type MjpegSource } from './io/mjpegServer';
+export * from './quality';
+export { annotate, annotateFrame, drawAnnotations, type AnnotateOptions } from './output/annotate';
+export { recognizeFrames, type LiveRecognitionOptions } from './pipeline/live';
+export {
+  FaceTracking,
+  trackFaces,
+  embedTrackedFaces,
+  matchTrackedFaces,
+  type FaceTrackingOptions,
+} from './tracking/operators';
+export { ByteTracker, type ByteTrackerOptions, type TrackState } from './tracking/byteTracker';

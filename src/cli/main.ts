@@ -6,6 +6,7 @@ import { galleryCommand, GALLERY_HELP } from './commands/gallery';
 import { identifyCommand, IDENTIFY_HELP } from './commands/identify';
 import { modelsCommand, MODELS_HELP } from './commands/models';
 import { verifyCommand, VERIFY_HELP } from './commands/verify';
+import { watchCommand, WATCH_HELP } from './commands/watch';
 import { UsageError } from './errors';
 import { processIO, type CommandIO } from './io';
 import { packageVersion } from '../version';
@@ -19,6 +20,7 @@ Commands:
   eval pairs --pairs CSV --images DIR     verification accuracy on labelled pairs
   eval identities --dir DIR               identification and verification on a folder of people
   gallery enroll|list|match|calibrate|…   the people to recognise, kept in a gallery file
+  watch SOURCE --enroll DIR               recognise people in a video file, RTSP camera or device
   models list | models build              the models built from npm packages, and their build
 
 Run 'faceflow <command> --help' for its options. Models: --models DIR or $FACEFLOW_MODELS.`;
@@ -37,6 +39,7 @@ const COMMANDS: Record<string, { run: Command; help: string }> = {
   'eval pairs': { run: evalPairsCommand, help: EVAL_PAIRS_HELP },
   'eval identities': { run: evalIdentitiesCommand, help: EVAL_IDENTITIES_HELP },
   gallery: { run: galleryCommand, help: GALLERY_HELP },
+  watch: { run: watchCommand, help: WATCH_HELP },
   models: { run: modelsCommand, help: MODELS_HELP },
 };
 

@@ -60,12 +60,19 @@ export function laplacianVariance(
 /** Border of the 112 crop left out of the measurement (see above). */
 const SHARPNESS_MARGIN = 16;
 
+/** A face's 112 ArcFace crop with, per crop pixel, whether it was sampled from inside the frame. */
+export interface QualityCrop {
+  aligned: Buffer;
+  /** 1 where the crop pixel comes from inside the frame, 0 where the warp filled it with black. */
+  valid: Uint8Array;
+  size: number;
+}
+
 /**
- * Sharpness (Laplacian variance) of the face with these five landmarks in `frame`. Crop pixels
- * that come from outside the frame (a face at the photo's edge) are left out: the warp fills them
- * with black, and the step to black would read as detail.
+ * The crop every quality measure reads, made once per face: sharpness and the luma statistics
+ * must see the same pixels at the same scale, whatever the embedder's own input.
  */
-export function faceSharpness(frame: RgbImage, landmarks: readonly Point[]): number {
+export function qualityCrop(frame: RgbImage, landmarks: readonly Point[]): QualityCrop {
   const { aligned, transform } = alignFace(frame, landmarks, ALIGNED_SIZE);
   const back = invertTransform(transform);
   const valid = new Uint8Array(ALIGNED_SIZE * ALIGNED_SIZE);
@@ -77,5 +84,19 @@ export function faceSharpness(frame: RgbImage, landmarks: readonly Point[]): num
         sx >= 0 && sy >= 0 && sx <= frame.width - 2 && sy <= frame.height - 2 ? 1 : 0;
     }
   }
-  return laplacianVariance(aligned, ALIGNED_SIZE, ALIGNED_SIZE, SHARPNESS_MARGIN, valid);
+  return { aligned, valid, size: ALIGNED_SIZE };
+}
+
+/** Sharpness of a crop from `qualityCrop`: what `faceSharpness` returns for the same face. */
+export function cropSharpness(crop: QualityCrop): number {
+  return laplacianVariance(crop.aligned, crop.size, crop.size, SHARPNESS_MARGIN, crop.valid);
+}
+
+/**
+ * Sharpness (Laplacian variance) of the face with these five landmarks in `frame`. Crop pixels
+ * that come from outside the frame (a face at the photo's edge) are left out: the warp fills them
+ * with black, and the step to black would read as detail.
+ */
+export function faceSharpness(frame: RgbImage, landmarks: readonly Point[]): number {
+  return cropSharpness(qualityCrop(frame, landmarks));
 }

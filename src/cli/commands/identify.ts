@@ -3,14 +3,7 @@ import { decodeImage } from '../../image/decode';
 import { enrollFolder } from '../enroll';
 import { UsageError } from '../errors';
 import { eachImage, type CommandIO } from '../io';
-import {
-  namedFaceJson,
-  MODEL_HELP,
-  MODEL_OPTIONS,
-  openFaceFlow,
-  parseNumber,
-  thresholdOf,
-} from '../options';
+import { namedFaceJson, MODEL_HELP, MODEL_OPTIONS, openFaceFlow, parseNumber, thresholdOf } from '../options';
 
 export const IDENTIFY_HELP = `Usage: faceflow identify --enroll DIR [options] IMAGE...
 
