@@ -5,6 +5,7 @@ import { get } from 'node:http';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 
+import { gstRtspServerMissing, RtspTestServer } from './helpers/rtspServer';
 import { PROJECT_ROOT, requireSharedData, shared } from './helpers/shared';
 
 /** `faceflow watch` end to end: the compiled CLI on the real clip, with the built-in models. */
@@ -127,6 +128,43 @@ describe('cli: faceflow watch', function () {
       assert.deepEqual(await childrenOf(child.pid as number), []);
     } finally {
       child.kill('SIGKILL');
+    }
+  });
+
+  it('recognises the singer from an RTSP camera', async function () {
+    const missing = gstRtspServerMissing();
+    if (missing) {
+      console.warn(`    skipped: ${missing}`);
+      this.skip();
+    }
+    const server = await RtspTestServer.start({ file: CLIP });
+    const child = spawn(process.execPath, [CLI, 'watch', server.url(), '--enroll', people, '--fps', '10'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    try {
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`no event:\n${stdout}\n${stderr}`)), 60_000);
+        child.stdout.on('data', () => {
+          if (/"name":"lin"/.test(stdout)) {
+            clearTimeout(timer);
+            resolve();
+          }
+        });
+      });
+      child.kill('SIGTERM');
+      assert.equal(await exited, 0, stderr);
+      for (const line of stdout.trim().split('\n')) {
+        const e = JSON.parse(line);
+        assert.ok(e.name === 'lin' || e.type === 'unknown', line);
+      }
+    } finally {
+      child.kill('SIGKILL');
+      await server.stop();
     }
   });
 
