@@ -1,0 +1,48 @@
+import type { Node, NodeAPI, NodeDef, NodeMessageInFlow } from 'node-red';
+
+import { frameFromInput } from '../src/image/frameInput';
+import type { Face, Frame } from '../src/types';
+import type { ModelsNode } from './faceflow-models';
+import { handleInput, StatusThrottle } from './lib/runtime';
+
+interface DetectDef extends NodeDef {
+  models: string;
+  scoreThreshold?: string | number;
+}
+
+type FrameMessage = NodeMessageInFlow & { payload: unknown; faces?: Face[] };
+
+/**
+ * `faceflow-detect`: finds the faces in `msg.payload` (a frame from `rtsp-in`, image bytes or a
+ * file path) and sends the message on with `msg.payload` as the frame and `msg.faces` (box, score,
+ * five landmarks per face). Other message properties pass through.
+ */
+module.exports = (RED: NodeAPI) => {
+  function FaceflowDetectNode(this: Node, def: DetectDef) {
+    RED.nodes.createNode(this, def);
+    const models = RED.nodes.getNode(def.models) as ModelsNode | null;
+    const scoreThreshold =
+      def.scoreThreshold === undefined || def.scoreThreshold === '' ? undefined : Number(def.scoreThreshold);
+    const status = new StatusThrottle(this);
+    if (!models) {
+      this.status({ fill: 'red', shape: 'ring', text: 'no models configured' });
+    } else {
+      this.status({});
+    }
+    handleInput<FrameMessage>(this, async (msg, send) => {
+      if (!models) throw new Error('choose a faceflow-models configuration in this node');
+      const frame: Frame = await frameFromInput(msg.payload, {
+        cameraId: typeof msg.topic === 'string' ? msg.topic : '',
+      });
+      const flow = await models.faceflow();
+      const started = Date.now();
+      const faces = await flow.detect(frame, scoreThreshold === undefined ? {} : { scoreThreshold });
+      msg.payload = frame;
+      msg.faces = faces;
+      if (msg.topic === undefined && frame.cameraId) msg.topic = frame.cameraId;
+      status.show(`${faces.length} face${faces.length === 1 ? '' : 's'}, ${Date.now() - started} ms`);
+      send(msg);
+    });
+  }
+  RED.nodes.registerType('faceflow-detect', FaceflowDetectNode);
+};

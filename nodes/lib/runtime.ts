@@ -1,0 +1,50 @@
+import type { Node, NodeMessageInFlow } from 'node-red';
+
+/**
+ * What every faceflow node does around its work: a status dot while busy and after, errors to
+ * `node.error(err, msg)` so a Catch node sees them (never thrown into the runtime), and `done()`
+ * exactly once per message.
+ */
+export function handleInput<M extends NodeMessageInFlow>(
+  node: Node,
+  work: (msg: M, send: (out: unknown) => void) => Promise<void>,
+): void {
+  node.on('input', (msg, send, done) => {
+    const started = Date.now();
+    work(msg as M, (out) => send(out as never)).then(
+      () => {
+        (node as Node & { lastMs?: number }).lastMs = Date.now() - started;
+        done();
+      },
+      (err: unknown) => {
+        const error = err instanceof Error ? err : new Error(String(err));
+        node.status({ fill: 'red', shape: 'ring', text: shorten(error.message) });
+        done(error);
+      },
+    );
+  });
+}
+
+/** Status text is one short line in the editor. */
+export function shorten(text: string, max = 40): string {
+  return text.length <= max ? text : `${text.slice(0, max - 1)}…`;
+}
+
+/**
+ * A green status line updated at most twice a second: a video stream sends 15 messages a second,
+ * and redrawing the editor for each would cost more than it tells.
+ */
+export class StatusThrottle {
+  private last = 0;
+  constructor(
+    private readonly node: Node,
+    private readonly intervalMs = 500,
+  ) {}
+
+  show(text: string, fill: 'green' | 'yellow' | 'red' | 'grey' = 'green'): void {
+    const now = Date.now();
+    if (fill === 'green' && now - this.last < this.intervalMs) return;
+    this.last = now;
+    this.node.status({ fill, shape: 'dot', text: shorten(text) });
+  }
+}
