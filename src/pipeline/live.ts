@@ -3,7 +3,7 @@ import { concatMap, type OperatorFunction } from 'rxjs';
 import type { FaceFlow } from '../faceflow';
 import { FaceTracking, type FaceTrackingOptions } from '../tracking/operators';
 import type { Face, FaceFrame, Frame } from '../types';
-import type { Matcher, MatchFacesOptions } from './operators';
+import { matchThreshold, type Matcher, type MatchFacesOptions } from './operators';
 
 export interface LiveRecognitionOptions extends MatchFacesOptions {
   /**
@@ -67,10 +67,7 @@ export function recognizeFrames(
     camera.count++;
     if (!detectNow) return { frame, faces: withIdentities(camera.faces) };
 
-    const threshold = matchOptions.threshold ?? gallery.threshold;
-    if (threshold === undefined) {
-      throw new Error('recognizeFrames needs a threshold: pass { threshold } or calibrate the gallery');
-    }
+    const threshold = matchThreshold(matchOptions, gallery, 'recognizeFrames');
     const detected = await flow.detect(frame, { scoreThreshold });
     const { faces } = tracking.trackFrame(frame, detected);
     const chosen = faces.filter(

@@ -76,17 +76,25 @@ export interface MatchFacesOptions extends Omit<MatchOptions, 'threshold'> {
   mode?: 'best' | 'centroid';
 }
 
+/**
+ * The threshold to match with: the options', else the gallery's calibrated one. Read per frame by
+ * the operators, so a gallery re-calibrated while a stream runs takes effect at once.
+ */
+export function matchThreshold(options: { threshold?: number }, gallery: Matcher, who: string): number {
+  const threshold = options.threshold ?? gallery.threshold;
+  if (threshold === undefined) {
+    throw new Error(`${who} needs a threshold: pass { threshold } or calibrate the gallery`);
+  }
+  return threshold;
+}
+
 /** Adds the identity (or `Unknown`) to each embedded face. */
 export function matchFaces(
   gallery: Matcher,
   options: MatchFacesOptions = {},
 ): OperatorFunction<FaceFrame, FaceFrame> {
   return map(({ frame, faces }) => {
-    // Read per frame: a gallery re-calibrated while the stream runs takes effect at once.
-    const threshold = options.threshold ?? gallery.threshold;
-    if (threshold === undefined) {
-      throw new Error('matchFaces needs a threshold: pass { threshold } or calibrate the gallery');
-    }
+    const threshold = matchThreshold(options, gallery, 'matchFaces');
     return {
       frame,
       faces: faces.map((face) => {

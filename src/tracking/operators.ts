@@ -36,7 +36,7 @@
 import { concatMap, from, map, type OperatorFunction } from 'rxjs';
 import { alignFace, framedTemplate } from '../align';
 import type { Embedder } from '../models/roles';
-import type { Matcher, MatchFacesOptions } from '../pipeline/operators';
+import { matchThreshold, type Matcher, type MatchFacesOptions } from '../pipeline/operators';
 import type { Face, FaceFrame, Frame, Identity } from '../types';
 import {
   ByteTracker,
@@ -195,11 +195,7 @@ export function matchTrackedFaces(
   options: MatchFacesOptions = {},
 ): OperatorFunction<FaceFrame, FaceFrame> {
   return map(({ frame, faces }) => {
-    // Read per frame: a gallery re-calibrated while the stream runs takes effect at once.
-    const threshold = options.threshold ?? gallery.threshold;
-    if (threshold === undefined) {
-      throw new Error('matchTrackedFaces needs a threshold: pass { threshold } or calibrate the gallery');
-    }
+    const threshold = matchThreshold(options, gallery, 'matchTrackedFaces');
     const match = (e: Float32Array) => gallery.match(e, { ...options, threshold });
     // Votes first, so that a track's earlier face in this frame cannot show an older vote than its later one.
     const own = faces.map((f) => {
