@@ -44,7 +44,8 @@ export class StatusThrottle {
   show(text: string, fill: 'green' | 'yellow' | 'red' | 'grey' = 'green'): void {
     const now = Date.now();
     if (fill === 'green' && now - this.last < this.intervalMs) return;
-    this.last = now;
+    // A warning or error is shown at once, and the next green line replaces it at once too.
+    this.last = fill === 'green' ? now : 0;
     this.node.status({ fill, shape: 'dot', text: shorten(text) });
   }
 }

@@ -1,0 +1,145 @@
+import * as os from 'node:os';
+import * as path from 'node:path';
+import type { Node, NodeAPI, NodeDef } from 'node-red';
+
+import type { FaceFlow } from '../src/faceflow';
+import { GalleryFile } from '../src/gallery/galleryFile';
+import type { VectorBackend } from '../src/gallery/indexFactory';
+import { GalleryStoreError } from '../src/gallery/store';
+import type { ModelsNode } from './faceflow-models';
+
+interface GalleryDef extends NodeDef {
+  path?: string;
+  models: string;
+  backend?: string;
+  threshold?: string | number;
+  backups?: string | number;
+  imageDir?: string;
+}
+
+export interface OpenGallery {
+  file: GalleryFile;
+  flow: FaceFlow;
+}
+
+interface GalleryCredentials {
+  key?: string;
+}
+
+export interface GalleryNode extends Node<GalleryCredentials> {
+  /** The gallery file and the models that fill it, opened once on first use and shared by every node. */
+  open(): Promise<OpenGallery>;
+  /** The similarity a match needs: this node's override, else the gallery's calibrated one, else the model's. */
+  threshold(): number;
+  /**
+   * Runs a change of the gallery, then saves it. Changes run one at a time, so a save never writes a
+   * gallery half-way through another change, and the file on disk follows the order of the commands.
+   */
+  update<T>(change: (opened: OpenGallery) => Promise<T> | T): Promise<T>;
+  /** Where enrolment photos given by path must lie, or undefined when any absolute path is accepted. */
+  readonly imageDir: string | undefined;
+  /** The gallery file's absolute path. */
+  readonly file: string;
+}
+
+/**
+ * `faceflow-gallery` config node: one gallery file, opened once for every node that uses it. It is
+ * saved after each change and the close of a redeploy waits for pending saves, so a change that was
+ * answered is on disk before the next deployment opens the file again.
+ */
+module.exports = (RED: NodeAPI) => {
+  function FaceflowGalleryNode(this: GalleryNode, def: GalleryDef) {
+    RED.nodes.createNode(this, def);
+    const models = RED.nodes.getNode(def.models) as ModelsNode | null;
+    const userDir = RED.settings.userDir ?? path.join(os.homedir(), '.node-red');
+    const file = path.resolve(userDir, def.path || 'faceflow-gallery.fgal');
+    const imageDir = def.imageDir ? path.resolve(userDir, def.imageDir) : undefined;
+    const override = optionalNumber(def.threshold);
+    const backups = optionalNumber(def.backups);
+    const backend = (def.backend || 'auto') as VectorBackend;
+    const key = this.credentials?.key || undefined;
+    Object.defineProperty(this, 'file', { value: file });
+    Object.defineProperty(this, 'imageDir', { value: imageDir });
+
+    let opening: Promise<OpenGallery> | undefined;
+    let opened: OpenGallery | undefined;
+    // Every change and save is chained here; a failed one must not block those after it.
+    let queue: Promise<unknown> = Promise.resolve();
+
+    this.open = () => {
+      if (!models) return Promise.reject(new Error('choose a faceflow-models configuration in the gallery'));
+      opening ??= (async () => {
+        const flow = await models.faceflow();
+        const gallery = await GalleryFile.open(file, {
+          modelId: flow.embedder.id,
+          dimension: flow.embedder.dimension,
+          key,
+          backups,
+          backend,
+        }).catch((err: unknown) => {
+          throw readable(err, file);
+        });
+        for (const problem of gallery.problems) this.warn(`gallery ${file}: ${problem}`);
+        if (gallery.recoveredFrom)
+          this.warn(`gallery ${file}: recovered from backup ${gallery.recoveredFrom}`);
+        opened = { file: gallery, flow };
+        return opened;
+      })().catch((err: Error) => {
+        opening = undefined; // the next message tries again, e.g. once the models are built
+        throw err;
+      });
+      return opening;
+    };
+
+    this.threshold = () => {
+      if (override !== undefined) return override;
+      if (!opened) throw new Error('the gallery is not open yet');
+      return opened.file.gallery.threshold ?? opened.flow.threshold;
+    };
+
+    this.update = <T>(change: (o: OpenGallery) => Promise<T> | T): Promise<T> => {
+      const run = queue.then(async () => {
+        const o = await this.open();
+        const result = await change(o);
+        await o.file.save();
+        return result;
+      });
+      queue = run.catch(() => undefined);
+      return run;
+    };
+
+    this.on('close', (done: () => void) => {
+      queue.then(() => {
+        opening = undefined;
+        opened = undefined;
+        done();
+      });
+    });
+  }
+  RED.nodes.registerType<GalleryNode, GalleryDef, unknown, GalleryCredentials>(
+    'faceflow-gallery',
+    FaceflowGalleryNode,
+    {
+      credentials: { key: { type: 'password' } },
+    },
+  );
+};
+
+/**
+ * Store errors start with the file's path, which is all a 40-character status line would show; the
+ * cause goes first so that "wrong key" is what a person reads in the editor.
+ */
+function readable(err: unknown, file: string): Error {
+  if (!(err instanceof GalleryStoreError)) return err instanceof Error ? err : new Error(String(err));
+  const cause = err.message.startsWith(`${file}: `) ? err.message.slice(file.length + 2) : err.message;
+  const hint = err.code === 'WRONG_KEY' ? 'wrong key: ' : err.code === 'KEY_REQUIRED' ? 'key required: ' : '';
+  const out = new Error(`${hint && cause.startsWith(hint.slice(0, -2)) ? '' : hint}${cause} (${file})`);
+  (out as Error & { code?: string }).code = err.code;
+  return out;
+}
+
+function optionalNumber(value: string | number | undefined): number | undefined {
+  if (value === undefined || value === '') return undefined;
+  const n = Number(value);
+  return Number.isFinite(n) ? n : undefined;
+}
