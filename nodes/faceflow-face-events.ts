@@ -1,0 +1,115 @@
+import type { Node, NodeAPI, NodeDef, NodeMessageInFlow } from 'node-red';
+import { lastValueFrom, of, toArray } from 'rxjs';
+
+import { faceEvents } from '../src/pipeline/events';
+import { UNKNOWN, type Face, type FaceEvent, type FaceFrame, type Frame } from '../src/types';
+import { flag, topicLevel } from './lib/source';
+import { handleInput, StatusThrottle } from './lib/runtime';
+
+interface FaceEventsDef extends NodeDef {
+  prefix?: string;
+  cooldown?: string | number;
+  unknownAfter?: string | number;
+  snapshot?: boolean | string;
+  presence?: boolean | string;
+}
+
+type FrameMessage = NodeMessageInFlow & { faces?: Face[] };
+
+/**
+ * `faceflow-face-events`: frame messages with named, tracked faces in; MQTT-ready event messages
+ * out (`<prefix>/<camera>/recognized|unknown`, and optionally the retained
+ * `<prefix>/person/<name>` last sighting), wired straight into an `mqtt out` node.
+ */
+module.exports = (RED: NodeAPI) => {
+  function FaceflowFaceEventsNode(this: Node, def: FaceEventsDef) {
+    RED.nodes.createNode(this, def);
+    setUp(this, def);
+  }
+
+  function setUp(node: Node, def: FaceEventsDef) {
+    const prefix = (def.prefix ?? '').trim().replace(/\/+$/, '') || 'faceflow';
+    const presence = flag(def.presence, false);
+    const status = new StatusThrottle(node);
+    let announced = 0;
+    let setupError: Error | undefined;
+    let events: ReturnType<typeof faceEvents> | undefined;
+    try {
+      const cooldownS = numberOr(def.cooldown, 30);
+      const unknownAfter = numberOr(def.unknownAfter, 5);
+      if (!(cooldownS >= 0))
+        throw new Error(`cooldown must be 0 or more seconds, got '${String(def.cooldown)}'`);
+      if (!(Number.isInteger(unknownAfter) && unknownAfter >= 1))
+        throw new Error(
+          `unknown after must be a whole number of frames ≥ 1, got '${String(def.unknownAfter)}'`,
+        );
+      // One operator for the node's life: its track and cooldown memory must outlive each message.
+      events = faceEvents({
+        cooldownMs: cooldownS * 1000,
+        unknownAfterFrames: unknownAfter,
+        snapshot: flag(def.snapshot, false),
+      });
+      node.status({});
+    } catch (err) {
+      setupError = err instanceof Error ? err : new Error(String(err));
+      node.status({ fill: 'red', shape: 'ring', text: setupError.message });
+    }
+
+    // Messages are judged one after another, as a stream would be: a snapshot's encoding must not
+    // let the next frame's faces overtake this one's and reorder the memory.
+    let queue: Promise<unknown> = Promise.resolve();
+
+    handleInput<FrameMessage>(node, (msg, send) => {
+      const turn = queue.then(async () => {
+        if (!events) throw setupError ?? new Error('not configured');
+        const item = faceFrameOf(msg);
+        if (item.faces.length === 0) return;
+        const found = await lastValueFrom(of(item).pipe(events, toArray()));
+        for (const event of found) {
+          announced++;
+          send(eventMessage(prefix, event));
+          if (presence && event.type === 'recognized' && event.name !== UNKNOWN) {
+            send({
+              topic: `${prefix}/person/${topicLevel(event.name)}`,
+              payload: { camera: event.camera, ts: event.ts },
+              retain: true,
+            });
+          }
+        }
+        const last = found[found.length - 1];
+        if (last) status.show(`${announced} event${announced === 1 ? '' : 's'}, last: ${last.name}`);
+      });
+      queue = turn.catch(() => undefined);
+      return turn;
+    });
+  }
+  RED.nodes.registerType('faceflow-face-events', FaceflowFaceEventsNode);
+};
+
+function eventMessage(prefix: string, event: FaceEvent) {
+  return { topic: `${prefix}/${topicLevel(event.camera)}/${event.type}`, payload: event };
+}
+
+/**
+ * The frame and faces of a message. Events need only the camera, time and faces; the pixels
+ * only for snapshots, which faceEvents checks for itself.
+ */
+function faceFrameOf(msg: FrameMessage): FaceFrame {
+  const payload = msg.payload as Partial<Frame> | null;
+  if (payload === null || typeof payload !== 'object') {
+    throw new Error('expected a frame in msg.payload and its faces in msg.faces (from faceflow-match)');
+  }
+  if (msg.faces !== undefined && !Array.isArray(msg.faces)) throw new Error('msg.faces must be an array');
+  const cameraId =
+    typeof payload.cameraId === 'string' && payload.cameraId !== ''
+      ? payload.cameraId
+      : typeof msg.topic === 'string' && msg.topic !== ''
+        ? msg.topic
+        : 'camera';
+  const ts = typeof payload.ts === 'number' && Number.isFinite(payload.ts) ? payload.ts : Date.now();
+  return { frame: { ...(payload as Frame), cameraId, ts }, faces: msg.faces ?? [] };
+}
+
+function numberOr(value: unknown, fallback: number): number {
+  return value === undefined || value === null || value === '' ? fallback : Number(value);
+}
