@@ -79,6 +79,9 @@ describe('pipeline/faceEvents', () => {
       { unknownAfterFrames: 3 },
     );
     assert.deepEqual(two.map((e) => e.trackId).sort(), [8, 9]);
+    // Unknown faces without tracks share one cooldown per camera instead of an event per frame.
+    const untracked = await run([0, 100, 200].map((ts) => frameOf(ts, [[undefined, UNKNOWN]])));
+    assert.equal(untracked.length, 1);
     // A flicker of one unknown frame is not announced.
     assert.equal((await run([frameOf(0, [[10, UNKNOWN]])])).length, 0);
   });

@@ -58,11 +58,14 @@ export function faceEvents(options: FaceEventOptions = {}): OperatorFunction<Fac
         if (memory.unknownFrames < unknownAfter) continue;
       }
       const key = `${frame.cameraId}\u0000${id.name}`;
-      // Unknown people are told apart by their tracks, not by a name, so only known names share a cooldown.
+      // Unknown people are told apart by their tracks, not by a name, so tracked unknowns have no shared cooldown.
       // It runs from the last sighting, so a person in view all day is one arrival, however often the
       // tracker loses and finds them.
-      const lastSeen = known ? seenByName.get(key) : undefined;
-      if (known) seenByName.set(key, now);
+      // Untracked unknown faces (no tracker upstream) have nothing else to tell them apart: one
+      // cooldown for all of them per camera, or every frame would be an event.
+      const shared = known || !memory;
+      const lastSeen = shared ? seenByName.get(key) : undefined;
+      if (shared) seenByName.set(key, now);
       if (memory?.announced.has(id.name)) continue;
       if (lastSeen !== undefined && now - lastSeen < cooldownMs) {
         memory?.announced.add(id.name); // covered by the earlier event
