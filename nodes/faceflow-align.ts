@@ -1,0 +1,70 @@
+import type { Node, NodeAPI, NodeDef, NodeMessageInFlow } from 'node-red';
+
+import { ALIGNED_SIZE, alignFace, arcfaceTemplate, framedTemplate } from '../src/align';
+import { isFrame } from '../src/image/frameInput';
+import type { Face, Frame, Point } from '../src/types';
+import type { ModelsNode } from './faceflow-models';
+import { handleInput, StatusThrottle } from './lib/runtime';
+
+interface AlignDef extends NodeDef {
+  models?: string;
+}
+
+type FrameMessage = NodeMessageInFlow & { payload: unknown; faces?: Face[] };
+
+/**
+ * `faceflow-align`: adds `aligned`, the square RGB crop an embedder takes, to every face of a frame
+ * message. With a models configuration the crop is framed for that configuration's embedder, so an
+ * `embed` node on the same configuration uses it as it is.
+ */
+module.exports = (RED: NodeAPI) => {
+  function FaceflowAlignNode(this: Node, def: AlignDef) {
+    RED.nodes.createNode(this, def);
+    const models = def.models ? (RED.nodes.getNode(def.models) as ModelsNode | null) : null;
+    const status = new StatusThrottle(this);
+    if (def.models && !models)
+      this.status({ fill: 'red', shape: 'ring', text: 'models configuration missing' });
+    else this.status({});
+
+    handleInput<FrameMessage>(this, async (msg, send) => {
+      if (def.models && !models) throw new Error('the chosen faceflow-models configuration does not exist');
+      const { frame, faces } = frameAndFaces(msg);
+      let size = ALIGNED_SIZE;
+      let template: Point[] = arcfaceTemplate(ALIGNED_SIZE);
+      if (models) {
+        const { embedder } = await models.faceflow();
+        size = embedder.inputSize;
+        template = framedTemplate(embedder.framing);
+      }
+      const started = Date.now();
+      for (const face of faces) face.aligned = alignFace(frame, face.landmarks, size, template).aligned;
+      const n = faces.length;
+      status.show(`${n} face${n === 1 ? '' : 's'} aligned, ${Date.now() - started} ms`);
+      send(msg);
+    });
+  }
+  RED.nodes.registerType('faceflow-align', FaceflowAlignNode);
+};
+
+function frameAndFaces(msg: FrameMessage): { frame: Frame; faces: Face[] } {
+  if (!isFrame(msg.payload)) throw new Error(notAFrame(msg.payload));
+  if (!Array.isArray(msg.faces))
+    throw new Error('msg.faces is missing: put a faceflow-detect node before this one');
+  return { frame: msg.payload, faces: msg.faces };
+}
+
+function notAFrame(value: unknown): string {
+  const what =
+    value === null || value === undefined
+      ? String(value)
+      : Buffer.isBuffer(value)
+        ? 'image bytes'
+        : typeof value === 'string'
+          ? `the string ${JSON.stringify(value.length > 60 ? `${value.slice(0, 59)}…` : value)}`
+          : Array.isArray(value)
+            ? 'an array'
+            : typeof value === 'object'
+              ? 'an object that is not a frame'
+              : typeof value;
+  return `expected a frame in msg.payload (put a faceflow-detect node before this one), got ${what}`;
+}

@@ -1,0 +1,80 @@
+import type { Node, NodeAPI, NodeDef, NodeMessageInFlow } from 'node-red';
+
+import { annotateFrame } from '../src/output/annotate';
+import { isFrame } from '../src/image/frameInput';
+import type { Face, Frame } from '../src/types';
+import type { GalleryNode } from './faceflow-gallery';
+import { handleInput, StatusThrottle } from './lib/runtime';
+
+interface AnnotateDef extends NodeDef {
+  gallery?: string;
+  threshold?: string | number;
+  quality?: string | number;
+  keepFrame?: boolean;
+}
+
+type FrameMessage = NodeMessageInFlow & { payload: unknown; faces?: Face[]; frame?: Frame };
+
+/**
+ * `faceflow-annotate`: draws the faces' boxes and labels on the frame and sends it on as a JPEG in
+ * `msg.payload`, for a dashboard, `mjpeg-out` or a file.
+ */
+module.exports = (RED: NodeAPI) => {
+  function FaceflowAnnotateNode(this: Node, def: AnnotateDef) {
+    RED.nodes.createNode(this, def);
+    const gallery = def.gallery ? (RED.nodes.getNode(def.gallery) as GalleryNode | null) : null;
+    const fixed = optionalNumber(def.threshold);
+    const quality = Math.min(100, Math.max(1, Math.round(optionalNumber(def.quality) ?? 80)));
+    const status = new StatusThrottle(this);
+    if (def.gallery && !gallery)
+      this.status({ fill: 'red', shape: 'ring', text: 'gallery configuration missing' });
+    else this.status({});
+
+    handleInput<FrameMessage>(this, async (msg, send) => {
+      if (def.gallery && !gallery)
+        throw new Error('the chosen faceflow-gallery configuration does not exist');
+      if (!isFrame(msg.payload)) throw new Error(notAFrame(msg.payload));
+      const frame = msg.payload;
+      const faces = Array.isArray(msg.faces) ? msg.faces : [];
+      let threshold = fixed;
+      if (threshold === undefined && gallery) {
+        try {
+          threshold = gallery.threshold();
+        } catch {
+          // A calibrated threshold lives in the gallery file: open it only when the node has no override.
+          await gallery.open();
+          threshold = gallery.threshold();
+        }
+      }
+      const started = Date.now();
+      const jpeg = await annotateFrame({ frame, faces }, { threshold, quality });
+      if (def.keepFrame) msg.frame = frame;
+      msg.payload = jpeg;
+      status.show(`${faces.length} face${faces.length === 1 ? '' : 's'}, ${Date.now() - started} ms`);
+      send(msg);
+    });
+  }
+  RED.nodes.registerType('faceflow-annotate', FaceflowAnnotateNode);
+};
+
+function optionalNumber(value: string | number | undefined): number | undefined {
+  if (value === undefined || value === '') return undefined;
+  const n = Number(value);
+  return Number.isFinite(n) ? n : undefined;
+}
+
+function notAFrame(value: unknown): string {
+  const what =
+    value === null || value === undefined
+      ? String(value)
+      : Buffer.isBuffer(value)
+        ? 'image bytes'
+        : typeof value === 'string'
+          ? `the string ${JSON.stringify(value.length > 60 ? `${value.slice(0, 59)}…` : value)}`
+          : Array.isArray(value)
+            ? 'an array'
+            : typeof value === 'object'
+              ? 'an object that is not a frame'
+              : typeof value;
+  return `expected a frame in msg.payload (put a faceflow-detect node before this one), got ${what}`;
+}

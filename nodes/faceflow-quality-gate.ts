@@ -1,0 +1,84 @@
+import type { Node, NodeAPI, NodeDef, NodeMessageInFlow } from 'node-red';
+import { lastValueFrom, of } from 'rxjs';
+
+import { qualityGate, type QualityGateOptions, type QualityThresholds } from '../src/quality';
+import { isFrame } from '../src/image/frameInput';
+import type { Face, Frame } from '../src/types';
+import { handleInput, StatusThrottle } from './lib/runtime';
+
+/** The limits a person can set in the editor; each left empty takes its default. */
+const LIMITS = [
+  'minSize',
+  'minSharpness',
+  'minBrightness',
+  'maxBrightness',
+  'minContrast',
+  'maxYaw',
+  'maxPitch',
+  'maxRoll',
+] as const satisfies readonly (keyof QualityThresholds)[];
+
+type QualityGateDef = NodeDef & { mode?: string } & Partial<Record<(typeof LIMITS)[number], string | number>>;
+
+type FrameMessage = NodeMessageInFlow & { payload: unknown; faces?: Face[] };
+
+/**
+ * `faceflow-quality-gate`: scores every face (`face.quality`) and marks (`face.rejected`) or drops
+ * those too small, blurred, dark, bright, flat or turned to recognise well.
+ */
+module.exports = (RED: NodeAPI) => {
+  function FaceflowQualityGateNode(this: Node, def: QualityGateDef) {
+    RED.nodes.createNode(this, def);
+    const options: QualityGateOptions = { mode: def.mode === 'drop' ? 'drop' : 'mark' };
+    const invalid: string[] = [];
+    for (const key of LIMITS) {
+      const raw = def[key];
+      if (raw === undefined || raw === '') continue;
+      const n = Number(raw);
+      if (Number.isFinite(n)) options[key] = n;
+      else invalid.push(key);
+    }
+    const gate = qualityGate(options);
+    const status = new StatusThrottle(this);
+    if (invalid.length > 0)
+      this.status({ fill: 'red', shape: 'ring', text: `not a number: ${invalid.join(', ')}` });
+    else this.status({});
+
+    handleInput<FrameMessage>(this, async (msg, send) => {
+      // A typo in a limit would otherwise pass faces that the person meant to stop.
+      if (invalid.length > 0) throw new Error(`quality limits that are not numbers: ${invalid.join(', ')}`);
+      const { frame, faces } = frameAndFaces(msg);
+      const gated = await lastValueFrom(of({ frame, faces }).pipe(gate));
+      msg.faces = gated.faces;
+      const failed = faces.length - gated.faces.filter((f) => !(f as { rejected?: unknown }).rejected).length;
+      status.show(
+        `${faces.length - failed} of ${faces.length} passed${options.mode === 'drop' && failed ? `, ${failed} dropped` : ''}`,
+      );
+      send(msg);
+    });
+  }
+  RED.nodes.registerType('faceflow-quality-gate', FaceflowQualityGateNode);
+};
+
+function frameAndFaces(msg: FrameMessage): { frame: Frame; faces: Face[] } {
+  if (!isFrame(msg.payload)) throw new Error(notAFrame(msg.payload));
+  if (!Array.isArray(msg.faces))
+    throw new Error('msg.faces is missing: put a faceflow-detect node before this one');
+  return { frame: msg.payload, faces: msg.faces };
+}
+
+function notAFrame(value: unknown): string {
+  const what =
+    value === null || value === undefined
+      ? String(value)
+      : Buffer.isBuffer(value)
+        ? 'image bytes'
+        : typeof value === 'string'
+          ? `the string ${JSON.stringify(value.length > 60 ? `${value.slice(0, 59)}…` : value)}`
+          : Array.isArray(value)
+            ? 'an array'
+            : typeof value === 'object'
+              ? 'an object that is not a frame'
+              : typeof value;
+  return `expected a frame in msg.payload (put a faceflow-detect node before this one), got ${what}`;
+}

@@ -1,0 +1,86 @@
+import type { Node, NodeAPI, NodeDef, NodeMessageInFlow } from 'node-red';
+
+import { FaceTracking, type FaceTrackingOptions } from '../src/tracking/operators';
+import { isFrame } from '../src/image/frameInput';
+import type { Face, Frame } from '../src/types';
+import { handleInput, StatusThrottle } from './lib/runtime';
+
+interface TrackDef extends NodeDef {
+  minHits?: string | number;
+  trackBuffer?: string | number;
+}
+
+type FrameMessage = NodeMessageInFlow & { payload: unknown; faces?: Face[] };
+
+/**
+ * `faceflow-track`: gives the faces of confirmed tracks a `trackId` that stays the same from frame
+ * to frame, one tracker per camera. Tracks live in this node, so a redeploy starts them over.
+ */
+module.exports = (RED: NodeAPI) => {
+  function FaceflowTrackNode(this: Node, def: TrackDef) {
+    RED.nodes.createNode(this, def);
+    const options: FaceTrackingOptions = {};
+    const minHits = optionalNumber(def.minHits);
+    const trackBuffer = optionalNumber(def.trackBuffer);
+    if (minHits !== undefined) options.minHits = minHits;
+    if (trackBuffer !== undefined) options.trackBuffer = trackBuffer;
+    const status = new StatusThrottle(this);
+    let tracking: FaceTracking | undefined;
+    let settingsError: Error | undefined;
+    try {
+      tracking = new FaceTracking(options);
+      this.status({});
+    } catch (err) {
+      // Bad settings are found once, here; each message then reports them to Catch nodes.
+      settingsError = err instanceof Error ? err : new Error(String(err));
+      this.status({ fill: 'red', shape: 'ring', text: settingsError.message });
+    }
+
+    handleInput<FrameMessage>(this, async (msg, send) => {
+      if (!tracking) throw settingsError ?? new Error('the tracker could not be created');
+      const { frame, faces } = frameAndFaces(msg);
+      const camera = frame.cameraId || (typeof msg.topic === 'string' ? msg.topic : '');
+      const keyed = camera === frame.cameraId ? frame : { ...frame, cameraId: camera };
+      const tracked = tracking.trackFrame(keyed, faces);
+      msg.faces = tracked.faces;
+      const confirmed = tracked.tracks.filter((t) => t.status === 'confirmed').length;
+      status.show(`${confirmed} track${confirmed === 1 ? '' : 's'}, ${faces.length} faces`);
+      send(msg);
+    });
+
+    // Node-RED sends a closed node no more input; drop the tracks now rather than when the node is collected.
+    this.on('close', () => {
+      if (tracking) tracking = new FaceTracking(options);
+    });
+  }
+  RED.nodes.registerType('faceflow-track', FaceflowTrackNode);
+};
+
+function optionalNumber(value: string | number | undefined): number | undefined {
+  if (value === undefined || value === '') return undefined;
+  const n = Number(value);
+  return Number.isFinite(n) ? n : undefined;
+}
+
+function frameAndFaces(msg: FrameMessage): { frame: Frame; faces: Face[] } {
+  if (!isFrame(msg.payload)) throw new Error(notAFrame(msg.payload));
+  if (!Array.isArray(msg.faces))
+    throw new Error('msg.faces is missing: put a faceflow-detect node before this one');
+  return { frame: msg.payload, faces: msg.faces };
+}
+
+function notAFrame(value: unknown): string {
+  const what =
+    value === null || value === undefined
+      ? String(value)
+      : Buffer.isBuffer(value)
+        ? 'image bytes'
+        : typeof value === 'string'
+          ? `the string ${JSON.stringify(value.length > 60 ? `${value.slice(0, 59)}…` : value)}`
+          : Array.isArray(value)
+            ? 'an array'
+            : typeof value === 'object'
+              ? 'an object that is not a frame'
+              : typeof value;
+  return `expected a frame in msg.payload (put a faceflow-detect node before this one), got ${what}`;
+}
