@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { ExactIndex, TopK } from '../src/gallery/exactIndex';
-import { FaissIndex, faissAvailable } from '../src/gallery/faissIndex';
+import { FaissIndex, faissAvailable, flatIndexBuffer, tuneIvf } from '../src/gallery/faissIndex';
 import { createIndex } from '../src/gallery/indexFactory';
 import type { VectorIndex } from '../src/gallery/vectorIndex';
 import { seededRandom } from '../src/util/seededRandom';
@@ -28,6 +28,14 @@ function dot(a: Float32Array, b: Float32Array): number {
 
 const f32 = (...x: number[]) => Float32Array.from(x);
 
+/** A vector plus noise of a quarter of its length, renormalised: the same face seen again. */
+function seenAgain(rand: () => number, v: Float32Array): Float32Array {
+  const noise = randomUnit(rand, v.length);
+  const w = v.map((x, j) => x + 0.25 * noise[j]);
+  const n = Math.hypot(...w);
+  return w.map((x) => x / n);
+}
+
 interface Backend {
   name: string;
   available: boolean;
@@ -38,6 +46,7 @@ const BACKENDS: Backend[] = [
   { name: 'exact', available: true, make: (d) => new ExactIndex(d, 2) },
   { name: 'faiss flat', available: FAISS, make: (d) => new FaissIndex(d, { kind: 'flat' }) },
   { name: 'faiss hnsw', available: FAISS, make: (d) => new FaissIndex(d, { kind: 'hnsw' }) },
+  { name: 'faiss ivf', available: FAISS, make: (d) => new FaissIndex(d, { kind: 'ivf' }) },
 ];
 
 for (const backend of BACKENDS) {
@@ -203,8 +212,11 @@ describe(`gallery/vectorIndex: faiss vs exact${FAISS ? '' : ` (${FAISS_SKIP})`}`
     const exact = new ExactIndex(d);
     const faiss = new FaissIndex(d, { batchSize: 300 });
     exact.add(ids, data);
-    faiss.add(ids, data);
+    // One big batch (FAISS reads a serialised copy), then small ones (faiss-node's own add).
+    faiss.add(ids.slice(0, 1900), data.slice(0, 1900));
+    for (let i = 1900; i < ids.length; i += 7) faiss.add(ids.slice(i, i + 7), data.slice(i, i + 7));
     assert.equal(faiss.kind, 'flat');
+    assert.equal(faiss.size, 2000);
     for (const q of queries) {
       const [e] = exact.search(q, 5);
       const f = faiss.search(q, 5);
@@ -229,7 +241,7 @@ describe(`gallery/vectorIndex: faiss vs exact${FAISS ? '' : ` (${FAISS_SKIP})`}`
 
   it('HNSW: recall@1 ≥ 0.9 against exact, deletes beyond the rebuild limit, and the switch by size', () => {
     const exact = new ExactIndex(d);
-    const hnsw = new FaissIndex(d, { hnswThreshold: 1500 });
+    const hnsw = new FaissIndex(d, { largeThreshold: 1500, largeKind: 'hnsw' });
     exact.add(ids.slice(0, 1000), data.slice(0, 1000));
     hnsw.add(ids.slice(0, 1000), data.slice(0, 1000));
     assert.equal(hnsw.kind, 'flat');
@@ -256,5 +268,91 @@ describe(`gallery/vectorIndex: faiss vs exact${FAISS ? '' : ` (${FAISS_SKIP})`}`
     assert.equal(hnsw.size, 700);
     exact.dispose();
     hnsw.dispose();
+  });
+  it('IVF: recall@1 ≥ 0.95 on seen-again queries, the switch by size, deletes and re-adds', () => {
+    const exact = new ExactIndex(d);
+    const ivf = new FaissIndex(d, { largeThreshold: 1500, nlist: 16, nprobe: 4 });
+    exact.add(ids.slice(0, 1000), data.slice(0, 1000));
+    ivf.add(ids.slice(0, 1000), data.slice(0, 1000));
+    assert.equal(ivf.kind, 'flat');
+    exact.add(ids.slice(1000), data.slice(1000));
+    ivf.add(ids.slice(1000), data.slice(1000));
+    assert.equal(ivf.kind, 'ivf', 'switched to IVF at 1,500 vectors (the default large kind)');
+    assert.equal(ivf.nlist, 16);
+    assert.ok(ivf.tuned, 'nprobe rewritten in the serialised index');
+    const noise = seededRandom(9);
+    // Seen again: faces of the 1,700 vectors that the deletes below leave.
+    const seen = Array.from({ length: 100 }, (_, i) => seenAgain(noise, data[300 + ((i * 37) % 1700)]));
+    const recall = () =>
+      seen.filter((q) => ivf.search(q, 1)[0].id === exact.search(q, 1)[0].id).length / seen.length;
+    assert.ok(recall() >= 0.95, `recall@1 ${recall()}`);
+    // 300 deletes: beyond the 256 dead entries kept before a rebuild (without retraining).
+    const gone = ids.slice(0, 300);
+    for (let i = 0; i < gone.length; i += 10) ivf.remove(gone.slice(i, i + 10));
+    exact.remove(gone);
+    assert.equal(ivf.size, 1700);
+    assert.equal(ivf.nlist, 16);
+    for (const q of [...data.slice(0, 300), ...queries]) {
+      // The deleted vectors themselves are the hardest queries: they top FAISS's answer.
+      const hits = ivf.search(q, 5);
+      assert.equal(hits.length, 5);
+      assert.ok(!hits.some((h) => h.id < ids[300]), 'a deleted id came back');
+    }
+    assert.ok(recall() >= 0.95, `recall@1 after deletes ${recall()}`);
+    // A few deletes (kept as dead marks), then one id back with another vector.
+    ivf.remove([ids[500], ids[501]]);
+    assert.ok(!ivf.search(data[500], 5).some((h) => h.id === ids[500] || h.id === ids[501]));
+    ivf.add([ids[500]], [data[0]]);
+    const [back] = ivf.search(data[0], 1);
+    assert.equal(back.id, ids[500]);
+    assert.ok(Math.abs(back.score - 1) < 1e-5);
+    assert.equal(ivf.size, 1699);
+    ivf.remove(ids.slice(300, 1300));
+    assert.equal(ivf.kind, 'flat', 'back to flat below half the threshold');
+    assert.equal(ivf.size, 700);
+    exact.dispose();
+    ivf.dispose();
+  });
+
+  it('IVF: nprobe takes effect (all lists probed = exact), and lists grow with the gallery', () => {
+    const every = new FaissIndex(d, { kind: 'ivf', nlist: 16, nprobe: 16 });
+    const one = new FaissIndex(d, { kind: 'ivf', nlist: 16, nprobe: 1 });
+    const exact = new ExactIndex(d);
+    for (const index of [every, one, exact]) index.add(ids, data);
+    const agree = (index: VectorIndex) =>
+      queries.filter((q) => index.search(q, 1)[0].id === exact.search(q, 1)[0].id).length;
+    assert.equal(agree(every), queries.length, 'probing all 16 lists is an exhaustive search');
+    assert.ok(agree(one) < 0.8 * queries.length, `one list of 16 found ${agree(one)} of 100`);
+    for (const index of [every, one, exact]) index.dispose();
+
+    const growing = new FaissIndex(d, { kind: 'ivf' });
+    assert.equal(growing.nlist, 0, 'nothing to train on yet');
+    assert.deepEqual(growing.search(data[0], 3), []);
+    growing.add(ids.slice(0, 100), data.slice(0, 100));
+    assert.equal(growing.nlist, 2, '100 vectors train 2 lists (at least 39 vectors each)');
+    growing.add(ids.slice(100), data.slice(100));
+    assert.equal(growing.nlist, 32, 'retrained as the gallery grew: the power of two nearest √2,000');
+    assert.equal(growing.search(data[1234], 1)[0].id, ids[1234]);
+    growing.dispose();
+  });
+
+  it('IVF and the serialised layouts: bad options and unexpected buffers are refused', () => {
+    assert.throws(() => new FaissIndex(d, { nprobe: 0 }), /nprobe must be a positive integer/);
+    assert.throws(() => new FaissIndex(d, { nlist: 2.5 }), /nlist must be a positive integer/);
+    assert.throws(() => new FaissIndex(d, { kind: 'ivfpq' as 'ivf' }), /unknown FAISS index kind 'ivfpq'/);
+    const flat = flatIndexBuffer(2, f32(1, 2, 3, 4), 2);
+    const copy = Buffer.from(flat);
+    assert.equal(tuneIvf(flat, 1, 1), false, 'not an IVF index');
+    assert.ok(flat.equals(copy), 'left unchanged');
+    const ivf = new FaissIndex(4, { kind: 'ivf', nprobe: 3 });
+    ivf.add([1, 2, 3, 4], [f32(1, 0, 0, 0), f32(0, 1, 0, 0), f32(0, 0, 1, 0), f32(0, 0, 0, 1)]);
+    assert.equal(ivf.nlist, 1, 'nprobe above nlist is capped');
+    assert.deepEqual(
+      ivf.search(f32(0, 0.6, 0.8, 0), 2).map((h) => h.id),
+      [3, 2],
+    );
+    ivf.dispose();
+    assert.throws(() => ivf.search(f32(1, 0, 0, 0), 1), /after dispose/);
+    assert.throws(() => ivf.add([5], [f32(1, 0, 0, 0)]), /after dispose/);
   });
 });

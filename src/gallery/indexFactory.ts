@@ -5,9 +5,13 @@ import type { VectorIndex } from './vectorIndex';
 export type VectorBackend = 'auto' | 'exact' | 'faiss';
 
 export interface CreateIndexOptions {
-  /** `auto` (default): faiss when faiss-node loads, else exact. `faiss` throws when it does not. */
+  /**
+   * `auto` (default): faiss when faiss-node loads, else exact. `faiss` throws when it does not.
+   * FAISS is exact (`IndexFlatIP`) below 50,000 vectors and approximate (IVF) above: see
+   * `FaissIndexOptions` and src/gallery/faissIndex.ts for the choice and its figures.
+   */
   backend?: VectorBackend;
-  /** Passed to the FAISS backend. */
+  /** Passed to the FAISS backend (index kind, size threshold, IVF/HNSW parameters). */
   faiss?: FaissIndexOptions;
 }
 
