@@ -14,10 +14,11 @@ import type { VectorHit, VectorIndex } from './vectorIndex';
  * - from `largeThreshold` on, `largeKind` (default `ivf`), approximate; back to flat below half
  *   the threshold, so that a gallery hovering around it does not rebuild on every change:
  *   - `ivf`: `IVF{nlist},Flat` (`Index.fromFactory`, `METRIC_INNER_PRODUCT`), k-means trained on
- *     the vectors held when it is built. `nlist` defaults to the power of two nearest √n (256 at
- *     50k–130k, 1,024 at 1M), from at most 64 training vectors per list (and at most 2^25 floats
- *     in all: the sample crosses into FAISS as one plain JS array); the index is retrained when
- *     the gallery has grown enough for twice as many lists (about 4×). `nprobe` (default 16) is
+ *     the vectors held when it is built. `nlist` defaults to the power of two nearest √n (256
+ *     from 32,768 to 131,071 vectors, 512 to 524,287, then 1,024), trained on at most 64
+ *     vectors per list (and at most 2^25 floats in all: the sample crosses into FAISS as one
+ *     plain JS array); the index is retrained when the gallery has grown enough for twice as
+ *     many lists (about 4×). `nprobe` (default 16) is
  *     set by rewriting it in the serialised, trained, empty index (`tuneIvf`): faiss-node has no
  *     setter and FAISS's default is 1.
  *   - `hnsw`: `HNSW32,Flat`, with `efConstruction` 80 and `efSearch` 64 written into the
@@ -26,14 +27,18 @@ import type { VectorHit, VectorIndex } from './vectorIndex';
  *   Where a buffer does not have the expected layout, `tuned` is false: HNSW then keeps FAISS's
  *   defaults, and IVF is not used (flat instead), as one probed list would miss most matches.
  *
- * Why IVF by default (bench/RESULTS.md, 2 cores, random unit vectors; "seen again" queries are a
- * gallery vector plus noise, as when a known face comes back): at 1M × 512, IVF1024 with nprobe
- * 16 builds in about 2 minutes (20 s of training, then about 9,600 vectors/s, mostly the copy
- * into the JS arrays faiss-node takes) and answers in about 7–9 ms at recall@1 1.000 for seen-
- * again queries; HNSW builds at about 1,000 vectors/s at 512-d (about 17 minutes for 1M), and flat
- * takes over 600 ms a query. nprobe 8 was 0.985–0.995, hence 16. For random queries (strangers)
- * recall@1 is low for both IVF and HNSW on random data (0.05–0.5): a missed best match there
- * only lowers a stranger's score, so no false match comes of it.
+ * Why IVF by default (bench/RESULTS.md, "Gallery search backends": 2 cores, random unit vectors;
+ * "seen again" queries are a gallery vector plus a quarter of its length of noise, as when a
+ * known face comes back): at 1M × 512, IVF1024 with nprobe 16 builds in 114 s in one batch (about
+ * 20 s of training, then about 9,000 vectors/s, mostly faiss-node copying number by number; 175 s
+ * when grown in batches of 10,000, retraining on the way) and answers in 7.0 ms p50 / 7.3–8.5 ms
+ * p95 at recall@1 1.000 for seen-again queries; flat takes 400 ms a query. nprobe 8 gave 0.985
+ * there in a side run, nprobe 32 13.4 / 14.1 ms. HNSW built 100k × 512 at 96 vectors/s (17 minutes) for seen-
+ * again recall 0.970 and 100k × 128 at 580/s, and its single-query search runs an OpenMP team
+ * that stalls when another process holds a core (p95 17 ms at 100k × 128 under load). For random
+ * queries (strangers) recall@1 is low for both (0.06–0.5): a missed best match only lowers a
+ * stranger's score. Noisier returns of a face need more lists: at 100k × 512 with noise of its
+ * whole length, nprobe 16 / 32 / 64 found the exact best 0.75 / 0.84 / 0.94 of the time.
  *
  * Ids: faiss-node has no `add_with_ids`; a vector's FAISS label is its position (faiss-node
  * numbers from `ntotal`). `IndexFlat.remove_ids` shifts every later position down, and this
@@ -47,7 +52,9 @@ import type { VectorHit, VectorIndex } from './vectorIndex';
  * for rebuilds, for IVF training, and for the switches between kinds), so this backend holds
  * each vector twice, plus the HNSW graph (about 2 × 32 × 4 bytes per vector) or IVF's ids (8
  * bytes per vector). A flat index is rebuilt by handing FAISS a serialised index built here
- * (a copy, instead of faiss-node's per-number conversion, about 130 ns per float).
+ * (a copy, instead of faiss-node's per-number conversion, about 130 ns per float). faiss-node
+ * frees a native index only when its JS object is collected, so right after a rebuild (a switch,
+ * an IVF retraining) the old index may still hold its memory for a while.
  */
 export type FaissKind = 'flat' | 'ivf' | 'hnsw';
 
