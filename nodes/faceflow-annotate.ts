@@ -4,6 +4,7 @@ import { annotateFrame } from '../src/output/annotate';
 import { isFrame } from '../src/image/frameInput';
 import type { Face, Frame } from '../src/types';
 import type { GalleryNode } from './faceflow-gallery';
+import { notAFrame } from './lib/frames';
 import { handleInput, StatusThrottle } from './lib/runtime';
 
 interface AnnotateDef extends NodeDef {
@@ -61,20 +62,4 @@ function optionalNumber(value: string | number | undefined): number | undefined 
   if (value === undefined || value === '') return undefined;
   const n = Number(value);
   return Number.isFinite(n) ? n : undefined;
-}
-
-function notAFrame(value: unknown): string {
-  const what =
-    value === null || value === undefined
-      ? String(value)
-      : Buffer.isBuffer(value)
-        ? 'image bytes'
-        : typeof value === 'string'
-          ? `the string ${JSON.stringify(value.length > 60 ? `${value.slice(0, 59)}…` : value)}`
-          : Array.isArray(value)
-            ? 'an array'
-            : typeof value === 'object'
-              ? 'an object that is not a frame'
-              : typeof value;
-  return `expected a frame in msg.payload (put a faceflow-detect node before this one), got ${what}`;
 }

@@ -2,8 +2,8 @@ import type { Node, NodeAPI, NodeDef, NodeMessageInFlow } from 'node-red';
 import { lastValueFrom, of } from 'rxjs';
 
 import { qualityGate, type QualityGateOptions, type QualityThresholds } from '../src/quality';
-import { isFrame } from '../src/image/frameInput';
-import type { Face, Frame } from '../src/types';
+import type { Face } from '../src/types';
+import { frameAndFaces } from './lib/frames';
 import { handleInput, StatusThrottle } from './lib/runtime';
 
 /** The limits a person can set in the editor; each left empty takes its default. */
@@ -59,26 +59,3 @@ module.exports = (RED: NodeAPI) => {
   }
   RED.nodes.registerType('faceflow-quality-gate', FaceflowQualityGateNode);
 };
-
-function frameAndFaces(msg: FrameMessage): { frame: Frame; faces: Face[] } {
-  if (!isFrame(msg.payload)) throw new Error(notAFrame(msg.payload));
-  if (!Array.isArray(msg.faces))
-    throw new Error('msg.faces is missing: put a faceflow-detect node before this one');
-  return { frame: msg.payload, faces: msg.faces };
-}
-
-function notAFrame(value: unknown): string {
-  const what =
-    value === null || value === undefined
-      ? String(value)
-      : Buffer.isBuffer(value)
-        ? 'image bytes'
-        : typeof value === 'string'
-          ? `the string ${JSON.stringify(value.length > 60 ? `${value.slice(0, 59)}…` : value)}`
-          : Array.isArray(value)
-            ? 'an array'
-            : typeof value === 'object'
-              ? 'an object that is not a frame'
-              : typeof value;
-  return `expected a frame in msg.payload (put a faceflow-detect node before this one), got ${what}`;
-}

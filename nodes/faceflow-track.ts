@@ -1,8 +1,8 @@
 import type { Node, NodeAPI, NodeDef, NodeMessageInFlow } from 'node-red';
 
 import { FaceTracking, type FaceTrackingOptions } from '../src/tracking/operators';
-import { isFrame } from '../src/image/frameInput';
-import type { Face, Frame } from '../src/types';
+import type { Face } from '../src/types';
+import { frameAndFaces } from './lib/frames';
 import { handleInput, StatusThrottle } from './lib/runtime';
 
 interface TrackDef extends NodeDef {
@@ -60,27 +60,4 @@ function optionalNumber(value: string | number | undefined): number | undefined 
   if (value === undefined || value === '') return undefined;
   const n = Number(value);
   return Number.isFinite(n) ? n : undefined;
-}
-
-function frameAndFaces(msg: FrameMessage): { frame: Frame; faces: Face[] } {
-  if (!isFrame(msg.payload)) throw new Error(notAFrame(msg.payload));
-  if (!Array.isArray(msg.faces))
-    throw new Error('msg.faces is missing: put a faceflow-detect node before this one');
-  return { frame: msg.payload, faces: msg.faces };
-}
-
-function notAFrame(value: unknown): string {
-  const what =
-    value === null || value === undefined
-      ? String(value)
-      : Buffer.isBuffer(value)
-        ? 'image bytes'
-        : typeof value === 'string'
-          ? `the string ${JSON.stringify(value.length > 60 ? `${value.slice(0, 59)}…` : value)}`
-          : Array.isArray(value)
-            ? 'an array'
-            : typeof value === 'object'
-              ? 'an object that is not a frame'
-              : typeof value;
-  return `expected a frame in msg.payload (put a faceflow-detect node before this one), got ${what}`;
 }
