@@ -1,0 +1,102 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+import * as net from 'node:net';
+import * as path from 'node:path';
+
+import { PROJECT_ROOT } from './shared';
+
+export interface DemoPorts {
+  editor: number;
+  live: number;
+  mqtt: number;
+}
+
+/** A port that was free a moment ago: good enough on a test machine, where nothing else races for it. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** `npm start` as a user runs it, in its own user directory and on free ports. */
+export class DemoProcess {
+  readonly child: ChildProcess;
+  private output = '';
+  private exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+
+  constructor(
+    readonly dir: string,
+    readonly ports: DemoPorts,
+  ) {
+    this.child = spawn(process.execPath, [path.join(PROJECT_ROOT, 'dist', 'scripts', 'start-demo.js')], {
+      cwd: PROJECT_ROOT,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: {
+        ...process.env,
+        FACEFLOW_DEMO_DIR: dir,
+        FACEFLOW_DEMO_PORT: String(ports.editor),
+        FACEFLOW_DEMO_LIVE_PORT: String(ports.live),
+        FACEFLOW_DEMO_MQTT_PORT: String(ports.mqtt),
+        FACEFLOW_DEMO_MQTT_HOST: '',
+      },
+    });
+    const collect = (chunk: Buffer) => {
+      this.output += chunk.toString();
+    };
+    this.child.stdout?.on('data', collect);
+    this.child.stderr?.on('data', collect);
+    this.exited = new Promise((resolve) =>
+      this.child.on('exit', (code, signal) => resolve({ code, signal })),
+    );
+  }
+
+  get log(): string {
+    return this.output;
+  }
+
+  /** Resolves when the demo's output contains `text`; rejects with the output so far on timeout or exit. */
+  async waitForOutput(text: string | RegExp, timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    const seen = () => (typeof text === 'string' ? this.output.includes(text) : text.test(this.output));
+    let gone = false;
+    void this.exited.then(() => (gone = true));
+    while (!seen()) {
+      if (gone)
+        throw new Error(`the demo exited before printing ${String(text)}:\n${this.output.slice(-3000)}`);
+      if (Date.now() > deadline)
+        throw new Error(`no ${String(text)} within ${timeoutMs} ms:\n${this.output.slice(-3000)}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+
+  /** Ctrl+C, as a user stops it; resolves with how it ended. */
+  async stop(timeoutMs = 20_000): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGINT');
+    const timer = setTimeout(() => this.child.kill('SIGKILL'), timeoutMs);
+    try {
+      return await this.exited;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}
+
+/** Processes anywhere on the machine whose command line mentions `text` (e.g. an ffmpeg reading the demo's clip). */
+export function processesMentioning(text: string): { pid: number; cmdline: string }[] {
+  const found: { pid: number; cmdline: string }[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
+    try {
+      const cmdline = readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0').join(' ');
+      if (cmdline.includes(text)) found.push({ pid: Number(entry), cmdline });
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return found;
+}
