@@ -1,0 +1,108 @@
+/**
+ * `npm run screenshots`: the README's pictures, taken from the demo as `npm start` runs it, in
+ * Debian's Chromium driven by playwright-core. Writes docs/images/*.png.
+ */
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import * as http from 'node:http';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import mqtt from 'mqtt';
+import sharp from 'sharp';
+
+import { DemoProcess, freePort } from '../test/helpers/demoProcess';
+
+const ROOT = path.resolve(__dirname, '..', '..');
+const OUT = path.join(ROOT, 'docs', 'images');
+const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
+
+/** The next JPEG the live view sends. */
+function liveFrame(url: string): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const req = http.get(url, (res) => {
+      let data = Buffer.alloc(0);
+      res.on('data', (chunk: Buffer) => {
+        data = Buffer.concat([data, chunk]);
+        const start = data.indexOf(Buffer.from([0xff, 0xd8, 0xff]));
+        const end = start < 0 ? -1 : data.indexOf(Buffer.from([0xff, 0xd9]), start);
+        if (end > 0) {
+          req.destroy();
+          resolve(data.subarray(start, end + 2));
+        }
+      });
+    });
+    req.on('error', reject);
+  });
+}
+
+async function main(): Promise<void> {
+  await mkdir(OUT, { recursive: true });
+  const dir = await mkdtemp(path.join(tmpdir(), 'faceflow-shots-'));
+  const ports = { editor: await freePort(), live: await freePort(), mqtt: await freePort() };
+  const demo = new DemoProcess(dir, ports);
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { chromium } = require('playwright-core') as typeof import('playwright-core');
+  const browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
+  });
+  try {
+    await demo.waitForOutput('Started flows', 120_000);
+    const client = mqtt.connect(`mqtt://127.0.0.1:${ports.mqtt}`);
+    await new Promise<void>((resolve) => client.once('connect', () => resolve()));
+    // The live view is taken the moment Sam is recognised, so the picture shows a name, not only boxes.
+    const recognised = new Promise<void>((resolve) => {
+      client.on('message', () => resolve());
+      void client.subscribeAsync('faceflow/demo-cam/recognized');
+    });
+    await recognised;
+    const frame = await liveFrame(`http://127.0.0.1:${ports.live}/stream.mjpg`);
+    await writeFile(
+      path.join(OUT, 'demo-live-view.jpg'),
+      await sharp(frame).resize(960).jpeg({ quality: 80 }).toBuffer(),
+    );
+    await client.endAsync(true);
+
+    const page = await browser.newPage({ viewport: { width: 1600, height: 720 } });
+    await page.goto(`http://127.0.0.1:${ports.editor}/`);
+    await page.waitForSelector('#red-ui-workspace-chart svg g.red-ui-flow-node', { timeout: 30_000 });
+    // Zoomed out so the whole flow fits beside the sidebar.
+    await page.evaluate(() => {
+      const red = (window as unknown as { RED: { actions: { invoke(action: string): void } } }).RED;
+      red.actions.invoke('core:zoom-out');
+      red.actions.invoke('core:zoom-out');
+    });
+    // Let the nodes' status texts (fps, faces, names) arrive.
+    await page.waitForTimeout(4000);
+    await page.screenshot({ path: path.join(OUT, 'demo-editor.png') });
+
+    const galleryTab = page
+      .locator('#red-ui-tab-faceflow-gallery-link-button, [id*="faceflow-gallery"][id*="tab"] a')
+      .first();
+    if (await galleryTab.count()) {
+      await galleryTab.click();
+      await page.waitForTimeout(2000);
+      await page.screenshot({ path: path.join(OUT, 'demo-gallery-sidebar.png') });
+    } else {
+      console.log('no gallery sidebar tab found: demo-gallery-sidebar.png not taken');
+    }
+    console.log(`screenshots in ${OUT}`);
+  } finally {
+    await browser.close();
+    await demo.stop();
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exit(1);
+});
