@@ -75,6 +75,13 @@ export { faceThumbnail, contactSheet } from './gallery/thumbnail';
 export { faceSharpness, laplacianVariance } from './quality/sharpness';
 export * from './io';
 export { MjpegServer, serveMjpeg, type MjpegServerOptions, type MjpegSource } from './io/mjpegServer';
+export {
+  MqttEventPublisher,
+  publishEvents,
+  mqttTopicLevel,
+  type MqttEventPublisherOptions,
+  type PublisherStatus,
+} from './io/mqttPublisher';
 export * from './quality';
 export { annotate, annotateFrame, drawAnnotations, type AnnotateOptions } from './output/annotate';
 export { recognizeFrames, type LiveRecognitionOptions } from './pipeline/live';
