@@ -3,57 +3,22 @@
  * Debian's Chromium driven by playwright-core. Writes docs/images/*.png.
  */
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import * as http from 'node:http';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import mqtt from 'mqtt';
 import sharp from 'sharp';
 
-import { DemoProcess, freePort } from '../test/helpers/demoProcess';
+import { DemoProcess, firstMjpegFrame, freePort, launchChromium } from '../test/helpers/demoProcess';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const OUT = path.join(ROOT, 'docs', 'images');
-const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
-
-/** The next JPEG the live view sends. */
-function liveFrame(url: string): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const req = http.get(url, (res) => {
-      let data = Buffer.alloc(0);
-      res.on('data', (chunk: Buffer) => {
-        data = Buffer.concat([data, chunk]);
-        const start = data.indexOf(Buffer.from([0xff, 0xd8, 0xff]));
-        const end = start < 0 ? -1 : data.indexOf(Buffer.from([0xff, 0xd9]), start);
-        if (end > 0) {
-          req.destroy();
-          resolve(data.subarray(start, end + 2));
-        }
-      });
-    });
-    req.on('error', reject);
-  });
-}
 
 async function main(): Promise<void> {
   await mkdir(OUT, { recursive: true });
   const dir = await mkdtemp(path.join(tmpdir(), 'faceflow-shots-'));
   const ports = { editor: await freePort(), live: await freePort(), mqtt: await freePort() };
   const demo = new DemoProcess(dir, ports);
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const { chromium } = require('playwright-core') as typeof import('playwright-core');
-  const browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: [
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-  });
+  const browser = await launchChromium();
   try {
     await demo.waitForOutput('Started flows', 120_000);
     const client = mqtt.connect(`mqtt://127.0.0.1:${ports.mqtt}`);
@@ -64,7 +29,7 @@ async function main(): Promise<void> {
       void client.subscribeAsync('faceflow/demo-cam/recognized');
     });
     await recognised;
-    const frame = await liveFrame(`http://127.0.0.1:${ports.live}/stream.mjpg`);
+    const { jpeg: frame } = await firstMjpegFrame(`http://127.0.0.1:${ports.live}/stream.mjpg`);
     await writeFile(
       path.join(OUT, 'demo-live-view.jpg'),
       await sharp(frame).resize(960).jpeg({ quality: 80 }).toBuffer(),

@@ -6,10 +6,16 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import mqtt from 'mqtt';
 
-import { DemoProcess, freePort, processesMentioning } from './helpers/demoProcess';
+import {
+  CHROMIUM,
+  DemoProcess,
+  firstMjpegFrame,
+  freePort,
+  launchChromium,
+  processesMentioning,
+} from './helpers/demoProcess';
 import { PROJECT_ROOT } from './helpers/shared';
 
-const CHROMIUM = '/usr/bin/chromium';
 const PACKAGE = JSON.parse(readFileSync(path.join(PROJECT_ROOT, 'package.json'), 'utf8')) as {
   name: string;
   'node-red': { nodes: Record<string, string> };
@@ -33,26 +39,6 @@ function get(url: string, headers: Record<string, string> = {}): Promise<{ statu
         res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
       })
       .on('error', reject);
-  });
-}
-
-/** The first JPEG of an MJPEG stream, and the stream's content type. */
-function firstJpeg(url: string, timeoutMs = 15_000): Promise<{ type: string; jpeg: Buffer }> {
-  return new Promise((resolve, reject) => {
-    const req = http.get(url, (res) => {
-      let data = Buffer.alloc(0);
-      res.on('data', (chunk: Buffer) => {
-        data = Buffer.concat([data, chunk]);
-        const start = data.indexOf(Buffer.from([0xff, 0xd8, 0xff]));
-        const end = start < 0 ? -1 : data.indexOf(Buffer.from([0xff, 0xd9]), start);
-        if (end > 0) {
-          req.destroy();
-          resolve({ type: String(res.headers['content-type']), jpeg: data.subarray(start, end + 2) });
-        }
-      });
-    });
-    req.on('error', reject);
-    req.setTimeout(timeoutMs, () => req.destroy(new Error(`no JPEG from ${url} within ${timeoutMs} ms`)));
   });
 }
 
@@ -168,7 +154,7 @@ describe('npm start: the demo (Node-RED, embedded MQTT broker, sample clip)', fu
   });
 
   it('streams the annotated live view as MJPEG', async () => {
-    const { type, jpeg } = await firstJpeg(`http://127.0.0.1:${demo.ports.live}/stream.mjpg`);
+    const { type, jpeg } = await firstMjpegFrame(`http://127.0.0.1:${demo.ports.live}/stream.mjpg`);
     assert.match(type, /^multipart\/x-mixed-replace/);
     assert.ok(jpeg.length > 10_000, `a 1280×720 frame should be more than ${jpeg.length} bytes`);
   });
@@ -178,22 +164,7 @@ describe('npm start: the demo (Node-RED, embedded MQTT broker, sample clip)', fu
       console.log(`      (skipped: ${CHROMIUM} not installed; .ci/run installs Debian's chromium)`);
       this.skip();
     }
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const { chromium } = require('playwright-core') as typeof import('playwright-core');
-    const browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      headless: true,
-      // This machine has no internet: without these Chromium keeps trying to reach Google's hosts.
-      args: [
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
-    });
+    const browser = await launchChromium();
     try {
       const page = await browser.newPage({ viewport: { width: 1400, height: 860 } });
       await page.goto(`http://127.0.0.1:${demo.ports.editor}/`);

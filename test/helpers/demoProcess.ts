@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
+import * as http from 'node:http';
 import * as net from 'node:net';
 import * as path from 'node:path';
 
@@ -99,4 +100,46 @@ export function processesMentioning(text: string): { pid: number; cmdline: strin
     }
   }
   return found;
+}
+
+export const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
+
+/** Debian's Chromium under playwright-core, headless, set for a machine without internet. */
+export async function launchChromium(): Promise<import('playwright-core').Browser> {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { chromium } = require('playwright-core') as typeof import('playwright-core');
+  return chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    // Without these Chromium keeps trying to reach Google's hosts, which a closed network refuses.
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
+  });
+}
+
+/** The first whole JPEG of an MJPEG stream, and the stream's content type. */
+export function firstMjpegFrame(url: string, timeoutMs = 15_000): Promise<{ type: string; jpeg: Buffer }> {
+  return new Promise((resolve, reject) => {
+    const req = http.get(url, (res) => {
+      let data = Buffer.alloc(0);
+      res.on('data', (chunk: Buffer) => {
+        data = Buffer.concat([data, chunk]);
+        const start = data.indexOf(Buffer.from([0xff, 0xd8, 0xff]));
+        const end = start < 0 ? -1 : data.indexOf(Buffer.from([0xff, 0xd9]), start);
+        if (end > 0) {
+          req.destroy();
+          resolve({ type: String(res.headers['content-type']), jpeg: data.subarray(start, end + 2) });
+        }
+      });
+    });
+    req.on('error', reject);
+    req.setTimeout(timeoutMs, () => req.destroy(new Error(`no JPEG from ${url} within ${timeoutMs} ms`)));
+  });
 }
