@@ -60,10 +60,21 @@ export class DemoProcess {
     return this.output;
   }
 
-  /** Resolves when the demo's output contains `text`; rejects with the output so far on timeout or exit. */
-  async waitForOutput(text: string | RegExp, timeoutMs: number): Promise<void> {
+  /** Where the output ends now: give it to `waitForOutput` to wait for something printed after this. */
+  mark(): number {
+    return this.output.length;
+  }
+
+  /**
+   * Resolves when the demo's output (from `since` on) contains `text`; rejects with the output so
+   * far on timeout or exit.
+   */
+  async waitForOutput(text: string | RegExp, timeoutMs: number, since = 0): Promise<void> {
     const deadline = Date.now() + timeoutMs;
-    const seen = () => (typeof text === 'string' ? this.output.includes(text) : text.test(this.output));
+    const seen = () => {
+      const out = this.output.slice(since);
+      return typeof text === 'string' ? out.includes(text) : text.test(out);
+    };
     let gone = false;
     void this.exited.then(() => (gone = true));
     while (!seen()) {
