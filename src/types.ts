@@ -48,6 +48,11 @@ export interface Face {
   quality?: Record<string, number>;
   attributes?: Record<string, unknown>;
   trackId?: number;
+  /**
+   * Set by the tracker on a face whose track is not confirmed yet (too few hits, or too low a score
+   * to start one): it may be a false detection, so events wait until the track is confirmed.
+   */
+  tentative?: boolean;
   identity?: Identity;
 }
 

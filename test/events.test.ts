@@ -41,6 +41,19 @@ describe('pipeline/faceEvents', () => {
     assert.equal(events[0].ts, 0);
   });
 
+  it('waits for the tracker to confirm a face before announcing it, and then announces it', async () => {
+    const tentative = (ts: number) => {
+      const item = frameOf(ts, [[undefined, 'ann']]);
+      item.faces[0].tentative = true;
+      return item;
+    };
+    const events = await run([tentative(0), tentative(66), frameOf(133, [[7, 'ann']])]);
+    assert.deepEqual(
+      events.map((e) => [e.name, e.trackId, e.ts]),
+      [['ann', 7, 133]],
+    );
+  });
+
   it('announces a name again only after it was out of sight for the cooldown, whatever the tracks', async () => {
     const events = await run(
       [

@@ -691,8 +691,11 @@ describe('tracking operators (synthetic frames)', () => {
     assert.equal(a.length, 2);
     assert.equal(b.length, 1);
     assert.ok(!a.includes(b[0] as number));
-    assert.equal(out[0].faces[0].trackId, undefined, 'tentative on the first frame');
-    assert.ok(out[0].faces[0] === items[0].faces[0], 'faces without a track pass unchanged');
+    assert.equal(out[0].faces[0].trackId, undefined, 'no id on the first frame');
+    assert.equal(out[0].faces[0].tentative, true, 'marked tentative until its track is confirmed');
+    assert.equal(items[0].faces[0].tentative, undefined, 'the input face is not changed');
+    const confirmed = out[out.length - 2].faces[0];
+    assert.ok(confirmed.trackId !== undefined && confirmed.tentative === undefined);
   });
 
   it('embeds a track every N frames and gives every face of the track its voted identity', async () => {

@@ -31,7 +31,7 @@ interface TrackMemory {
  * Turns named faces into events: `recognized` the first time a track carries a name (and the name
  * was not seen on that camera within the cooldown), `unknown` once a track has stayed unknown
  * for `unknownAfterFrames` frames. Faces without a `trackId` (still photos) are judged by the
- * cooldown alone. Time is the frames' own `ts`, so a recorded video replays the same events.
+ * cooldown alone; faces the tracker marked `tentative` wait for their track to be confirmed. Time is the frames' own `ts`, so a recorded video replays the same events.
  */
 export function faceEvents(options: FaceEventOptions = {}): OperatorFunction<FaceFrame, FaceEvent> {
   const cooldownMs = options.cooldownMs ?? 30_000;
@@ -47,7 +47,9 @@ export function faceEvents(options: FaceEventOptions = {}): OperatorFunction<Fac
     const now = frame.ts;
     for (const face of faces) {
       const id = face.identity;
-      if (!id) continue;
+      // A face the tracker has not confirmed is left alone entirely: even noting its name would let
+      // the cooldown swallow the event of the confirmed track a few frames later.
+      if (!id || face.tentative === true) continue;
       const memory =
         face.trackId === undefined
           ? undefined

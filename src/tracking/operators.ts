@@ -80,8 +80,8 @@ export class FaceTracking {
   }
 
   /**
-   * Tracks one frame's faces: returns new face objects with `trackId` for faces of confirmed tracks
-   * (others unchanged), and the tracker's states.
+   * Tracks one frame's faces: returns new face objects, with `trackId` for faces of confirmed tracks
+   * and `tentative: true` for the others, and the tracker's states.
    */
   trackFrame(frame: Frame, faces: readonly Face[]): { faces: Face[]; tracks: TrackState[] } {
     const index = this.advance(frame);
@@ -95,7 +95,7 @@ export class FaceTracking {
     return {
       faces: faces.map((f, i) => {
         const id = ids.get(i);
-        return id === undefined ? f : { ...f, trackId: id };
+        return id === undefined ? { ...f, tentative: true } : { ...f, trackId: id };
       }),
       tracks,
     };
