@@ -1,6 +1,12 @@
 import type { Node, NodeAPI, NodeDef, NodeMessageInFlow } from 'node-red';
 import { lastValueFrom, of, toArray } from 'rxjs';
 
+import {
+  DEFAULT_AWAY_AFTER_S,
+  DEFAULT_DISCOVERY_PREFIX,
+  presenceDiscovery,
+  presenceTopic,
+} from '../src/output/homeAssistant';
 import { faceEvents } from '../src/pipeline/events';
 import { UNKNOWN, type Face, type FaceEvent, type FaceFrame, type Frame } from '../src/types';
 import { flag, topicLevel } from './lib/source';
@@ -12,14 +18,21 @@ interface FaceEventsDef extends NodeDef {
   unknownAfter?: string | number;
   snapshot?: boolean | string;
   presence?: boolean | string;
+  discovery?: boolean | string;
+  discoveryPrefix?: string;
+  awayAfter?: string | number;
 }
+
+/** Without Home Assistant discovery, a last sighting of someone still in view is refreshed this often. */
+const PRESENCE_REFRESH_MS = 60_000;
 
 type FrameMessage = NodeMessageInFlow & { faces?: Face[] };
 
 /**
  * `faceflow-face-events`: frame messages with named, tracked faces in; MQTT-ready event messages
  * out (`<prefix>/<camera>/recognized|unknown`, and optionally the retained
- * `<prefix>/person/<name>` last sighting), wired straight into an `mqtt out` node.
+ * `<prefix>/person/<name>` last sighting, and Home Assistant discovery configs for it), wired
+ * straight into an `mqtt out` node.
  */
 module.exports = (RED: NodeAPI) => {
   function FaceflowFaceEventsNode(this: Node, def: FaceEventsDef) {
@@ -29,13 +42,25 @@ module.exports = (RED: NodeAPI) => {
 
   function setUp(node: Node, def: FaceEventsDef) {
     const prefix = (def.prefix ?? '').trim().replace(/\/+$/, '') || 'faceflow';
-    const presence = flag(def.presence, false);
+    const discovery = flag(def.discovery, false);
+    // A discovered sensor without last sightings would never turn on.
+    const presence = discovery || flag(def.presence, false);
+    const discoveryPrefix =
+      (def.discoveryPrefix ?? '').trim().replace(/\/+$/, '') || DEFAULT_DISCOVERY_PREFIX;
     const status = new StatusThrottle(node);
     let announced = 0;
     let setupError: Error | undefined;
     let events: ReturnType<typeof faceEvents> | undefined;
+    let cooldownMs = 30_000;
+    let awayAfterS = DEFAULT_AWAY_AFTER_S;
     try {
       const cooldownS = numberOr(def.cooldown, 30);
+      awayAfterS = numberOr(def.awayAfter, DEFAULT_AWAY_AFTER_S);
+      if (!(Number.isInteger(awayAfterS) && awayAfterS >= 1))
+        throw new Error(`away after must be a whole number of seconds ≥ 1, got '${String(def.awayAfter)}'`);
+      cooldownMs = cooldownS * 1000;
+      // Checked here, so a bad prefix is a red status at deploy rather than an error per person.
+      if (discovery) presenceDiscovery('camera', 'person', { prefix, discoveryPrefix, awayAfterS });
       const unknownAfter = numberOr(def.unknownAfter, 5);
       if (!(cooldownS >= 0))
         throw new Error(`cooldown must be 0 or more seconds, got '${String(def.cooldown)}'`);
@@ -59,21 +84,53 @@ module.exports = (RED: NodeAPI) => {
     // let the next frame's faces overtake this one's and reorder the memory.
     let queue: Promise<unknown> = Promise.resolve();
 
+    // Discovery configs sent, per camera and person: once each for the node's life (they are retained).
+    const discovered = new Set<string>();
+    // Per person: the last frame they were in, and the last sighting sent.
+    const lastSeen = new Map<string, number>();
+    const lastSent = new Map<string, number>();
+    // Home Assistant turns a person off `awayAfterS` after the last sighting: refresh well within it.
+    const refreshMs = discovery ? Math.max(1000, (awayAfterS * 1000) / 3) : PRESENCE_REFRESH_MS;
+
+    const sighting = (send: (out: unknown) => void, camera: string, name: string, ts: number) => {
+      const key = `${camera}\u0000${name}`;
+      if (discovery && !discovered.has(key)) {
+        send(presenceDiscovery(camera, name, { prefix, discoveryPrefix, awayAfterS }));
+        discovered.add(key);
+      }
+      send({ topic: presenceTopic(prefix, name), payload: { camera, ts }, retain: true });
+      lastSent.set(name, ts);
+    };
+
     handleInput<FrameMessage>(node, (msg, send) => {
       const turn = queue.then(async () => {
         if (!events) throw setupError ?? new Error('not configured');
         const item = faceFrameOf(msg);
         if (item.faces.length === 0) return;
         const found = await lastValueFrom(of(item).pipe(events, toArray()));
+        const arrived = new Set<string>();
         for (const event of found) {
           announced++;
           send(eventMessage(prefix, event));
           if (presence && event.type === 'recognized' && event.name !== UNKNOWN) {
-            send({
-              topic: `${prefix}/person/${topicLevel(event.name)}`,
-              payload: { camera: event.camera, ts: event.ts },
-              retain: true,
-            });
+            sighting(send, event.camera, event.name, event.ts);
+            arrived.add(event.name);
+          }
+        }
+        if (presence) {
+          // An arrival is announced once, but a person who stays in view is still there: their last
+          // sighting is refreshed while they stay, so that "away after" means out of sight.
+          const { cameraId, ts } = item.frame;
+          const names = new Set(item.faces.map((f) => f.identity?.name));
+          for (const name of names) {
+            if (name === undefined || name === UNKNOWN) continue;
+            const before = lastSeen.get(name);
+            lastSeen.set(name, ts);
+            const sent = lastSent.get(name);
+            const stayed = before !== undefined && ts - before <= cooldownMs;
+            if (!arrived.has(name) && sent !== undefined && stayed && ts - sent >= refreshMs) {
+              sighting(send, cameraId, name, ts);
+            }
           }
         }
         const last = found[found.length - 1];

@@ -1,23 +1,36 @@
 import type { Node, NodeAPI, NodeDef, NodeMessageInFlow } from 'node-red';
+import { lastValueFrom, of, type OperatorFunction } from 'rxjs';
 
-import type { Face, Frame } from '../src/types';
+import type { GalleryFile } from '../src/gallery/galleryFile';
+import { collectUnknowns } from '../src/pipeline/operators';
+import type { Face, FaceFrame, Frame } from '../src/types';
 import type { GalleryNode } from './faceflow-gallery';
-import { CommandError, isGalleryCommand, runGalleryCommand } from './lib/galleryCommands';
-import { handleInput, StatusThrottle } from './lib/runtime';
+import { CommandError, GALLERY_COMMANDS, isGalleryCommand, runGalleryCommand } from './lib/galleryCommands';
+import { handleInput, shorten, StatusThrottle } from './lib/runtime';
+import { flag } from './lib/source';
 
 interface MatchDef extends NodeDef {
   gallery: string;
   topK?: string | number;
   margin?: string | number;
   mode?: string;
+  collect?: boolean | string;
 }
+
+/**
+ * Collected faces are saved this long after the first one that is not on disk yet: a file write
+ * per frame would cost more than the recognition, and a crash loses at most this much.
+ */
+const COLLECT_SAVE_DELAY_MS = 10_000;
 
 type MatchMessage = NodeMessageInFlow & { payload: unknown; faces?: Face[]; error?: unknown };
 
 /**
  * `faceflow-match`: names the faces of a frame message from the gallery (embedding first those that
  * have no embedding yet), and carries out gallery commands (`msg.topic` enroll, delete, rename,
- * list, calibrate), answering each on the same output.
+ * list, calibrate, unknowns, cluster, name-cluster), answering each on the same output. With
+ * "collect unknown faces" on, faces that matched nobody are kept in the gallery's unknown pool
+ * for the cluster and name-cluster commands.
  */
 module.exports = (RED: NodeAPI) => {
   function FaceflowMatchNode(this: Node, def: MatchDef) {
@@ -26,9 +39,31 @@ module.exports = (RED: NodeAPI) => {
     const topK = Math.max(1, Math.floor(Number(def.topK) || 3));
     const margin = def.margin === undefined || def.margin === '' ? undefined : Number(def.margin);
     const mode = def.mode === 'centroid' ? 'centroid' : 'best';
+    const collect = flag(def.collect, false);
     const status = new StatusThrottle(this);
     if (!gallery) this.status({ fill: 'red', shape: 'ring', text: 'no gallery configured' });
     else this.status({});
+
+    // One collector for the node's life: its memory of recent faces is what keeps a person standing
+    // in front of the camera from filling the pool with the same face, frame after frame.
+    let collector: { file: GalleryFile; op: OperatorFunction<FaceFrame, FaceFrame> } | undefined;
+    let saveTimer: NodeJS.Timeout | undefined;
+    // Straight to the file rather than through the gallery node's queue: that node may close before
+    // this one, and the store already writes one save at a time, each a snapshot taken when called.
+    const save = (): Promise<void> => {
+      clearTimeout(saveTimer);
+      saveTimer = undefined;
+      const file = collector?.file;
+      if (!file) return Promise.resolve();
+      return file.save().catch((err: unknown) => {
+        this.warn(`could not save the collected unknown faces: ${(err as Error).message}`);
+      });
+    };
+    this.on('close', (done: () => void) => {
+      // The next deployment opens the file again only after every close is done: it sees the faces.
+      if (saveTimer) save().then(done);
+      else done();
+    });
 
     handleInput<MatchMessage>(this, async (msg, send) => {
       if (!gallery) throw new Error('choose a faceflow-gallery configuration in this node');
@@ -39,10 +74,12 @@ module.exports = (RED: NodeAPI) => {
           if (!isGalleryCommand(msg.topic)) {
             throw new CommandError(
               `expected a frame from faceflow-detect in msg.payload, or a gallery command in msg.topic ` +
-                `(enroll, delete, rename, list, calibrate); got topic ${JSON.stringify(msg.topic)}`,
+                `(${GALLERY_COMMANDS.join(', ')}); got topic ${JSON.stringify(msg.topic)}`,
             );
           }
-          msg.payload = await runGalleryCommand(gallery, msg.topic, msg.payload);
+          msg.payload = await runGalleryCommand(gallery, msg.topic, msg.payload, {
+            onProgress: (text) => this.status({ fill: 'blue', shape: 'dot', text: shorten(text) }),
+          });
           delete msg.error;
           // Not through the throttle: a command's status must not hold back the next frame's.
           this.status({ fill: 'grey', shape: 'dot', text: `${msg.topic}: done` });
@@ -71,6 +108,13 @@ module.exports = (RED: NodeAPI) => {
           ambiguityMargin: margin,
           mode,
         });
+      }
+      if (collect) {
+        if (collector?.file !== file) collector = { file, op: collectUnknowns(file.gallery) };
+        const before = file.gallery.unknowns.size + file.gallery.unknowns.dropped;
+        await lastValueFrom(of({ frame, faces: msg.faces }).pipe(collector.op));
+        const added = file.gallery.unknowns.size + file.gallery.unknowns.dropped > before;
+        if (added && !saveTimer) saveTimer = setTimeout(() => void save(), COLLECT_SAVE_DELAY_MS);
       }
       const names = msg.faces.map((f) => f.identity?.name).join(', ');
       const n = msg.faces.length;

@@ -72,6 +72,23 @@ export {
   GalleryImportError,
 } from './gallery/exchange';
 export { faceThumbnail, contactSheet } from './gallery/thumbnail';
+export {
+  confinedPhotos,
+  MAX_FOLDER_PHOTOS,
+  PhotoFolderError,
+  type ConfinedPhotos,
+} from './gallery/photoFolder';
+export {
+  presenceDiscovery,
+  presenceDiscoveryRemoval,
+  presenceTopic,
+  discoveryId,
+  DEFAULT_DISCOVERY_PREFIX,
+  DEFAULT_AWAY_AFTER_S,
+  type PresenceDiscoveryOptions,
+  type PresenceDiscoveryConfig,
+  type RetainedMessage,
+} from './output/homeAssistant';
 export { faceSharpness, laplacianVariance } from './quality/sharpness';
 export * from './io';
 export { MjpegServer, serveMjpeg, type MjpegServerOptions, type MjpegSource } from './io/mjpegServer';

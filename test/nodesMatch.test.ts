@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
+import { confinedPhotos, PhotoFolderError } from '../src/gallery/photoFolder';
 import { PROJECT_ROOT, requireSharedData, shared } from './helpers/shared';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -109,4 +110,215 @@ describe('node: faceflow-match (real Node-RED runtime)', function () {
     helper.getNode('match').receive({ payload: frame });
     assert.match((await caught).error?.message ?? '', /msg.faces is missing/);
   });
+
+  /** A detect → match flow whose answers and errors are collected; `match` settings as given. */
+  async function matchFlow(
+    file: string,
+    gallery: Record<string, unknown> = {},
+    match: Record<string, unknown> = {},
+  ) {
+    await helper.load(
+      NODES,
+      onTab([
+        { id: 'm1', type: 'faceflow-models', pack: 'default' },
+        { id: 'g1', type: 'faceflow-gallery', models: 'm1', path: path.join(dir, file), ...gallery },
+        { id: 'detect', type: 'faceflow-detect', models: 'm1', wires: [['match']] },
+        { id: 'match', type: 'faceflow-match', gallery: 'g1', wires: [['out']], ...match },
+        { id: 'out', type: 'helper' },
+        { id: 'c1', type: 'catch', scope: ['match'], uncaught: false, wires: [['caught']] },
+        { id: 'caught', type: 'helper' },
+      ]),
+    );
+    const out: Msg[] = [];
+    const caught: Msg[] = [];
+    helper.getNode('out').on('input', (m: Msg) => out.push(m));
+    helper.getNode('caught').on('input', (m: Msg) => caught.push(m));
+    /** Sends a command and resolves to its answer. */
+    const command = async (topic: string, payload: unknown): Promise<Msg> => {
+      const before = out.length;
+      helper.getNode('match').receive({ topic, payload });
+      await until(() => out.length > before, `the answer to ${topic}`);
+      return out[before];
+    };
+    /** Sends photos as frames and resolves once match has named them all. */
+    const frames = async (photos: string[]): Promise<Msg[]> => {
+      const before = out.length;
+      for (const photo of photos) helper.getNode('detect').receive({ payload: photo, topic: 'porch' });
+      await until(() => out.length === before + photos.length, 'every frame through match');
+      return out.slice(before);
+    };
+    return { out, caught, command, frames };
+  }
+
+  it('collects the faces nobody is enrolled as, once each, kept over a redeploy', async () => {
+    const file = 'collect.fgal';
+    let flow = await matchFlow(file, {}, { collect: true });
+    const photos = [
+      knn('test', 'obama_and_biden.jpg'),
+      shared('face_recognition_examples', 'misc', 'two_people.jpg'),
+    ];
+    const named = await flow.frames(photos);
+    const faces = named.flatMap((m) => m.faces ?? []).length;
+    assert.ok(faces >= 4, `faces found: ${faces}`);
+    let answer = await flow.command('unknowns', { thumbnails: true });
+    const first = answer.payload as {
+      total: number;
+      faces: { id: number; source: string; thumbnail: string }[];
+    };
+    assert.ok(first.total >= 3 && first.total <= faces, `kept ${first.total} of ${faces}`);
+    assert.ok(
+      first.faces.every((f) => f.source === 'porch' && /^\/9j\//.test(f.thumbnail)),
+      'base64 JPEGs',
+    );
+
+    // The same people again: nothing new is kept.
+    await flow.frames(photos);
+    answer = await flow.command('unknowns', {});
+    assert.equal((answer.payload as { total: number }).total, first.total);
+    assert.equal((answer.payload as { faces: { thumbnail?: string }[] }).faces[0].thumbnail, undefined);
+
+    // Saved when the flow stops, though the 10 s save had not come yet.
+    await helper.unload();
+    flow = await matchFlow(file);
+    answer = await flow.command('unknowns', {});
+    assert.equal((answer.payload as { total: number }).total, first.total);
+    answer = await flow.command('unknowns', { clear: true });
+    assert.deepEqual(answer.payload, { cleared: first.total });
+  });
+
+  it('refuses bad command payloads with a clear msg.error, also through Catch', async () => {
+    const flow = await matchFlow('bad-payloads.fgal');
+    const cases: [string, unknown, RegExp][] = [
+      ['unknowns', { limit: -1 }, /unknowns: payload.limit must be a non-negative integer/],
+      ['unknowns', { thumbnails: 'yes' }, /unknowns: payload.thumbnails must be true or false/],
+      ['cluster', 'now', /cluster: payload must be an object/],
+      ['cluster', { eps: 3 }, /cluster: payload.eps must be a cosine distance within \(0, 2\]/],
+      ['cluster', { minPoints: 0 }, /cluster: payload.minPoints must be 1 or more/],
+      ['cluster', { sheets: 1 }, /cluster: payload.sheets must be true or false/],
+      ['name-cluster', { cluster: 0 }, /name-cluster: payload.name must be a non-empty string/],
+      [
+        'name-cluster',
+        { name: 'Ann' },
+        /payload.cluster \(a cluster id from the last cluster answer\) is needed/,
+      ],
+      ['name-cluster', { cluster: 0, name: 'Ann' }, /send a 'cluster' command first/],
+      ['name-cluster', { cluster: 0, name: 'Unknown' }, /'Unknown' is reserved/],
+      [
+        'name-cluster',
+        { members: [], name: 'Ann' },
+        /payload.members must be a non-empty array of unknown-face ids/,
+      ],
+      ['enroll', { folder: 7 }, /enroll: payload.folder must be a non-empty string/],
+      ['enroll', { folder: 'people' }, /payload.folder needs the gallery's Photos folder to be set/],
+      ['enroll', { folder: 'people', image: 'a.jpg' }, /payload.folder or payload.image\(s\), not both/],
+    ];
+    for (const [topic, payload, error] of cases) {
+      const before = flow.caught.length;
+      const answer = await flow.command(topic, payload);
+      assert.match(answer.error?.message ?? '', error, `${topic} ${JSON.stringify(payload)}`);
+      await until(() => flow.caught.length > before, 'the Catch node');
+      assert.match(flow.caught[before].error?.message ?? '', error);
+    }
+    // An empty pool clusters into nothing, and then there is no cluster 0 to name.
+    const clustered = await flow.command('cluster', {});
+    assert.deepEqual((clustered.payload as { clusters: unknown[]; total: number }).clusters, []);
+    const named = await flow.command('name-cluster', { cluster: 0, name: 'Ann' });
+    assert.match(named.error?.message ?? '', /no cluster 0 in the last cluster answer \(none left to name\)/);
+  });
+
+  it('enrols a folder tree only inside the photos folder: links out are reported, not read', async () => {
+    const photos = path.join(dir, 'photos-tree');
+    mkdirSync(path.join(photos, 'people', 'obama', 'older'), { recursive: true });
+    mkdirSync(path.join(photos, 'people', 'biden'), { recursive: true });
+    copyFileSync(knn('train', 'obama', 'obama.jpg'), path.join(photos, 'people', 'obama', 'obama.jpg'));
+    copyFileSync(
+      knn('train', 'obama', 'obama2.jpg'),
+      path.join(photos, 'people', 'obama', 'older', 'o2.jpg'),
+    );
+    copyFileSync(knn('train', 'biden', 'biden.jpg'), path.join(photos, 'people', 'biden', 'biden.jpg'));
+    writeFileSync(path.join(photos, 'people', 'biden', 'broken.jpg'), 'not a photo');
+    // A photo and a folder inside a person's folder that lead out, and a loop back to the top.
+    symlinkSync(knn('train', 'biden', 'biden2.jpg'), path.join(photos, 'people', 'biden', 'b2.jpg'));
+    symlinkSync(knn('train', 'kit_harington'), path.join(photos, 'people', 'biden', 'kit'));
+    symlinkSync(path.join(photos, 'people', 'obama'), path.join(photos, 'people', 'obama', 'older', 'loop'));
+    const flow = await matchFlow('folder.fgal', { imageDir: photos });
+
+    const answer = await flow.command('enroll', { folder: 'people' });
+    assert.equal(answer.error, undefined, answer.error?.message);
+    const result = answer.payload as {
+      folder: string;
+      people: { name: string; enrolled: number; refused: number }[];
+      enrolled: { source: string; name: string }[];
+      refused: { source: string; name?: string; problem: string }[];
+    };
+    assert.deepEqual(result.people, [
+      { name: 'biden', enrolled: 1, refused: 1 },
+      { name: 'obama', enrolled: 2, refused: 0 },
+    ]);
+    assert.deepEqual(result.enrolled.map((e) => [e.name, e.source]).sort(), [
+      ['biden', path.join('people', 'biden', 'biden.jpg')],
+      ['obama', path.join('people', 'obama', 'obama.jpg')],
+      ['obama', path.join('people', 'obama', 'older', 'o2.jpg')],
+    ]);
+    assert.deepEqual(result.refused.map((r) => [r.source, r.problem]).sort(), [
+      [path.join('people', 'biden', 'b2.jpg'), 'outside-folder'],
+      [path.join('people', 'biden', 'broken.jpg'), 'unreadable'],
+      [path.join('people', 'biden', 'kit'), 'outside-folder'],
+    ]);
+
+    // One person's folder under another name; photos enrolled before are refused as duplicates.
+    const again = await flow.command('enroll', {
+      folder: path.join(photos, 'people', 'obama'),
+      name: 'Barack',
+    });
+    assert.match(again.error?.message ?? '', /nothing enrolled from .*already enrolled/);
+    assert.deepEqual(
+      (again.payload as { refused: { problem: string }[] }).refused.map((r) => r.problem),
+      ['duplicate', 'duplicate'],
+    );
+
+    for (const [folder, error] of [
+      ['..', /outside the gallery's photos folder/],
+      [os.tmpdir(), /outside the gallery's photos folder/],
+      ['nobody', /does not exist in the gallery's photos folder/],
+      [path.join('people', 'biden', 'biden.jpg'), /is not a folder/],
+    ] as const) {
+      const refused = await flow.command('enroll', { folder });
+      assert.match(refused.error?.message ?? '', error, folder);
+    }
+    const listed = await flow.command('list', {});
+    assert.deepEqual(
+      (listed.payload as { items: { name: string; embeddings: number }[] }).items.map((p) => [
+        p.name,
+        p.embeddings,
+      ]),
+      [
+        ['biden', 1],
+        ['obama', 2],
+      ],
+    );
+  });
+
+  it('stops walking a folder with more photos than a command may enrol', async () => {
+    const photos = path.join(dir, 'photos-many');
+    mkdirSync(path.join(photos, 'ann'), { recursive: true });
+    for (let i = 0; i < 4; i++)
+      copyFileSync(knn('train', 'biden', 'biden.jpg'), path.join(photos, 'ann', `${i}.jpg`));
+    await assert.rejects(
+      confinedPhotos(photos, '.', { maxPhotos: 3 }),
+      (err: Error) =>
+        err instanceof PhotoFolderError && /more than 3 photos; enrol it in parts/.test(err.message),
+    );
+    const found = await confinedPhotos(photos, 'ann', { person: 'Ann', maxPhotos: 4 });
+    assert.deepEqual([...found.people.keys()], ['Ann']);
+    assert.equal(found.count, 4);
+  });
 });
+
+async function until(predicate: () => boolean, what: string, ms = 30_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!predicate()) {
+    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}

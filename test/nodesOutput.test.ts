@@ -352,4 +352,86 @@ describe('node: faceflow-face-events (real Node-RED runtime)', function () {
     assert.equal(got[0].payload.ts, testFrame(2).ts);
     assert.match(got[0].payload.snapshot ?? '', /^\/9j\//, 'a base64 JPEG');
   });
+
+  it('Home Assistant discovery: one retained config per person and camera, before their first sighting', async () => {
+    const messages = [
+      ...[0, 1, 2].map((i) => frameMsg(i, [known('alice', 1)])),
+      frameMsg(3, [known('alice', 1), known('bob', 2)]),
+      frameMsg(4, [known('Unknown', 3)]),
+      // alice leaves; back after the cooldown (1 s) on a new track: a new arrival, no new config
+      frameMsg(40, [known('alice', 4)]),
+      // then at another camera: that camera's sensor is configured once
+      frameMsg(41, [known('alice', 5)], 'yard'),
+      frameMsg(42, [known('alice', 5)], 'yard'),
+    ];
+    const got = await run(
+      { cooldown: '1', unknownAfter: '1', discovery: true, presence: false, awayAfter: '600' },
+      messages,
+    );
+    const topics = got.map((m) => m.topic);
+    const config = (camera: string, name: string) =>
+      `homeassistant/binary_sensor/faceflow_${camera}_${name}/config`;
+    assert.deepEqual(
+      topics.filter((t) => t.startsWith('homeassistant/')),
+      [config('door', 'alice'), config('door', 'bob'), config('yard', 'alice')],
+    );
+    // Each config comes right before the sighting it is for; discovery turns last sightings on.
+    for (const [camera, name] of [
+      ['door', 'alice'],
+      ['door', 'bob'],
+      ['yard', 'alice'],
+    ]) {
+      const i = topics.indexOf(config(camera, name));
+      assert.equal(topics[i + 1], `faceflow/person/${name}`);
+      assert.deepEqual(got[i + 1].payload, { camera, ts: got[i + 1].payload.ts });
+    }
+    const discovery = got.filter((m) => m.topic.startsWith('homeassistant/'));
+    assert.ok(discovery.every((m) => m.retain === true));
+    assert.deepEqual(
+      (discovery[0].payload as unknown as { off_delay: number; state_topic: string }).off_delay,
+      600,
+    );
+    assert.equal(
+      got.filter((m) => m.topic === 'faceflow/person/alice').length,
+      3,
+      'arrivals at the door twice and at the yard once',
+    );
+    assert.ok(!topics.some((t) => t.includes('Unknown')), 'no sensor for Unknown');
+  });
+
+  it('refreshes the last sighting of a person who stays in view, well within the away time', async () => {
+    // Frames 100 ms apart for 4 s; away after 3 s, so a sighting at least every second.
+    const messages = Array.from({ length: 41 }, (_, i) => frameMsg(i, [known('alice', 1)]));
+    const got = await run({ discovery: true, awayAfter: '3' }, messages);
+    const sightings = got.filter((m) => m.topic === 'faceflow/person/alice').map((m) => m.payload.ts);
+    const t0 = testFrame(0).ts;
+    assert.deepEqual(
+      sightings.map((ts) => ts - t0),
+      [0, 1000, 2000, 3000, 4000],
+    );
+    assert.equal(got.filter((m) => m.topic.startsWith('homeassistant/')).length, 1);
+  });
+
+  it('reports wrong Home Assistant settings to Catch nodes with the frames it cannot handle', async () => {
+    for (const [settings, error] of [
+      [{ awayAfter: '0' }, /away after must be a whole number of seconds ≥ 1, got '0'/],
+      [{ awayAfter: 'soon' }, /away after must be a whole number/],
+      [{ discoveryPrefix: 'home/+' }, /discovery prefix must be a topic without/],
+    ] as const) {
+      await helper.load(
+        [faceEventsNode, catchNode],
+        onTab([
+          { id: 'events', type: 'faceflow-face-events', discovery: true, ...settings, wires: [[]] },
+          { id: 'c1', type: 'catch', scope: null, uncaught: false, wires: [['caught']] },
+          { id: 'caught', type: 'helper' },
+        ]),
+      );
+      const caught = new Promise<{ error: { message: string } }>((resolve) =>
+        helper.getNode('caught').once('input', resolve),
+      );
+      helper.getNode('events').receive(frameMsg(0, [known('alice', 1)]));
+      assert.match((await caught).error.message, error);
+      await helper.unload();
+    }
+  });
 });

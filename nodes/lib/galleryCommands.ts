@@ -8,11 +8,32 @@ import {
   DEFAULT_TARGET_FARS,
   suggestedThreshold,
 } from '../../src/gallery/calibrate';
+import {
+  clusterUnknowns,
+  DEFAULT_CLUSTER_EPS,
+  DEFAULT_MIN_POINTS,
+  DEFAULT_SAMPLES,
+  nameCluster,
+  recluster,
+  type ClusterResult,
+  type UnknownFace,
+} from '../../src/gallery/cluster';
 import { enrolledHashes, enrollImage, type EnrollResult } from '../../src/gallery/enroll';
-import { GalleryError } from '../../src/gallery/gallery';
+import { GalleryError, identityNameProblem } from '../../src/gallery/gallery';
+import { confinedPhotos, MAX_FOLDER_PHOTOS, PhotoFolderError } from '../../src/gallery/photoFolder';
+import { contactSheet } from '../../src/gallery/thumbnail';
 import type { GalleryNode, OpenGallery } from '../faceflow-gallery';
 
-export const GALLERY_COMMANDS = ['enroll', 'delete', 'rename', 'list', 'calibrate'] as const;
+export const GALLERY_COMMANDS = [
+  'enroll',
+  'delete',
+  'rename',
+  'list',
+  'calibrate',
+  'unknowns',
+  'cluster',
+  'name-cluster',
+] as const;
 export type GalleryCommand = (typeof GALLERY_COMMANDS)[number];
 
 export function isGalleryCommand(topic: unknown): topic is GalleryCommand {
@@ -35,11 +56,25 @@ export class CommandError extends Error {
 
 type Payload = Record<string, unknown>;
 
+export interface CommandOptions {
+  /** Told how a long command (a folder enrolment) is getting on, for a status line. */
+  onProgress?: (text: string) => void;
+}
+
+/**
+ * The members of each cluster of the last `cluster` answer, per gallery, so that `name-cluster`
+ * enrols the faces a person was shown: clustering again could number the clusters differently
+ * once new unknown faces came in. Unknown-face ids are never reused, so the members stay valid;
+ * the entry goes with the gallery node on a redeploy.
+ */
+const lastClusters = new WeakMap<GalleryNode, Map<number, number[]>>();
+
 /** Carries out one gallery command and returns its result; throws with a message meant for a person. */
 export async function runGalleryCommand(
   gallery: GalleryNode,
   command: GalleryCommand,
   payload: unknown,
+  options: CommandOptions = {},
 ): Promise<unknown> {
   const p: Payload =
     payload === undefined || payload === null || payload === ''
@@ -47,7 +82,7 @@ export async function runGalleryCommand(
       : (checkObject(payload, command) as Payload);
   switch (command) {
     case 'enroll':
-      return enroll(gallery, p);
+      return p.folder !== undefined ? enrollFolder(gallery, p, options) : enroll(gallery, p);
     case 'delete':
       return remove(gallery, p);
     case 'rename': {
@@ -66,6 +101,12 @@ export async function runGalleryCommand(
     }
     case 'calibrate':
       return calibrate(gallery, p);
+    case 'unknowns':
+      return listUnknowns(gallery, p);
+    case 'cluster':
+      return cluster(gallery, p);
+    case 'name-cluster':
+      return nameClusterCommand(gallery, p);
   }
 }
 
@@ -75,7 +116,8 @@ async function enroll(gallery: GalleryNode, p: Payload): Promise<unknown> {
     p.images !== undefined ? (p.images as unknown[]) : p.image !== undefined ? [p.image] : [];
   if (!Array.isArray(images) || images.length === 0) {
     throw new CommandError(
-      'enroll needs payload.image (a Buffer or a file path) or payload.images (an array of them)',
+      'enroll needs payload.image (a Buffer or a file path), payload.images (an array of them) ' +
+        "or payload.folder (a folder inside the gallery's photos folder)",
     );
   }
   const meta =
@@ -130,10 +172,273 @@ async function imageSource(image: unknown, imageDir: string | undefined): Promis
     fs.realpath(wanted).catch(() => wanted),
   ]);
   const rel = path.relative(root, real);
-  if (rel === '' || rel.startsWith('..') || path.isAbsolute(rel)) {
+  if (rel === '' || rel === '..' || rel.startsWith(`..${path.sep}`) || path.isAbsolute(rel)) {
     throw new CommandError(`enroll image '${image}' is outside the gallery's photos folder`);
   }
   return real;
+}
+
+interface FolderPhotoResult {
+  source: string;
+  name?: string;
+  embeddingId?: number;
+  problem?: string;
+  message: string;
+}
+
+/**
+ * `enroll` with `payload.folder`: the `faceflow gallery enroll --dir` layout (one sub-folder per
+ * person, named by the folder), or with `payload.name` one person's folder. Only read inside the
+ * gallery's photos folder: a folder name from a message must not open the whole disk.
+ */
+async function enrollFolder(gallery: GalleryNode, p: Payload, options: CommandOptions): Promise<unknown> {
+  const folder = p.folder;
+  if (typeof folder !== 'string' || folder.trim() === '' || folder.includes('\0')) {
+    throw new CommandError(
+      "enroll: payload.folder must be a non-empty string, a folder inside the gallery's photos folder",
+    );
+  }
+  if (p.image !== undefined || p.images !== undefined) {
+    throw new CommandError('enroll takes payload.folder or payload.image(s), not both');
+  }
+  const name = p.name === undefined ? undefined : requireString(p, 'name', 'enroll');
+  const nameProblem = name === undefined ? undefined : identityNameProblem(name);
+  if (nameProblem) throw new CommandError(`enroll: ${nameProblem}`);
+  const meta =
+    p.meta === undefined ? undefined : (checkObject(p.meta, 'enroll meta') as Record<string, unknown>);
+  if (gallery.imageDir === undefined) {
+    throw new CommandError(
+      "enroll: payload.folder needs the gallery's Photos folder to be set (folders are read only inside it)",
+    );
+  }
+  const root = gallery.imageDir;
+  let found: Awaited<ReturnType<typeof confinedPhotos>>;
+  try {
+    found = await confinedPhotos(root, folder, { person: name, maxPhotos: MAX_FOLDER_PHOTOS });
+  } catch (err) {
+    if (err instanceof PhotoFolderError) throw new CommandError(`enroll: ${err.message}`);
+    throw err;
+  }
+  const realRoot = await fs.realpath(root);
+  const shown = (file: string) => path.relative(realRoot, file);
+  const refusedOutside: FolderPhotoResult[] = found.outside.map((source) => ({
+    source,
+    problem: 'outside-folder',
+    message: `${source}: leads outside the gallery's photos folder, not read`,
+  }));
+  if (found.count === 0) {
+    throw new CommandError(
+      name === undefined
+        ? `enroll: expected one folder per person with JPEG/PNG/WebP photos inside '${folder}', found none`
+        : `enroll: no JPEG/PNG/WebP photos in '${folder}'`,
+      { folder, enrolled: [], refused: refusedOutside, people: [] },
+    );
+  }
+
+  const results = await gallery.update(async ({ file, flow }) => {
+    const known = enrolledHashes(file.gallery);
+    const out: FolderPhotoResult[] = [];
+    let done = 0;
+    for (const [person, photos] of found.people) {
+      // A folder name the gallery cannot take refuses that folder's photos, not the whole command.
+      const problem = identityNameProblem(person);
+      for (const photo of photos) {
+        const source = shown(photo);
+        if (problem) {
+          out.push({ source, name: person, problem: 'invalid-name', message: `${source}: ${problem}` });
+        } else {
+          const r: EnrollResult = await enrollImage(flow, file.gallery, person, photo, { meta }, known);
+          // enrollImage names the file by its real path; the person knows it by the folder's.
+          const message = r.message.startsWith(`${r.source}: `)
+            ? `${source}${r.message.slice(r.source.length)}`
+            : r.message;
+          out.push(
+            r.ok
+              ? { source, name: person, embeddingId: r.embeddingId, message }
+              : { source, name: person, problem: r.problem, message },
+          );
+        }
+        options.onProgress?.(`enroll: ${++done}/${found.count} photos`);
+      }
+    }
+    return out;
+  });
+
+  const people = [...found.people.keys()].map((person) => ({
+    name: person,
+    enrolled: results.filter((r) => r.name === person && r.problem === undefined).length,
+    refused: results.filter((r) => r.name === person && r.problem !== undefined).length,
+  }));
+  const result = {
+    folder,
+    people,
+    enrolled: results
+      .filter((r) => r.problem === undefined)
+      .map((r) => ({ source: r.source, name: r.name, embeddingId: r.embeddingId })),
+    refused: [...results.filter((r) => r.problem !== undefined), ...refusedOutside].map((r) => ({
+      source: r.source,
+      ...(r.name !== undefined && { name: r.name }),
+      problem: r.problem,
+      message: r.message,
+    })),
+  };
+  if (result.enrolled.length === 0) {
+    const shownProblems = result.refused.slice(0, 3).map((r) => r.message);
+    const more = result.refused.length > 3 ? `; and ${result.refused.length - 3} more` : '';
+    throw new CommandError(`nothing enrolled from '${folder}': ${shownProblems.join('; ')}${more}`, result);
+  }
+  return result;
+}
+
+/** `unknowns`: a page of the faces that matched nobody, oldest first; or with `clear`, forgets them all. */
+async function listUnknowns(gallery: GalleryNode, p: Payload): Promise<unknown> {
+  if (optionalBoolean(p, 'clear', 'unknowns') === true) {
+    // Photos of people who never agreed to be enrolled: gone from the backups too.
+    return gallery.update(async ({ file }) => ({ cleared: await file.clearUnknowns() }));
+  }
+  const offset = optionalCount(p, 'offset', 'unknowns') ?? 0;
+  const limit = optionalCount(p, 'limit', 'unknowns') ?? 100;
+  const thumbnails = optionalBoolean(p, 'thumbnails', 'unknowns') ?? false;
+  const { file } = await gallery.open();
+  const pool = file.gallery.unknowns;
+  const page = pool.list({ offset, limit });
+  return {
+    total: page.total,
+    dropped: pool.dropped,
+    offset,
+    limit,
+    faces: page.items.map((u) => ({
+      id: u.id,
+      seenAt: u.seenAt,
+      ...(u.source !== undefined && { source: u.source }),
+      ...(thumbnails && u.thumbnail !== undefined && { thumbnail: u.thumbnail.toString('base64') }),
+    })),
+  };
+}
+
+/**
+ * `cluster`: the unknown faces grouped into likely people (DBSCAN). With people enrolled, faces
+ * that now match one of them are set apart first (`assigned`; enrolled into them with `assign`),
+ * as `faceflow gallery cluster` does.
+ */
+async function cluster(gallery: GalleryNode, p: Payload): Promise<unknown> {
+  const eps = p.eps === undefined ? DEFAULT_CLUSTER_EPS : p.eps;
+  if (typeof eps !== 'number' || !(eps > 0 && eps <= 2)) {
+    throw new CommandError('cluster: payload.eps must be a cosine distance within (0, 2], e.g. 0.35');
+  }
+  const minPoints = optionalCount(p, 'minPoints', 'cluster') ?? DEFAULT_MIN_POINTS;
+  if (minPoints < 1) throw new CommandError('cluster: payload.minPoints must be 1 or more');
+  const samples = optionalCount(p, 'samples', 'cluster') ?? DEFAULT_SAMPLES;
+  if (samples > 64) throw new CommandError('cluster: payload.samples must be 64 or less');
+  const sheets = optionalBoolean(p, 'sheets', 'cluster') ?? false;
+  const assign = optionalBoolean(p, 'assign', 'cluster') ?? false;
+
+  const run = async ({ file }: OpenGallery) => {
+    const faces = file.gallery.unknowns.all();
+    const options = { eps, minPoints, samples };
+    const result =
+      file.gallery.embeddingCount > 0
+        ? recluster(file.gallery, faces, { ...options, threshold: gallery.threshold() })
+        : { assigned: [], ...clusterUnknowns(faces, options) };
+    if (assign && result.assigned.length > 0) {
+      const byId = new Map(faces.map((f) => [f.id, f]));
+      for (const a of result.assigned) {
+        file.gallery.addEmbedding(a.name, (byId.get(a.id) as UnknownFace).embedding);
+      }
+      await file.removeUnknowns(result.assigned.map((a) => a.id));
+    }
+    return { faces, result };
+  };
+  // Only enrolling the assigned faces changes the gallery, so only that waits its turn and saves.
+  const { faces, result } = assign ? await gallery.update(run) : await run(await gallery.open());
+
+  lastClusters.set(gallery, new Map(result.clusters.map((c) => [c.id, c.members])));
+  return {
+    total: faces.length,
+    eps,
+    minPoints,
+    clusters: await Promise.all(result.clusters.map((c) => clusterAnswer(c, sheets))),
+    noise: result.noise.length,
+    assigned: result.assigned.map((a) => ({ ...a, similarity: Number(a.similarity.toFixed(4)) })),
+    enrolledAssigned: assign,
+  };
+}
+
+async function clusterAnswer(c: ClusterResult['clusters'][number], sheets: boolean) {
+  const thumbs = c.samples.flatMap((f) => (f.thumbnail ? [f.thumbnail] : []));
+  return {
+    id: c.id,
+    size: c.members.length,
+    cohesion: Number(c.cohesion.toFixed(4)),
+    members: c.members,
+    samples: c.samples.map((f) => ({ id: f.id, seenAt: f.seenAt, ...(f.source && { source: f.source }) })),
+    ...(sheets && thumbs.length > 0 && { sheet: (await contactSheet(thumbs)).toString('base64') }),
+  };
+}
+
+/** `name-cluster`: enrols a cluster of the last `cluster` answer (or the faces given) as a person. */
+async function nameClusterCommand(gallery: GalleryNode, p: Payload): Promise<unknown> {
+  const name = requireString(p, 'name', 'name-cluster');
+  const nameProblem = identityNameProblem(name);
+  if (nameProblem) throw new CommandError(`name-cluster: ${nameProblem}`);
+  const meta =
+    p.meta === undefined ? undefined : (checkObject(p.meta, 'name-cluster meta') as Record<string, unknown>);
+  let wanted: number[];
+  let id: number | undefined;
+  if (p.members !== undefined) {
+    if (
+      !Array.isArray(p.members) ||
+      p.members.length === 0 ||
+      !p.members.every((m) => typeof m === 'number' && Number.isInteger(m) && m > 0)
+    ) {
+      throw new CommandError('name-cluster: payload.members must be a non-empty array of unknown-face ids');
+    }
+    wanted = p.members as number[];
+  } else {
+    id = optionalCount(p, 'cluster', 'name-cluster');
+    if (id === undefined) {
+      throw new CommandError(
+        'name-cluster: payload.cluster (a cluster id from the last cluster answer) is needed',
+      );
+    }
+    const known = lastClusters.get(gallery);
+    if (!known) {
+      throw new CommandError(
+        "name-cluster: send a 'cluster' command first; cluster ids refer to its last answer",
+      );
+    }
+    const members = known.get(id);
+    if (!members) {
+      throw new CommandError(
+        `name-cluster: no cluster ${id} in the last cluster answer` +
+          (known.size > 0 ? ` (ids still to name: ${[...known.keys()].join(', ')})` : ' (none left to name)'),
+      );
+    }
+    wanted = members;
+  }
+  return gallery.update(async ({ file }) => {
+    const pool = file.gallery.unknowns;
+    const faces = wanted.flatMap((m) => {
+      const face = pool.get(m);
+      return face ? [face] : [];
+    });
+    if (faces.length === 0) {
+      throw new GalleryError(
+        'the faces of that cluster are no longer kept (named already, or pushed out by newer faces)',
+      );
+    }
+    const members = faces.map((f) => f.id);
+    const embeddingIds = nameCluster(file.gallery, { members }, faces, name, { meta });
+    await file.removeUnknowns(members);
+    if (id !== undefined) lastClusters.get(gallery)?.delete(id);
+    return {
+      name,
+      ...(id !== undefined && { cluster: id }),
+      enrolled: embeddingIds.length,
+      embeddingIds,
+      missing: wanted.length - faces.length,
+    };
+  });
 }
 
 async function remove(gallery: GalleryNode, p: Payload): Promise<unknown> {
@@ -205,5 +510,12 @@ function optionalCount(p: Payload, key: string, command: string): number | undef
   if (typeof v !== 'number' || !Number.isInteger(v) || v < 0) {
     throw new CommandError(`${command}: payload.${key} must be a non-negative integer`);
   }
+  return v;
+}
+
+function optionalBoolean(p: Payload, key: string, command: string): boolean | undefined {
+  const v = p[key];
+  if (v === undefined) return undefined;
+  if (typeof v !== 'boolean') throw new CommandError(`${command}: payload.${key} must be true or false`);
   return v;
 }
