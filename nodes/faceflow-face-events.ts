@@ -7,6 +7,7 @@ import {
   presenceDiscovery,
   presenceTopic,
 } from '../src/output/homeAssistant';
+import { CameraHealthMeter } from '../src/pipeline/cameraHealth';
 import { faceEvents } from '../src/pipeline/events';
 import { UNKNOWN, type Face, type FaceEvent, type FaceFrame, type Frame } from '../src/types';
 import { flag, topicLevel } from './lib/source';
@@ -21,6 +22,7 @@ interface FaceEventsDef extends NodeDef {
   discovery?: boolean | string;
   discoveryPrefix?: string;
   awayAfter?: string | number;
+  statusEvery?: string | number;
 }
 
 /** Without Home Assistant discovery, a last sighting of someone still in view is refreshed this often. */
@@ -53,6 +55,7 @@ module.exports = (RED: NodeAPI) => {
     let events: ReturnType<typeof faceEvents> | undefined;
     let cooldownMs = 30_000;
     let awayAfterS = DEFAULT_AWAY_AFTER_S;
+    let health: CameraHealthMeter | undefined;
     try {
       const cooldownS = numberOr(def.cooldown, 30);
       awayAfterS = numberOr(def.awayAfter, DEFAULT_AWAY_AFTER_S);
@@ -68,6 +71,22 @@ module.exports = (RED: NodeAPI) => {
         throw new Error(
           `unknown after must be a whole number of frames ≥ 1, got '${String(def.unknownAfter)}'`,
         );
+      const statusEveryS = numberOr(def.statusEvery, 0);
+      if (!(statusEveryS >= 0))
+        throw new Error(
+          `camera status must be a number of seconds (or empty), got '${String(def.statusEvery)}'`,
+        );
+      if (statusEveryS > 0) {
+        health = new CameraHealthMeter();
+        const meter = health;
+        const timer = setInterval(() => {
+          for (const report of meter.report()) {
+            const { camera, ...figures } = report;
+            node.send({ topic: `${prefix}/${topicLevel(camera)}/status`, payload: figures, retain: false });
+          }
+        }, statusEveryS * 1000);
+        node.on('close', () => clearInterval(timer));
+      }
       // One operator for the node's life: its track and cooldown memory must outlive each message.
       events = faceEvents({
         cooldownMs: cooldownS * 1000,
@@ -106,6 +125,7 @@ module.exports = (RED: NodeAPI) => {
       const turn = queue.then(async () => {
         if (!events) throw setupError ?? new Error('not configured');
         const item = faceFrameOf(msg);
+        health?.observe(item.frame.cameraId, item.frame.ts, item.faces.length);
         if (item.faces.length === 0) return;
         const found = await lastValueFrom(of(item).pipe(events, toArray()));
         const arrived = new Set<string>();

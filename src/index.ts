@@ -39,6 +39,7 @@ export {
   type MatchFacesOptions,
 } from './pipeline/operators';
 export { faceEvents, type FaceEventOptions } from './pipeline/events';
+export { CameraHealthMeter, type CameraHealth } from './pipeline/cameraHealth';
 export { Gallery, GalleryError, type GalleryMatchOptions, type IdentityInfo } from './gallery/gallery';
 export { GalleryFile, type GalleryFileOptions } from './gallery/galleryFile';
 export { GalleryStoreError } from './gallery/store';

@@ -322,6 +322,36 @@ describe('node: faceflow-face-events (real Node-RED runtime)', function () {
     );
   });
 
+  it("reports each camera's fps, lag and faces on <prefix>/<camera>/status, and fps 0 once it stops", async () => {
+    const now = Date.now();
+    const live = (cameraId: string, faces: unknown[]) => ({
+      payload: { ...testFrame(0, cameraId), ts: now - 40 },
+      faces,
+      topic: cameraId,
+    });
+    const messages = [live('door', [known('alice', 1)]), live('door', []), live('garden', [])];
+    const got = await run({ prefix: 'home', statusEvery: '0.3' }, messages);
+    const reports = async () => {
+      await until('two status reports', () => got.filter((m) => m.topic.endsWith('/status')).length >= 4);
+      return got.filter((m) => m.topic.endsWith('/status'));
+    };
+    const [first, second, third, fourth] = await reports();
+    const byCamera = new Map([first, second].map((m) => [m.topic, m]));
+    const door = byCamera.get('home/door/status');
+    const garden = byCamera.get('home/garden/status');
+    assert.ok(door && garden, `topics: ${[first.topic, second.topic]}`);
+    assert.equal(door.retain, false, 'the retained online/offline on this topic must stay');
+    const figures = door.payload as unknown as { fps: number; lagMs: number; faces: number };
+    assert.ok(figures.fps > 0 && figures.fps <= 2 / 0.3 + 0.1, `fps ${figures.fps}`);
+    assert.ok(figures.lagMs >= 40, `lag ${figures.lagMs}`);
+    assert.equal(figures.faces, 0, 'faces in the latest frame');
+    // No frames since: both cameras are still reported, as stopped.
+    assert.deepEqual([third, fourth].map((m) => m.payload).sort(), [
+      { fps: 0, lagMs: null, faces: 0 },
+      { fps: 0, lagMs: null, faces: 0 },
+    ]);
+  });
+
   it('keeps the cooldown across messages: a new track of a recent name is not a new arrival', async () => {
     // Frames 100 ms apart; cooldown 1 s from the last sighting.
     const messages = [
@@ -412,11 +442,12 @@ describe('node: faceflow-face-events (real Node-RED runtime)', function () {
     assert.equal(got.filter((m) => m.topic.startsWith('homeassistant/')).length, 1);
   });
 
-  it('reports wrong Home Assistant settings to Catch nodes with the frames it cannot handle', async () => {
+  it('reports wrong Home Assistant and status settings to Catch nodes with the frames it cannot handle', async () => {
     for (const [settings, error] of [
       [{ awayAfter: '0' }, /away after must be a whole number of seconds ≥ 1, got '0'/],
       [{ awayAfter: 'soon' }, /away after must be a whole number/],
       [{ discoveryPrefix: 'home/+' }, /discovery prefix must be a topic without/],
+      [{ statusEvery: 'often' }, /camera status must be a number of seconds \(or empty\), got 'often'/],
     ] as const) {
       await helper.load(
         [faceEventsNode, catchNode],
