@@ -7,6 +7,7 @@ import { GalleryFile } from '../src/gallery/galleryFile';
 import type { VectorBackend } from '../src/gallery/indexFactory';
 import { GalleryStoreError } from '../src/gallery/store';
 import type { ModelsNode } from './faceflow-models';
+import { registerGalleryAdmin } from './lib/galleryAdmin';
 
 interface GalleryDef extends NodeDef {
   path?: string;
@@ -46,10 +47,19 @@ export interface GalleryNode extends Node<GalleryCredentials> {
  * `faceflow-gallery` config node: one gallery file, opened once for every node that uses it. It is
  * saved after each change and the close of a redeploy waits for pending saves, so a change that was
  * answered is on disk before the next deployment opens the file again.
+ *
+ * Loading the module also registers the gallery's HTTP admin endpoints (lib/galleryAdmin.ts), which reach the
+ * deployed galleries through the ids kept in `live`.
  */
 module.exports = (RED: NodeAPI) => {
+  // Ids rather than nodes: the endpoints look each one up with RED.nodes.getNode, so a node that a redeploy
+  // replaced is never served, even if a request raced its close.
+  const live = new Set<string>();
+  registerGalleryAdmin(RED, () => live);
+
   function FaceflowGalleryNode(this: GalleryNode, def: GalleryDef) {
     RED.nodes.createNode(this, def);
+    live.add(this.id);
     const models = RED.nodes.getNode(def.models) as ModelsNode | null;
     const userDir = RED.settings.userDir ?? path.join(os.homedir(), '.node-red');
     const file = path.resolve(userDir, def.path || 'faceflow-gallery.fgal');
@@ -109,6 +119,7 @@ module.exports = (RED: NodeAPI) => {
     };
 
     this.on('close', (done: () => void) => {
+      live.delete(this.id);
       queue.then(() => {
         opening = undefined;
         opened = undefined;

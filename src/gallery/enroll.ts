@@ -7,6 +7,7 @@ import { peopleFolders } from '../image/files';
 import { faceSharpness } from '../quality/sharpness';
 import type { Face } from '../types';
 import { GalleryError, type Gallery } from './gallery';
+import { faceThumbnail } from './thumbnail';
 
 /**
  * Smallest face, in source pixels along the shorter side of its box, that is enrolled. Below
@@ -70,7 +71,8 @@ export interface EnrollReport {
  * Enrols the one face of a photo under `name`, after checking that the photo is new (by the
  * SHA-256 of its bytes), readable, shows exactly one face (a bystander under a quarter of the
  * main face's area is tolerated, see `FaceFlow.singleFace`), and that the face is big and sharp
- * enough. Never throws for a bad photo: the result says what was wrong. Throws for a bad name and
+ * enough. The first accepted photo of an identity without a picture also gives it its thumbnail (see
+ * `Gallery.thumbnailOf`), so lists can show whom a name stands for. Never throws for a bad photo: the result says what was wrong. Throws for a bad name and
  * for a gallery of another model, which no photo can fix.
  */
 export async function enrollImage(
@@ -155,10 +157,15 @@ export async function enrollImage(
       },
     );
   }
+  // Made before the gallery changes, so that a failure here cannot leave an embedding without its picture.
+  const thumbnail = gallery.identity(name)?.hasThumbnail
+    ? undefined
+    : await faceThumbnail(frame, face.landmarks);
   const embeddingId = gallery.addEmbedding(name, face.embedding as Float32Array, {
     sha256,
     meta: options.meta,
   });
+  if (thumbnail) gallery.setThumbnail(name, thumbnail);
   known.add(sha256);
   return {
     source,

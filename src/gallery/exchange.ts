@@ -5,7 +5,7 @@
  * ```
  * { "format": "faceflow-gallery", "version": 1, "exportedAt": ISO 8601,
  *   "modelId": "...", "dimension": 512, "threshold": 0.4 | null,
- *   "identities": [{ "name", "meta": {}, "createdAt",
+ *   "identities": [{ "name", "meta": {}, "createdAt", "thumbnail"?: base64 JPEG,
  *                    "embeddings": [{ "sha256"?, "addedAt", "vector": base64 of little-endian float32 }] }],
  *   "unknowns"?: [{ "seenAt", "source"?, "thumbnail"?: base64 JPEG, "vector" }] }
  * ```
@@ -15,12 +15,20 @@
  *
  * Privacy: an export is NOT encrypted, even when the gallery file is. It holds names, metadata and face
  * embeddings (biometric data) of everyone in the gallery, and with `includeUnknowns` the embeddings of people
- * who were never enrolled, plus their photos with `includeThumbnails`. Keep it as carefully as the photos it
+ * who were never enrolled, plus their photos with `includeThumbnails`. An enrolled identity's own thumbnail is
+ * always exported with it: it belongs to the record like the name, and an import keeps it. Keep it as carefully as the photos it
  * came from and delete it once imported. `writeExport` creates it readable by the owner only.
  */
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import { Gallery, GalleryError, identityNameProblem, MAX_NAME_LENGTH, type GalleryState } from './gallery';
+import {
+  Gallery,
+  GalleryError,
+  identityNameProblem,
+  MAX_NAME_LENGTH,
+  thumbnailProblem,
+  type GalleryState,
+} from './gallery';
 import { MAX_SOURCE_LENGTH, MAX_THUMBNAIL_BYTES } from './unknownPool';
 
 export const EXPORT_FORMAT = 'faceflow-gallery';
@@ -37,6 +45,8 @@ export interface ExportedIdentity {
   name: string;
   meta: Record<string, unknown>;
   createdAt: string;
+  /** Base64 JPEG. */
+  thumbnail?: string;
   embeddings: ExportedEmbedding[];
 }
 
@@ -120,6 +130,7 @@ export function exportGallery(gallery: Gallery, options: ExportOptions = {}): Ga
     name: p.name,
     meta: structuredClone(p.meta),
     createdAt: p.createdAt,
+    ...(p.hasThumbnail && { thumbnail: (gallery.thumbnailOf(p.name) as Buffer).toString('base64') }),
     embeddings: gallery.vectorsOf(p.name).map(({ record, vector }) => ({
       ...(record.sha256 && { sha256: record.sha256 }),
       addedAt: record.addedAt,
@@ -250,6 +261,7 @@ interface ParsedIdentity {
   name: string;
   meta: Record<string, unknown>;
   createdAt: string;
+  thumbnail?: Buffer;
   embeddings: ParsedEmbedding[];
 }
 
@@ -348,6 +360,16 @@ function parseExport(doc: unknown, gallery?: Gallery): ParsedExport {
       } else seen.set(item.name as string, i);
       if (!isObject(item.meta)) at(`${p}.meta`, `must be an object, got ${describeValue(item.meta)}`);
       checkDate(item.createdAt, `${p}.createdAt`, at);
+      let thumbnail: Buffer | undefined;
+      if (item.thumbnail !== undefined && item.thumbnail !== null) {
+        if (typeof item.thumbnail !== 'string' || !BASE64.test(item.thumbnail)) {
+          at(`${p}.thumbnail`, `must be base64 (a JPEG), got ${describeValue(item.thumbnail)}`);
+        } else {
+          thumbnail = Buffer.from(item.thumbnail, 'base64');
+          const why = thumbnailProblem(thumbnail);
+          if (why) at(`${p}.thumbnail`, why);
+        }
+      }
       const embeddings: ParsedEmbedding[] = [];
       if (!Array.isArray(item.embeddings))
         at(`${p}.embeddings`, `must be an array, got ${describeValue(item.embeddings)}`);
@@ -377,6 +399,7 @@ function parseExport(doc: unknown, gallery?: Gallery): ParsedExport {
         name: item.name as string,
         meta: isObject(item.meta) ? structuredClone(item.meta) : {},
         createdAt: item.createdAt as string,
+        ...(thumbnail && { thumbnail }),
         embeddings,
       });
     });
@@ -512,6 +535,9 @@ function apply(
       gallery.addIdentity(target, person.meta, { createdAt: person.createdAt });
       result.identitiesAdded++;
     }
+    // Like the metadata of a merge, a picture the gallery already has is kept.
+    if (person.thumbnail && !gallery.identity(target)?.hasThumbnail)
+      gallery.setThumbnail(target, person.thumbnail);
     let duplicates = 0;
     for (const e of person.embeddings) {
       if (e.sha256 && gallery.findBySha256(e.sha256)) {

@@ -1,7 +1,7 @@
 import { UNKNOWN, type Candidate, type Identity } from '../types';
 import { identityFromRanking, type MatchOptions } from './memoryGallery';
 import type { GalleryEmbeddingRecord, GallerySnapshot } from './store';
-import { UnknownPool } from './unknownPool';
+import { MAX_THUMBNAIL_BYTES, UnknownPool } from './unknownPool';
 import type { VectorIndex } from './vectorIndex';
 
 export interface GalleryMatchOptions extends MatchOptions {
@@ -14,6 +14,8 @@ export interface IdentityInfo {
   meta: Record<string, unknown>;
   createdAt: string;
   embeddings: number;
+  /** Whether {@link Gallery.thumbnailOf} has a picture of this identity. */
+  hasThumbnail: boolean;
 }
 
 export type EmbeddingRecord = GalleryEmbeddingRecord;
@@ -38,6 +40,7 @@ interface Person {
   meta: Record<string, unknown>;
   createdAt: string;
   ids: Set<number>;
+  thumbnail?: Buffer;
 }
 
 /**
@@ -102,7 +105,14 @@ export class Gallery {
     const people = new Map<string, Person>();
     for (const p of state.identities) {
       if (people.has(p.name)) throw new GalleryError(`identity '${p.name}' is stored twice`);
-      people.set(p.name, { meta: { ...p.meta }, createdAt: p.createdAt, ids: new Set() });
+      // A picture that is not a usable JPEG is left out rather than refusing the whole gallery over a preview.
+      const thumbnail = p.thumbnail !== undefined && !thumbnailProblem(p.thumbnail) ? p.thumbnail : undefined;
+      people.set(p.name, {
+        meta: { ...p.meta },
+        createdAt: p.createdAt,
+        ids: new Set(),
+        ...(thumbnail && { thumbnail: Buffer.from(thumbnail) }),
+      });
     }
     const records = new Map<number, EmbeddingRecord>();
     const vectors = new Map<number, Float32Array>();
@@ -147,6 +157,7 @@ export class Gallery {
         name,
         meta: { ...p.meta },
         createdAt: p.createdAt,
+        ...(p.thumbnail !== undefined && { thumbnail: Buffer.from(p.thumbnail) }),
       })),
       embeddings: embeddings.map((r) => ({ ...r })),
       vectors,
@@ -233,17 +244,37 @@ export class Gallery {
     const offset = Math.max(0, Math.floor(options.offset ?? 0));
     const limit = Math.max(0, Math.floor(options.limit ?? 100));
     const names = [...this.people.keys()].sort((a, b) => a.localeCompare(b));
-    const items = names.slice(offset, offset + limit).map((name) => {
-      const p = this.people.get(name) as Person;
-      return { name, meta: { ...p.meta }, createdAt: p.createdAt, embeddings: p.ids.size };
-    });
+    const items = names
+      .slice(offset, offset + limit)
+      .map((name) => info(name, this.people.get(name) as Person));
     return { total: names.length, items };
   }
 
   /** One identity's details, or undefined when there is none by that name. */
   identity(name: string): IdentityInfo | undefined {
     const p = this.people.get(name);
-    return p && { name, meta: { ...p.meta }, createdAt: p.createdAt, embeddings: p.ids.size };
+    return p && info(name, p);
+  }
+
+  /** The identity's picture (a copy), or undefined when it has none; throws for an unknown name. */
+  thumbnailOf(name: string): Buffer | undefined {
+    const t = this.person(name).thumbnail;
+    return t && Buffer.from(t);
+  }
+
+  /**
+   * Sets (or with undefined, removes) the small JPEG that shows who an identity is in lists. One per identity:
+   * a preview for people, never used for matching.
+   */
+  setThumbnail(name: string, jpeg: Buffer | undefined): void {
+    const p = this.person(name);
+    if (jpeg === undefined) {
+      delete p.thumbnail;
+      return;
+    }
+    const why = thumbnailProblem(jpeg);
+    if (why) throw new GalleryError(why);
+    p.thumbnail = Buffer.from(jpeg);
   }
 
   embeddingsOf(name: string): EmbeddingRecord[] {
@@ -381,6 +412,30 @@ export function identityNameProblem(name: unknown): string | undefined {
   if (typeof name !== 'string' || name.trim() === '') return 'identity name must be a non-empty string';
   if (name.length > MAX_NAME_LENGTH) return `identity name is longer than ${MAX_NAME_LENGTH} characters`;
   if (name === UNKNOWN) return `'${UNKNOWN}' is reserved for faces that match nobody`;
+  return undefined;
+}
+
+function info(name: string, p: Person): IdentityInfo {
+  return {
+    name,
+    meta: { ...p.meta },
+    createdAt: p.createdAt,
+    embeddings: p.ids.size,
+    hasThumbnail: p.thumbnail !== undefined,
+  };
+}
+
+/**
+ * Why `jpeg` cannot be an identity's thumbnail, or undefined when it can. The bound is the unknown faces' one:
+ * a preview, not a photo archive inside the gallery file. Served as image/jpeg, so the bytes must be a JPEG.
+ */
+export function thumbnailProblem(jpeg: unknown): string | undefined {
+  if (!Buffer.isBuffer(jpeg)) return 'a thumbnail must be a Buffer of JPEG bytes';
+  if (jpeg.length < 3 || jpeg[0] !== 0xff || jpeg[1] !== 0xd8 || jpeg[2] !== 0xff)
+    return 'a thumbnail must be a JPEG';
+  if (jpeg.length > MAX_THUMBNAIL_BYTES) {
+    return `thumbnail is ${jpeg.length} bytes, at most ${MAX_THUMBNAIL_BYTES} are kept`;
+  }
   return undefined;
 }
 

@@ -21,6 +21,10 @@
  * order of `embeddings`) followed by the unknown faces' embeddings (`unknowns.records.length` rows, in the order
  * of those records); the two array lengths in the JSON are the row counts.
  *
+ * An identity record may carry `thumbnail` (base64 JPEG, one small picture of the person for lists). It needs no
+ * new version: readers of either version check only `name`, `meta` and `createdAt` of an identity, so an older
+ * faceflow opens such a file and merely drops the thumbnails when it next saves.
+ *
  * Versions: version 2 adds the optional `unknowns` section (faces that matched nobody: `{ nextId, dropped,
  * records: [{ id, seenAt, source?, thumbnail? }] }`, thumbnails as base64 JPEG) and its vectors. A version 1
  * reader checks that the vector section is exactly embeddings × dimension, so it would take a file with unknown
@@ -71,6 +75,8 @@ export interface GalleryIdentityRecord {
   name: string;
   meta: Record<string, unknown>;
   createdAt: string;
+  /** JPEG bytes; base64 in the JSON section, so encrypted with the rest when the file has a key. */
+  thumbnail?: Buffer;
 }
 
 export interface GalleryEmbeddingRecord {
@@ -117,7 +123,8 @@ export interface GallerySnapshot {
 }
 
 /** The JSON section: the snapshot without vectors, thumbnails as base64. */
-type SnapshotJson = Omit<GallerySnapshot, 'vectors' | 'unknowns'> & {
+type SnapshotJson = Omit<GallerySnapshot, 'vectors' | 'unknowns' | 'identities'> & {
+  identities: { name: string; meta: Record<string, unknown>; createdAt: string; thumbnail?: string }[];
   unknowns?: {
     nextId: number;
     dropped: number;
@@ -275,6 +282,9 @@ function snapshotProblem(s: SnapshotJson, vectorLength: number, version: number)
     ) {
       return 'identities must be { name, meta, createdAt } records';
     }
+    if (id.thumbnail !== undefined && (typeof id.thumbnail !== 'string' || !BASE64.test(id.thumbnail))) {
+      return 'identity thumbnails must be base64';
+    }
   }
   if (!Array.isArray(s.embeddings)) return 'embeddings must be an array';
   for (const e of s.embeddings) {
@@ -326,6 +336,22 @@ function toJson(snapshot: GallerySnapshot): SnapshotJson | string {
   const { unknowns, ...withVectors } = snapshot;
   const rest: Record<string, unknown> = { ...withVectors };
   delete rest.vectors;
+  if (Array.isArray(snapshot.identities)) {
+    const identities: SnapshotJson['identities'] = [];
+    for (const p of snapshot.identities) {
+      if (!isObject(p)) return 'identities must be objects';
+      if (p.thumbnail !== undefined && !Buffer.isBuffer(p.thumbnail))
+        return 'identity thumbnails must be Buffers';
+      // Picked field by field, as for unknown faces below, so nothing a caller attached lands in the file.
+      identities.push({
+        name: p.name,
+        meta: p.meta,
+        createdAt: p.createdAt,
+        ...(p.thumbnail !== undefined && { thumbnail: p.thumbnail.toString('base64') }),
+      });
+    }
+    rest.identities = identities;
+  }
   if (unknowns === undefined) return rest as SnapshotJson;
   if (!isObject(unknowns) || !Array.isArray(unknowns.records))
     return 'unknowns must be { nextId, dropped, records }';
@@ -701,12 +727,17 @@ export class GalleryStore {
     }
     const why = snapshotProblem(meta, h.floatCount, h.version);
     if (why) throw corrupt(file, `invalid snapshot (${why})`);
-    const { unknowns, ...rest } = meta;
+    const { unknowns, identities: storedIdentities, ...rest } = meta;
+    const identities: GalleryIdentityRecord[] = storedIdentities.map(({ thumbnail, ...p }) => ({
+      ...p,
+      ...(thumbnail !== undefined && { thumbnail: Buffer.from(thumbnail, 'base64') }),
+    }));
     const embeddingFloats = meta.embeddings.length * meta.dimension;
     const vectors = readFloats(payload, h.jsonLength, embeddingFloats);
-    if (unknowns === undefined) return { ...rest, vectors };
+    if (unknowns === undefined) return { ...rest, identities, vectors };
     return {
       ...rest,
+      identities,
       vectors,
       unknowns: {
         nextId: unknowns.nextId,
