@@ -220,6 +220,26 @@ export class MqttEventPublisher {
   }
 
   /**
+   * A message made elsewhere (the face events node's events, last sightings, discovery configs,
+   * status reports), through the same bounded queue as events, QoS 1. An object payload goes as
+   * JSON. Topics with wildcards or empty levels at the ends are refused: a broker would drop them
+   * silently.
+   */
+  publishMessage(topic: string, payload: unknown, options: { retain?: boolean } = {}): void {
+    if (this.#stopping) throw new Error('MqttEventPublisher: publish after stop()');
+    if (typeof topic !== 'string' || topic === '' || /[+#\0]/.test(topic) || topic.startsWith('$')) {
+      throw new Error(`MqttEventPublisher: cannot publish to topic ${JSON.stringify(topic)}`);
+    }
+    const text =
+      typeof payload === 'string'
+        ? payload
+        : Buffer.isBuffer(payload)
+          ? payload.toString('utf8')
+          : JSON.stringify(payload ?? '');
+    this.#enqueue({ topic, payload: text, retain: options.retain === true });
+  }
+
+  /**
    * The health report `{fps, lagMs, faces}` on the status topic, not retained (the retained value
    * there is online/offline) and QoS 0. Returns false, sending nothing, while disconnected: a
    * report is only worth its moment.

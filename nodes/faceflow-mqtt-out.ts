@@ -1,0 +1,104 @@
+import type { Node, NodeAPI, NodeDef, NodeMessageInFlow } from 'node-red';
+import type { Subscription } from 'rxjs';
+
+import { MqttEventPublisher } from '../src/io/mqttPublisher';
+import { handleInput, shorten } from './lib/runtime';
+
+interface MqttOutDef extends NodeDef {
+  url?: string;
+  prefix?: string;
+  camera?: string;
+  queueLimit?: string | number;
+}
+
+interface MqttOutCredentials {
+  user?: string;
+  password?: string;
+}
+
+type MqttOutNode = Node<MqttOutCredentials>;
+
+/** How often the status line is brought up to date with the queue and delivery counts. */
+const STATUS_INTERVAL_MS = 1000;
+
+/**
+ * `faceflow-mqtt-out`: publishes the face events node's messages to a broker with QoS 1, holding
+ * them in a bounded queue while the broker is away (Node-RED's own `mqtt out` drops what is
+ * published while it is disconnected), with a retained `online`/`offline` and last will on
+ * `<prefix>/<camera>/status`.
+ */
+module.exports = (RED: NodeAPI) => {
+  function FaceflowMqttOutNode(this: MqttOutNode, def: MqttOutDef) {
+    RED.nodes.createNode(this, def);
+    setUp(this, def);
+  }
+
+  function setUp(node: MqttOutNode, def: MqttOutDef) {
+    let publisher: MqttEventPublisher | undefined;
+    let setupError: Error | undefined;
+    let watching: Subscription | undefined;
+    let timer: NodeJS.Timeout | undefined;
+    let sent = 0;
+    try {
+      const queueLimit =
+        def.queueLimit === undefined || def.queueLimit === '' ? 1000 : Number(def.queueLimit);
+      publisher = new MqttEventPublisher({
+        url: (def.url ?? '').trim() || 'mqtt://127.0.0.1:1883',
+        prefix: (def.prefix ?? '').trim().replace(/\/+$/, '') || 'faceflow',
+        camera: (def.camera ?? '').trim() || 'faceflow',
+        queueLimit,
+        username: node.credentials?.user || undefined,
+        password: node.credentials?.password || undefined,
+        // The publisher masks the password in what it reports; a warning, not an error: it reconnects.
+        onError: (err) => node.warn(err.message),
+      });
+      const p = publisher;
+      const show = () => {
+        const backlog = p.queued + p.inFlight;
+        const dropped = p.dropped > 0 ? `, ${p.dropped} dropped` : '';
+        if (p.connected) {
+          node.status({ fill: 'green', shape: 'dot', text: `connected, ${sent} sent${dropped}` });
+        } else {
+          const why = p.lastError ? `: ${p.lastError}` : '';
+          node.status({
+            fill: 'yellow',
+            shape: 'ring',
+            text: shorten(`reconnecting, ${backlog} queued${dropped}${why}`),
+          });
+        }
+      };
+      watching = p.connected$.subscribe(show);
+      timer = setInterval(show, STATUS_INTERVAL_MS);
+    } catch (err) {
+      setupError = err instanceof Error ? err : new Error(String(err));
+      node.status({ fill: 'red', shape: 'ring', text: shorten(setupError.message) });
+    }
+
+    handleInput<NodeMessageInFlow & { retain?: unknown }>(node, async (msg) => {
+      if (!publisher) throw setupError ?? new Error('not configured');
+      if (typeof msg.topic !== 'string' || msg.topic === '') {
+        throw new Error('msg.topic must name the MQTT topic (the face events node sets it)');
+      }
+      publisher.publishMessage(msg.topic, msg.payload, {
+        retain: msg.retain === true || msg.retain === 'true',
+      });
+      sent++;
+    });
+
+    node.on('close', (done: () => void) => {
+      watching?.unsubscribe();
+      if (timer) clearInterval(timer);
+      // stop() delivers what is queued (a few seconds at most) and says `offline` before leaving.
+      const stopping = publisher ? publisher.stop() : Promise.resolve();
+      stopping.then(
+        () => done(),
+        () => done(),
+      );
+    });
+  }
+  RED.nodes.registerType<MqttOutNode, MqttOutDef, unknown, MqttOutCredentials>(
+    'faceflow-mqtt-out',
+    FaceflowMqttOutNode,
+    { credentials: { user: { type: 'text' }, password: { type: 'password' } } },
+  );
+};
