@@ -174,6 +174,7 @@ function startNodeRed(s: DemoSettings, video: string): ChildProcess {
       FACEFLOW_DEMO_LIVE_PORT: String(s.livePort),
       FACEFLOW_DEMO_MQTT_HOST: s.mqttHost,
       FACEFLOW_DEMO_MQTT_PORT: String(s.mqttPort),
+      FACEFLOW_DEMO_MQTT_URL: `mqtt://${s.mqttHost}:${s.mqttPort}`,
     },
   });
 }

@@ -5,6 +5,9 @@ import * as http from 'node:http';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import mqtt from 'mqtt';
+import sharp from 'sharp';
+
+import { samplePhotosDir } from '../src/demo/sampleMedia';
 
 import {
   CHROMIUM,
@@ -224,6 +227,58 @@ describe('npm start: the demo (Node-RED, embedded MQTT broker, sample clip)', fu
       const file = path.join(shots, 'demo-editor.png');
       await page.screenshot({ path: file });
       assert.ok((await stat(file)).size > 20_000);
+    } finally {
+      await browser.close();
+    }
+  });
+
+  it('manages people from the faceflow sidebar tab: Sam with a picture, add from an upload, delete', async function () {
+    if (!existsSync(CHROMIUM)) this.skip();
+    // A face of the sample photos that nobody enrolled: the woman in the middle of sample2.jpg.
+    const upload = path.join(dir, 'upload-alex.jpg');
+    await sharp(path.join(samplePhotosDir(), 'sample2.jpg'))
+      .extract({ left: 250, top: 90, width: 400, height: 400 })
+      .jpeg()
+      .toFile(upload);
+    const browser = await launchChromium();
+    try {
+      const page = await browser.newPage({ viewport: { width: 1400, height: 860 } });
+      await page.goto(`http://127.0.0.1:${demo.ports.editor}/`);
+      await page.waitForSelector('#red-ui-workspace-chart svg g.red-ui-flow-node', { timeout: 30_000 });
+      await page.evaluate(() =>
+        (window as unknown as { RED: { sidebar: { show(id: string): void } } }).RED.sidebar.show(
+          'faceflow-gallery',
+        ),
+      );
+      const tab = page.locator('.faceflow-gallery-tab');
+      // The example deployed above brought a second gallery: pick the demo's.
+      await tab
+        .locator('select option', { hasText: 'demo gallery' })
+        .waitFor({ state: 'attached', timeout: 30_000 });
+      const value = await tab.locator('select option', { hasText: 'demo gallery' }).getAttribute('value');
+      await tab.locator('select').selectOption(value ?? '');
+      await tab.locator('li', { hasText: 'Sam' }).locator('img').waitFor({ timeout: 30_000 });
+
+      await tab.locator('input[type="text"]').fill('Alex');
+      await tab.locator('input[type="file"]').setInputFiles(upload);
+      await tab.locator('button[type="submit"]').click();
+      await page.waitForSelector('.red-ui-notification:has-text("Enrolled Alex")', { timeout: 30_000 });
+      await tab.locator('li', { hasText: 'Alex' }).locator('img').waitFor({ timeout: 30_000 });
+      const people = async () =>
+        (
+          JSON.parse(
+            (await get(`http://127.0.0.1:${demo.ports.editor}/faceflow/galleries/${value}/people`)).body,
+          ) as { items: { name: string }[] }
+        ).items.map((p) => p.name);
+      assert.deepEqual((await people()).sort(), ['Alex', 'Sam']);
+      await mkdir(path.join(PROJECT_ROOT, 'bench', 'out'), { recursive: true });
+      await page.screenshot({ path: path.join(PROJECT_ROOT, 'bench', 'out', 'demo-gallery-tab.png') });
+
+      await tab.locator('li', { hasText: 'Alex' }).locator('button[title="Delete"]').click();
+      await page.locator('.red-ui-notification button', { hasText: 'Delete' }).click();
+      await page.waitForSelector('.red-ui-notification:has-text("Deleted Alex")', { timeout: 30_000 });
+      await tab.locator('li', { hasText: 'Alex' }).waitFor({ state: 'detached', timeout: 30_000 });
+      assert.deepEqual(await people(), ['Sam']);
     } finally {
       await browser.close();
     }
