@@ -49,16 +49,17 @@ async function main(): Promise<void> {
     await page.waitForTimeout(4000);
     await page.screenshot({ path: path.join(OUT, 'demo-editor.png') });
 
-    const galleryTab = page
-      .locator('#red-ui-tab-faceflow-gallery-link-button, [id*="faceflow-gallery"][id*="tab"] a')
-      .first();
-    if (await galleryTab.count()) {
-      await galleryTab.click();
-      await page.waitForTimeout(2000);
-      await page.screenshot({ path: path.join(OUT, 'demo-gallery-sidebar.png') });
-    } else {
-      console.log('no gallery sidebar tab found: demo-gallery-sidebar.png not taken');
-    }
+    // The faceflow tab of the sidebar: the people of the demo gallery with their pictures.
+    await page.evaluate(() =>
+      (window as unknown as { RED: { sidebar: { show(id: string): void } } }).RED.sidebar.show(
+        'faceflow-gallery',
+      ),
+    );
+    await page
+      .locator('.faceflow-gallery-tab li', { hasText: 'Sam' })
+      .locator('img')
+      .waitFor({ timeout: 30_000 });
+    await page.screenshot({ path: path.join(OUT, 'demo-gallery-sidebar.png') });
     console.log(`screenshots in ${OUT}`);
   } finally {
     await browser.close();
