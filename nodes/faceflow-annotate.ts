@@ -4,7 +4,7 @@ import { annotateFrame } from '../src/output/annotate';
 import { isFrame } from '../src/image/frameInput';
 import type { Face, Frame } from '../src/types';
 import type { GalleryNode } from './faceflow-gallery';
-import { notAFrame } from './lib/frames';
+import { checkFaces, notAFrame } from './lib/frames';
 import { handleInput, StatusThrottle } from './lib/runtime';
 
 interface AnnotateDef extends NodeDef {
@@ -36,7 +36,7 @@ module.exports = (RED: NodeAPI) => {
         throw new Error('the chosen faceflow-gallery configuration does not exist');
       if (!isFrame(msg.payload)) throw new Error(notAFrame(msg.payload));
       const frame = msg.payload;
-      const faces = Array.isArray(msg.faces) ? msg.faces : [];
+      const faces = msg.faces === undefined || msg.faces === null ? [] : checkFaces(msg.faces);
       let threshold = fixed;
       if (threshold === undefined && gallery) {
         try {

@@ -12,6 +12,7 @@ import { faceEvents } from '../src/pipeline/events';
 import { UNKNOWN, type Face, type FaceEvent, type FaceFrame, type Frame } from '../src/types';
 import { flag, topicLevel } from './lib/source';
 import { handleInput, StatusThrottle } from './lib/runtime';
+import { checkFaces } from './lib/frames';
 
 interface FaceEventsDef extends NodeDef {
   prefix?: string;
@@ -176,7 +177,6 @@ function faceFrameOf(msg: FrameMessage): FaceFrame {
   if (payload === null || typeof payload !== 'object') {
     throw new Error('expected a frame in msg.payload and its faces in msg.faces (from faceflow-match)');
   }
-  if (msg.faces !== undefined && !Array.isArray(msg.faces)) throw new Error('msg.faces must be an array');
   const cameraId =
     typeof payload.cameraId === 'string' && payload.cameraId !== ''
       ? payload.cameraId
@@ -184,7 +184,8 @@ function faceFrameOf(msg: FrameMessage): FaceFrame {
         ? msg.topic
         : 'camera';
   const ts = typeof payload.ts === 'number' && Number.isFinite(payload.ts) ? payload.ts : Date.now();
-  return { frame: { ...(payload as Frame), cameraId, ts }, faces: msg.faces ?? [] };
+  const faces = msg.faces === undefined || msg.faces === null ? [] : checkFaces(msg.faces);
+  return { frame: { ...(payload as Frame), cameraId, ts }, faces };
 }
 
 function numberOr(value: unknown, fallback: number): number {

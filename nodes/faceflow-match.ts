@@ -7,6 +7,7 @@ import type { Face, FaceFrame, Frame } from '../src/types';
 import type { GalleryNode } from './faceflow-gallery';
 import { CommandError, GALLERY_COMMANDS, isGalleryCommand, runGalleryCommand } from './lib/galleryCommands';
 import { handleInput, shorten, StatusThrottle } from './lib/runtime';
+import { checkFaces } from './lib/frames';
 import { flag } from './lib/source';
 
 interface MatchDef extends NodeDef {
@@ -95,8 +96,9 @@ module.exports = (RED: NodeAPI) => {
         return;
       }
 
-      if (!Array.isArray(msg.faces))
+      if (msg.faces === undefined || msg.faces === null)
         throw new Error('msg.faces is missing: put a faceflow-detect node before this one');
+      msg.faces = checkFaces(msg.faces);
       const { file, flow } = await gallery.open();
       const missing = msg.faces.filter((f) => !(f.embedding instanceof Float32Array));
       if (missing.length > 0) await flow.embedFaces(frame, missing);

@@ -5,6 +5,7 @@ import { MjpegServer } from '../src/io/mjpegServer';
 import type { Face } from '../src/types';
 import { positiveOption } from './lib/source';
 import { handleInput, shorten } from './lib/runtime';
+import { checkFaces } from './lib/frames';
 
 interface MjpegOutDef extends NodeDef {
   port?: string | number;
@@ -112,7 +113,10 @@ module.exports = (RED: NodeAPI) => {
       if (!isFrame(msg.payload)) {
         throw new Error('expected a frame in msg.payload (from faceflow-rtsp-in or faceflow-detect)');
       }
-      server.push({ frame: msg.payload, faces: Array.isArray(msg.faces) ? msg.faces : [] });
+      server.push({
+        frame: msg.payload,
+        faces: msg.faces === undefined || msg.faces === null ? [] : checkFaces(msg.faces),
+      });
       showViewers();
     });
 
