@@ -211,6 +211,11 @@ describe('node: faceflow-match (real Node-RED runtime)', function () {
       ['enroll', { folder: 7 }, /enroll: payload.folder must be a non-empty string/],
       ['enroll', { folder: 'people' }, /payload.folder needs the gallery's Photos folder to be set/],
       ['enroll', { folder: 'people', image: 'a.jpg' }, /payload.folder or payload.image\(s\), not both/],
+      [
+        'enroll',
+        { name: 'Ann', images: Array.from({ length: 501 }, () => '/a.jpg') },
+        /enroll takes at most 500 images per command, got 501/,
+      ],
     ];
     for (const [topic, payload, error] of cases) {
       const before = flow.caught.length;

@@ -120,6 +120,11 @@ async function enroll(gallery: GalleryNode, p: Payload): Promise<unknown> {
         "or payload.folder (a folder inside the gallery's photos folder)",
     );
   }
+  if (images.length > MAX_FOLDER_PHOTOS) {
+    throw new CommandError(
+      `enroll takes at most ${MAX_FOLDER_PHOTOS} images per command, got ${images.length}: send them in parts`,
+    );
+  }
   const meta =
     p.meta === undefined ? undefined : (checkObject(p.meta, 'enroll meta') as Record<string, unknown>);
   // Paths are checked before the gallery changes, so one bad path refuses the whole command.
