@@ -180,23 +180,24 @@ describe('npm start: the demo (Node-RED, embedded MQTT broker, sample clip)', fu
       // The demo's own flow is drawn: its camera node is on the canvas.
       await page.waitForSelector('#red-ui-workspace-chart svg g.red-ui-flow-node', { timeout: 30_000 });
 
-      const example = JSON.parse(
-        readFileSync(path.join(PROJECT_ROOT, 'examples', 'Camera to MQTT.json'), 'utf8'),
-      ) as { id: string; type: string }[];
       const before = JSON.parse(
         (await get(`http://127.0.0.1:${demo.ports.editor}/flows`, { Accept: 'application/json' })).body,
-      ) as {
-        type: string;
-      }[];
-      await page.evaluate((flow) => {
-        // The editor's own import, as Import > Examples calls it, into a new tab.
-        (
-          window as unknown as { RED: { view: { importNodes(f: unknown, o: object): void } } }
-        ).RED.view.importNodes(flow, {
-          addFlow: true,
-          generateIds: true,
-        });
-      }, example);
+      ) as { type: string }[];
+      // Import > Examples, as a person does it: the package's folder, the flow, Import (into a new tab).
+      await page.evaluate(() =>
+        (window as unknown as { RED: { actions: { invoke(a: string): void } } }).RED.actions.invoke(
+          'core:show-examples-import-dialog',
+        ),
+      );
+      await page.locator('.red-ui-treeList-label:visible', { hasText: PACKAGE.name }).first().click();
+      await page.locator('.red-ui-treeList-label:visible', { hasText: 'Camera to MQTT' }).first().click();
+      await page.click('#red-ui-clipboard-dialog-ok');
+      // Imported nodes follow the mouse until dropped on the canvas with a click.
+      await page.locator('#red-ui-clipboard-dialog-ok').waitFor({ state: 'hidden' });
+      await page.mouse.move(500, 400);
+      await page.mouse.click(500, 400);
+      // The new tab has changes to deploy once the nodes are dropped.
+      await page.waitForSelector('#red-ui-header-button-deploy:not(.disabled)', { timeout: 10_000 });
       await page.click('#red-ui-header-button-deploy');
       // The editor asks before deploying a flow with unconfigured parts (the example's camera URL).
       const confirm = page.locator(
