@@ -22,6 +22,7 @@ import { GalleryFile, type GalleryFileOptions } from '../src/gallery/galleryFile
 import { faissAvailable } from '../src/gallery/faissIndex';
 import { GalleryStore } from '../src/gallery/store';
 import { seededRandom } from '../src/util/seededRandom';
+import { machineLine, positiveInt, randomUnitVector as randomUnit, rankPercentile, settle } from './common';
 
 const BACKENDS = ['exact', 'auto', 'flat', 'ivf', 'hnsw'];
 const USAGE =
@@ -46,12 +47,7 @@ function parseArgs(argv: string[]): Options {
     runs: 3,
     json: false,
   };
-  const positive = (flag: string, value: string | undefined): number => {
-    const n = Number(value);
-    if (!Number.isInteger(n) || n < 1)
-      throw new Error(`${flag} needs a positive integer, got ${value}\n${USAGE}`);
-    return n;
-  };
+  const positive = (flag: string, value: string | undefined) => positiveInt(flag, value, USAGE);
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     if (arg === '--size') options.size = positive(arg, argv[++i]);
@@ -72,29 +68,12 @@ function parseArgs(argv: string[]): Options {
   return options;
 }
 
-function randomUnit(rand: () => number, d: number): Float32Array {
-  const v = new Float32Array(d);
-  let norm = 0;
-  for (let j = 0; j < d; j++) {
-    v[j] = rand() * 2 - 1;
-    norm += v[j] * v[j];
-  }
-  norm = Math.sqrt(norm);
-  for (let j = 0; j < d; j++) v[j] /= norm;
-  return v;
-}
-
-/** Collects garbage and lets finalizers run, so that a dropped FAISS index frees its memory. */
-async function settle(): Promise<void> {
-  const gc = (globalThis as { gc?: () => void }).gc;
-  if (!gc) return;
-  for (let i = 0; i < 3; i++) {
-    gc();
-    await new Promise((resolve) => setImmediate(resolve));
-  }
-}
-
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+/** The middle run (the upper one of an even count), one that really happened. */
+const median = (xs: number[]) =>
+  rankPercentile(
+    [...xs].sort((a, b) => a - b),
+    50,
+  );
 const MODEL = 'bench-random';
 
 function indexOptions(backend: string): Partial<GalleryFileOptions> {
@@ -175,7 +154,7 @@ async function main(): Promise<void> {
           `+${Math.round(row.rssMiB)} MiB  (median of ${options.runs})`,
       );
     }
-    const machine = `${os.cpus()[0]?.model ?? 'cpu'}, ${os.cpus().length} cores, Node ${process.version}`;
+    const machine = machineLine();
     if (options.json) console.log(JSON.stringify({ machine, size, dim, fileBytes: bytes, rows }, null, 2));
     else log(machine);
   } finally {

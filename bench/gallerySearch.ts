@@ -18,11 +18,21 @@
  */
 
 import { performance } from 'node:perf_hooks';
-import * as os from 'node:os';
 import { ExactIndex } from '../src/gallery/exactIndex';
 import { FAISS_DEFAULTS, FaissIndex, faissAvailable } from '../src/gallery/faissIndex';
 import type { VectorIndex } from '../src/gallery/vectorIndex';
 import { seededRandom } from '../src/util/seededRandom';
+import {
+  machineLine,
+  positiveInt,
+  positiveInts,
+  randomUnitVector as randomUnit,
+  rankPercentile as percentile,
+  referenceBlock,
+  makeReference,
+  referenceSink,
+  settle,
+} from './common';
 
 interface Options {
   sizes: number[];
@@ -52,15 +62,10 @@ function parseArgs(argv: string[]): Options {
     batch: 10_000,
     json: false,
   };
-  const positive = (flag: string, value: string | undefined): number => {
-    const n = Number(value);
-    if (!Number.isInteger(n) || n < 1)
-      throw new Error(`${flag} needs a positive integer, got ${value}\n${USAGE}`);
-    return n;
-  };
+  const positive = (flag: string, value: string | undefined) => positiveInt(flag, value, USAGE);
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
-    if (arg === '--sizes') options.sizes = (argv[++i] ?? '').split(',').map((s) => positive(arg, s));
+    if (arg === '--sizes') options.sizes = positiveInts(arg, argv[++i], USAGE);
     else if (arg === '--dim') options.dim = positive(arg, argv[++i]);
     else if (arg === '--queries') options.queries = positive(arg, argv[++i]);
     else if (arg === '--backends') {
@@ -83,18 +88,6 @@ function parseArgs(argv: string[]): Options {
   return options;
 }
 
-function randomUnit(rand: () => number, d: number): Float32Array {
-  const v = new Float32Array(d);
-  let norm = 0;
-  for (let j = 0; j < d; j++) {
-    v[j] = rand() * 2 - 1;
-    norm += v[j] * v[j];
-  }
-  norm = Math.sqrt(norm);
-  for (let j = 0; j < d; j++) v[j] /= norm;
-  return v;
-}
-
 /** A gallery vector plus noise of `amount` times its length, renormalised. */
 function seenAgain(rand: () => number, v: Float32Array, amount: number): Float32Array {
   const noise = randomUnit(rand, v.length);
@@ -103,36 +96,15 @@ function seenAgain(rand: () => number, v: Float32Array, amount: number): Float32
   return w.map((x) => x / n);
 }
 
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
-}
-
-// The same reference workload as bench/stages.ts.
-let sink = 0;
+/**
+ * The same-run baseline: the median of a reference block, taken as the 16th of 30 sorted runs
+ * (nearest rank), as this bench has always reported it.
+ */
 function referenceMedianMs(): number {
-  const rand = seededRandom(7);
-  const D = 128;
-  const vectors = new Float32Array(1000 * D).map(() => rand() * 2 - 1);
-  const queries = new Float32Array(10 * D).map(() => rand() * 2 - 1);
-  const once = () => {
-    let best = -Infinity;
-    for (let q = 0; q < 10; q++) {
-      for (let v = 0; v < 1000; v++) {
-        let dot = 0;
-        for (let d = 0; d < D; d++) dot += queries[q * D + d] * vectors[v * D + d];
-        if (dot > best) best = dot;
-      }
-    }
-    sink += best;
-  };
-  for (let i = 0; i < 10; i++) once();
-  const times: number[] = [];
-  for (let i = 0; i < 30; i++) {
-    const t = performance.now();
-    once();
-    times.push(performance.now() - t);
-  }
-  return times.sort((a, b) => a - b)[15];
+  return percentile(
+    referenceBlock(makeReference(), 30).sort((a, b) => a - b),
+    50,
+  );
 }
 
 interface Row {
@@ -147,16 +119,6 @@ interface Row {
   recallRandom: number;
   recallSeen: number;
   rssMiB: number;
-}
-
-/** Collects garbage and lets finalizers run, so that a dropped FAISS index frees its memory. */
-async function settle(): Promise<void> {
-  const gc = (globalThis as { gc?: () => void }).gc;
-  if (!gc) return;
-  for (let i = 0; i < 3; i++) {
-    gc();
-    await new Promise((resolve) => setImmediate(resolve));
-  }
 }
 
 async function main(): Promise<void> {
@@ -250,10 +212,10 @@ async function main(): Promise<void> {
       );
     }
   }
-  const machine = `${os.cpus()[0]?.model ?? 'cpu'}, ${os.cpus().length} cores, Node ${process.version}`;
+  const machine = machineLine();
   const settings = { noise: options.noise, batch: options.batch, queries: options.queries };
   if (options.json) console.log(JSON.stringify({ machine, baselineMs: baseline, settings, rows }, null, 2));
-  else log(`${machine}; seen-again noise ${options.noise}; sink ${sink > 0 ? '+' : '-'}`);
+  else log(`${machine}; seen-again noise ${options.noise}; sink ${referenceSink() > 0 ? '+' : '-'}`);
 }
 
 main().catch((error: unknown) => {

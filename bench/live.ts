@@ -19,8 +19,8 @@
  * `--no-wait`. Prints figures, asserts nothing; without ../shared/data it says so and exits 0.
  */
 
-import { execFile, execFileSync } from 'node:child_process';
-import { existsSync, promises as fs, readFileSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { existsSync, promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -34,16 +34,27 @@ import { ffmpegPath } from '../src/io/ffmpeg';
 import { faceEvents } from '../src/pipeline/events';
 import { recognizeFrames } from '../src/pipeline/live';
 import { UNKNOWN, type FaceEvent, type FaceFrame, type Frame } from '../src/types';
-import { seededRandom } from '../src/util/seededRandom';
+import {
+  cpuMark as mark,
+  dist,
+  fmt,
+  machineInfo,
+  makeReference,
+  packageVersion,
+  pct,
+  referenceBlock,
+  referenceSink,
+  rssWatch,
+  SHARED_DATA,
+  usage,
+  waitForQuiet,
+  type Dist,
+  type Quiet,
+} from './common';
 import { humanPeerMissing, openHumanPeer, type HumanPeer } from './humanPeer';
 
 const USAGE = 'usage: node dist/bench/live.js [--json] [--no-wait] [--no-peer]';
 
-const PROJECT_ROOT = path.resolve(
-  __dirname,
-  __dirname.includes(`${path.sep}dist${path.sep}`) ? '../..' : '..',
-);
-const SHARED_DATA = path.resolve(PROJECT_ROOT, '..', 'shared', 'data');
 const FILES = {
   clip: path.join(SHARED_DATA, 'face_recognition_examples', 'video', 'short_hamilton_clip.mp4'),
   portrait: path.join(SHARED_DATA, 'face_recognition_examples', 'misc', 'lin-manuel-miranda.png'),
@@ -54,14 +65,6 @@ const HD = { width: 1280, height: 720, fps: 15 };
 
 /** Issue 5's goals. */
 const GOAL = { fps: 15, p95Ms: 150, peerRatio: 10 };
-
-/** The quiet-machine gate: what counts as quiet, and how long to wait for it. */
-const QUIET = {
-  load1: 1.2,
-  others: 'mocha|node dist/test|gallerySearch|galleryLoad',
-  pollMs: 60_000,
-  maxWaitMs: 20 * 60_000,
-};
 
 const PEER_WARMUP_FRAMES = 5;
 const WARMUP_FRAMES = 10;
@@ -84,189 +87,6 @@ function parseArgs(argv: string[]): Options {
     } else throw new Error(`unknown argument '${arg}'\n${USAGE}`);
   }
   return options;
-}
-
-// ---------------------------------------------------------------------------------------------
-// Statistics and accounting
-
-function quantile(sorted: number[], q: number): number {
-  if (sorted.length === 0) return NaN;
-  const pos = (sorted.length - 1) * q;
-  const lo = Math.floor(pos);
-  const hi = Math.ceil(pos);
-  return sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo);
-}
-
-interface Dist {
-  p50: number;
-  p95: number;
-  mean: number;
-}
-
-function dist(samples: number[]): Dist {
-  const sorted = [...samples].sort((a, b) => a - b);
-  const mean = samples.reduce((a, b) => a + b, 0) / Math.max(1, samples.length);
-  return { p50: quantile(sorted, 0.5), p95: quantile(sorted, 0.95), mean };
-}
-
-/** Busy CPU seconds of the whole machine (Linux /proc/stat). */
-function machineBusy(): number | undefined {
-  try {
-    const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
-    return (f.slice(0, 8).reduce((a, b) => a + b, 0) - f[3] - f[4]) / 100;
-  } catch {
-    return undefined;
-  }
-}
-
-/**
- * CPU seconds of reaped children (ffmpeg), from /proc/self/stat: process.cpuUsage() counts only
- * this process, and in the live rows the decoder is part of the pipeline's cost.
- */
-function childrenCpu(): number {
-  try {
-    const stat = readFileSync('/proc/self/stat', 'utf8');
-    // Fields after the parenthesised command name, which may itself contain spaces.
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(fields[13]) + Number(fields[14])) / 100; // cutime, cstime
-  } catch {
-    return 0;
-  }
-}
-
-interface Mark {
-  wall: number;
-  machine: number | undefined;
-  own: number;
-  children: number;
-}
-
-function mark(): Mark {
-  const u = process.cpuUsage();
-  return {
-    wall: performance.now(),
-    machine: machineBusy(),
-    own: (u.user + u.system) / 1e6,
-    children: childrenCpu(),
-  };
-}
-
-interface Usage {
-  wallS: number;
-  /** CPU seconds of this process. */
-  cpuS: number;
-  /** CPU seconds of child processes that ended meanwhile (the ffmpeg decoder). */
-  childCpuS: number;
-  /** Share of all cores other processes used (0..1). */
-  othersBusy?: number;
-}
-
-function usage(a: Mark, b: Mark): Usage {
-  const wallS = (b.wall - a.wall) / 1000;
-  const cpuS = b.own - a.own;
-  const childCpuS = b.children - a.children;
-  const othersBusy =
-    a.machine === undefined || b.machine === undefined || wallS <= 0
-      ? undefined
-      : Math.min(1, Math.max(0, (b.machine - a.machine - cpuS - childCpuS) / (wallS * os.cpus().length)));
-  return { wallS, cpuS, childCpuS, othersBusy };
-}
-
-/** Peak RSS while something runs: sampled on a timer and whenever `note()` is called. */
-function rssWatch(): { note(): void; stop(): number } {
-  let peak = process.memoryUsage.rss();
-  const note = () => {
-    const rss = process.memoryUsage.rss();
-    if (rss > peak) peak = rss;
-  };
-  const timer = setInterval(note, 20);
-  return {
-    note,
-    stop() {
-      clearInterval(timer);
-      note();
-      return peak / 2 ** 20;
-    },
-  };
-}
-
-// ---------------------------------------------------------------------------------------------
-// Reference workload: the same one as bench/stages.ts, so × baseline compares across benches
-
-let referenceSink = 0;
-
-function makeReference(): () => void {
-  const rand = seededRandom(7);
-  const dim = 128;
-  const vectors = Float32Array.from({ length: 1000 * dim }, () => rand() * 2 - 1);
-  const queries = Float32Array.from({ length: 10 * dim }, () => rand() * 2 - 1);
-  return () => {
-    let best = -Infinity;
-    for (let q = 0; q < 10; q++) {
-      const qo = q * dim;
-      for (let v = 0; v < 1000; v++) {
-        const vo = v * dim;
-        let dot = 0;
-        for (let d = 0; d < dim; d++) dot += queries[qo + d] * vectors[vo + d];
-        if (dot > best) best = dot;
-      }
-    }
-    referenceSink += best;
-  };
-}
-
-/** One block of the reference: warm-up of at least 250 ms, then 20 timed runs. */
-function referenceBlock(ref: () => void): number[] {
-  const t0 = performance.now();
-  for (let i = 0; i < 5 || performance.now() - t0 < 250; i++) ref();
-  const ms: number[] = [];
-  for (let i = 0; i < 20; i++) {
-    const s = performance.now();
-    ref();
-    ms.push(performance.now() - s);
-  }
-  return ms;
-}
-
-// ---------------------------------------------------------------------------------------------
-// A quiet machine
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-function otherBenchmarks(): string[] {
-  try {
-    const out = execFileSync('pgrep', ['-fa', QUIET.others], { encoding: 'utf8' });
-    return out
-      .split('\n')
-      .map((l) => l.trim())
-      .filter((l) => l !== '' && !l.startsWith(`${process.pid} `));
-  } catch {
-    return []; // pgrep exits 1 when nothing matches
-  }
-}
-
-interface Quiet {
-  load1: number;
-  waitedS: number;
-  quiet: boolean;
-  others: string[];
-}
-
-async function waitForQuiet(wait: boolean, log: (s: string) => void): Promise<Quiet> {
-  const start = Date.now();
-  for (;;) {
-    const load1 = os.loadavg()[0];
-    const others = otherBenchmarks();
-    const quiet = load1 <= QUIET.load1 && others.length === 0;
-    const waitedS = Math.round((Date.now() - start) / 1000);
-    if (quiet || !wait || Date.now() - start >= QUIET.maxWaitMs) return { load1, waitedS, quiet, others };
-    log(
-      `machine busy (1-min load ${load1.toFixed(2)}` +
-        (others.length > 0 ? `; running: ${others.join(' | ')}` : '') +
-        `); waiting ${QUIET.pollMs / 1000} s`,
-    );
-    await sleep(QUIET.pollMs);
-  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -595,25 +415,8 @@ interface Result {
   notes: string[];
 }
 
-function packageVersion(name: string): string {
-  try {
-    let dir = path.dirname(require.resolve(name));
-    for (;;) {
-      const file = path.join(dir, 'package.json');
-      if (existsSync(file)) {
-        const pkg = JSON.parse(readFileSync(file, 'utf8')) as { name?: string; version?: string };
-        if (pkg.name === name) return pkg.version ?? 'unknown';
-      }
-      const parent = path.dirname(dir);
-      if (parent === dir) return 'unknown';
-      dir = parent;
-    }
-  } catch {
-    return 'unknown';
-  }
-}
-
 async function run(options: Options, log: (s: string) => void): Promise<Result> {
+  // The default gate: no test and no gallery bench running, 1-minute load ≤ 1.2, up to 20 minutes.
   const quiet = await waitForQuiet(options.wait, log);
   log(`1-min load ${quiet.load1.toFixed(2)}${quiet.quiet ? '' : ' (NOT quiet)'}; waited ${quiet.waitedS} s`);
   const notes: string[] = [];
@@ -706,19 +509,19 @@ async function run(options: Options, log: (s: string) => void): Promise<Result> 
           'their figures are inflated.',
       );
     }
-    if (!Number.isFinite(referenceSink)) notes.push('reference sink is not finite');
-    const cpus = os.cpus();
+    if (!Number.isFinite(referenceSink())) notes.push('reference sink is not finite');
+    const m = machineInfo();
     return {
       machine: {
-        cpu: cpus[0]?.model.trim() ?? 'unknown',
-        cores: cpus.length,
-        platform: `${os.platform()} ${os.release()} ${os.arch()}`,
-        node: process.version,
+        cpu: m.cpu,
+        cores: m.cores,
+        platform: m.platform,
+        node: m.node,
         onnxruntimeNode: packageVersion('onnxruntime-node'),
         tfjsBackendWasm: packageVersion('@tensorflow/tfjs-backend-wasm'),
         ffmpeg: ffmpegPath(),
         pack: `default (${flow.detector.id} + ${flow.embedder.id}), threshold ${ctx.threshold}`,
-        date: new Date().toISOString(),
+        date: m.date,
       },
       quiet,
       loadAtEnd: os.loadavg()[0],
@@ -735,13 +538,6 @@ async function run(options: Options, log: (s: string) => void): Promise<Result> 
 
 // ---------------------------------------------------------------------------------------------
 // Output
-
-function fmt(v: number): string {
-  if (!Number.isFinite(v)) return 'n/a';
-  return v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2);
-}
-
-const pct = (share: number | undefined) => (share === undefined ? 'n/a' : `${Math.round(share * 100)} %`);
 
 function eventsText(e: EventCount | undefined): string {
   if (!e) return '';

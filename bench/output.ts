@@ -12,9 +12,8 @@
  * and exits 0 with a note without it.
  */
 
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import * as http from 'node:http';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import sharp from 'sharp';
@@ -24,14 +23,19 @@ import { MjpegServer } from '../src/io/mjpegServer';
 import { annotateFrame, colourOf, drawAnnotations, escapeXml, labelOf } from '../src/output/annotate';
 import { assessQuality } from '../src/quality';
 import { UNKNOWN, type Face, type FaceFrame, type Frame } from '../src/types';
-import { seededRandom } from '../src/util/seededRandom';
+import {
+  cpuMark,
+  machineInfo,
+  makeReference,
+  othersShare,
+  positiveInt,
+  quantile,
+  referenceSink,
+  SHARED_DATA,
+} from './common';
 
 const USAGE = 'usage: node dist/bench/output.js [--runs N] [--json]';
-const PROJECT_ROOT = path.resolve(
-  __dirname,
-  __dirname.includes(`${path.sep}dist${path.sep}`) ? '../..' : '..',
-);
-const PHOTO = path.resolve(PROJECT_ROOT, '..', 'shared', 'data', 'bbt', 'group', 'bbt1.jpg');
+const PHOTO = path.join(SHARED_DATA, 'bbt', 'group', 'bbt1.jpg');
 const W = 1280;
 const H = 720;
 const THRESHOLD = 0.52;
@@ -50,11 +54,8 @@ interface Row {
 function parseArgs(argv: string[]): { runs: number; json: boolean } {
   const options = { runs: 60, json: false };
   for (let i = 0; i < argv.length; i++) {
-    if (argv[i] === '--runs') {
-      options.runs = Number(argv[++i]);
-      if (!Number.isInteger(options.runs) || options.runs < 1)
-        throw new Error(`--runs needs a positive integer\n${USAGE}`);
-    } else if (argv[i] === '--json') options.json = true;
+    if (argv[i] === '--runs') options.runs = positiveInt('--runs', argv[++i], USAGE);
+    else if (argv[i] === '--json') options.json = true;
     else if (argv[i] === '--help' || argv[i] === '-h') {
       console.log(USAGE);
       process.exit(0);
@@ -63,61 +64,16 @@ function parseArgs(argv: string[]): { runs: number; json: boolean } {
   return options;
 }
 
-function quantile(sorted: number[], q: number): number {
-  const pos = (sorted.length - 1) * q;
-  const lo = Math.floor(pos);
-  const hi = Math.ceil(pos);
-  return sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo);
-}
-
-/** Busy CPU seconds of the whole machine (Linux /proc/stat), to tell when others were running. */
-function machineBusy(): number | undefined {
-  try {
-    const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
-    return (f.slice(0, 8).reduce((a, b) => a + b, 0) - f[3] - f[4]) / 100;
-  } catch {
-    return undefined;
-  }
-}
-
 async function sample(fn: () => unknown, runs: number): Promise<{ ms: number[]; othersBusy?: number }> {
-  const t0 = performance.now();
-  const busy0 = machineBusy();
-  const own0 = process.cpuUsage();
-  for (let i = 0; i < 5 || performance.now() - t0 < 250; i++) await fn();
+  const start = cpuMark();
+  for (let i = 0; i < 5 || performance.now() - start.wall < 250; i++) await fn();
   const ms: number[] = [];
   for (let i = 0; i < runs; i++) {
     const s = performance.now();
     await fn();
     ms.push(performance.now() - s);
   }
-  const busy1 = machineBusy();
-  const own = process.cpuUsage(own0);
-  const wall = (performance.now() - t0) / 1000;
-  const othersBusy =
-    busy0 === undefined || busy1 === undefined
-      ? undefined
-      : Math.min(1, Math.max(0, (busy1 - busy0 - (own.user + own.system) / 1e6) / (wall * os.cpus().length)));
-  return { ms: ms.sort((a, b) => a - b), othersBusy };
-}
-
-let sink = 0;
-function reference(): () => void {
-  const rand = seededRandom(7);
-  const dim = 128;
-  const vectors = Float32Array.from({ length: 1000 * dim }, () => rand() * 2 - 1);
-  const queries = Float32Array.from({ length: 10 * dim }, () => rand() * 2 - 1);
-  return () => {
-    let best = -Infinity;
-    for (let q = 0; q < 10; q++) {
-      for (let v = 0; v < 1000; v++) {
-        let dot = 0;
-        for (let d = 0; d < dim; d++) dot += queries[q * dim + d] * vectors[v * dim + d];
-        if (dot > best) best = dot;
-      }
-    }
-    sink += best;
-  };
+  return { ms: ms.sort((a, b) => a - b), othersBusy: othersShare(start, cpuMark()) };
 }
 
 /** What annotateFrame was chosen over: the same boxes and labels as one SVG, composited by sharp. */
@@ -171,7 +127,7 @@ async function main(): Promise<void> {
   const drawn = await drawAnnotations(item, annotateOptions);
   const raw = () => sharp(drawn, { raw: { width: W, height: H, channels: 3 } });
 
-  const ref = await sample(reference(), options.runs);
+  const ref = await sample(makeReference(), options.runs);
   const refP50 = quantile(ref.ms, 0.5);
   const rows: Row[] = [];
   const add = async (name: string, fn: () => unknown, note?: string, per = 1) => {
@@ -262,13 +218,14 @@ async function main(): Promise<void> {
   );
   await server.close();
 
+  const m = machineInfo();
   const machine = {
-    cpu: os.cpus()[0]?.model ?? 'unknown',
-    cores: os.cpus().length,
-    node: process.version,
+    cpu: m.cpu,
+    cores: m.cores,
+    node: m.node,
     sharp: sharp.versions.sharp ?? 'unknown',
     libvips: sharp.versions.vips,
-    date: new Date().toISOString(),
+    date: m.date,
     referenceMs: refP50,
     faces: faces.length,
     frame: `${W}×${H}`,
@@ -296,7 +253,7 @@ async function main(): Promise<void> {
       `| ${r.name} | ${fmt(r.p50)} | ${fmt(r.p90)} | ${r.ratio.toFixed(2)} | ${busy} | ${r.note ?? ''} |`,
     );
   }
-  if (sink === 42) console.log('');
+  if (referenceSink() === 42) console.log('');
 }
 
 main().catch((err: unknown) => {

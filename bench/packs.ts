@@ -16,6 +16,7 @@ import { FaceFlow } from '../src/faceflow';
 import { decodeImage } from '../src/image/decode';
 import type { Face } from '../src/types';
 import { hasSharedData, shared } from '../test/helpers/shared';
+import { machineInfo, rankPercentile } from './common';
 
 const GROUP: Record<string, number> = { bbt1: 4, bbt2: 3, bbt3: 5, bbt4: 6, bbt5: 5 };
 
@@ -98,7 +99,11 @@ async function measure(
       await flow.embedFaces(frame, copy);
       if (k > 0) embedMs.push((performance.now() - t) / copy.length);
     }
-    const median = (v: number[]) => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)];
+    const median = (v: number[]) =>
+      rankPercentile(
+        [...v].sort((a, b) => a - b),
+        50,
+      );
     const bbt = await identification(flow, shared('bbt', 'faces'));
     const col = await identification(flow, colour);
     const name = (ref: string) => path.basename(ref).replace(/\.onnx$/, '');
@@ -116,9 +121,8 @@ async function main(): Promise<void> {
   const colour = colourSet();
   const scrfd = shared('models', 'scrfd_500m_bnkps.onnx');
   const mobilefacenet = shared('models', 'mobilefacenet_128_b.onnx');
-  console.log(
-    `${new Date().toISOString()}, ${os.cpus()[0]?.model}, ${os.cpus().length} cores, Node ${process.version}`,
-  );
+  const m = machineInfo();
+  console.log(`${m.date}, ${m.cpu}, ${m.cores} cores, Node ${m.node}`);
   console.log(
     '| detector | landmarks | embedder | group photos | detect ms | embed ms/face | bbt faces | colour photos |',
   );

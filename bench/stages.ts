@@ -12,8 +12,7 @@
  */
 
 import { seededRandom as rng } from '../src/util/seededRandom';
-import { existsSync, readFileSync } from 'node:fs';
-import * as os from 'node:os';
+import { existsSync } from 'node:fs';
 import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import sharp from 'sharp';
@@ -21,11 +20,26 @@ import { alignFace } from '../src/align';
 import { MemoryGallery } from '../src/gallery/memoryGallery';
 import { decodeImage } from '../src/image/decode';
 import { letterbox, type Normalization } from '../src/image/letterbox';
-import { l2Normalize } from '../src/models/embedder';
 import { loadModel } from '../src/models/registry';
 import type { Detector, Embedder } from '../src/models/roles';
 import { ScrfdDetector } from '../src/models/scrfd';
 import type { Face, Frame } from '../src/types';
+import {
+  BUSY_WARNING,
+  cpuMark,
+  fmt as fmtNumber,
+  machineInfo,
+  makeReference,
+  othersShare,
+  packageVersion,
+  positiveInt as positiveIntOf,
+  randomUnitVector as randomUnit,
+  REFERENCE_DESCRIPTION as REF_DESCRIPTION,
+  referenceSink,
+  SHARED_DATA,
+  stats,
+  type Stats,
+} from './common';
 
 // ---------------------------------------------------------------------------------------------
 // Options and data
@@ -41,13 +55,7 @@ const USAGE = 'usage: node dist/bench/stages.js [--runs N] [--threads T] [--json
 
 function parseArgs(argv: string[]): BenchOptions {
   const options: BenchOptions = { runs: 30, warmup: 5, threads: 2, json: false };
-  const positiveInt = (flag: string, value: string | undefined): number => {
-    const n = Number(value);
-    if (value === undefined || !Number.isInteger(n) || n < 1) {
-      throw new Error(`${flag} needs a positive integer, got ${value ?? 'nothing'}\n${USAGE}`);
-    }
-    return n;
-  };
+  const positiveInt = (flag: string, value: string | undefined) => positiveIntOf(flag, value, USAGE);
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     if (arg === '--runs') options.runs = positiveInt(arg, argv[++i]);
@@ -60,13 +68,6 @@ function parseArgs(argv: string[]): BenchOptions {
   }
   return options;
 }
-
-/** The project root, from the compiled `dist/bench/` or the source `bench/`. */
-const PROJECT_ROOT = path.resolve(
-  __dirname,
-  __dirname.includes(`${path.sep}dist${path.sep}`) ? '../..' : '..',
-);
-const SHARED_DATA = path.resolve(PROJECT_ROOT, '..', 'shared', 'data');
 
 const FILES = {
   photo: path.join(SHARED_DATA, 'bbt', 'group', 'bbt1.jpg'),
@@ -94,65 +95,7 @@ const BUDGET = {
 };
 
 // ---------------------------------------------------------------------------------------------
-// Statistics
-
-interface Stats {
-  median: number;
-  p90: number;
-  min: number;
-  runs: number;
-}
-
-/** Linear-interpolated quantile of ascending-sorted samples. */
-function quantile(sorted: number[], q: number): number {
-  const pos = (sorted.length - 1) * q;
-  const lo = Math.floor(pos);
-  const hi = Math.ceil(pos);
-  return sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo);
-}
-
-function stats(samples: number[], divisor = 1): Stats {
-  const sorted = samples.map((s) => s / divisor).sort((a, b) => a - b);
-  return { median: quantile(sorted, 0.5), p90: quantile(sorted, 0.9), min: sorted[0], runs: sorted.length };
-}
-
-// ---------------------------------------------------------------------------------------------
-// Other processes: figures taken while something else keeps the cores busy are worth little
-
-/** Busy CPU time of the whole machine so far, in seconds (Linux), from /proc/stat. */
-function machineBusySeconds(): number | undefined {
-  try {
-    const fields = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
-    // user nice system idle iowait irq softirq steal [guest guest_nice: already inside user/nice]
-    const busy = fields.slice(0, 8).reduce((a, b) => a + b, 0) - fields[3] - fields[4];
-    return busy / 100; // USER_HZ is 100 on every mainstream Linux
-  } catch {
-    return undefined;
-  }
-}
-
-interface CpuMark {
-  wall: number;
-  machine: number | undefined;
-  own: number;
-}
-
-function cpuMark(): CpuMark {
-  const own = process.cpuUsage();
-  return { wall: performance.now(), machine: machineBusySeconds(), own: (own.user + own.system) / 1e6 };
-}
-
-/** Share of all cores that other processes kept busy between two marks (0..1), if known. */
-function othersShare(from: CpuMark, to: CpuMark, cores: number): number | undefined {
-  if (from.machine === undefined || to.machine === undefined) return undefined;
-  const wall = (to.wall - from.wall) / 1000;
-  if (wall <= 0) return undefined;
-  const others = to.machine - from.machine - (to.own - from.own);
-  return Math.min(1, Math.max(0, others / (wall * cores)));
-}
-
-/** Above this share of the cores used by other processes, a row's figures are flagged. */
-const BUSY_WARNING = 0.1;
+// Sampling
 
 interface Samples {
   ms: number[];
@@ -176,52 +119,12 @@ async function sample(fn: () => unknown, runs: number, warmup: number): Promise<
     await fn();
     ms.push(performance.now() - t0);
   }
-  return { ms, othersBusy: othersShare(start, cpuMark(), os.cpus().length) };
+  return { ms, othersBusy: othersShare(start, cpuMark()) };
 }
 
 /** A row's figures from its samples; `divisor` turns a batch's time into a per-item time. */
 function summary(s: Samples, divisor = 1): Pick<Row, 'stats' | 'othersBusy'> {
   return { stats: stats(s.ms, divisor), othersBusy: s.othersBusy };
-}
-
-// ---------------------------------------------------------------------------------------------
-// Reference workload
-
-const REF_VECTORS = 1000;
-const REF_QUERIES = 10;
-const REF_DESCRIPTION = `${REF_QUERIES}×${REF_VECTORS} dot products of ${DIM}-d Float32Array, plain JS`;
-/** Written by the reference loop so the JIT cannot drop it. */
-let referenceSink = 0;
-
-function randomUnitVector(rand: () => number): Float32Array {
-  const v = new Float32Array(DIM);
-  for (let i = 0; i < DIM; i++) v[i] = rand() * 2 - 1;
-  return l2Normalize(v);
-}
-
-/**
- * The same-run baseline: single-threaded JS arithmetic that neither ONNX Runtime, libvips nor the
- * OS thread count touches. Stage ratios to it are what compare across machines.
- */
-function makeReference(): () => void {
-  const rand = rng(7);
-  const vectors = new Float32Array(REF_VECTORS * DIM);
-  for (let i = 0; i < vectors.length; i++) vectors[i] = rand() * 2 - 1;
-  const queries = new Float32Array(REF_QUERIES * DIM);
-  for (let i = 0; i < queries.length; i++) queries[i] = rand() * 2 - 1;
-  return () => {
-    let best = -Infinity;
-    for (let q = 0; q < REF_QUERIES; q++) {
-      const qo = q * DIM;
-      for (let v = 0; v < REF_VECTORS; v++) {
-        const vo = v * DIM;
-        let dot = 0;
-        for (let d = 0; d < DIM; d++) dot += queries[qo + d] * vectors[vo + d];
-        if (dot > best) best = dot;
-      }
-    }
-    referenceSink += best;
-  };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -239,37 +142,18 @@ interface Machine {
   date: string;
 }
 
-/** A dependency's version from its package.json, found beside its entry point (exports hide it). */
-function packageVersion(name: string): string {
-  try {
-    let dir = path.dirname(require.resolve(name));
-    for (;;) {
-      const file = path.join(dir, 'package.json');
-      if (existsSync(file)) {
-        const pkg = JSON.parse(readFileSync(file, 'utf8')) as { name?: string; version?: string };
-        if (pkg.name === name) return pkg.version ?? 'unknown';
-      }
-      const parent = path.dirname(dir);
-      if (parent === dir) return 'unknown';
-      dir = parent;
-    }
-  } catch {
-    return 'unknown';
-  }
-}
-
 function machine(threads: number): Machine {
-  const cpus = os.cpus();
+  const m = machineInfo();
   return {
-    cpu: cpus[0]?.model.trim() ?? 'unknown',
-    cores: cpus.length,
-    platform: `${os.platform()} ${os.release()} ${os.arch()}`,
-    node: process.version,
+    cpu: m.cpu,
+    cores: m.cores,
+    platform: m.platform,
+    node: m.node,
     onnxruntimeNode: packageVersion('onnxruntime-node'),
     sharp: packageVersion('sharp'),
     libvips: sharp.versions.vips,
     threads,
-    date: new Date().toISOString(),
+    date: m.date,
   };
 }
 
@@ -429,9 +313,9 @@ async function run(options: BenchOptions): Promise<{ machine: Machine; rows: Row
   const rand = rng(42);
   const gallery = new MemoryGallery(embB.id);
   for (let p = 0; p < GALLERY_IDENTITIES; p++) {
-    for (let k = 0; k < GALLERY_PER_IDENTITY; k++) gallery.add(`person-${p}`, randomUnitVector(rand));
+    for (let k = 0; k < GALLERY_PER_IDENTITY; k++) gallery.add(`person-${p}`, randomUnit(rand, DIM));
   }
-  const query = randomUnitVector(rand);
+  const query = randomUnit(rand, DIM);
   const match: Row = {
     stage: 'match 1 query',
     input: `${GALLERY_IDENTITIES.toLocaleString('en')} ids × ${GALLERY_PER_IDENTITY} × ${DIM}-d`,
@@ -495,16 +379,15 @@ async function run(options: BenchOptions): Promise<{ machine: Machine; rows: Row
   }
 
   await Promise.all([det500m, det2_5g, embA, embB].map((m) => m.dispose()));
-  if (!Number.isFinite(referenceSink)) notes.push('reference sink is not finite');
+  if (!Number.isFinite(referenceSink())) notes.push('reference sink is not finite');
   return { machine: machine(threads), rows, notes };
 }
 
 // ---------------------------------------------------------------------------------------------
 // Output
 
-function fmt(ms: number): string {
-  return ms >= 100 ? ms.toFixed(0) : ms >= 10 ? ms.toFixed(1) : ms >= 1 ? ms.toFixed(2) : ms.toFixed(3);
-}
+/** Stages go below a millisecond: three decimals there. */
+const fmt = (ms: number): string => fmtNumber(ms, true);
 
 function markdown(result: { machine: Machine; rows: Row[]; notes: string[] }, options: BenchOptions): string {
   const m = result.machine;

@@ -16,8 +16,7 @@
  * reference workload as bench/stages.ts, measured in the same run. Prints numbers; asserts nothing.
  */
 
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import * as os from 'node:os';
+import { existsSync, readdirSync } from 'node:fs';
 import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { FaceFlow } from '../src/faceflow';
@@ -34,9 +33,19 @@ import {
   type SyntheticFrame,
 } from '../src/tracking/synthetic';
 import { seededRandom } from '../src/util/seededRandom';
+import {
+  cpuMark,
+  machineInfo,
+  othersShare,
+  positiveInt,
+  quantile,
+  referenceMedianMs,
+  referenceSink,
+  SHARED_DATA,
+} from './common';
 
 const USAGE = 'usage: node dist/bench/tracking.js [--seeds N] [--json]';
-const SHARED_FACES = path.resolve(__dirname, '..', '..', '..', 'shared', 'data', 'bbt', 'faces');
+const SHARED_FACES = path.join(SHARED_DATA, 'bbt', 'faces');
 
 interface Options {
   seeds: number;
@@ -47,11 +56,8 @@ function parseArgs(argv: string[]): Options {
   const options: Options = { seeds: 10, json: false };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
-    if (arg === '--seeds') {
-      const n = Number(argv[++i]);
-      if (!Number.isInteger(n) || n < 1) throw new Error(`--seeds needs a positive integer\n${USAGE}`);
-      options.seeds = n;
-    } else if (arg === '--json') options.json = true;
+    if (arg === '--seeds') options.seeds = positiveInt(arg, argv[++i], USAGE);
+    else if (arg === '--json') options.json = true;
     else if (arg === '--help' || arg === '-h') {
       console.log(USAGE);
       process.exit(0);
@@ -146,55 +152,6 @@ function run(frames: SyntheticFrame[], options: ByteTrackerOptions): Run {
   return { mot, updateMs, detections };
 }
 
-function quantile(sorted: number[], q: number): number {
-  const pos = (sorted.length - 1) * q;
-  const lo = Math.floor(pos);
-  const hi = Math.ceil(pos);
-  return sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo);
-}
-
-const REF_DIM = 128;
-let referenceSink = 0;
-
-/** The same reference workload as bench/stages.ts: 10×1000 dot products of 128-d Float32Array. */
-function referenceMedianMs(): number {
-  const rand = seededRandom(7);
-  const vectors = new Float32Array(1000 * REF_DIM).map(() => rand() * 2 - 1);
-  const queries = new Float32Array(10 * REF_DIM).map(() => rand() * 2 - 1);
-  const once = () => {
-    let best = -Infinity;
-    for (let q = 0; q < 10; q++) {
-      for (let v = 0; v < 1000; v++) {
-        let dot = 0;
-        for (let d = 0; d < REF_DIM; d++) dot += queries[q * REF_DIM + d] * vectors[v * REF_DIM + d];
-        if (dot > best) best = dot;
-      }
-    }
-    referenceSink += best;
-  };
-  for (let i = 0; i < 20; i++) once();
-  const ms: number[] = [];
-  for (let i = 0; i < 30; i++) {
-    const t0 = performance.now();
-    once();
-    ms.push(performance.now() - t0);
-  }
-  return quantile(
-    ms.sort((a, b) => a - b),
-    0.5,
-  );
-}
-
-/** Busy CPU seconds of the whole machine (Linux /proc/stat), to tell whether others were busy. */
-function machineBusySeconds(): number | undefined {
-  try {
-    const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
-    return (f.slice(0, 8).reduce((a, b) => a + b, 0) - f[3] - f[4]) / 100;
-  } catch {
-    return undefined;
-  }
-}
-
 // ---------------------------------------------------------------------------------------------
 
 interface Row {
@@ -242,9 +199,7 @@ async function main(): Promise<void> {
       run(data.get(`${kind}/1/${embed ? 'embed' : 'plain'}`) as SyntheticFrame[], opts);
 
   const reference = referenceMedianMs();
-  const busyStart = machineBusySeconds();
-  const cpuStart = process.cpuUsage();
-  const wallStart = performance.now();
+  const start = cpuMark();
   const rows: Row[] = [];
   for (const kind of kinds) {
     for (const [variant, opts, embed] of variants) {
@@ -280,20 +235,15 @@ async function main(): Promise<void> {
       });
     }
   }
-  const wall = (performance.now() - wallStart) / 1000;
-  const busyEnd = machineBusySeconds();
-  const cpu = process.cpuUsage(cpuStart);
-  const others =
-    busyStart === undefined || busyEnd === undefined
-      ? undefined
-      : Math.max(0, busyEnd - busyStart - (cpu.user + cpu.system) / 1e6) / (wall * os.cpus().length);
+  const others = othersShare(start, cpuMark());
 
+  const m = machineInfo();
   const machine = {
-    cpu: os.cpus()[0]?.model.trim() ?? 'unknown',
-    cores: os.cpus().length,
-    platform: `${os.platform()} ${os.release()} ${os.arch()}`,
-    node: process.version,
-    date: new Date().toISOString(),
+    cpu: m.cpu,
+    cores: m.cores,
+    platform: m.platform,
+    node: m.node,
+    date: m.date,
     referenceMs: reference,
     othersBusy: others,
     embeddings: people
@@ -321,7 +271,7 @@ async function main(): Promise<void> {
     );
   }
   console.log(lines.join('\n'));
-  if (referenceSink === 42) console.log('');
+  if (referenceSink() === 42) console.log('');
 }
 
 main().catch((err: unknown) => {

@@ -1,0 +1,120 @@
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+
+import {
+  openDemo,
+  rssVerdict,
+  runSoak,
+  type DemoSetup,
+  type SoakResult,
+  type SoakSample,
+} from '../bench/soak';
+import { DEMO_PERSON } from '../src/demo/sampleMedia';
+
+/**
+ * The accelerated variant of bench/soak.ts (issue 7): the demo's pipeline — its clip looping
+ * through processLatest, recognizeFrames and faceEvents, with a viewer on the live view — read as
+ * fast as it goes instead of in real time, for 75 s instead of an hour. Only behaviour is asserted:
+ * how fast it went depends on whoever else uses the machine.
+ */
+describe('soak, accelerated: the demo pipeline at full rate', function () {
+  this.timeout(300_000);
+
+  const RUN_MS = 75_000;
+  /** Memory is sampled often, so that the quarters compared hold several samples each. */
+  const SAMPLE_MS = 2_000;
+  const WINDOW_S = 10;
+  /** Models' first runs, the heap's first growth and the first loop are not the plateau. */
+  const WARMUP_S = 15;
+  /**
+   * Small, so that the person is announced again on each loop: she is out of view for 16 s of
+   * each 20 s pass, seconds of wall time even at full rate, and in view without a gap.
+   */
+  const COOLDOWN_MS = 1_000;
+
+  let dir = '';
+  let setup: DemoSetup | undefined;
+  let result: SoakResult;
+
+  before(async function () {
+    dir = await mkdtemp(path.join(tmpdir(), 'faceflow-soak-'));
+    setup = await openDemo(dir);
+    result = await runSoak(setup, {
+      rate: 'full',
+      durationMs: RUN_MS,
+      sampleEveryMs: SAMPLE_MS,
+      annotateEvery: 2,
+      cooldownMs: COOLDOWN_MS,
+      detectEvery: 1,
+    });
+  });
+
+  after(async function () {
+    await setup?.close();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  it('runs to the end without a pipeline error, a camera failure or a failed encode', function () {
+    assert.deepEqual(result.problems, []);
+    const last = result.samples[result.samples.length - 1];
+    assert.ok(last.t * 1000 >= RUN_MS - 1000, `stopped early, at ${last.t.toFixed(1)} s`);
+  });
+
+  it(`processes frames in every ${WINDOW_S} s window`, function () {
+    const processedAt = (t: number): number => {
+      let found: SoakSample | undefined;
+      for (const s of result.samples) if (s.t <= t) found = s;
+      return found?.processed ?? 0;
+    };
+    const end = result.samples[result.samples.length - 1].t;
+    const windows: string[] = [];
+    for (let from = 0; from + WINDOW_S <= end; from += WINDOW_S) {
+      const n = processedAt(from + WINDOW_S) - processedAt(from);
+      windows.push(`${from}–${from + WINDOW_S} s: ${n}`);
+      assert.ok(n > 0, `no frame processed between ${from} and ${from + WINDOW_S} s (${windows.join(', ')})`);
+    }
+    assert.ok(windows.length >= 6, `only ${windows.length} windows`);
+  });
+
+  it(`announces ${DEMO_PERSON} again on every loop of the clip`, function () {
+    const { firstSeq, lastSeq, clipFrames } = result;
+    // Loops that ran from their first frame to their last within the run.
+    const complete: number[] = [];
+    for (let loop = Math.ceil(firstSeq / clipFrames); (loop + 1) * clipFrames - 1 <= lastSeq; loop++) {
+      complete.push(loop);
+    }
+    assert.ok(complete.length >= 2, `only ${complete.length} whole loops of ${clipFrames} frames ran`);
+    const announced = new Set(
+      result.events.filter((e) => e.type === 'recognized' && e.name === DEMO_PERSON).map((e) => e.loop),
+    );
+    const missed = complete.filter((loop) => !announced.has(loop));
+    assert.deepEqual(
+      missed,
+      [],
+      `${DEMO_PERSON} not announced in loop(s) ${missed.join(', ')} of ${complete.join(', ')}; ` +
+        `events: ${result.events.map((e) => `${e.name}@${e.loop}`).join(' ')}`,
+    );
+    // Nobody else in the clip is enrolled: whatever else is announced is unknown.
+    assert.ok(result.events.every((e) => e.type === 'unknown' || e.name === DEMO_PERSON));
+  });
+
+  it('feeds a watching live view all along', function () {
+    const last = result.samples[result.samples.length - 1];
+    assert.ok(last.encoded > 0, 'no JPEG encoded');
+    assert.ok(result.viewerBytes > 0, 'the viewer received nothing');
+    const half = result.samples.find((s) => s.t >= RUN_MS / 2000);
+    assert.ok(half && last.encoded > half.encoded, 'encoding stopped in the second half');
+  });
+
+  it('holds its memory at a plateau (last quarter ≤ first × 1.3 + 40 MiB)', function () {
+    const v = rssVerdict(result.samples, WARMUP_S);
+    assert.ok(v.steady >= 8, `only ${v.steady} samples after the warm-up`);
+    assert.ok(
+      v.plateau,
+      `RSS median ${v.firstQuarterRssMiB.toFixed(0)} MiB in the first quarter, ` +
+        `${v.lastQuarterRssMiB.toFixed(0)} MiB in the last`,
+    );
+  });
+});
