@@ -33,7 +33,9 @@ async function allNodes(): Promise<unknown[]> {
     core('common/25-catch.js'),
     core('common/90-comment.js'),
     core('function/10-switch.js'),
+    core('function/10-function.js'),
     core('network/10-mqtt.js'),
+    core('network/21-httpin.js'),
   ];
 }
 

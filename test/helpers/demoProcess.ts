@@ -33,6 +33,7 @@ export class DemoProcess {
   constructor(
     readonly dir: string,
     readonly ports: DemoPorts,
+    env: Record<string, string> = {},
   ) {
     this.child = spawn(process.execPath, [path.join(PROJECT_ROOT, 'dist', 'scripts', 'start-demo.js')], {
       cwd: PROJECT_ROOT,
@@ -44,6 +45,7 @@ export class DemoProcess {
         FACEFLOW_DEMO_LIVE_PORT: String(ports.live),
         FACEFLOW_DEMO_MQTT_PORT: String(ports.mqtt),
         FACEFLOW_DEMO_MQTT_HOST: '',
+        ...env,
       },
     });
     const collect = (chunk: Buffer) => {
