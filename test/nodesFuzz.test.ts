@@ -192,6 +192,12 @@ describe(`nodes under fuzzed input (${PER_NODE} messages per node, real Node-RED
     ['faceflow-annotate', {}],
     ['faceflow-mjpeg-out', { host: '127.0.0.1', path: '/s.mjpg' }],
     ['faceflow-mqtt-out', { url: 'mqtt://127.0.0.1:1', queueLimit: '10' }],
+    // Its input takes start/stop commands; the camera is a file that does not exist, so a start only
+    // makes it retry in the background.
+    [
+      'faceflow-rtsp-in',
+      { source: 'file', file: '/nonexistent/clip.mp4', autostart: false, cameraId: 'door' },
+    ],
   ];
 
   for (const [type, settings] of targets) {
@@ -260,11 +266,11 @@ describe(`nodes under fuzzed input (${PER_NODE} messages per node, real Node-RED
 
       // Still alive: a good message is handled as before the fuzz.
       const [done, failed] = [completed, errors.length];
-      target.receive({
-        payload: { ...fx.frame, seq: PER_NODE + 1, ts: Date.now() },
-        faces: [],
-        topic: 'door',
-      });
+      const good =
+        type === 'faceflow-rtsp-in'
+          ? { topic: 'stop' }
+          : { payload: { ...fx.frame, seq: PER_NODE + 1, ts: Date.now() }, faces: [], topic: 'door' };
+      target.receive(good);
       const deadline = Date.now() + 30_000;
       while (completed === done && errors.length === failed) {
         if (Date.now() > deadline) assert.fail('the good message did not finish');
