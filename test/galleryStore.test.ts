@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, promises as fs } from 'node:fs';
 import * as os from 'node:os';
@@ -511,6 +511,42 @@ describe('gallery/store', () => {
       assertSameSnapshot((await store.load()).snapshot, sample(2));
       await store.save(sample(3)); // works again once space is back
       assertSameSnapshot((await store.load()).snapshot, sample(3));
+    });
+
+    it('on a real full file system (a 1 MiB tmpfs) refuses the save, keeps the last one, and saves again once there is room', async function () {
+      // Mounting needs root (or CAP_SYS_ADMIN); where it is refused, the /dev/full case above stands in.
+      const mount = await fs.mkdtemp(path.join(os.tmpdir(), 'faceflow-tmpfs-'));
+      const mounted = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', mount]).status === 0;
+      if (!mounted) {
+        await fs.rmdir(mount);
+        this.skip();
+      }
+      try {
+        const small = path.join(mount, 'gallery.ffg');
+        const store = new GalleryStore(small, { backups: 1 });
+        await store.save(sample(1));
+        const before = await fs.readFile(small);
+        // Fill what is left, as another program on the same disk would.
+        const filler = path.join(mount, 'filler');
+        await fs.writeFile(filler, Buffer.alloc(0));
+        const chunk = Buffer.alloc(64 * 1024, 7);
+        for (;;) {
+          try {
+            await fs.appendFile(filler, chunk);
+          } catch {
+            break;
+          }
+        }
+        await assert.rejects(store.save(sample(2)), isStoreError('WRITE_FAILED', /ENOSPC/));
+        assert.deepEqual(await fs.readFile(small), before, 'the last good save is untouched');
+        assertSameSnapshot((await store.load()).snapshot, sample(1));
+        await fs.rm(filler);
+        await store.save(sample(2));
+        assertSameSnapshot((await store.load()).snapshot, sample(2));
+      } finally {
+        spawnSync('umount', [mount]);
+        await fs.rm(mount, { recursive: true, force: true });
+      }
     });
 
     it('rejects when the directory is read-only and keeps the previous file', async function () {
