@@ -10,22 +10,28 @@
  * `frames$` is shared: one ffmpeg however many subscribers, started by the first and stopped
  * (SIGTERM, then SIGKILL after `stopGraceMs`) when the last one leaves or on error. A live source
  * (RTSP, device) never completes: when ffmpeg exits or goes silent for `stallTimeoutMs` it is
- * restarted with exponential back-off and jitter, and `seq` keeps counting. A file completes at
- * its end (unless `loop`); any failure of a file is an error. Passwords in URLs appear nowhere:
+ * restarted with exponential back-off and jitter, and `seq` keeps counting (a wrong password
+ * waits as the fifth attempt would: 16 s by default, not 1 s). The watchdog also bounds a
+ * connection that never completes, and a camera's host name is resolved here within the same
+ * bound (see resolveRtspHost): no failure waits on the kernel's or ffmpeg's own timeouts. A file
+ * completes at its end (unless `loop`); any failure of a file is an error. Passwords in URLs appear nowhere:
  * not in events, errors or log lines (see maskUrl.ts). They are on ffmpeg's command line,
  * though, which other local users can read in /proc: give cameras their own account.
  *
  * Events (all carry `type`, `cameraId`, `source` (masked) and `ts`):
  *   connecting   {attempt}                  ffmpeg started; attempt 0 is the first connection
  *   up           {attempt, width, height}   first frame of this connection
- *   down         {reason, frames, code, signal}  ffmpeg ended (frames: delivered by that run)
+ *   down         {reason, cause, detail?, frames, code, signal}  ffmpeg ended (frames: delivered
+ *                                          by that run; cause: why, as a word — see DownCause)
  *   reconnecting {attempt, delayMs}         next connection in delayMs
  *   stalled      {silentMs}                 no frame for stallTimeoutMs; ffmpeg is being killed
  *   dropped      {count, total}             frames skipped by processLatest (reported ≤ 1/s)
  *   log          {level, message}           an ffmpeg line at logLevel or worse
  *   end          {frames}                   a file reached its end
  */
+import { lookup } from 'node:dns/promises';
 import { constants, promises as fs } from 'node:fs';
+import { isIP } from 'node:net';
 import * as path from 'node:path';
 import { finalize, Observable, share, Subject, type ObservableInput, type Subscriber } from 'rxjs';
 import type { Frame } from '../types';
@@ -82,9 +88,39 @@ export interface UpEvent extends EventBase {
   width: number;
   height: number;
 }
+/**
+ * Why a connection ended, as a word a flow can switch on:
+ *   auth         the camera refused the credentials (401/403); retried at a long delay
+ *   not-found    no stream at that path (404)
+ *   refused      nothing listens at that address and port
+ *   unreachable  no route to the host, or its name does not resolve
+ *   timeout      nothing came within stallTimeoutMs of connecting (blackholed address, hung camera)
+ *   stalled      frames came, then none for stallTimeoutMs
+ *   protocol     the answer was not usable RTSP, or held no video stream
+ *   killed       ffmpeg died of a signal nobody here sent (OOM killer, an operator's kill -9)
+ *   ended        the stream or file ended
+ *   failed       anything else, such as "camera error (503 Service Unavailable)"; `detail` or
+ *                `reason` has ffmpeg's words
+ */
+export type DownCause =
+  | 'auth'
+  | 'not-found'
+  | 'refused'
+  | 'unreachable'
+  | 'timeout'
+  | 'stalled'
+  | 'protocol'
+  | 'killed'
+  | 'ended'
+  | 'failed';
+
 export interface DownEvent extends EventBase {
   type: 'down';
+  /** Short and readable, led by the cause in words ("authentication failed (401 Unauthorized)"). */
   reason: string;
+  cause: DownCause;
+  /** ffmpeg's own last error lines when the reason abbreviates them (masked). */
+  detail?: string;
   frames: number;
   code: number | null;
   signal: string | null;
@@ -224,20 +260,65 @@ export class CameraSource {
       subscriber.error(new CameraError(message));
     };
 
+    /** After a failed or lost connection: reconnect after the back-off, or give up. */
+    const afterFailure = (reason: string, cause: DownCause, upAt: number): void => {
+      if (!this.reconnect) {
+        fail(`${this.label}: ${reason}`);
+        return;
+      }
+      const settings = this.reconnect;
+      if (upAt > 0 && Date.now() - upAt >= settings.stableMs) failures = 0;
+      failures++;
+      if (failures > settings.maxAttempts) {
+        fail(`${this.label}: gave up after ${settings.maxAttempts} attempts (${reason})`);
+        return;
+      }
+      // A wrong password does not heal by retrying, and many cameras lock the account
+      // after a few failures in a row: wait as if several attempts had failed already.
+      const delayMs = backoffDelay(
+        cause === 'auth' ? Math.max(failures, AUTH_BACKOFF_ATTEMPT) : failures,
+        settings,
+      );
+      this.emit({ type: 'reconnecting', attempt: failures, delayMs });
+      retryTimer = setTimeout(() => void connect(), delayMs);
+    };
+
     const connect = async (): Promise<void> => {
       this.emit({ type: 'connecting', attempt: failures });
       let binary: string;
-      let args: string[];
+      let fpsMode: boolean;
       try {
         if (this.#input.kind === 'file') await checkReadableFile(this.#input.path);
         binary = ffmpegPath(this.#options);
-        args = ffmpegArgs(this.#input, this.#options, { fpsMode: hasFpsMode(await ffmpegVersion(binary)) });
+        fpsMode = hasFpsMode(await ffmpegVersion(binary));
       } catch (err) {
         // Configuration problems (no ffmpeg, no file) do not heal by retrying.
         fail(this.#masker.mask(err instanceof CameraError ? err.message : `${this.label}: ${String(err)}`));
         return;
       }
       if (closed) return;
+
+      let input = this.#input;
+      if (input.kind === 'rtsp') {
+        try {
+          input = { ...input, url: await resolveRtspHost(input.url, stallMs > 0 ? stallMs : 10_000) };
+        } catch (err) {
+          if (closed) return;
+          // A name that does not resolve now may resolve later (DNS or mDNS down, camera off).
+          const reason = this.#masker.mask((err as Error).message);
+          this.emit({ type: 'down', reason, cause: 'unreachable', frames: 0, code: null, signal: null });
+          afterFailure(reason, 'unreachable', 0);
+          return;
+        }
+        if (closed) return;
+      }
+      let args: string[];
+      try {
+        args = ffmpegArgs(input, this.#options, { fpsMode });
+      } catch (err) {
+        fail(this.#masker.mask(err instanceof CameraError ? err.message : `${this.label}: ${String(err)}`));
+        return;
+      }
 
       let frames = 0;
       let upAt = 0;
@@ -291,24 +372,23 @@ export class CameraSource {
               subscriber.complete();
               return;
             }
-            const reason = stalled
-              ? `no frame for ${(stallMs / 1000).toFixed(1)} s`
-              : this.tidy(describeExit(exit, this.live, frames));
-            this.emit({ type: 'down', reason, frames, code: exit.code, signal: exit.signal });
-            if (exit.spawnError || !this.reconnect) {
+            const { reason, cause, detail } = stalled
+              ? describeStall(stallMs, frames)
+              : describeExit(exit, this.#input.kind, frames, (text) => this.tidy(text));
+            this.emit({
+              type: 'down',
+              reason,
+              cause,
+              ...(detail === undefined ? {} : { detail }),
+              frames,
+              code: exit.code,
+              signal: exit.signal,
+            });
+            if (exit.spawnError) {
               fail(`${this.label}: ${reason}`);
               return;
             }
-            const settings = this.reconnect;
-            if (upAt > 0 && Date.now() - upAt >= settings.stableMs) failures = 0;
-            failures++;
-            if (failures > settings.maxAttempts) {
-              fail(`${this.label}: gave up after ${settings.maxAttempts} attempts (${reason})`);
-              return;
-            }
-            const delayMs = backoffDelay(failures, settings);
-            this.emit({ type: 'reconnecting', attempt: failures, delayMs });
-            retryTimer = setTimeout(() => void connect(), delayMs);
+            afterFailure(reason, cause, upAt);
           },
         },
       );
@@ -380,15 +460,120 @@ function reconnectSettings(option: boolean | ReconnectOptions): Required<Reconne
   return settings;
 }
 
-function describeExit(exit: FfmpegExit, live: boolean, frames: number): string {
-  if (exit.spawnError) return `cannot start ffmpeg: ${exit.spawnError}`;
-  if (exit.lastError) return exit.lastError;
-  if (exit.code === 0) {
-    if (exit.partialBytes > 0) return `stream ended inside a frame (${exit.partialBytes} bytes left over)`;
-    return live ? `stream ended after ${frames} frames` : 'end of file';
+/**
+ * The RTSP URL with its host name replaced by the address it resolves to, looked up here rather
+ * than by ffmpeg. The bundled ffmpeg is a static build, and a static glibc that resolves a name
+ * loads the system's NSS modules, built for another glibc: on Debian 12 it dies of SIGSEGV for
+ * any name, "localhost" included. Looking up in Node also bounds the wait (`timeoutMs`) and
+ * says plainly that a name does not resolve. An address literal is passed through untouched.
+ */
+export async function resolveRtspHost(url: string, timeoutMs: number): Promise<string> {
+  const m = RTSP_HOST.exec(url);
+  if (!m || m[2] === '' || m[2].startsWith('[') || isIP(m[2]) !== 0) return url;
+  const host = m[2];
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    const addresses = await Promise.race([
+      lookup(host, { all: true }),
+      new Promise<never>((_resolve, reject) => {
+        timer = setTimeout(
+          () => reject(new Error(`unreachable (cannot resolve ${host}: no answer in ${timeoutMs} ms)`)),
+          timeoutMs,
+        );
+      }),
+    ]);
+    // ffmpeg would try each address in turn; one must be chosen here. Cameras are nearly always
+    // reached over IPv4 on a LAN, where a listed IPv6 address is often link-local or unrouted.
+    const chosen = addresses.find((a) => a.family === 4) ?? addresses[0];
+    if (!chosen) throw new Error(`unreachable (cannot resolve ${host}: no address)`);
+    const { address, family } = chosen;
+    return m[1] + (family === 6 ? `[${address}]` : address) + m[3];
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === undefined) throw err;
+    throw new Error(`unreachable (cannot resolve ${host}: ${code})`);
+  } finally {
+    clearTimeout(timer);
   }
-  if (exit.signal) return `ffmpeg was killed by ${exit.signal}`;
-  return `ffmpeg exited with code ${exit.code}`;
+}
+
+// scheme and userinfo (to the last '@' before the path, as ffmpeg reads it), host, the rest.
+const RTSP_HOST = /^(rtsps?:\/\/(?:[^/?#]*@)?)(\[[^\]]*\]|[^:/?#]*)(.*)$/is;
+
+/** An authentication failure waits as long as the 5th attempt would (16 × baseMs, capped). */
+export const AUTH_BACKOFF_ATTEMPT = 5;
+
+interface Described {
+  reason: string;
+  cause: DownCause;
+  detail?: string;
+}
+
+function describeStall(stallMs: number, frames: number): Described {
+  const silence = `no frame for ${(stallMs / 1000).toFixed(1)} s`;
+  // No frame at all means the camera never answered (or never started sending): to a user that
+  // is "cannot reach it", not a stream that broke down.
+  return frames === 0
+    ? { reason: `timed out: ${silence} since connecting`, cause: 'timeout' }
+    : { reason: `stalled: ${silence}`, cause: 'stalled' };
+}
+
+// ffmpeg's RTSP client reports a refused DESCRIBE/SETUP as "method X failed: 401 Unauthorized".
+const STATUS = /\b([45]\d\d) ([A-Za-z][A-Za-z ]*[A-Za-z])/;
+const UNREACHABLE =
+  /No route to host|Network is unreachable|Host is unreachable|Name or service not known|Temporary failure in name resolution|nodename nor servname|Connection timed out/i;
+
+function describeExit(
+  exit: FfmpegExit,
+  kind: CameraInput['kind'],
+  frames: number,
+  tidy: (text: string) => string,
+): Described {
+  if (exit.spawnError) return { reason: `cannot start ffmpeg: ${exit.spawnError}`, cause: 'failed' };
+  // A signal nobody here sent is the news; errors printed earlier are older than it.
+  if (exit.signal && !exit.stopped) {
+    return { reason: `ffmpeg was killed by ${exit.signal}`, cause: 'killed', detail: exit.lastError };
+  }
+  if (exit.lastError) {
+    const detail = tidy(exit.lastError);
+    return kind === 'rtsp' ? classifyRtspError(detail) : { reason: detail, cause: 'failed' };
+  }
+  if (exit.code === 0) {
+    if (exit.partialBytes > 0) {
+      return { reason: `stream ended inside a frame (${exit.partialBytes} bytes left over)`, cause: 'ended' };
+    }
+    return {
+      reason: kind === 'file' ? 'end of file' : `stream ended after ${frames} frames`,
+      cause: 'ended',
+    };
+  }
+  if (exit.signal) return { reason: `ffmpeg was killed by ${exit.signal}`, cause: 'killed' };
+  return { reason: `ffmpeg exited with code ${exit.code}`, cause: 'failed' };
+}
+
+/** ffmpeg's words for an RTSP failure, sorted into a cause and led by it. */
+function classifyRtspError(detail: string): Described {
+  const status = STATUS.exec(detail);
+  if (status && (status[1] === '401' || status[1] === '403')) {
+    return { reason: `authentication failed (${status[1]} ${status[2]})`, cause: 'auth', detail };
+  }
+  if (status && status[1] === '404') {
+    return { reason: `stream not found (404 ${status[2]})`, cause: 'not-found', detail };
+  }
+  if (status) {
+    // Cameras answer 503 when their few streaming sessions are all taken, and while booting.
+    return { reason: `camera error (${status[1]} ${status[2]})`, cause: 'failed', detail };
+  }
+  if (/Connection refused/i.test(detail)) return { reason: 'connection refused', cause: 'refused', detail };
+  const unreachable = UNREACHABLE.exec(detail);
+  if (unreachable) return { reason: `unreachable (${unreachable[0]})`, cause: 'unreachable', detail };
+  if (/Invalid data found when processing input/i.test(detail)) {
+    return { reason: 'not a valid RTSP answer (Invalid data found)', cause: 'protocol', detail };
+  }
+  if (/matches no streams|does not contain any stream/i.test(detail)) {
+    return { reason: 'no video stream in the answer', cause: 'protocol', detail };
+  }
+  return { reason: detail, cause: 'failed' };
 }
 
 async function checkReadableFile(file: string): Promise<void> {

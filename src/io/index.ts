@@ -11,6 +11,7 @@ export {
   type ConnectingEvent,
   type UpEvent,
   type DownEvent,
+  type DownCause,
   type ReconnectingEvent,
   type StalledEvent,
   type DroppedEvent,

@@ -109,6 +109,35 @@ export class RtspTestServer {
     this.child?.kill('SIGUSR2');
   }
 
+  /** The server process, for tests that signal it themselves. */
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
+
+  /**
+   * Stops the whole server with SIGSTOP: unlike pause() nothing in it runs, not even the RTSP
+   * session handling, yet the kernel keeps its sockets open and still completes new connections
+   * into the listen backlog. That is a camera whose firmware has hung.
+   */
+  freeze(): void {
+    if (this.child) killGroup(this.child, 'SIGSTOP');
+  }
+
+  thaw(): void {
+    if (this.child) killGroup(this.child, 'SIGCONT');
+  }
+
+  /** Dies at once with SIGKILL, as a camera losing power would; restart() brings it back. */
+  async crash(): Promise<void> {
+    const child = this.child;
+    if (!child) return;
+    this.child = null;
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    killGroup(child, 'SIGKILL');
+    await exited;
+  }
+
   async restart(): Promise<void> {
     await this.stop();
     await this.launch();
@@ -122,6 +151,8 @@ export class RtspTestServer {
     if (child.exitCode !== null || child.signalCode !== null) return;
     const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
     killGroup(child, 'SIGTERM');
+    // A frozen server would hold SIGTERM pending until the SIGKILL below; let it act on it now.
+    killGroup(child, 'SIGCONT');
     const timer = setTimeout(() => killGroup(child, 'SIGKILL'), 3000);
     await exited;
     clearTimeout(timer);
