@@ -1,8 +1,10 @@
 import type { Node, NodeAPI, NodeDef, NodeMessageInFlow } from 'node-red';
 
 import { frameFromInput } from '../src/image/frameInput';
+import { stageMetrics } from '../src/metrics';
 import type { Face, Frame } from '../src/types';
 import type { ModelsNode } from './faceflow-models';
+import { registerMetricsAdmin } from './lib/metricsAdmin';
 import { handleInput, StatusThrottle } from './lib/runtime';
 
 interface DetectDef extends NodeDef {
@@ -18,6 +20,8 @@ type FrameMessage = NodeMessageInFlow & { payload: unknown; faces?: Face[] };
  * five landmarks per face). Other message properties pass through.
  */
 module.exports = (RED: NodeAPI) => {
+  registerMetricsAdmin(RED);
+
   function FaceflowDetectNode(this: Node, def: DetectDef) {
     RED.nodes.createNode(this, def);
     const models = RED.nodes.getNode(def.models) as ModelsNode | null;
@@ -35,12 +39,14 @@ module.exports = (RED: NodeAPI) => {
         cameraId: typeof msg.topic === 'string' ? msg.topic : '',
       });
       const flow = await models.faceflow();
-      const started = Date.now();
+      const started = performance.now();
       const faces = await flow.detect(frame, scoreThreshold === undefined ? {} : { scoreThreshold });
+      const ms = performance.now() - started;
+      stageMetrics(frame.cameraId).detected(ms / 1000, faces.length);
       msg.payload = frame;
       msg.faces = faces;
       if (msg.topic === undefined && frame.cameraId) msg.topic = frame.cameraId;
-      status.show(`${faces.length} face${faces.length === 1 ? '' : 's'}, ${Date.now() - started} ms`);
+      status.show(`${faces.length} face${faces.length === 1 ? '' : 's'}, ${Math.round(ms)} ms`);
       send(msg);
     });
   }

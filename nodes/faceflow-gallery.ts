@@ -6,6 +6,7 @@ import type { FaceFlow } from '../src/faceflow';
 import { GalleryFile } from '../src/gallery/galleryFile';
 import type { VectorBackend } from '../src/gallery/indexFactory';
 import { GalleryStoreError } from '../src/gallery/store';
+import { watchGallery } from '../src/metrics';
 import type { ModelsNode } from './faceflow-models';
 import { registerGalleryAdmin } from './lib/galleryAdmin';
 
@@ -56,6 +57,8 @@ module.exports = (RED: NodeAPI) => {
   // replaced is never served, even if a request raced its close.
   const live = new Set<string>();
   registerGalleryAdmin(RED, () => live);
+  // The metrics endpoints, which report this gallery too, are registered by faceflow-models: a gallery cannot
+  // work without one, and this module's endpoints keep to the gallery permissions.
 
   function FaceflowGalleryNode(this: GalleryNode, def: GalleryDef) {
     RED.nodes.createNode(this, def);
@@ -75,6 +78,16 @@ module.exports = (RED: NodeAPI) => {
     let opened: OpenGallery | undefined;
     // Every change and save is chained here; a failed one must not block those after it.
     let queue: Promise<unknown> = Promise.resolve();
+    let openError: string | undefined;
+    // Read at scrape time: enrolments and deletions need not tell the metrics anything.
+    const unwatch = watchGallery(this.id, () => ({
+      id: this.id,
+      name: this.name || '',
+      open: opened !== undefined,
+      people: opened ? opened.file.gallery.size : null,
+      embeddings: opened ? opened.file.gallery.embeddingCount : null,
+      ...(openError === undefined ? {} : { error: openError }),
+    }));
 
     this.open = () => {
       if (!models) return Promise.reject(new Error('choose a faceflow-models configuration in the gallery'));
@@ -93,9 +106,11 @@ module.exports = (RED: NodeAPI) => {
         if (gallery.recoveredFrom)
           this.warn(`gallery ${file}: recovered from backup ${gallery.recoveredFrom}`);
         opened = { file: gallery, flow };
+        openError = undefined;
         return opened;
       })().catch((err: Error) => {
         opening = undefined; // the next message tries again, e.g. once the models are built
+        openError = err.message;
         throw err;
       });
       return opening;
@@ -120,6 +135,7 @@ module.exports = (RED: NodeAPI) => {
 
     this.on('close', (done: () => void) => {
       live.delete(this.id);
+      unwatch();
       queue.then(() => {
         opening = undefined;
         opened = undefined;

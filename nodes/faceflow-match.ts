@@ -3,9 +3,11 @@ import { lastValueFrom, of, type OperatorFunction } from 'rxjs';
 
 import type { GalleryFile } from '../src/gallery/galleryFile';
 import { collectUnknowns } from '../src/pipeline/operators';
-import type { Face, FaceFrame, Frame } from '../src/types';
+import { stageMetrics } from '../src/metrics';
+import { UNKNOWN, type Face, type FaceFrame, type Frame } from '../src/types';
 import type { GalleryNode } from './faceflow-gallery';
 import { CommandError, GALLERY_COMMANDS, isGalleryCommand, runGalleryCommand } from './lib/galleryCommands';
+import { registerMetricsAdmin } from './lib/metricsAdmin';
 import { handleInput, shorten, StatusThrottle } from './lib/runtime';
 import { checkFaces } from './lib/frames';
 import { flag } from './lib/source';
@@ -34,6 +36,8 @@ type MatchMessage = NodeMessageInFlow & { payload: unknown; faces?: Face[]; erro
  * for the cluster and name-cluster commands.
  */
 module.exports = (RED: NodeAPI) => {
+  registerMetricsAdmin(RED);
+
   function FaceflowMatchNode(this: Node, def: MatchDef) {
     RED.nodes.createNode(this, def);
     const gallery = RED.nodes.getNode(def.gallery) as GalleryNode | null;
@@ -100,8 +104,13 @@ module.exports = (RED: NodeAPI) => {
         throw new Error('msg.faces is missing: put a faceflow-detect node before this one');
       msg.faces = checkFaces(msg.faces);
       const { file, flow } = await gallery.open();
+      const metrics = stageMetrics(frame.cameraId);
       const missing = msg.faces.filter((f) => !(f.embedding instanceof Float32Array));
-      if (missing.length > 0) await flow.embedFaces(frame, missing);
+      if (missing.length > 0) {
+        const started = performance.now();
+        await flow.embedFaces(frame, missing);
+        metrics.embedded((performance.now() - started) / 1000);
+      }
       const threshold = gallery.threshold();
       for (const face of msg.faces) {
         face.identity = file.gallery.match(face.embedding as Float32Array, {
@@ -110,6 +119,7 @@ module.exports = (RED: NodeAPI) => {
           ambiguityMargin: margin,
           mode,
         });
+        metrics.matched(face.identity.name !== UNKNOWN);
       }
       if (collect) {
         if (collector?.file !== file) collector = { file, op: collectUnknowns(file.gallery) };

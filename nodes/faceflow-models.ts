@@ -1,7 +1,9 @@
 import type { Node, NodeAPI, NodeDef } from 'node-red';
 
 import { FaceFlow } from '../src/faceflow';
+import { watchModels, type ModelsState } from '../src/metrics';
 import { PACKS } from '../src/models/pack/load';
+import { registerMetricsAdmin } from './lib/metricsAdmin';
 
 interface ModelsDef extends NodeDef {
   pack: string;
@@ -22,29 +24,55 @@ export interface ModelsNode extends Node {
  * node that points at it, and releases them when the flow is stopped or redeployed.
  */
 module.exports = (RED: NodeAPI) => {
+  registerMetricsAdmin(RED);
+
   function FaceflowModelsNode(this: ModelsNode, def: ModelsDef) {
     RED.nodes.createNode(this, def);
     const pack = def.pack || 'default';
     let opening: Promise<FaceFlow> | undefined;
+    let state: ModelsState = 'idle';
+    let loaded: FaceFlow | undefined;
+    let error: string | undefined;
+    const unwatch = watchModels(this.id, () => ({
+      id: this.id,
+      name: this.name || '',
+      pack,
+      state,
+      ...(loaded ? { detector: loaded.detector.id, embedder: loaded.embedder.id } : {}),
+      ...(error === undefined ? {} : { error }),
+    }));
     this.faceflow = () => {
       if (!PACKS[pack]) {
-        return Promise.reject(
-          new Error(`unknown model pack '${pack}' (known: ${Object.keys(PACKS).join(', ')})`),
-        );
+        state = 'failed';
+        error = `unknown model pack '${pack}' (known: ${Object.keys(PACKS).join(', ')})`;
+        return Promise.reject(new Error(error));
       }
+      if (!opening) state = 'loading';
       opening ??= FaceFlow.open({
         pack,
         detector: def.detector || undefined,
         embedder: def.embedder || undefined,
         threads: numberOrUndefined(def.threads),
         detect: { scoreThreshold: numberOrUndefined(def.scoreThreshold) },
-      }).catch((err: Error) => {
-        opening = undefined; // a later message may try again (e.g. after `faceflow models build`)
-        throw err;
-      });
+      }).then(
+        (flow) => {
+          state = 'loaded';
+          loaded = flow;
+          error = undefined;
+          return flow;
+        },
+        (err: Error) => {
+          opening = undefined; // a later message may try again (e.g. after `faceflow models build`)
+          state = 'failed';
+          error = err.message;
+          throw err;
+        },
+      );
       return opening;
     };
     this.on('close', (done: () => void) => {
+      unwatch();
+      loaded = undefined;
       const closing = opening;
       opening = undefined;
       (closing ?? Promise.resolve(undefined))

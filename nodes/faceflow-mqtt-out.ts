@@ -2,6 +2,8 @@ import type { Node, NodeAPI, NodeDef, NodeMessageInFlow } from 'node-red';
 import type { Subscription } from 'rxjs';
 
 import { MqttEventPublisher } from '../src/io/mqttPublisher';
+import { PublisherMeter } from '../src/metrics';
+import { registerMetricsAdmin } from './lib/metricsAdmin';
 import { handleInput, shorten } from './lib/runtime';
 
 interface MqttOutDef extends NodeDef {
@@ -28,6 +30,8 @@ const STATUS_INTERVAL_MS = 1000;
  * `<prefix>/<camera>/status`.
  */
 module.exports = (RED: NodeAPI) => {
+  registerMetricsAdmin(RED);
+
   function FaceflowMqttOutNode(this: MqttOutNode, def: MqttOutDef) {
     RED.nodes.createNode(this, def);
     setUp(this, def);
@@ -39,6 +43,7 @@ module.exports = (RED: NodeAPI) => {
     let watching: Subscription | undefined;
     let timer: NodeJS.Timeout | undefined;
     let sent = 0;
+    let meter: PublisherMeter | undefined;
     try {
       const queueLimit =
         def.queueLimit === undefined || def.queueLimit === '' ? 1000 : Number(def.queueLimit);
@@ -50,10 +55,15 @@ module.exports = (RED: NodeAPI) => {
         username: node.credentials?.user || undefined,
         password: node.credentials?.password || undefined,
         // The publisher masks the password in what it reports; a warning, not an error: it reconnects.
-        onError: (err) => node.warn(err.message),
+        onError: (err) => {
+          meter?.error();
+          node.warn(err.message);
+        },
       });
       const p = publisher;
+      meter = new PublisherMeter(p.camera);
       const show = () => {
+        meter?.sample(p.connected, p.dropped);
         const backlog = p.queued + p.inFlight;
         const dropped = p.dropped > 0 ? `, ${p.dropped} dropped` : '';
         if (p.connected) {
@@ -88,6 +98,7 @@ module.exports = (RED: NodeAPI) => {
     node.on('close', (done: () => void) => {
       watching?.unsubscribe();
       if (timer) clearInterval(timer);
+      meter?.close();
       // stop() delivers what is queued (a few seconds at most) and says `offline` before leaving.
       const stopping = publisher ? publisher.stop() : Promise.resolve();
       stopping.then(

@@ -2,6 +2,8 @@ import type { Node, NodeAPI, NodeDef, NodeMessageInFlow } from 'node-red';
 import { Subscription } from 'rxjs';
 
 import { CameraSource, type CameraEvent } from '../src/io/cameraSource';
+import { CameraMeter } from '../src/metrics';
+import { registerMetricsAdmin } from './lib/metricsAdmin';
 import { cameraInput, flag, positiveOption, type SourceKind, type SourceCredentials } from './lib/source';
 import { handleInput, shorten } from './lib/runtime';
 
@@ -33,6 +35,8 @@ const FPS_WINDOW_MS = 1000;
  * a slow flow from queueing without bound, and the help text says to set it.
  */
 module.exports = (RED: NodeAPI) => {
+  registerMetricsAdmin(RED);
+
   function FaceflowRtspInNode(this: RtspInNode, def: RtspInDef) {
     RED.nodes.createNode(this, def);
     setUp(this, def);
@@ -67,6 +71,8 @@ module.exports = (RED: NodeAPI) => {
     } catch (err) {
       configError = err instanceof Error ? err : new Error(String(err));
     }
+    // The label is the masked input (password as ***): it is what the health endpoint shows.
+    const meter = camera ? new CameraMeter(camera.cameraId, camera.label) : undefined;
 
     let windowStart = 0;
     let windowFrames = 0;
@@ -90,6 +96,7 @@ module.exports = (RED: NodeAPI) => {
     };
 
     const onEvent = (event: CameraEvent) => {
+      meter?.event(event);
       switch (event.type) {
         case 'connecting':
           if (event.attempt === 0) node.status({ fill: 'yellow', shape: 'ring', text: 'connecting' });
@@ -135,15 +142,18 @@ module.exports = (RED: NodeAPI) => {
         if (running === subscription) running = undefined;
       };
       running = subscription;
+      meter?.starting();
       subscription.add(cam.events$.subscribe(onEvent));
       subscription.add(
         cam.frames$.subscribe({
           next: (frame) => {
             showFps(frame.ts);
+            meter?.frame();
             node.send([{ topic: cam.cameraId, payload: frame }, null]);
           },
           error: (err: Error) => {
             finish();
+            meter?.failed(err.message);
             node.status({ fill: 'red', shape: 'ring', text: shorten(`down: ${err.message}`) });
             node.error(err);
           },
@@ -173,12 +183,14 @@ module.exports = (RED: NodeAPI) => {
       if (command === 'start') start();
       else if (command === 'stop') {
         stop();
+        meter?.stopped();
         node.status({ fill: 'grey', shape: 'ring', text: 'stopped' });
       } else throw new Error(`expected msg.topic 'start' or 'stop', got '${shorten(command, 20)}'`);
     });
 
     node.on('close', () => {
       stop();
+      meter?.close();
     });
   }
 

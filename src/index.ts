@@ -40,6 +40,23 @@ export {
 } from './pipeline/operators';
 export { faceEvents, type FaceEventOptions } from './pipeline/events';
 export { CameraHealthMeter, type CameraHealth } from './pipeline/cameraHealth';
+export {
+  metricsRegistry,
+  metricsText,
+  METRICS_CONTENT_TYPE,
+  CameraMeter,
+  stageMetrics,
+  PublisherMeter,
+  watchGallery,
+  watchModels,
+  healthReport,
+  OTHER_CAMERA,
+  type CameraStatus,
+  type GalleryStatus,
+  type ModelsStatus,
+  type HealthReport,
+  type StageInstruments,
+} from './metrics';
 export { Gallery, GalleryError, type GalleryMatchOptions, type IdentityInfo } from './gallery/gallery';
 export { GalleryFile, type GalleryFileOptions } from './gallery/galleryFile';
 export { GalleryStoreError } from './gallery/store';
