@@ -6,6 +6,7 @@ import sharp from 'sharp';
 
 import { ADMIN_PATH, MAX_UPLOAD_BYTES } from '../nodes/lib/galleryAdmin';
 import { PROJECT_ROOT, requireSharedData, shared } from './helpers/shared';
+import { realAuthApp, type RealAuthApp } from './helpers/realAdminAuth';
 
 /* eslint-disable @typescript-eslint/no-require-imports */
 const helper = require('node-red-node-test-helper');
@@ -280,55 +281,27 @@ describe('node: faceflow-gallery HTTP admin endpoints (real Node-RED runtime)', 
  */
 describe('node: faceflow-gallery HTTP admin endpoints need Node-RED admin permissions', () => {
   /* eslint-disable @typescript-eslint/no-require-imports */
-  const auth = require('@node-red/editor-api/lib/auth');
-  const express = require('express');
   const request = require('supertest');
   /* eslint-enable @typescript-eslint/no-require-imports */
-  const storage = { getSessions: async () => ({}), saveSessions: async () => undefined };
+  let real: RealAuthApp;
   let app: unknown;
   let asked: string[];
   const call = (method: string, url: string) => request(app)[method](url);
 
   before(async () => {
-    await auth.init(
-      {
-        adminAuth: {
-          type: 'credentials',
-          users: [
-            { username: 'viewer', password: 'unused', permissions: 'read' },
-            { username: 'keeper', password: 'unused', permissions: 'faceflow-gallery.write' },
-            { username: 'admin', password: 'unused', permissions: '*' },
-          ],
-          tokens: [
-            { token: 'viewer-token', user: 'viewer', scope: ['read'] },
-            { token: 'keeper-token', user: 'keeper', scope: ['faceflow-gallery.write'] },
-            { token: 'admin-token', user: 'admin', scope: ['*'] },
-          ],
-        },
-      },
-      storage,
-    );
-    app = express();
-    asked = [];
-    const RED = {
-      httpAdmin: app,
-      auth: {
-        needsPermission: (permission: string) => {
-          asked.push(permission);
-          return auth.needsPermission(permission);
-        },
-      },
-      nodes: { registerType: () => undefined, getNode: () => null, createNode: () => undefined },
-      settings: {},
-    };
+    real = await realAuthApp([
+      { username: 'viewer', permissions: 'read' },
+      { username: 'keeper', permissions: 'faceflow-gallery.write' },
+      { username: 'admin', permissions: '*' },
+    ]);
+    app = real.app;
+    asked = real.asked;
+    const RED = real.RED;
     galleryModule(RED);
     // Loading the module again (a second palette load) must not stack a second set of routes.
     galleryModule(RED);
   });
-  after(async () => {
-    // The auth module is shared by the whole process: leave it as the other suites expect, without adminAuth.
-    await auth.init({}, storage);
-  });
+  after(() => real.close());
 
   it('asks for the read and the write permission, once', () => {
     assert.deepEqual(asked, ['faceflow-gallery.read', 'faceflow-gallery.write']);

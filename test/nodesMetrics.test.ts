@@ -13,6 +13,7 @@ import type { HealthReport } from '../src/metrics';
 import { waitForNoLeftovers } from './helpers/processes';
 import { hasLabelValue, parsePrometheusText, sampleValue } from './helpers/promText';
 import { PROJECT_ROOT, requireSharedData, shared } from './helpers/shared';
+import { realAuthApp, type RealAuthApp } from './helpers/realAdminAuth';
 
 /* eslint-disable @typescript-eslint/no-require-imports */
 const helper = require('node-red-node-test-helper');
@@ -233,55 +234,27 @@ describe('node: faceflow metrics and health endpoints (real Node-RED runtime, ff
  */
 describe('node: faceflow metrics endpoints need Node-RED admin permissions', () => {
   /* eslint-disable @typescript-eslint/no-require-imports */
-  const auth = require('@node-red/editor-api/lib/auth');
-  const express = require('express');
   const request = require('supertest');
   /* eslint-enable @typescript-eslint/no-require-imports */
-  const storage = { getSessions: async () => ({}), saveSessions: async () => undefined };
+  let real: RealAuthApp;
   let app: unknown;
   let asked: string[];
 
   before(async () => {
-    await auth.init(
-      {
-        adminAuth: {
-          type: 'credentials',
-          users: [
-            { username: 'viewer', password: 'unused', permissions: 'read' },
-            { username: 'scraper', password: 'unused', permissions: METRICS_PERMISSION },
-            { username: 'curator', password: 'unused', permissions: 'faceflow-gallery.read' },
-          ],
-          tokens: [
-            { token: 'viewer-token', user: 'viewer', scope: ['read'] },
-            { token: 'scraper-token', user: 'scraper', scope: [METRICS_PERMISSION] },
-            { token: 'curator-token', user: 'curator', scope: ['faceflow-gallery.read'] },
-          ],
-        },
-      },
-      storage,
-    );
-    app = express();
-    asked = [];
-    const RED = {
-      httpAdmin: app,
-      auth: {
-        needsPermission: (permission: string) => {
-          asked.push(permission);
-          return auth.needsPermission(permission);
-        },
-      },
-      nodes: { registerType: () => undefined, getNode: () => null, createNode: () => undefined },
-      settings: {},
-    };
+    real = await realAuthApp([
+      { username: 'viewer', permissions: 'read' },
+      { username: 'scraper', permissions: METRICS_PERMISSION },
+      { username: 'curator', permissions: 'faceflow-gallery.read' },
+    ]);
+    app = real.app;
+    asked = real.asked;
+    const RED = real.RED;
     // A node module registers the endpoints; a second module, or the same one loaded again, adds nothing.
     rtspInModule(RED);
     rtspInModule(RED);
     registerMetricsAdmin(RED as never);
   });
-  after(async () => {
-    // The auth module is shared by the whole process: leave it as the other suites expect, without adminAuth.
-    await auth.init({}, storage);
-  });
+  after(() => real.close());
 
   it('asks for faceflow-metrics.read, once', () => {
     assert.deepEqual(asked, ['faceflow-metrics.read']);
