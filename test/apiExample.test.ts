@@ -4,13 +4,13 @@
  */
 import assert from 'node:assert/strict';
 import { copyFile, mkdtemp, readFile, rm } from 'node:fs/promises';
-import * as http from 'node:http';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import sharp from 'sharp';
 
 import { samplePhotosDir } from '../src/demo/sampleMedia';
 import { DemoProcess, freePort } from './helpers/demoProcess';
+import { httpRequest } from './helpers/http';
 import { PROJECT_ROOT } from './helpers/shared';
 
 const TOKEN = 'test-token-7f3a';
@@ -20,44 +20,29 @@ interface Reply {
   body: Record<string, unknown>;
 }
 
-function call(
+async function call(
   port: number,
   method: string,
   route: string,
   body?: Buffer,
   headers: Record<string, string> = {},
 ): Promise<Reply> {
-  return new Promise((resolve, reject) => {
-    const req = http.request(
-      {
-        host: '127.0.0.1',
-        port,
-        method,
-        path: route,
-        headers: {
-          Authorization: `Bearer ${TOKEN}`,
-          ...(body ? { 'Content-Type': 'image/jpeg', 'Content-Length': body.length } : {}),
-          ...headers,
-        },
-      },
-      (res) => {
-        let text = '';
-        res.setEncoding('utf8');
-        res.on('data', (c: string) => (text += c));
-        res.on('end', () => {
-          let parsed: Record<string, unknown>;
-          try {
-            parsed = JSON.parse(text) as Record<string, unknown>;
-          } catch {
-            parsed = { text };
-          }
-          resolve({ status: res.statusCode ?? 0, body: parsed });
-        });
-      },
-    );
-    req.on('error', reject);
-    req.end(body);
+  const reply = await httpRequest(`http://127.0.0.1:${port}${route}`, {
+    method,
+    body,
+    headers: {
+      Authorization: `Bearer ${TOKEN}`,
+      ...(body ? { 'Content-Type': 'image/jpeg', 'Content-Length': body.length } : {}),
+      ...headers,
+    },
   });
+  let parsed: Record<string, unknown>;
+  try {
+    parsed = JSON.parse(reply.text) as Record<string, unknown>;
+  } catch {
+    parsed = { text: reply.text };
+  }
+  return { status: reply.status, body: parsed };
 }
 
 describe('examples/Recognition HTTP API.json over real HTTP', function () {

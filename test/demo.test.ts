@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, stat } from 'node:fs/promises';
-import * as http from 'node:http';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import mqtt from 'mqtt';
@@ -17,6 +16,7 @@ import {
   launchChromium,
   processesMentioning,
 } from './helpers/demoProcess';
+import { httpRequest } from './helpers/http';
 import { PROJECT_ROOT } from './helpers/shared';
 
 const PACKAGE = JSON.parse(readFileSync(path.join(PROJECT_ROOT, 'package.json'), 'utf8')) as {
@@ -32,18 +32,8 @@ interface Received {
   retain: boolean;
 }
 
-function get(url: string, headers: Record<string, string> = {}): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    http
-      .get(url, { headers }, (res) => {
-        let body = '';
-        res.setEncoding('utf8');
-        res.on('data', (c: string) => (body += c));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-      })
-      .on('error', reject);
-  });
-}
+const get = (url: string, headers: Record<string, string> = {}) =>
+  httpRequest(url, { headers }).then((r) => ({ status: r.status, body: r.text }));
 
 describe('npm start: the demo (Node-RED, embedded MQTT broker, sample clip)', function () {
   this.timeout(180_000);

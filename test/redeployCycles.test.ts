@@ -6,11 +6,11 @@
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
-import * as http from 'node:http';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 
 import { DemoProcess, freePort, processesMentioning } from './helpers/demoProcess';
+import { httpRequest } from './helpers/http';
 import { childProcesses } from './helpers/processes';
 
 const CYCLES = process.env.FACEFLOW_LONG_TESTS === '1' ? 300 : 100;
@@ -24,29 +24,17 @@ function request(
   body?: unknown,
   headers: Record<string, string> = {},
 ): Promise<{ status: number; text: string }> {
-  return new Promise((resolve, reject) => {
-    const data = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
-    const req = http.request(
-      {
-        host: '127.0.0.1',
-        port,
-        method,
-        path: route,
-        headers: {
-          Accept: 'application/json',
-          ...(data ? { 'Content-Type': 'application/json', 'Content-Length': data.length } : {}),
-          ...headers,
-        },
-      },
-      (res) => {
-        let text = '';
-        res.setEncoding('utf8');
-        res.on('data', (c: string) => (text += c));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
-      },
-    );
-    req.on('error', reject);
-    req.end(data);
+  const data = body === undefined ? undefined : JSON.stringify(body);
+  return httpRequest(`http://127.0.0.1:${port}${route}`, {
+    method,
+    body: data,
+    headers: {
+      Accept: 'application/json',
+      ...(data === undefined
+        ? {}
+        : { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(data) }),
+      ...headers,
+    },
   });
 }
 
