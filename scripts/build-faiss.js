@@ -127,6 +127,13 @@ function build() {
   const metricHeader = path.join(INCLUDE, 'faiss', 'MetricType.h');
   const hasIdx = fs.existsSync(metricHeader) && /using\s+idx_t\b/.test(fs.readFileSync(metricHeader, 'utf8'));
   if (!hasIdx) fs.writeFileSync(path.join(work, 'faiss_idx_shim.h'), SHIM);
+  // faiss-node 0.5.1's search never frees its copy of the query (4 bytes a dimension, every search: 4 KiB per
+  // 1024-d search, about 3 MiB a minute for one camera). Free it once FAISS is done with it.
+  const source = path.join(work, 'src', 'faiss.cc');
+  const code = fs.readFileSync(source, 'utf8');
+  const searchCall = 'index_->search(nq, xq, k, D, I);';
+  if (!code.includes(searchCall)) throw new Error('faiss-node sources changed: the search leak patch does not apply');
+  fs.writeFileSync(source, code.replace(searchCall, `${searchCall}\n    delete[] xq;`));
 
   run(
     npm,
@@ -143,12 +150,24 @@ function build() {
   fs.cpSync(work, TARGET, { recursive: true });
   fs.rmSync(work, { recursive: true, force: true });
   if (!works(TARGET)) throw new Error('the installed addon does not load');
+  fs.writeFileSync(path.join(TARGET, PATCH_MARK), `${PATCHES}\n`);
 }
+
+// Bumped whenever the patches change, so that an addon built with older ones is built again.
+const PATCHES = 'faceflow-patches 2: idx_t shim, search frees its query';
+const PATCH_MARK = 'FACEFLOW_PATCHES';
+const patched = () => {
+  try {
+    return fs.readFileSync(path.join(TARGET, PATCH_MARK), 'utf8').trim() === PATCHES;
+  } catch {
+    return false;
+  }
+};
 
 function main() {
   if (process.env.FACEFLOW_SKIP_FAISS)
     return say('skipped (FACEFLOW_SKIP_FAISS is set); using the exact index');
-  if (works(TARGET)) return say('ready');
+  if (works(TARGET) && patched()) return say('ready');
   if (!fs.existsSync(path.join(INCLUDE, 'faiss', 'Index.h'))) {
     return say(`skipped: no FAISS in ${PREFIX} (optional; for it: ${HINT}); using the exact index`);
   }
