@@ -132,7 +132,8 @@ function build() {
   const source = path.join(work, 'src', 'faiss.cc');
   const code = fs.readFileSync(source, 'utf8');
   const searchCall = 'index_->search(nq, xq, k, D, I);';
-  if (!code.includes(searchCall)) throw new Error('faiss-node sources changed: the search leak patch does not apply');
+  if (!code.includes(searchCall))
+    throw new Error('faiss-node sources changed: the search leak patch does not apply');
   fs.writeFileSync(source, code.replace(searchCall, `${searchCall}\n    delete[] xq;`));
 
   run(
