@@ -1,7 +1,13 @@
 import type { Node, NodeAPI, NodeDef, NodeMessageInFlow } from 'node-red';
 import { lastValueFrom, of } from 'rxjs';
 
-import { qualityGate, type QualityGateOptions, type QualityThresholds } from '../src/quality';
+import {
+  DEFAULT_QUALITY_THRESHOLDS,
+  qualityGate,
+  type QualityGateOptions,
+  type QualityThresholds,
+} from '../src/quality';
+import { isFrame } from '../src/image/frameInput';
 import type { Face } from '../src/types';
 import { frameAndFaces } from './lib/frames';
 import { handleInput, StatusThrottle } from './lib/runtime';
@@ -24,7 +30,9 @@ type FrameMessage = NodeMessageInFlow & { payload: unknown; faces?: Face[] };
 
 /**
  * `faceflow-quality-gate`: scores every face (`face.quality`) and marks (`face.rejected`) or drops
- * those too small, blurred, dark, bright, flat or turned to recognise well.
+ * those too small, blurred, dark, bright, flat or turned to recognise well. A message with
+ * `msg.topic` "thresholds" and no frame is answered with the limits in force (see
+ * `thresholdsInForce`).
  */
 module.exports = (RED: NodeAPI) => {
   function FaceflowQualityGateNode(this: Node, def: QualityGateDef) {
@@ -45,6 +53,14 @@ module.exports = (RED: NodeAPI) => {
     else this.status({});
 
     handleInput<FrameMessage>(this, async (msg, send) => {
+      if (msg.topic === 'thresholds' && !isFrame(msg.payload)) {
+        // Asked, not computed elsewhere: a flow that tells its clients the rules (the HTTP API
+        // example's GET /faces/quality) would otherwise copy the numbers and drift from them.
+        if (invalid.length > 0) throw new Error(`quality limits that are not numbers: ${invalid.join(', ')}`);
+        msg.payload = thresholdsInForce(options);
+        send(msg);
+        return;
+      }
       // A typo in a limit would otherwise pass faces that the person meant to stop.
       if (invalid.length > 0) throw new Error(`quality limits that are not numbers: ${invalid.join(', ')}`);
       const { frame, faces } = frameAndFaces(msg);
@@ -59,3 +75,14 @@ module.exports = (RED: NodeAPI) => {
   }
   RED.nodes.registerType('faceflow-quality-gate', FaceflowQualityGateNode);
 };
+
+/**
+ * The mode and every limit this gate applies: its own where set, the defaults elsewhere. The
+ * eye-openness limit applies only to faces that carry a face mesh, which detect alone does not give.
+ */
+function thresholdsInForce(options: QualityGateOptions): Record<string, number | string> {
+  const { mode = 'mark', ...set } = options;
+  const limits: Record<string, number> = { ...DEFAULT_QUALITY_THRESHOLDS };
+  for (const [key, value] of Object.entries(set)) if (typeof value === 'number') limits[key] = value;
+  return { mode, ...limits };
+}

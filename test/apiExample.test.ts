@@ -9,9 +9,10 @@ import * as path from 'node:path';
 import sharp from 'sharp';
 
 import { samplePhotosDir } from '../src/demo/sampleMedia';
+import { DEFAULT_QUALITY_THRESHOLDS } from '../src/quality';
 import { DemoProcess, freePort } from './helpers/demoProcess';
 import { httpRequest } from './helpers/http';
-import { PROJECT_ROOT } from './helpers/shared';
+import { hasSharedData, PROJECT_ROOT, shared } from './helpers/shared';
 
 const TOKEN = 'test-token-7f3a';
 
@@ -45,6 +46,61 @@ async function call(
   return { status: reply.status, body: parsed };
 }
 
+/** `POST /faces/verify` with a JSON body (any fields, so that the bad ones can be sent too). */
+function verifyJson(port: number, fields: Record<string, unknown>, headers: Record<string, string> = {}) {
+  const body = Buffer.from(JSON.stringify(fields));
+  return call(port, 'POST', '/faces/verify', body, { 'Content-Type': 'application/json', ...headers });
+}
+
+/** `POST /faces/verify` as multipart/form-data, one file per field, as `curl -F a=@x.jpg` sends it. */
+function verifyMultipart(port: number, files: Record<string, Buffer>) {
+  const boundary = 'faceflow-test-boundary-93d1';
+  const parts = Object.entries(files).flatMap(([field, bytes]) => [
+    Buffer.from(
+      `--${boundary}\r\nContent-Disposition: form-data; name="${field}"; filename="${field}.jpg"\r\n` +
+        'Content-Type: image/jpeg\r\n\r\n',
+    ),
+    bytes,
+    Buffer.from('\r\n'),
+  ]);
+  const body = Buffer.concat([...parts, Buffer.from(`--${boundary}--\r\n`)]);
+  return call(port, 'POST', '/faces/verify', body, {
+    'Content-Type': `multipart/form-data; boundary=${boundary}`,
+  });
+}
+
+interface Verdict {
+  same: boolean;
+  similarity: number;
+  threshold: number;
+  a: { box: number[]; score: number };
+  b: { box: number[]; score: number };
+}
+
+interface QualityFace {
+  box: number[];
+  score: number;
+  quality: Record<string, number>;
+  passed: boolean;
+  reasons: string[];
+}
+
+type Thresholds = Record<keyof typeof DEFAULT_QUALITY_THRESHOLDS, number>;
+
+/** The reasons a face with these scores fails these rules, worked out here from the published rules. */
+function expectedReasons(q: Record<string, number>, t: Thresholds): string[] {
+  const reasons: string[] = [];
+  if (q.size < t.minSize) reasons.push('too-small');
+  if (q.sharpness < t.minSharpness) reasons.push('too-blurry');
+  if (q.brightness < t.minBrightness) reasons.push('too-dark');
+  if (q.brightness > t.maxBrightness) reasons.push('too-bright');
+  if (q.contrast < t.minContrast) reasons.push('low-contrast');
+  if (Math.abs(q.yaw) > t.maxYaw) reasons.push('yaw');
+  if (Math.abs(q.pitch) > t.maxPitch) reasons.push('pitch');
+  if (Math.abs(q.roll) > t.maxRoll) reasons.push('roll');
+  return reasons;
+}
+
 describe('examples/Recognition HTTP API.json over real HTTP', function () {
   this.timeout(180_000);
   let dir = '';
@@ -52,6 +108,8 @@ describe('examples/Recognition HTTP API.json over real HTTP', function () {
   let port = 0;
   let sam: Buffer;
   let group: Buffer;
+  /** Sam again, cut out of the group photo: another photo of her than `sam`, and her face only. */
+  let samInGroup: Buffer;
 
   before(async () => {
     dir = await mkdtemp(path.join(tmpdir(), 'faceflow-api-'));
@@ -71,6 +129,11 @@ describe('examples/Recognition HTTP API.json over real HTTP', function () {
     sam = await readFile(path.join(dir, 'photos', 'Sam', 'sam-1.jpg'));
     // sample1.jpg: Sam on the right, two women nobody enrolled beside her.
     group = await sharp(path.join(samplePhotosDir(), 'sample1.jpg')).resize(1280).jpeg().toBuffer();
+    // Her face is at about x 990–1095, y 175–280 of the 1280 px group; the next face ends at x 681.
+    samInGroup = await sharp(group)
+      .extract({ left: 900, top: 100, width: 300, height: 280 })
+      .jpeg()
+      .toBuffer();
   });
 
   after(async () => {
@@ -135,5 +198,188 @@ describe('examples/Recognition HTTP API.json over real HTTP', function () {
     assert.equal(huge.status, 413, JSON.stringify(huge.body));
     // Still serving after all that.
     assert.equal((await call(port, 'POST', '/faces/recognize', group)).status, 200);
+  });
+
+  describe('POST /faces/verify', () => {
+    it('says two photos of Sam are the same person, with the threshold recognize uses', async () => {
+      const reply = await verifyJson(port, { a: sam.toString('base64'), b: samInGroup.toString('base64') });
+      assert.equal(reply.status, 200, JSON.stringify(reply.body));
+      const v = reply.body as unknown as Verdict;
+      assert.equal(v.same, true, JSON.stringify(v));
+      assert.ok(v.similarity >= v.threshold && v.similarity < 1, JSON.stringify(v));
+      // The gallery's threshold, as GET /faces reports it (the default pack's 0.52 while uncalibrated).
+      const list = await call(port, 'GET', '/faces');
+      assert.equal(v.threshold, list.body.threshold);
+      assert.equal(v.threshold, 0.52);
+      // Each face in its own image's pixels: Sam's crop is 480×580, her face in the 300×280 cut about 113 px.
+      assert.equal(v.a.box.length, 4);
+      assert.ok(v.a.box[2] - v.a.box[0] > 150, JSON.stringify(v.a));
+      assert.ok(v.b.box[2] - v.b.box[0] < 150 && v.b.box[2] <= 300, JSON.stringify(v.b));
+      assert.ok(v.a.score > 0.5 && v.b.score > 0.5);
+    });
+
+    it('says Sam and the largest face of the group photo (another woman) are not the same person', async () => {
+      const reply = await verifyJson(port, { a: sam.toString('base64'), b: group.toString('base64') });
+      assert.equal(reply.status, 200, JSON.stringify(reply.body));
+      const v = reply.body as unknown as Verdict;
+      assert.equal(v.same, false, JSON.stringify(v));
+      assert.ok(v.similarity < v.threshold);
+      // The largest of the three faces is the woman on the left (about 131 px), not Sam (about 104 px).
+      const [x1, , x2] = v.b.box;
+      assert.ok(x2 - x1 > 120 && x2 < 700, JSON.stringify(v.b));
+    });
+
+    it('takes multipart files too: Obama twice is one person, Obama and Biden two', async function () {
+      if (!hasSharedData) this.skip();
+      const train = (...p: string[]) => readFile(shared('face_recognition_examples', 'knn', 'train', ...p));
+      const obama = await train('obama', 'obama.jpg');
+      const obama2 = await train('obama', 'obama2.jpg');
+      const biden = await train('biden', 'biden.jpg');
+      const same = await verifyMultipart(port, { a: obama, b: obama2 });
+      assert.equal(same.status, 200, JSON.stringify(same.body));
+      assert.equal((same.body as unknown as Verdict).same, true, JSON.stringify(same.body));
+      const other = await verifyMultipart(port, { a: obama, b: biden });
+      assert.equal(other.status, 200, JSON.stringify(other.body));
+      assert.equal((other.body as unknown as Verdict).same, false, JSON.stringify(other.body));
+    });
+
+    it('answers each bad request with 400 and says which image, 401 without the token, 413 when too big', async () => {
+      const a = sam.toString('base64');
+      const blank = await sharp({ create: { width: 320, height: 240, channels: 3, background: '#7a8a9a' } })
+        .jpeg()
+        .toBuffer();
+      const cases: [string, Promise<Reply>, number, RegExp, string?][] = [
+        ['no body', verifyJson(port, {}), 400, /missing field "a"/],
+        ['no b', verifyJson(port, { a }), 400, /missing field "b"/],
+        ['an image body', call(port, 'POST', '/faces/verify', sam), 400, /missing field "a"/],
+        ['a number', verifyJson(port, { a: 5, b: a }), 400, /field "a" must be a base64 string/],
+        ['not base64', verifyJson(port, { a, b: 'this is *not* base64!' }), 400, /field "b" is not base64/],
+        [
+          'base64 text',
+          verifyJson(port, { a: Buffer.from('hello, no picture').toString('base64'), b: a }),
+          400,
+          /image a is not a readable image/,
+          'a',
+        ],
+        [
+          'truncated b',
+          verifyJson(port, { a, b: group.subarray(0, 2000).toString('base64') }),
+          400,
+          /image b is not a readable image/,
+          'b',
+        ],
+        [
+          'no face in b',
+          verifyJson(port, { a, b: blank.toString('base64') }),
+          400,
+          /no face found in image b/,
+          'b',
+        ],
+        [
+          'no face in a',
+          verifyJson(port, { a: blank.toString('base64'), b: a }),
+          400,
+          /no face found in image a/,
+          'a',
+        ],
+        ['no token', verifyJson(port, { a, b: a }, { Authorization: 'Bearer wrong' }), 401, /token/],
+        [
+          '6 MB file',
+          verifyMultipart(port, { a: Buffer.alloc(6 * 1024 * 1024, 1), b: sam }),
+          413,
+          /image a.*5 MB/,
+        ],
+      ];
+      for (const [what, pending, status, error, image] of cases) {
+        const reply = await pending;
+        assert.equal(reply.status, status, `${what}: ${JSON.stringify(reply.body)}`);
+        assert.match(String(reply.body.error), error, what);
+        if (image) assert.equal(reply.body.image, image, what);
+      }
+      // A data: URL is fine, and nothing of the failed calls is left to get in the way.
+      const after = await verifyJson(port, {
+        a: `data:image/jpeg;base64,${a}`,
+        b: samInGroup.toString('base64'),
+      });
+      assert.equal(after.status, 200, JSON.stringify(after.body));
+      assert.equal((after.body as unknown as Verdict).same, true);
+    });
+  });
+
+  describe('/faces/quality', () => {
+    let rules: Thresholds;
+
+    it("GET tells the rules: the quality gate node's limits, with what each reason means", async () => {
+      const reply = await call(port, 'GET', '/faces/quality');
+      assert.equal(reply.status, 200, JSON.stringify(reply.body));
+      rules = reply.body.thresholds as Thresholds;
+      // The example leaves every limit of its gate empty: the defaults, all of them, and nothing else.
+      assert.deepEqual(rules, { ...DEFAULT_QUALITY_THRESHOLDS });
+      const reasons = reply.body.reasons as Record<string, string>;
+      for (const reason of [
+        'too-small',
+        'too-blurry',
+        'too-dark',
+        'too-bright',
+        'low-contrast',
+        'yaw',
+        'roll',
+      ])
+        assert.equal(typeof reasons[reason], 'string', reason);
+      const refused = await call(port, 'GET', '/faces/quality', undefined, { Authorization: 'Bearer wrong' });
+      assert.equal(refused.status, 401);
+    });
+
+    it('passes a sharp frontal face, and fails the same face blurred, or tiny, with the reason', async () => {
+      const ask = async (image: Buffer): Promise<QualityFace[]> => {
+        const reply = await call(port, 'POST', '/faces/quality', image);
+        assert.equal(reply.status, 200, JSON.stringify(reply.body));
+        return reply.body.faces as QualityFace[];
+      };
+      const [sharpFace, ...none] = await ask(sam);
+      assert.equal(none.length, 0);
+      assert.equal(sharpFace.passed, true, JSON.stringify(sharpFace));
+      assert.deepEqual(sharpFace.reasons, []);
+      assert.ok(sharpFace.quality.sharpness > rules.minSharpness * 2, JSON.stringify(sharpFace.quality));
+      assert.ok(sharpFace.quality.size > 200 && sharpFace.box.length === 4);
+
+      const [blurred] = await ask(await sharp(sam).blur(6).jpeg().toBuffer());
+      assert.equal(blurred.passed, false, JSON.stringify(blurred));
+      assert.deepEqual(blurred.reasons, ['too-blurry']);
+      assert.ok(blurred.quality.sharpness < rules.minSharpness);
+
+      const tinyImage = await sharp(sam)
+        .resize(50)
+        .extend({ top: 100, bottom: 100, left: 100, right: 100, background: '#808080' })
+        .jpeg()
+        .toBuffer();
+      const [tiny] = await ask(tinyImage);
+      assert.equal(tiny.passed, false, JSON.stringify(tiny));
+      assert.ok(tiny.reasons.includes('too-small'), JSON.stringify(tiny));
+      assert.ok(tiny.quality.size < rules.minSize);
+
+      // Every verdict follows from the published rules and the scores given, in the group photo too
+      // (where Sam's tilted head fails on roll, the two others pass).
+      const groupFaces = await ask(group);
+      assert.equal(groupFaces.length, 3);
+      assert.deepEqual(groupFaces.map((f) => f.passed).sort(), [false, true, true]);
+      for (const face of [sharpFace, blurred, tiny, ...groupFaces]) {
+        assert.deepEqual(face.reasons, expectedReasons(face.quality, rules), JSON.stringify(face));
+        assert.equal(face.passed, face.reasons.length === 0);
+      }
+    });
+
+    it('POST answers bad images with 400 and calls without the token with 401', async () => {
+      const garbage = await call(port, 'POST', '/faces/quality', Buffer.from('this is not a picture'));
+      assert.equal(garbage.status, 400);
+      assert.equal(typeof garbage.body.error, 'string');
+      const empty = await call(port, 'POST', '/faces/quality', Buffer.alloc(0));
+      assert.equal(empty.status, 400);
+      assert.match(String(empty.body.error), /image/);
+      const refused = await call(port, 'POST', '/faces/quality', sam, { Authorization: 'Bearer wrong' });
+      assert.equal(refused.status, 401);
+      const huge = await call(port, 'POST', '/faces/quality', Buffer.alloc(6 * 1024 * 1024, 1));
+      assert.equal(huge.status, 413);
+    });
   });
 });
