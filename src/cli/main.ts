@@ -4,6 +4,7 @@ import { evalIdentitiesCommand, EVAL_IDENTITIES_HELP } from './commands/evalIden
 import { evalPairsCommand, EVAL_PAIRS_HELP } from './commands/evalPairs';
 import { galleryCommand, GALLERY_HELP } from './commands/gallery';
 import { identifyCommand, IDENTIFY_HELP } from './commands/identify';
+import { libraryCommand, LIBRARY_HELP } from './commands/library';
 import { modelsCommand, MODELS_HELP } from './commands/models';
 import { verifyCommand, VERIFY_HELP } from './commands/verify';
 import { watchCommand, WATCH_HELP } from './commands/watch';
@@ -21,6 +22,7 @@ Commands:
   eval identities --dir DIR               identification and verification on a folder of people
   gallery enroll|list|match|calibrate|…   the people to recognise, kept in a gallery file
   watch SOURCE --enroll DIR               recognise people in a video file, RTSP camera or device
+  library scan|cluster|name|export|…      the faces in a folder tree of photos, grouped into people
   models list | models build              the models built from npm packages, and their build
 
 Run 'faceflow <command> --help' for its options. Models: --models DIR or $FACEFLOW_MODELS.`;
@@ -40,6 +42,7 @@ const COMMANDS: Record<string, { run: Command; help: string }> = {
   'eval identities': { run: evalIdentitiesCommand, help: EVAL_IDENTITIES_HELP },
   gallery: { run: galleryCommand, help: GALLERY_HELP },
   watch: { run: watchCommand, help: WATCH_HELP },
+  library: { run: libraryCommand, help: LIBRARY_HELP },
   models: { run: modelsCommand, help: MODELS_HELP },
 };
 

@@ -1,0 +1,405 @@
+import { promises as fs } from 'node:fs';
+import * as path from 'node:path';
+import { parseArgs } from 'node:util';
+
+import { DEFAULT_CLUSTER_EPS, DEFAULT_MIN_POINTS } from '../../gallery/cluster';
+import { GalleryFile } from '../../gallery/galleryFile';
+import { contactSheet } from '../../gallery/thumbnail';
+import {
+  clusterLibrary,
+  clusterSamples,
+  exportCsv,
+  exportLibrary,
+  LibraryDb,
+  matchKnown,
+  nameCluster,
+  nameFaces,
+  scanFolder,
+  unassignedFaces,
+  watchFolder,
+  type ScanReport,
+} from '../../library';
+import { UsageError } from '../errors';
+import type { CommandIO } from '../io';
+import { MODEL_HELP, MODEL_OPTIONS, openFaceFlow, parseNumber, round } from '../options';
+import { ProgressBar } from '../progress';
+
+export const LIBRARY_HELP = `Usage: faceflow library <subcommand> --db FILE [options]
+
+A library is a database of the faces in a folder tree of photos: where each face is, its quality,
+embedding and thumbnail, and who it is once known. Scans are resumable: a second scan reads only
+new or changed files, and a copied or renamed photo is recognised by its content (SHA-256).
+
+Subcommands:
+  scan DIR [--watch]            find every face in the photos below DIR (JPEG, PNG, WebP, AVIF,
+                                TIFF); --watch keeps going, scanning again when files change and
+                                every --interval seconds (default 60); Ctrl+C stops cleanly
+  status                        photos, faces, people, groups and unreadable files (JSON)
+  match [--gallery FILE]        faces that match a known person (named in the library, or in a
+                                gallery) are assigned to them
+  cluster [--thumbs DIR]        group the faces nobody is assigned to into likely people (DBSCAN);
+                                --thumbs writes a contact sheet per group (group-N.jpg)
+  recluster [--gallery FILE] [--thumbs DIR]
+                                match, then cluster what is left
+  name GROUP NAME [--gallery FILE]
+                                the faces of group GROUP (of the last cluster) are NAME; with
+                                --gallery they are enrolled there too, so cameras know NAME
+  name --face ID... NAME        single faces are NAME (--nobody instead of NAME: nobody known)
+  people                        everyone named or matched, with their faces and photos (JSON)
+  export [--format csv|json] [--out FILE]
+                                who appears in which photo: CSV (one row per face) or JSON (one
+                                entry per photo); stdout without --out
+  compact                       rewrite the file without what was deleted or superseded
+
+Options:
+  --db FILE             the library file (default: $FACEFLOW_LIBRARY); created by the first scan
+  --interval S          scan --watch: longest wait between scans (default 60)
+  --max-side PX         scan: long side photos are decoded at (default 2048)
+  --all-faces           match, cluster: include faces that failed the quality check (blurred,
+                        tiny, turned away); they make wrong matches and chain groups together
+  --eps X               cluster: DBSCAN radius in cosine distance (default ${DEFAULT_CLUSTER_EPS})
+  --min-points N        cluster: faces that make a group's core (default ${DEFAULT_MIN_POINTS})
+  --gallery FILE        match, name: a gallery file of known people (--key-file FILE or
+                        $FACEFLOW_GALLERY_KEY when it is encrypted)
+${MODEL_HELP}`;
+
+const OPTIONS = {
+  ...MODEL_OPTIONS,
+  db: { type: 'string' },
+  watch: { type: 'boolean' },
+  interval: { type: 'string' },
+  'max-side': { type: 'string' },
+  'all-faces': { type: 'boolean' },
+  eps: { type: 'string' },
+  'min-points': { type: 'string' },
+  thumbs: { type: 'string' },
+  gallery: { type: 'string' },
+  'key-file': { type: 'string' },
+  face: { type: 'boolean' },
+  nobody: { type: 'boolean' },
+  format: { type: 'string' },
+  out: { type: 'string' },
+} as const;
+
+const SUBCOMMANDS = [
+  'scan',
+  'status',
+  'match',
+  'cluster',
+  'recluster',
+  'name',
+  'people',
+  'export',
+  'compact',
+];
+
+type Values = ReturnType<typeof parse>['values'];
+
+function parse(argv: string[]) {
+  return parseArgs({ args: argv, options: OPTIONS, allowPositionals: true });
+}
+
+interface Context {
+  io: CommandIO;
+  file: string;
+  values: Values;
+  positionals: string[];
+  env: NodeJS.ProcessEnv;
+  signal: AbortSignal;
+}
+
+export async function libraryCommand(
+  argv: string[],
+  io: CommandIO,
+  env = process.env,
+  signal?: AbortSignal,
+): Promise<number> {
+  const [sub, ...rest] = argv;
+  if (!sub || !SUBCOMMANDS.includes(sub)) {
+    throw new UsageError(
+      sub
+        ? `unknown subcommand '${sub}' (expected ${SUBCOMMANDS.join(', ')})`
+        : `a subcommand is needed (${SUBCOMMANDS.join(', ')})`,
+    );
+  }
+  const { values, positionals } = parse(rest);
+  const file = values.db ?? (env.FACEFLOW_LIBRARY || undefined);
+  if (!file) throw new UsageError('--db FILE is needed (or set $FACEFLOW_LIBRARY)');
+  const ctx: Context = { io, file, values, positionals, env, signal: signal ?? interruptSignal() };
+  switch (sub) {
+    case 'scan':
+      return scan(ctx);
+    case 'name':
+      return name(ctx);
+    case 'match':
+    case 'cluster':
+    case 'recluster':
+      return people(sub, ctx);
+    default:
+      return readOnly(sub, ctx);
+  }
+}
+
+/** Aborted by the first Ctrl+C (the scan then stops after its current photo); a second one kills. */
+function interruptSignal(): AbortSignal {
+  const controller = new AbortController();
+  process.once('SIGINT', () => {
+    process.stderr.write('\nstopping after this photo (Ctrl+C again to quit at once)\n');
+    controller.abort();
+    process.once('SIGINT', () => process.exit(130));
+  });
+  process.once('SIGTERM', () => controller.abort());
+  return controller.signal;
+}
+
+async function scan(ctx: Context): Promise<number> {
+  const { values, positionals, io } = ctx;
+  if (positionals.length !== 1) throw new UsageError('usage: faceflow library scan DIR --db FILE');
+  const dir = positionals[0];
+  const interval = parseNumber('interval', values.interval, 1, 86_400) ?? 60;
+  const maxSide = parseNumber('max-side', values['max-side'], 160, 16_384);
+  if (!(await fs.stat(dir).catch(() => undefined))?.isDirectory()) throw new Error(`${dir}: no such folder`);
+  const flow = await openFaceFlow(values, ctx.env);
+  let db: LibraryDb | undefined;
+  try {
+    db = await LibraryDb.open(ctx.file, {
+      create: true,
+      modelId: flow.embedder.id,
+      dimension: flow.embedder.dimension,
+      threshold: flow.threshold,
+    });
+    if (db.recoveredBytes > 0) {
+      io.err(
+        `warning: dropped the last ${db.recoveredBytes} bytes, a record cut short by a crash; rescanning it`,
+      );
+    }
+    const bar = io.progressStream ? new ProgressBar(io.progressStream, 'scanning') : undefined;
+    const options = {
+      maxSide,
+      onProgress: (p: { done: number; total: number; outcome: string }) =>
+        p.outcome === 'unchanged' && p.done < p.total ? undefined : bar?.update(p.done, p.total),
+    };
+    if (values.watch) {
+      await watchFolder(flow, db, dir, {
+        ...options,
+        signal: ctx.signal,
+        intervalMs: interval * 1000,
+        onScan: (report) => {
+          bar?.done();
+          if (
+            report.scanned + report.copies + report.gone + report.unreadable.length > 0 ||
+            report.interrupted
+          ) {
+            printReport(io, report, db!);
+          }
+        },
+        onError: (err) => io.err(`scan failed: ${err.message}; trying again in ${interval} s`),
+      });
+      return 0;
+    }
+    const report = await scanFolder(flow, db, dir, { ...options, signal: ctx.signal });
+    bar?.done();
+    if (!report.interrupted && db.garbageRatio() > 0.5) await db.compact();
+    printReport(io, report, db);
+    return report.interrupted ? 130 : 0;
+  } finally {
+    await db?.close();
+    await flow.dispose();
+  }
+}
+
+function printReport(io: CommandIO, report: ScanReport, db: LibraryDb): void {
+  for (const u of report.unreadable) io.err(`unreadable: ${u.path}: ${u.error}`);
+  for (const o of report.outside) io.err(`skipped: ${o} leads outside the folder`);
+  if (report.interrupted) io.err('stopped before the end; scan again to go on from there');
+  const perMinute = report.scanned > 0 ? (report.scanned / report.durationMs) * 60_000 : 0;
+  io.out(
+    JSON.stringify({
+      found: report.found,
+      scanned: report.scanned,
+      copies: report.copies,
+      unchanged: report.unchanged,
+      unreadable: report.unreadable.length,
+      gone: report.gone,
+      faces: report.faces,
+      interrupted: report.interrupted,
+      seconds: round(report.durationMs / 1000, 1),
+      photosPerMinute: round(perMinute, 1),
+      library: summary(db),
+    }),
+  );
+}
+
+function summary(db: LibraryDb) {
+  const faces = db.liveFaces();
+  return {
+    photos: db.files.size,
+    faces: faces.length,
+    goodFaces: faces.filter((f) => f.quality.passed).length,
+    people: db.people().size,
+    assigned: faces.filter((f) => db.assignments.has(f.id)).length,
+    unreadable: db.unreadable.size,
+  };
+}
+
+async function openLibrary(ctx: Context): Promise<LibraryDb> {
+  const db = await LibraryDb.open(ctx.file);
+  if (db.recoveredBytes > 0)
+    ctx.io.err(`warning: dropped a record cut short by a crash (${db.recoveredBytes} bytes)`);
+  return db;
+}
+
+async function openGallery(ctx: Context, db: LibraryDb): Promise<GalleryFile | undefined> {
+  if (!ctx.values.gallery) return undefined;
+  let key = ctx.env.FACEFLOW_GALLERY_KEY || undefined;
+  if (ctx.values['key-file']) {
+    key = (await fs.readFile(ctx.values['key-file'], 'utf8')).replace(/\r?\n$/, '');
+  }
+  return GalleryFile.open(ctx.values.gallery, {
+    modelId: db.meta.modelId,
+    dimension: db.meta.dimension,
+    key,
+    backend: 'exact',
+  });
+}
+
+/** The threshold for "same person" without loading any model: --threshold, the gallery's, the model's. */
+function thresholdFor(ctx: Context, gallery: GalleryFile | undefined, db: LibraryDb): number {
+  const given = parseNumber('threshold', ctx.values.threshold, 0.01, 1);
+  if (given !== undefined) return given;
+  if (gallery?.gallery.threshold !== undefined) return gallery.gallery.threshold;
+  if (db.meta.threshold === undefined)
+    throw new UsageError("give --threshold: the library does not know its model's");
+  return db.meta.threshold;
+}
+
+async function people(sub: 'match' | 'cluster' | 'recluster', ctx: Context): Promise<number> {
+  const { values, positionals, io } = ctx;
+  if (positionals.length > 0) throw new UsageError(`${sub} takes no arguments`);
+  const eps = parseNumber('eps', values.eps, 1e-6, 2);
+  const minPoints = parseNumber('min-points', values['min-points'], 1, 1_000_000);
+  if (minPoints !== undefined && !Number.isInteger(minPoints))
+    throw new UsageError('--min-points must be a whole number');
+  const db = await openLibrary(ctx);
+  try {
+    const includeLowQuality = values['all-faces'] === true;
+    const out: Record<string, unknown> = {};
+    if (sub !== 'cluster') {
+      const gallery = await openGallery(ctx, db);
+      const assigned = matchKnown(db, {
+        threshold: thresholdFor(ctx, gallery, db),
+        gallery: gallery?.gallery,
+        includeLowQuality,
+      });
+      out.matched = assigned.map((a) => ({ ...a, similarity: round(a.similarity) }));
+    }
+    if (sub !== 'match') {
+      const stored = clusterLibrary(db, { eps, minPoints, includeLowQuality });
+      const sheets: Record<number, string> = {};
+      if (values.thumbs) {
+        await fs.mkdir(values.thumbs, { recursive: true });
+        for (let n = 0; n < stored.clusters.length; n++) {
+          const thumbs = await Promise.all(clusterSamples(db, n, 12).map((id) => db.thumbnail(id)));
+          sheets[n] = path.join(values.thumbs, `group-${n}.jpg`);
+          await fs.writeFile(sheets[n], await contactSheet(thumbs));
+        }
+      }
+      const grouped = new Set(stored.clusters.flat());
+      out.groups = stored.clusters.map((ids, n) => ({
+        group: n,
+        faces: ids.length,
+        samples: clusterSamples(db, n, 4),
+        ...(sheets[n] ? { sheet: sheets[n] } : {}),
+      }));
+      out.ungrouped = unassignedFaces(db, { includeLowQuality }).filter((f) => !grouped.has(f.id)).length;
+    }
+    await db.flush();
+    io.out(JSON.stringify(out));
+    return 0;
+  } finally {
+    await db.close();
+  }
+}
+
+async function name(ctx: Context): Promise<number> {
+  const { values, positionals, io } = ctx;
+  const db = await openLibrary(ctx);
+  try {
+    if (values.face) {
+      const person = values.nobody ? null : positionals.pop();
+      if (person === undefined)
+        throw new UsageError('usage: faceflow library name --face ID... NAME (or --nobody)');
+      const ids = positionals.map((p) => {
+        if (!/^\d+$/.test(p)) throw new UsageError(`--face takes face ids (whole numbers), got '${p}'`);
+        return Number(p);
+      });
+      nameFaces(db, ids, person);
+      await db.flush();
+      io.out(JSON.stringify({ person, faces: ids.length }));
+      return 0;
+    }
+    if (positionals.length !== 2 || !/^\d+$/.test(positionals[0])) {
+      throw new UsageError('usage: faceflow library name GROUP NAME (GROUP: a number from cluster)');
+    }
+    const gallery = await openGallery(ctx, db);
+    const ids = nameCluster(db, Number(positionals[0]), positionals[1], { gallery: gallery?.gallery });
+    // The library first: were the gallery save to fail, naming again would enrol nothing twice.
+    await db.flush();
+    await gallery?.save();
+    if (gallery) io.err(`enrolled ${ids.length} faces as '${positionals[1]}' in ${values.gallery}`);
+    io.out(JSON.stringify({ person: positionals[1], faces: ids.length, enrolled: gallery ? ids.length : 0 }));
+    return 0;
+  } finally {
+    await db.close();
+  }
+}
+
+async function readOnly(sub: string, ctx: Context): Promise<number> {
+  const { values, positionals, io } = ctx;
+  if (positionals.length > 0) throw new UsageError(`${sub} takes no arguments`);
+  if (sub === 'compact') {
+    const db = await openLibrary(ctx);
+    try {
+      const before = (await fs.stat(db.file)).size;
+      await db.compact();
+      io.out(JSON.stringify({ bytesBefore: before, bytesAfter: (await fs.stat(db.file)).size }));
+      return 0;
+    } finally {
+      await db.close();
+    }
+  }
+  const db = await LibraryDb.open(ctx.file, { readOnly: true });
+  try {
+    if (sub === 'status') {
+      io.out(
+        JSON.stringify({
+          ...summary(db),
+          model: db.meta.modelId,
+          groups: db.clusters?.clusters.length ?? 0,
+          unreadableFiles: [...db.unreadable.values()].map((u) => ({ path: u.path, error: u.error })),
+        }),
+      );
+    } else if (sub === 'people') {
+      const paths = db.pathsByHash();
+      const list = [...db.people().entries()].map(([person, ids]) => {
+        const photos = new Set(ids.flatMap((id) => paths.get(db.face(id)!.hash) ?? []));
+        const named = ids.filter((id) => db.assignments.get(id)?.how === 'named').length;
+        return { person, faces: ids.length, named, matched: ids.length - named, photos: photos.size };
+      });
+      io.out(JSON.stringify(list));
+    } else {
+      const format = values.format ?? (values.out?.toLowerCase().endsWith('.json') ? 'json' : 'csv');
+      if (format !== 'csv' && format !== 'json')
+        throw new UsageError(`--format must be csv or json, got '${format}'`);
+      const doc = exportLibrary(db);
+      const text = format === 'csv' ? exportCsv(doc) : `${JSON.stringify(doc, null, 1)}\n`;
+      if (values.out) {
+        await fs.writeFile(values.out, text);
+        io.err(`wrote ${doc.photos.length} photos to ${values.out}`);
+      } else io.out(text.replace(/\r?\n$/, ''));
+    }
+    return 0;
+  } finally {
+    await db.close();
+  }
+}

@@ -1,0 +1,27 @@
+/** Photo libraries: scan folders of photos for faces, group them into people, name and export. */
+export {
+  LibraryDb,
+  LibraryError,
+  LIBRARY_FORMAT,
+  checkPersonName,
+  type Assignment,
+  type ContentEntry,
+  type FileEntry,
+  type LibraryFace,
+  type LibraryMeta,
+  type StoredClusters,
+  type UnreadableEntry,
+} from './libraryDb';
+export { scanFolder, listPhotos, type ScanOptions, type ScanProgress, type ScanReport } from './scan';
+export { watchFolder, type WatchOptions } from './watch';
+export {
+  clusterFaces,
+  clusterLibrary,
+  clusterSamples,
+  matchKnown,
+  nameCluster,
+  nameFaces,
+  unassignedFaces,
+} from './people';
+export { exportCsv, exportLibrary, type ExportedPhoto, type LibraryExport } from './export';
+export { decodePhoto, DEFAULT_MAX_SIDE, isPhotoFile, PhotoReadError, PHOTO_EXTENSIONS } from './photo';

@@ -1,0 +1,171 @@
+/**
+ * Who is in a library: faces matched to people already known (named in the library, or enrolled
+ * in a gallery), the rest grouped by likeness (the gallery's DBSCAN clustering) so that a person
+ * can name a whole group at once, and naming that group (which enrols it when a gallery is given).
+ *
+ * Only faces whose quality passed (library scan's `quality.passed`: big, sharp, lit and frontal
+ * enough) are matched and clustered unless `includeLowQuality` is set: a blurred or sideways face
+ * is where a wrong match and a chain joining two people's clusters come from.
+ */
+import { clusterUnknowns, DEFAULT_CLUSTER_EPS, DEFAULT_MIN_POINTS } from '../gallery/cluster';
+import { Gallery } from '../gallery/gallery';
+import { createIndex } from '../gallery/indexFactory';
+import { UNKNOWN } from '../types';
+import {
+  checkPersonName,
+  LibraryError,
+  type LibraryDb,
+  type LibraryFace,
+  type StoredClusters,
+} from './libraryDb';
+
+export interface PeopleOptions {
+  includeLowQuality?: boolean;
+}
+
+export interface MatchKnownOptions extends PeopleOptions {
+  /** Similarity at which a face is taken as a known person (default: the gallery's, else the model's). */
+  threshold: number;
+  /** People enrolled elsewhere, matched as well as the people named in the library. */
+  gallery?: Gallery;
+}
+
+export interface ClusterLibraryOptions extends PeopleOptions {
+  eps?: number;
+  minPoints?: number;
+}
+
+/** Faces of live photos that nobody has said who they are, and that are good enough to compare. */
+export function unassignedFaces(db: LibraryDb, options: PeopleOptions = {}): LibraryFace[] {
+  return db
+    .liveFaces()
+    .filter((f) => !db.assignments.has(f.id) && (options.includeLowQuality || f.quality.passed));
+}
+
+/**
+ * Assigns each unassigned face to the known person it matches (similarity ≥ threshold): people
+ * named in the library (by their named faces, not by earlier matches, so one wrong match cannot
+ * pull in more) and people of `gallery`. Returns the new assignments.
+ */
+export function matchKnown(
+  db: LibraryDb,
+  options: MatchKnownOptions,
+): { id: number; person: string; similarity: number }[] {
+  if (!(options.threshold > 0 && options.threshold <= 1)) {
+    throw new LibraryError(`threshold must be within (0, 1], got ${String(options.threshold)}`);
+  }
+  const known = new Gallery(
+    db.meta.modelId,
+    db.meta.dimension,
+    createIndex(db.meta.dimension, { backend: 'exact' }),
+  );
+  for (const [id, a] of db.assignments) {
+    const face = db.face(id);
+    if (face && a.how === 'named') known.addEmbedding(a.person, face.embedding);
+  }
+  if (options.gallery) {
+    options.gallery.checkModel(db.meta.modelId);
+    const { items } = options.gallery.list({ limit: Number.MAX_SAFE_INTEGER });
+    for (const { name } of items) {
+      for (const { vector } of options.gallery.vectorsOf(name)) known.addEmbedding(name, vector);
+    }
+  }
+  if (known.size === 0) return [];
+  const assigned: { id: number; person: string; similarity: number }[] = [];
+  for (const face of unassignedFaces(db, options)) {
+    const m = known.match(face.embedding, { threshold: options.threshold, topK: 1 });
+    if (m.name !== UNKNOWN) assigned.push({ id: face.id, person: m.name, similarity: m.similarity });
+  }
+  const byPerson = new Map<string, typeof assigned>();
+  for (const a of assigned) byPerson.set(a.person, [...(byPerson.get(a.person) ?? []), a]);
+  for (const [person, list] of byPerson) {
+    db.assign(
+      list.map((a) => a.id),
+      person,
+      'matched',
+      list.map((a) => a.similarity),
+    );
+  }
+  return assigned;
+}
+
+/** Groups the unassigned faces and stores the groups (largest first) for naming. */
+export function clusterLibrary(db: LibraryDb, options: ClusterLibraryOptions = {}): StoredClusters {
+  const faces = unassignedFaces(db, options);
+  const eps = options.eps ?? DEFAULT_CLUSTER_EPS;
+  const minPoints = options.minPoints ?? DEFAULT_MIN_POINTS;
+  const result = clusterUnknowns(
+    faces.map((f) => ({ id: f.id, embedding: f.embedding, seenAt: '' })),
+    { eps, minPoints, samples: 0 },
+  );
+  const stored: StoredClusters = {
+    at: new Date().toISOString(),
+    eps,
+    minPoints,
+    clusters: result.clusters.map((c) => c.members),
+  };
+  db.setClusters(stored);
+  return stored;
+}
+
+/** The faces of cluster `number` of the last clustering that nobody has been assigned since. */
+export function clusterFaces(db: LibraryDb, number: number): number[] {
+  const clusters = db.clusters?.clusters;
+  if (!clusters) throw new LibraryError('the library has not been clustered yet (run cluster first)');
+  if (!Number.isInteger(number) || number < 0 || number >= clusters.length) {
+    throw new LibraryError(
+      `no cluster ${String(number)}: the last clustering made ${clusters.length} (0 to ${clusters.length - 1})`,
+    );
+  }
+  return clusters[number].filter((id) => db.face(id) && !db.assignments.has(id));
+}
+
+/**
+ * Says that the faces of a cluster are `person`; with a gallery, also enrols them there, so that
+ * cameras recognise the person too. Returns the faces named.
+ */
+export function nameCluster(
+  db: LibraryDb,
+  number: number,
+  person: string,
+  options: { gallery?: Gallery } = {},
+): number[] {
+  checkPersonName(person);
+  const ids = clusterFaces(db, number);
+  if (ids.length === 0) throw new LibraryError(`cluster ${number} has no unnamed faces left`);
+  if (options.gallery) {
+    options.gallery.checkModel(db.meta.modelId);
+    for (const id of ids) options.gallery.addEmbedding(person, db.face(id)!.embedding, { meta: {} });
+  }
+  db.assign(ids, person, 'named');
+  return ids;
+}
+
+/** Names single faces (or, with `person` null, says they are nobody known: unassigns them). */
+export function nameFaces(db: LibraryDb, ids: number[], person: string | null): void {
+  if (ids.length === 0) throw new LibraryError('no faces given');
+  db.assign(ids, person, 'named');
+}
+
+/** The faces of a cluster nearest its mean, nearest first: the ones to show when asking who it is. */
+export function clusterSamples(db: LibraryDb, number: number, count = 8): number[] {
+  const ids = clusterFaces(db, number);
+  if (ids.length === 0) return [];
+  const d = db.meta.dimension;
+  const mean = new Float64Array(d);
+  for (const id of ids) {
+    const e = db.face(id)!.embedding;
+    for (let k = 0; k < d; k++) mean[k] += e[k];
+  }
+  const score = (id: number) => {
+    const e = db.face(id)!.embedding;
+    let s = 0;
+    for (let k = 0; k < d; k++) s += e[k] * mean[k];
+    return s;
+  };
+  return ids
+    .map((id) => ({ id, s: score(id) }))
+    .sort((a, b) => b.s - a.s || a.id - b.id)
+    .slice(0, count)
+    .map((x) => x.id);
+}
