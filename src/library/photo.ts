@@ -41,6 +41,9 @@ export interface DecodedPhoto {
   scale: number;
 }
 
+const HEIC_MESSAGE =
+  'HEIC photo: the libvips bundled with sharp reads AVIF but not HEVC-coded HEIC; convert it to JPEG';
+
 export class PhotoReadError extends Error {
   constructor(message: string) {
     super(message);
@@ -54,7 +57,11 @@ export async function decodePhoto(bytes: Buffer, maxSide = DEFAULT_MAX_SIDE): Pr
   try {
     meta = await sharp(bytes, { limitInputPixels: false }).metadata();
   } catch (err) {
-    throw new PhotoReadError(`not a readable image (${firstLine(err)})`);
+    const what = imageKind(bytes);
+    if (what === 'heif' && isHevcBrand(bytes)) throw new PhotoReadError(HEIC_MESSAGE);
+    throw new PhotoReadError(
+      what ? `corrupt or truncated ${what} (${firstLine(err)})` : `not a readable image (${firstLine(err)})`,
+    );
   }
   const rotated = (meta.orientation ?? 1) >= 5;
   const width = (rotated ? meta.height : meta.width) ?? 0;
@@ -65,6 +72,7 @@ export async function decodePhoto(bytes: Buffer, maxSide = DEFAULT_MAX_SIDE): Pr
       `${width}×${height} is above the limit of ${LIBRARY_MAX_PIXELS / 1e6} megapixels`,
     );
   }
+  if (meta.format === 'heif' && meta.compression === 'hevc') throw new PhotoReadError(HEIC_MESSAGE);
   const scale = Math.min(1, maxSide / Math.max(width, height));
   try {
     const { data, info } = await sharp(bytes, { limitInputPixels: LIBRARY_MAX_PIXELS, failOn: 'error' })
@@ -83,15 +91,33 @@ export async function decodePhoto(bytes: Buffer, maxSide = DEFAULT_MAX_SIDE): Pr
     };
   } catch (err) {
     const message = firstLine(err);
-    if (meta.format === 'heif' && /compression|decod|support/i.test(message)) {
-      throw new PhotoReadError(
-        'HEIC/HEIF photo: the libvips bundled with sharp reads AVIF but not HEVC-coded HEIC; convert it to JPEG',
-      );
-    }
+    if (meta.format === 'heif' && /compression|decod|support/i.test(message))
+      throw new PhotoReadError(HEIC_MESSAGE);
     throw new PhotoReadError(`corrupt or truncated ${meta.format ?? 'image'} (${message})`);
   }
 }
 
 function firstLine(err: unknown): string {
   return String((err as Error)?.message ?? err).split('\n')[0];
+}
+
+/** The format a file's first bytes announce, to tell a damaged photo from a file of another kind. */
+function imageKind(bytes: Buffer): string | undefined {
+  if (bytes[0] === 0xff && bytes[1] === 0xd8) return 'jpeg';
+  if (bytes.subarray(0, 4).toString('latin1') === '\x89PNG') return 'png';
+  if (
+    bytes.subarray(0, 4).toString('latin1') === 'RIFF' &&
+    bytes.subarray(8, 12).toString('latin1') === 'WEBP'
+  )
+    return 'webp';
+  if (bytes.subarray(4, 8).toString('latin1') === 'ftyp') return 'heif';
+  const tiff = bytes.subarray(0, 4).toString('latin1');
+  if (tiff === 'II*\0' || tiff === 'MM\0*') return 'tiff';
+  return undefined;
+}
+
+/** HEIC's brands (ISO/IEC 23008-12): the HEVC-coded kind that phones write. */
+function isHevcBrand(bytes: Buffer): boolean {
+  const brand = bytes.subarray(8, 12).toString('latin1');
+  return ['heic', 'heix', 'hevc', 'hevx', 'heim', 'heis'].includes(brand);
 }
