@@ -116,23 +116,48 @@ function dot(a: Float32Array, b: Float32Array): number {
   return s;
 }
 
-/** Groups the unassigned faces and stores the groups (largest first) for naming. */
+/**
+ * Groups the unassigned faces and stores the groups (largest first) for naming.
+ *
+ * Two faces of one photo are two people, which DBSCAN does not know: a chain of look-alikes can
+ * join them. A group holding two faces of one photo is therefore clustered again on its own with
+ * a radius 0.05 tighter, until no group holds two faces of a photo (or the radius reaches 0.1,
+ * where the rest is left ungrouped).
+ */
 export function clusterLibrary(db: LibraryDb, options: ClusterLibraryOptions = {}): StoredClusters {
   const faces = unassignedFaces(db, options);
   const eps = options.eps ?? DEFAULT_CLUSTER_EPS;
   const minPoints = options.minPoints ?? DEFAULT_MIN_POINTS;
-  const result = clusterUnknowns(
+  const clusters = splitByPhoto(faces, eps, minPoints).sort((a, b) => b.length - a.length);
+  const stored: StoredClusters = { at: new Date().toISOString(), eps, minPoints, clusters };
+  db.setClusters(stored);
+  return stored;
+}
+
+const MIN_SPLIT_EPS = 0.1;
+
+function splitByPhoto(faces: LibraryFace[], eps: number, minPoints: number): number[][] {
+  if (faces.length === 0) return [];
+  const byId = new Map(faces.map((f) => [f.id, f]));
+  const { clusters } = clusterUnknowns(
     faces.map((f) => ({ id: f.id, embedding: f.embedding, seenAt: '' })),
     { eps, minPoints, samples: 0 },
   );
-  const stored: StoredClusters = {
-    at: new Date().toISOString(),
-    eps,
-    minPoints,
-    clusters: result.clusters.map((c) => c.members),
-  };
-  db.setClusters(stored);
-  return stored;
+  const out: number[][] = [];
+  for (const { members } of clusters) {
+    const photos = new Set(members.map((id) => byId.get(id)!.hash));
+    if (photos.size === members.length) out.push(members);
+    else if (eps - 0.05 >= MIN_SPLIT_EPS) {
+      out.push(
+        ...splitByPhoto(
+          members.map((id) => byId.get(id)!),
+          eps - 0.05,
+          minPoints,
+        ),
+      );
+    }
+  }
+  return out;
 }
 
 /** The faces of cluster `number` of the last clustering that nobody has been assigned since. */
