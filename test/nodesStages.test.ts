@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import * as path from 'node:path';
 import sharp from 'sharp';
 
+import { DEFAULT_QUALITY_THRESHOLDS } from '../src/quality';
 import { PROJECT_ROOT, requireSharedData, shared } from './helpers/shared';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -147,6 +148,32 @@ describe('nodes: align, embed, track, quality-gate, annotate (real Node-RED runt
     const alignedMsg = nextInput('out');
     helper.getNode('detect').receive({ payload: PHOTO() });
     for (const f of (await alignedMsg).faces ?? []) assert.equal(f.aligned?.length, 112 * 112 * 3);
+  });
+
+  it('quality gate answers topic "thresholds" with its own limits where set and the defaults elsewhere', async () => {
+    await helper.load(
+      NODES,
+      onTab([
+        {
+          id: 'gate',
+          type: 'faceflow-quality-gate',
+          mode: 'drop',
+          minSize: '64',
+          maxYaw: '25',
+          wires: [['out']],
+        },
+        { id: 'out', type: 'helper' },
+      ]),
+    );
+    const answer = nextInput('out');
+    helper.getNode('gate').receive({ topic: 'thresholds' });
+    const { payload } = await answer;
+    assert.deepEqual(payload, {
+      ...DEFAULT_QUALITY_THRESHOLDS,
+      mode: 'drop',
+      minSize: 64,
+      maxYaw: 25,
+    });
   });
 
   it('gives the faces of 5 frames stable track ids once confirmed, and starts over on redeploy', async () => {
