@@ -25,3 +25,11 @@ export {
 } from './people';
 export { exportCsv, exportLibrary, type ExportedPhoto, type LibraryExport } from './export';
 export { decodePhoto, DEFAULT_MAX_SIDE, isPhotoFile, PhotoReadError, PHOTO_EXTENSIONS } from './photo';
+export {
+  librarySummary,
+  peopleSummary,
+  scanSummary,
+  type LibrarySummary,
+  type PersonSummary,
+  type ScanSummary,
+} from './summary';

@@ -11,10 +11,13 @@ import {
   exportCsv,
   exportLibrary,
   LibraryDb,
+  librarySummary,
   matchKnown,
   nameCluster,
   nameFaces,
+  peopleSummary,
   scanFolder,
+  scanSummary,
   unassignedFaces,
   watchFolder,
   type ScanReport,
@@ -212,34 +215,7 @@ function printReport(io: CommandIO, report: ScanReport, db: LibraryDb): void {
   for (const u of report.unreadable) io.err(`unreadable: ${u.path}: ${u.error}`);
   for (const o of report.outside) io.err(`skipped: ${o} leads outside the folder`);
   if (report.interrupted) io.err('stopped before the end; scan again to go on from there');
-  const perMinute = report.scanned > 0 ? (report.scanned / report.durationMs) * 60_000 : 0;
-  io.out(
-    JSON.stringify({
-      found: report.found,
-      scanned: report.scanned,
-      copies: report.copies,
-      unchanged: report.unchanged,
-      unreadable: report.unreadable.length,
-      gone: report.gone,
-      faces: report.faces,
-      interrupted: report.interrupted,
-      seconds: round(report.durationMs / 1000, 1),
-      photosPerMinute: round(perMinute, 1),
-      library: summary(db),
-    }),
-  );
-}
-
-function summary(db: LibraryDb) {
-  const faces = db.liveFaces();
-  return {
-    photos: db.files.size,
-    faces: faces.length,
-    goodFaces: faces.filter((f) => f.quality.passed).length,
-    people: db.people().size,
-    assigned: faces.filter((f) => db.assignments.has(f.id)).length,
-    unreadable: db.unreadable.size,
-  };
+  io.out(JSON.stringify(scanSummary(report, db)));
 }
 
 async function openLibrary(ctx: Context): Promise<LibraryDb> {
@@ -373,20 +349,14 @@ async function readOnly(sub: string, ctx: Context): Promise<number> {
     if (sub === 'status') {
       io.out(
         JSON.stringify({
-          ...summary(db),
+          ...librarySummary(db),
           model: db.meta.modelId,
           groups: db.clusters?.clusters.length ?? 0,
           unreadableFiles: [...db.unreadable.values()].map((u) => ({ path: u.path, error: u.error })),
         }),
       );
     } else if (sub === 'people') {
-      const paths = db.pathsByHash();
-      const list = [...db.people().entries()].map(([person, ids]) => {
-        const photos = new Set(ids.flatMap((id) => paths.get(db.face(id)!.hash) ?? []));
-        const named = ids.filter((id) => db.assignments.get(id)?.how === 'named').length;
-        return { person, faces: ids.length, named, matched: ids.length - named, photos: photos.size };
-      });
-      io.out(JSON.stringify(list));
+      io.out(JSON.stringify(peopleSummary(db)));
     } else {
       const format = values.format ?? (values.out?.toLowerCase().endsWith('.json') ? 'json' : 'csv');
       if (format !== 'csv' && format !== 'json')
