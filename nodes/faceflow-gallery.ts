@@ -6,6 +6,9 @@ import type { FaceFlow } from '../src/faceflow';
 import { GalleryFile } from '../src/gallery/galleryFile';
 import type { VectorBackend } from '../src/gallery/indexFactory';
 import { GalleryStoreError } from '../src/gallery/store';
+import { applyGalleryChange, galleryChanges, galleryDigest } from '../src/gallery/sync';
+import { GallerySync } from '../src/io/gallerySync';
+import { maskUrl } from '../src/io/maskUrl';
 import { watchGallery } from '../src/metrics';
 import type { ModelsNode } from './faceflow-models';
 import { registerGalleryAdmin } from './lib/galleryAdmin';
@@ -17,6 +20,9 @@ interface GalleryDef extends NodeDef {
   threshold?: string | number;
   backups?: string | number;
   imageDir?: string;
+  /** MQTT broker through which instances keep this gallery alike; empty for none. */
+  syncUrl?: string;
+  syncPrefix?: string;
 }
 
 export interface OpenGallery {
@@ -26,6 +32,8 @@ export interface OpenGallery {
 
 interface GalleryCredentials {
   key?: string;
+  syncUser?: string;
+  syncPassword?: string;
 }
 
 export interface GalleryNode extends Node<GalleryCredentials> {
@@ -122,32 +130,50 @@ module.exports = (RED: NodeAPI) => {
       return opened.file.gallery.threshold ?? opened.flow.threshold;
     };
 
-    this.update = <T>(change: (o: OpenGallery) => Promise<T> | T): Promise<T> => {
+    // Remote changes go through the same queue as local ones (runUpdate is defined below; the
+    // callback runs only once a message arrives).
+    const sync = startSync(this, def, (change) =>
+      runUpdate(({ file }) => {
+        applyGalleryChange(file.gallery, change);
+      }, false),
+    );
+
+    // `publish` false: a change that came from another instance is not sent back out.
+    const runUpdate = <T>(change: (o: OpenGallery) => Promise<T> | T, publish: boolean): Promise<T> => {
       const run = queue.then(async () => {
         const o = await this.open();
+        const before = sync && publish ? galleryDigest(o.file.gallery) : undefined;
         const result = await change(o);
         await o.file.save();
+        if (before) sync!.publish(galleryChanges(before, o.file.gallery));
         return result;
       });
       queue = run.catch(() => undefined);
       return run;
     };
-
+    this.update = (change) => runUpdate(change, true);
     this.on('close', (done: () => void) => {
       live.delete(this.id);
       unwatch();
-      queue.then(() => {
-        opening = undefined;
-        opened = undefined;
-        done();
-      });
+      queue
+        .then(() => sync?.close())
+        .catch(() => undefined)
+        .then(() => {
+          opening = undefined;
+          opened = undefined;
+          done();
+        });
     });
   }
   RED.nodes.registerType<GalleryNode, GalleryDef, unknown, GalleryCredentials>(
     'faceflow-gallery',
     FaceflowGalleryNode,
     {
-      credentials: { key: { type: 'password' } },
+      credentials: {
+        key: { type: 'password' },
+        syncUser: { type: 'text' },
+        syncPassword: { type: 'password' },
+      },
     },
   );
 };
@@ -169,4 +195,34 @@ function optionalNumber(value: string | number | undefined): number | undefined 
   if (value === undefined || value === '') return undefined;
   const n = Number(value);
   return Number.isFinite(n) ? n : undefined;
+}
+
+/**
+ * The gallery's MQTT sync when a broker is set; `apply` runs a change another instance made.
+ * Problems go to the log: a config node has no status dot.
+ */
+function startSync(
+  node: GalleryNode,
+  def: GalleryDef,
+  apply: (change: unknown) => Promise<unknown>,
+): GallerySync | undefined {
+  const url = (def.syncUrl ?? '').trim();
+  if (url === '') return undefined;
+  let wasConnected = false;
+  return new GallerySync({
+    url,
+    prefix: def.syncPrefix || 'faceflow',
+    username: node.credentials?.syncUser || undefined,
+    password: node.credentials?.syncPassword || undefined,
+    // Fixed per node, so that the broker keeps changes made while this instance was away.
+    clientId: `faceflow-gallery-${node.id}`,
+    onRemoteChange: async (change) => {
+      await apply(change);
+    },
+    onError: (err) => node.warn(err.message),
+    onConnect: () => {
+      if (!wasConnected) node.log(`gallery sync: connected to ${maskUrl(url)}`);
+      wasConnected = true;
+    },
+  });
 }

@@ -1,0 +1,235 @@
+/**
+ * Gallery changes as messages, so that several faceflow instances (two Node-RED hosts, a CLI
+ * and a server) can keep their galleries alike: what changed between two moments of a gallery
+ * (`galleryDigest` before, `galleryChanges` after) and applying such a change to another gallery
+ * (`applyGalleryChange`).
+ *
+ * Embedding ids are local to a gallery, so an embedding is known across instances by a key made
+ * from its vector (SHA-256 of its float32 bytes, 16 hex digits): applying a change twice, or one
+ * that came back around, changes nothing.
+ */
+import { createHash } from 'node:crypto';
+import type { Gallery } from './gallery';
+
+export const SYNC_FORMAT = 'faceflow-gallery-change';
+
+export interface SyncedEmbedding {
+  key: string;
+  /** Float32 little-endian, base64. */
+  vector: string;
+  addedAt: string;
+}
+
+interface ChangeBase {
+  format: typeof SYNC_FORMAT;
+  /** The embedder the vectors are from: a gallery of another model ignores the change. */
+  modelId: string;
+  name: string;
+  ts: string;
+}
+
+/** New embeddings of a person (who is created when new, with `meta` and `thumbnail`). */
+export interface GalleryAdded extends ChangeBase {
+  type: 'added';
+  embeddings: SyncedEmbedding[];
+  meta?: Record<string, unknown>;
+  /** Base64 JPEG, when the person is new and has one. */
+  thumbnail?: string;
+}
+
+export interface GalleryDeleted extends ChangeBase {
+  type: 'deleted';
+}
+
+/** A renamed person, new metadata, or embeddings removed (by key). */
+export interface GalleryUpdated extends ChangeBase {
+  type: 'updated';
+  renamedTo?: string;
+  meta?: Record<string, unknown>;
+  removedEmbeddings?: string[];
+}
+
+export type GalleryChange = GalleryAdded | GalleryDeleted | GalleryUpdated;
+
+interface PersonDigest {
+  keys: Map<string, number>;
+  meta: string;
+}
+
+/** What `galleryChanges` compares against: per person, their embeddings' keys and metadata. */
+export type GalleryDigest = Map<string, PersonDigest>;
+
+export function embeddingKey(vector: Float32Array): string {
+  return createHash('sha256')
+    .update(Buffer.from(vector.buffer, vector.byteOffset, vector.byteLength))
+    .digest('hex')
+    .slice(0, 16);
+}
+
+export function galleryDigest(gallery: Gallery): GalleryDigest {
+  const digest: GalleryDigest = new Map();
+  for (const { name, meta } of gallery.list({ limit: Number.MAX_SAFE_INTEGER }).items) {
+    const keys = new Map(
+      gallery.vectorsOf(name).map(({ record, vector }) => [embeddingKey(vector), record.id]),
+    );
+    digest.set(name, { keys, meta: JSON.stringify(meta) });
+  }
+  return digest;
+}
+
+/**
+ * The changes that turn `before` into the gallery as it is now. A person whose embeddings all
+ * moved to one new name is a rename; anything else is deletions and additions.
+ */
+export function galleryChanges(before: GalleryDigest, gallery: Gallery): GalleryChange[] {
+  const after = galleryDigest(gallery);
+  const base = { format: SYNC_FORMAT, modelId: gallery.modelId, ts: new Date().toISOString() } as const;
+  const changes: GalleryChange[] = [];
+  const gone = [...before.keys()].filter((n) => !after.has(n));
+  const fresh = new Set([...after.keys()].filter((n) => !before.has(n)));
+  const renamedTo = new Map<string, string>();
+  for (const old of gone) {
+    const keys = [...before.get(old)!.keys.keys()];
+    const target = [...fresh].find((n) => sameKeys(after.get(n)!.keys, keys));
+    if (target && keys.length > 0) {
+      renamedTo.set(old, target);
+      fresh.delete(target);
+      changes.push({ ...base, type: 'updated', name: old, renamedTo: target });
+    } else changes.push({ ...base, type: 'deleted', name: old });
+  }
+  const renamedFrom = new Map([...renamedTo].map(([from, to]) => [to, from]));
+  for (const [name, now] of after) {
+    const was = before.get(name) ?? before.get(renamedFrom.get(name) ?? '');
+    const added = [...now.keys].filter(([key]) => !was?.keys.has(key));
+    const removed = was ? [...was.keys.keys()].filter((key) => !now.keys.has(key)) : [];
+    const identity = gallery.identity(name)!;
+    const isNew = fresh.has(name);
+    if (isNew || added.length > 0) {
+      const vectors = new Map(gallery.vectorsOf(name).map((v) => [v.record.id, v]));
+      const change: GalleryAdded = {
+        ...base,
+        type: 'added',
+        name,
+        embeddings: added.map(([key, id]) => ({
+          key,
+          vector: Buffer.from(vectors.get(id)!.vector.buffer).toString('base64'),
+          addedAt: vectors.get(id)!.record.addedAt,
+        })),
+      };
+      if (isNew) {
+        change.meta = identity.meta;
+        const thumbnail = gallery.thumbnailOf(name);
+        if (thumbnail) change.thumbnail = thumbnail.toString('base64');
+      }
+      changes.push(change);
+    }
+    const metaChanged = was !== undefined && was.meta !== now.meta;
+    if (!isNew && (metaChanged || removed.length > 0)) {
+      const change: GalleryUpdated = { ...base, type: 'updated', name };
+      if (metaChanged) change.meta = identity.meta;
+      if (removed.length > 0) change.removedEmbeddings = removed;
+      changes.push(change);
+    }
+  }
+  return changes;
+}
+
+function sameKeys(a: Map<string, number>, keys: string[]): boolean {
+  return a.size === keys.length && keys.every((k) => a.has(k));
+}
+
+export class GalleryChangeError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'GalleryChangeError';
+  }
+}
+
+/**
+ * Applies a change from another instance. Idempotent: an embedding already there (by key), a
+ * person already gone or already renamed change nothing. Returns whether the gallery changed.
+ * Throws `GalleryChangeError` for a message that is not a change or is of another model.
+ */
+export function applyGalleryChange(gallery: Gallery, input: unknown): boolean {
+  const change = checkChange(input);
+  if (change.modelId !== gallery.modelId) {
+    throw new GalleryChangeError(
+      `a change of a '${change.modelId}' gallery; this one is '${gallery.modelId}'`,
+    );
+  }
+  const keysOf = (name: string) =>
+    new Map(gallery.vectorsOf(name).map(({ record, vector }) => [embeddingKey(vector), record.id]));
+  switch (change.type) {
+    case 'deleted':
+      if (!gallery.has(change.name)) return false;
+      gallery.removeIdentity(change.name);
+      return true;
+    case 'added': {
+      const isNew = !gallery.has(change.name);
+      const have = isNew ? new Map<string, number>() : keysOf(change.name);
+      const vectors = change.embeddings.map((e) => ({ e, v: decodeVector(e.vector, gallery.dimension) }));
+      if (isNew) gallery.addIdentity(change.name, change.meta ?? {});
+      let changed = isNew;
+      for (const { e, v } of vectors) {
+        if (have.has(e.key)) continue;
+        gallery.addEmbedding(change.name, v, { addedAt: e.addedAt });
+        changed = true;
+      }
+      if (isNew && change.thumbnail)
+        gallery.setThumbnail(change.name, Buffer.from(change.thumbnail, 'base64'));
+      return changed;
+    }
+    case 'updated': {
+      if (!gallery.has(change.name)) return false;
+      let changed = false;
+      if (change.removedEmbeddings?.length) {
+        const have = keysOf(change.name);
+        for (const key of change.removedEmbeddings) {
+          const id = have.get(key);
+          if (id === undefined) continue;
+          gallery.removeEmbedding(id);
+          changed = true;
+        }
+      }
+      if (change.meta) {
+        gallery.updateMeta(change.name, change.meta, 'replace');
+        changed = true;
+      }
+      if (change.renamedTo && change.renamedTo !== change.name && !gallery.has(change.renamedTo)) {
+        gallery.rename(change.name, change.renamedTo);
+        changed = true;
+      }
+      return changed;
+    }
+  }
+}
+
+function checkChange(input: unknown): GalleryChange {
+  const c = input as Partial<GalleryChange> | null;
+  if (!c || typeof c !== 'object' || c.format !== SYNC_FORMAT)
+    throw new GalleryChangeError('not a gallery change');
+  if (typeof c.name !== 'string' || typeof c.modelId !== 'string') {
+    throw new GalleryChangeError('a gallery change needs a name and a modelId');
+  }
+  if (c.type === 'added') {
+    if (!Array.isArray(c.embeddings)) throw new GalleryChangeError('an added change needs embeddings');
+    for (const e of c.embeddings) {
+      if (!e || typeof e.key !== 'string' || typeof e.vector !== 'string' || typeof e.addedAt !== 'string') {
+        throw new GalleryChangeError('each embedding needs a key, a vector and addedAt');
+      }
+    }
+  } else if (c.type !== 'deleted' && c.type !== 'updated') {
+    throw new GalleryChangeError(`unknown change type '${String(c.type)}'`);
+  }
+  return c as GalleryChange;
+}
+
+function decodeVector(base64: string, dimension: number): Float32Array {
+  const bytes = Buffer.from(base64, 'base64');
+  if (bytes.length !== dimension * 4) {
+    throw new GalleryChangeError(`an embedding of ${bytes.length / 4} values; this gallery has ${dimension}`);
+  }
+  const v = new Float32Array(dimension);
+  Buffer.from(v.buffer).set(bytes);
+  return v;
+}
