@@ -13,7 +13,7 @@ export {
   type UnreadableEntry,
 } from './libraryDb';
 export { scanFolder, listPhotos, type ScanOptions, type ScanProgress, type ScanReport } from './scan';
-export { watchFolder, type WatchOptions } from './watch';
+export { watchFolder, watchLoop, type WatchLoop, type WatchLoopOptions, type WatchOptions } from './watch';
 export {
   clusterFaces,
   clusterLibrary,

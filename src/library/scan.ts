@@ -46,6 +46,8 @@ export interface ScanReport {
   unchanged: number;
   /** Files that could not be read, this time or (unchanged since) an earlier one. */
   unreadable: { path: string; error: string }[];
+  /** How many of those are new or changed since the last scan (the rest were reported before). */
+  newlyUnreadable: number;
   /** Files the library had under this folder that are no longer there. */
   gone: number;
   /** Faces found in the photos detected now. */
@@ -81,6 +83,7 @@ export async function scanFolder(
     copies: 0,
     unchanged: 0,
     unreadable: [],
+    newlyUnreadable: 0,
     gone: 0,
     faces: 0,
     outside,
@@ -180,7 +183,10 @@ async function record(
       report.unchanged++;
       return 'unchanged';
     case 'unreadable':
-      if (!p.again) db.setUnreadable({ path: p.file, size: p.size, mtimeMs: p.mtimeMs, error: p.error });
+      if (!p.again) {
+        db.setUnreadable({ path: p.file, size: p.size, mtimeMs: p.mtimeMs, error: p.error });
+        report.newlyUnreadable++;
+      }
       report.unreadable.push({ path: p.file, error: p.error });
       return 'unreadable';
     case 'copy':

@@ -190,7 +190,7 @@ async function scan(ctx: Context): Promise<number> {
         onScan: (report) => {
           bar?.done();
           if (
-            report.scanned + report.copies + report.gone + report.unreadable.length > 0 ||
+            report.scanned + report.copies + report.gone + report.newlyUnreadable > 0 ||
             report.interrupted
           ) {
             printReport(io, report, db!);
