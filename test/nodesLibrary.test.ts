@@ -9,6 +9,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 
 import { samplePhotosDir } from '../src/demo/sampleMedia';
+import type { ScanSummary } from '../src/library';
 import { PROJECT_ROOT, requireSharedData, shared } from './helpers/shared';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -47,19 +48,7 @@ interface Status {
   text?: string;
 }
 
-interface ScanAnswer {
-  found: number;
-  scanned: number;
-  copies: number;
-  unchanged: number;
-  unreadable: number;
-  gone: number;
-  faces: number;
-  interrupted: boolean;
-  seconds: number;
-  photosPerMinute: number;
-  library: { photos: number; faces: number; goodFaces: number; people: number; assigned: number };
-}
+type ScanAnswer = ScanSummary;
 
 const RAJ = (n: number) => shared('bbt', 'faces', 'raj', `raj${n}.png`);
 
