@@ -1,0 +1,123 @@
+import type { Node, NodeAPI, NodeDef } from 'node-red';
+
+import {
+  DEFAULT_HOST,
+  DEFAULT_MAX_IMAGE_BYTES,
+  DEFAULT_PORT,
+  startFaceService,
+  type FaceService,
+  type GalleryWriter,
+} from '../src/grpc/server';
+import type { GalleryNode, OpenGallery } from './faceflow-gallery';
+import type { ModelsNode } from './faceflow-models';
+
+interface GrpcDef extends NodeDef {
+  host?: string;
+  port?: string | number;
+  models: string;
+  gallery?: string;
+  maxImageMb?: string | number;
+}
+
+interface GrpcCredentials {
+  token?: string;
+}
+
+const LOOPBACK = new Set(['127.0.0.1', 'localhost', '::1', '[::1]']);
+
+/**
+ * `faceflow-grpc` config node: the FaceRecognition gRPC service of proto/faceflow.proto (src/grpc/server.ts),
+ * started when the flow is deployed and stopped on a redeploy or stop, the port freed before the close is done
+ * so that the next deployment binds it again. Node-RED starts every config node that is deployed and enabled,
+ * whether or not a flow node uses it, so this one needs no node of its own.
+ */
+module.exports = (RED: NodeAPI) => {
+  function FaceflowGrpcNode(this: Node<GrpcCredentials>, def: GrpcDef) {
+    RED.nodes.createNode(this, def);
+    const host = (def.host ?? '').trim() || DEFAULT_HOST;
+    const port = def.port === undefined || def.port === '' ? DEFAULT_PORT : Number(def.port);
+    const maxMb = def.maxImageMb === undefined || def.maxImageMb === '' ? undefined : Number(def.maxImageMb);
+    const token = this.credentials?.token || undefined;
+    const models = RED.nodes.getNode(def.models) as ModelsNode | null;
+    const gallery = def.gallery ? (RED.nodes.getNode(def.gallery) as GalleryNode | null) : undefined;
+
+    let starting: Promise<FaceService | undefined> = Promise.resolve(undefined);
+    const problem = !models
+      ? 'choose a faceflow-models configuration'
+      : gallery === null
+        ? 'the chosen gallery configuration is missing or disabled'
+        : !Number.isInteger(port) || port < 1 || port > 65535
+          ? `port must be a whole number from 1 to 65535, got '${def.port}'`
+          : maxMb !== undefined && !(maxMb > 0)
+            ? `max image size must be a positive number of MB, got '${def.maxImageMb}'`
+            : undefined;
+    if (problem || !models) {
+      this.error(`gRPC service not started: ${problem}`);
+    } else {
+      if (!token && !LOOPBACK.has(host)) {
+        this.warn(
+          `gRPC service on ${host} without a token: anyone who can reach port ${port} can enrol and delete people`,
+        );
+      }
+      starting = startFaceService({
+        flow: () => models.faceflow(),
+        gallery: gallery ? () => openWriter(gallery, models) : undefined,
+        threshold: gallery ? () => galleryThreshold(gallery) : undefined,
+        host,
+        port,
+        token,
+        maxImageBytes: maxMb === undefined ? DEFAULT_MAX_IMAGE_BYTES : Math.round(maxMb * 1024 * 1024),
+      }).then(
+        (service) => {
+          this.log(`gRPC FaceRecognition service on ${service.address}${token ? '' : ' (no token)'}`);
+          return service;
+        },
+        (err: Error) => {
+          this.error(`gRPC service not started: ${err.message}`);
+          return undefined;
+        },
+      );
+    }
+
+    this.on('close', (done: () => void) => {
+      // Waits for a start still binding, then for the port to be free: the next deployment binds it again.
+      starting
+        .then((service) => service?.close())
+        .catch((err: Error) => this.warn(`closing the gRPC service: ${err.message}`))
+        .then(() => done());
+    });
+  }
+
+  RED.nodes.registerType<Node<GrpcCredentials>, GrpcDef, unknown, GrpcCredentials>(
+    'faceflow-grpc',
+    FaceflowGrpcNode,
+    { credentials: { token: { type: 'password' } } },
+  );
+};
+
+/**
+ * The gallery node's file, changed through the gallery node's own queue: a change from the service and one from
+ * a match node in a flow never run at the same time, and each is saved before the next.
+ */
+async function openWriter(node: GalleryNode, models: ModelsNode): Promise<GalleryWriter> {
+  const opened: OpenGallery = await node.open();
+  if (opened.flow !== (await models.faceflow())) {
+    throw new Error(
+      'the gallery runs other models than this service: choose the same faceflow-models configuration in both',
+    );
+  }
+  return {
+    gallery: opened.file.gallery,
+    update: (change) => node.update(({ file }) => change(file.gallery)),
+    remove: (name) => node.update(({ file }) => file.removeIdentity(name)),
+  };
+}
+
+/** The gallery node's threshold (its override, else calibrated, else the models'); undefined until it is open. */
+function galleryThreshold(node: GalleryNode): number | undefined {
+  try {
+    return node.threshold();
+  } catch {
+    return undefined;
+  }
+}
