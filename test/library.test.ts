@@ -17,6 +17,7 @@ import {
   nameCluster,
   nameFaces,
   scanFolder,
+  watchFolder,
   type LibraryFace,
 } from '../src/library';
 import { csvField } from '../src/library/export';
@@ -231,6 +232,40 @@ describe('photo library: scanning real photos', function () {
       const again = await scanFolder(flow, db, bad);
       assert.equal(again.unreadable.length, 4);
     } finally {
+      await db.close();
+    }
+  });
+
+  it('--watch: a photo copied in is scanned after a quiet moment, without waiting for the interval', async () => {
+    const db = await open();
+    const controller = new AbortController();
+    const reports: { scanned: number; found: number }[] = [];
+    const watching = watchFolder(flow, db, photos, {
+      signal: controller.signal,
+      intervalMs: 3_600_000,
+      settleMs: 300,
+      onScan: (r) => reports.push(r),
+    });
+    try {
+      const until = async (ok: () => boolean, what: string) => {
+        const end = Date.now() + 30_000;
+        while (!ok()) {
+          if (Date.now() > end) throw new Error(`timed out: ${what}`);
+          await new Promise((r) => setTimeout(r, 100));
+        }
+      };
+      await until(() => reports.length === 1, 'the first scan');
+      assert.equal(reports[0].scanned, 6);
+      await fs.copyFile(samples()[0], path.join(photos, 'beach', 'new.jpg'));
+      await until(() => reports.length === 2, 'a scan after the new photo');
+      assert.deepEqual([reports[1].found, reports[1].scanned], [7, 0]);
+      assert.equal(
+        db.files.get(path.join(photos, 'beach', 'new.jpg'))?.hash,
+        db.files.get(path.join(photos, 'party', 'sample1.jpg'))?.hash,
+      );
+    } finally {
+      controller.abort();
+      await watching;
       await db.close();
     }
   });
