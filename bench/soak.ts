@@ -303,8 +303,13 @@ export interface SoakVerdict {
   lastQuarterRssMiB: number;
   growthMiB: number;
   growthShare: number;
-  /** Last quarter ≤ first × 1.3 + 40 MiB: the generous plateau test/soak.test.ts asserts. */
+  /** Last quarter ≤ first × 1.3 + 40 MiB: a generous plateau. */
   plateau: boolean;
+  /**
+   * Least-squares slope of RSS over the second half of the samples after the warm-up, in MiB per
+   * minute: what a leak looks like once the caches have filled (0 for a plateau, noise aside).
+   */
+  slopeMiBPerMin: number;
 }
 
 /** RSS medians of the first and last quarters of the samples taken after `warmupS`. */
@@ -321,7 +326,23 @@ export function rssVerdict(samples: readonly SoakSample[], warmupS: number): Soa
     growthMiB: last - first,
     growthShare: (last - first) / first,
     plateau: last <= first * 1.3 + 40,
+    slopeMiBPerMin: rssSlope(use.slice(Math.floor(use.length / 2))),
   };
+}
+
+/** Least-squares slope of RSS against time, MiB per minute; 0 for fewer than two samples. */
+export function rssSlope(samples: readonly SoakSample[]): number {
+  if (samples.length < 2) return 0;
+  const n = samples.length;
+  const mt = samples.reduce((a, s) => a + s.t, 0) / n;
+  const mr = samples.reduce((a, s) => a + s.rssMiB, 0) / n;
+  let num = 0;
+  let den = 0;
+  for (const s of samples) {
+    num += (s.t - mt) * (s.rssMiB - mr);
+    den += (s.t - mt) ** 2;
+  }
+  return den === 0 ? 0 : (num / den) * 60;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -577,7 +598,8 @@ function verdictLine(r: Report): string {
   const growth = `${v.growthMiB >= 0 ? '+' : ''}${fmt(v.growthMiB)} MiB, ${v.growthShare >= 0 ? '+' : ''}${pct(v.growthShare)}`;
   return (
     `Verdict: RSS ${fmt(v.firstQuarterRssMiB)} → ${fmt(v.lastQuarterRssMiB)} MiB between the first and last ` +
-    `quarters after warm-up (${growth}; ${v.plateau ? 'a plateau' : 'STILL GROWING'} by the ≤ ×1.3 + 40 MiB test); ` +
+    `quarters after warm-up (${growth}; ${v.plateau ? 'a plateau' : 'STILL GROWING'} by the ≤ ×1.3 + 40 MiB test; ` +
+    `slope over the second half ${v.slopeMiBPerMin >= 0 ? '+' : ''}${v.slopeMiBPerMin.toFixed(2)} MiB/min); ` +
     `${t.processed} frames processed, ${t.dropped} dropped (${pct(t.dropped / Math.max(1, t.processed + t.dropped))}), ` +
     `${t.events} events (${t.recognized} for ${DEMO_PERSON} over ${r.loops} loops), ` +
     `${r.problems.length === 0 ? 'no problems' : `${r.problems.length} PROBLEMS`}`
