@@ -23,8 +23,12 @@ const PACKAGE = JSON.parse(readFileSync(path.join(PROJECT_ROOT, 'package.json'),
   name: string;
   'node-red': { nodes: Record<string, string> };
 };
-/** Config nodes live in the config sidebar, not in the palette. */
-const CONFIG_TYPES = new Set(['faceflow-models', 'faceflow-gallery']);
+/** Configuration nodes (category 'config' in their editor file) are not in the palette. */
+const CONFIG_TYPES = new Set(
+  Object.keys(PACKAGE['node-red'].nodes).filter((type) =>
+    /category:\s*'config'/.test(readFileSync(path.join(PROJECT_ROOT, 'nodes', `${type}.html`), 'utf8')),
+  ),
+);
 
 interface Received {
   topic: string;
