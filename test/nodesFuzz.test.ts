@@ -6,7 +6,7 @@
  * 10,000 per node.
  */
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import sharp from 'sharp';
@@ -158,6 +158,12 @@ function fuzzedMessage(rand: () => number, fx: Fixtures, seq: number): Record<st
       'unknowns',
       'cluster',
       'name-cluster',
+      'scan',
+      'status',
+      'name',
+      'people',
+      'export',
+      'thumbnail',
       'xyz',
       '#',
     ]),
@@ -172,6 +178,7 @@ describe(`nodes under fuzzed input (${PER_NODE} messages per node, real Node-RED
 
   before(async () => {
     dir = await mkdtemp(path.join(tmpdir(), 'faceflow-fuzz-'));
+    await mkdir(path.join(dir, 'empty-photos'));
     fx = await fixtures();
     await new Promise<void>((resolve) => helper.startServer(resolve));
   });
@@ -192,6 +199,11 @@ describe(`nodes under fuzzed input (${PER_NODE} messages per node, real Node-RED
     ['faceflow-annotate', {}],
     ['faceflow-mjpeg-out', { host: '127.0.0.1', path: '/s.mjpg' }],
     ['faceflow-mqtt-out', { url: 'mqtt://127.0.0.1:1', queueLimit: '10' }],
+    // Commands only; an empty folder, so a fuzzed 'scan' has nothing to read.
+    [
+      'faceflow-library',
+      { folder: '<dir>/empty-photos', db: '<dir>/fuzz.ffl', models: 'm1', gallery: 'g1', watch: false },
+    ],
     // Its input takes start/stop commands; the camera is a file that does not exist, so a start only
     // makes it retry in the background.
     [
@@ -199,6 +211,12 @@ describe(`nodes under fuzzed input (${PER_NODE} messages per node, real Node-RED
       { source: 'file', file: '/nonexistent/clip.mp4', autostart: false, cameraId: 'door' },
     ],
   ];
+
+  /** Settings naming files in the test's folder, which exists only once `before` has run. */
+  const inDir = (settings: Record<string, unknown>) =>
+    Object.fromEntries(
+      Object.entries(settings).map(([k, v]) => [k, typeof v === 'string' ? v.replace('<dir>', dir) : v]),
+    );
 
   for (const [type, settings] of targets) {
     it(`${type}: every message ends in an output or a readable error, and a good one still works after`, async () => {
@@ -222,7 +240,7 @@ describe(`nodes under fuzzed input (${PER_NODE} messages per node, real Node-RED
             imageDir: dir,
             z: 'tab1',
           },
-          { id: 'target', type, z: 'tab1', port: String(port), ...settings, wires: [['out']] },
+          { id: 'target', type, z: 'tab1', port: String(port), ...inDir(settings), wires: [['out']] },
           { id: 'out', type: 'helper', z: 'tab1' },
           { id: 'c1', type: 'catch', scope: ['target'], uncaught: false, z: 'tab1', wires: [['caught']] },
           { id: 'caught', type: 'helper', z: 'tab1' },
@@ -269,7 +287,9 @@ describe(`nodes under fuzzed input (${PER_NODE} messages per node, real Node-RED
       const good =
         type === 'faceflow-rtsp-in'
           ? { topic: 'stop' }
-          : { payload: { ...fx.frame, seq: PER_NODE + 1, ts: Date.now() }, faces: [], topic: 'door' };
+          : type === 'faceflow-library'
+            ? { topic: 'status' }
+            : { payload: { ...fx.frame, seq: PER_NODE + 1, ts: Date.now() }, faces: [], topic: 'door' };
       target.receive(good);
       const deadline = Date.now() + 30_000;
       while (completed === done && errors.length === failed) {
