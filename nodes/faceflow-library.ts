@@ -4,6 +4,7 @@ import * as path from 'node:path';
 import type { Node, NodeAPI, NodeDef, NodeMessageInFlow } from 'node-red';
 
 import type { FaceFlow } from '../src/faceflow';
+import { contactSheet } from '../src/gallery/thumbnail';
 import {
   checkPersonName,
   clusterFaces,
@@ -50,6 +51,7 @@ export const LIBRARY_COMMANDS = [
   'people',
   'export',
   'thumbnail',
+  'sheet',
   'compact',
 ] as const;
 type LibraryCommand = (typeof LIBRARY_COMMANDS)[number];
@@ -270,6 +272,18 @@ module.exports = (RED: NodeAPI) => {
             );
           }
           return read(({ db }) => db.thumbnail(id as number));
+        }
+        case 'sheet': {
+          const group = p.group;
+          if (!Number.isInteger(group) || (group as number) < 0) {
+            throw new LibraryError('sheet: payload.group must be a group number from cluster (0, 1, …)');
+          }
+          return read(async ({ db }) => {
+            const ids = clusterSamples(db, group as number, 12);
+            if (ids.length === 0)
+              throw new LibraryError(`sheet: group ${String(group)} has no unnamed faces left`);
+            return contactSheet(await Promise.all(ids.map((id) => db.thumbnail(id))));
+          });
         }
         case 'compact':
           return serial(async () => {

@@ -8,6 +8,8 @@ import { existsSync, promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
+import sharp from 'sharp';
+
 import { samplePhotosDir } from '../src/demo/sampleMedia';
 import type { ScanSummary } from '../src/library';
 import { PROJECT_ROOT, requireSharedData, shared } from './helpers/shared';
@@ -201,6 +203,13 @@ describe('node: faceflow-library (real Node-RED runtime, real models and photos)
     // A group's core needs 3 faces (the default minPoints): raj's portraits make one.
     assert.ok(groups[0].faces >= 3, JSON.stringify(groups));
 
+    // The group at a glance before naming it: one JPEG with a cell per sample face.
+    const sheet = await command('sheet', { group: 0 });
+    assert.equal(sheet.error, undefined, sheet.error?.message);
+    const sheetInfo = await sharp(sheet.payload as Buffer).metadata();
+    assert.equal(sheetInfo.format, 'jpeg');
+    assert.ok((sheetInfo.width ?? 0) >= 112 * Math.min(4, groups[0].faces), `${sheetInfo.width} px wide`);
+
     clusteredName = 'Raj';
     const named = await command('name', { group: 0, name: clusteredName });
     assert.equal(named.error, undefined, named.error?.message);
@@ -279,6 +288,8 @@ describe('node: faceflow-library (real Node-RED runtime, real models and photos)
       ['export', { format: 'xml' }, /export: payload.format must be csv or json, got "xml"/],
       ['thumbnail', { face: 999_999 }, /no face 999999 in this library/],
       ['thumbnail', {}, /thumbnail: payload.face must be a face id/],
+      ['sheet', {}, /sheet: payload.group must be a group number/],
+      ['sheet', { group: 0 }, /sheet: group 0 has no unnamed faces left/],
       ['cluster', { eps: 5 }, /cluster: payload.eps must be a cosine distance within \(0, 2\]/],
       ['cluster', { minPoints: 1.5 }, /cluster: payload.minPoints must be a whole number/],
       ['people', 'oops', /people: msg.payload must be an object/],
