@@ -36,6 +36,7 @@ async function allNodes(): Promise<unknown[]> {
     core('function/10-function.js'),
     core('network/10-mqtt.js'),
     core('network/21-httpin.js'),
+    core('network/21-httprequest.js'),
     core('storage/10-file.js'),
   ];
 }
