@@ -7,7 +7,7 @@ import type { Landmarker } from './models/facemesh';
 import type { Attribute } from './models/attributes';
 import { loadAttribute, loadPackModel, PACKS } from './models/pack/load';
 import type { DetectOptions, Detector, Embedder } from './models/roles';
-import { ModelLoadError } from './models/session';
+import { ModelLoadError, ModelReleasedError } from './models/session';
 import type { Face, Frame } from './types';
 
 export interface FaceFlowOptions extends LoadOptions {
@@ -47,6 +47,10 @@ export class NoSingleFaceError extends Error {
  * CLI. The RxJS operators in `pipeline/` do the same work stage by stage.
  */
 export class FaceFlow {
+  /** The work asked of these models and not finished yet: dispose() lets it finish first. */
+  private readonly inFlight = new Set<Promise<unknown>>();
+  private closing: Promise<void> | undefined;
+
   private constructor(
     readonly detector: Detector,
     readonly embedder: Embedder,
@@ -107,19 +111,83 @@ export class FaceFlow {
     return this.embedder.defaultThreshold;
   }
 
-  async detect(frame: Frame, options?: DetectOptions): Promise<Face[]> {
+  detect(frame: Frame, options?: DetectOptions): Promise<Face[]> {
+    return this.track(() => this.detectNow(frame, options));
+  }
+
+  /** Detect, align and embed every face in a frame, and estimate the chosen attributes. */
+  analyze(frame: Frame, options?: DetectOptions): Promise<Face[]> {
+    return this.track(async () => {
+      const faces = await this.embedNow(frame, await this.detectNow(frame, options));
+      return this.attributesNow(frame, faces);
+    });
+  }
+
+  /** Merge every attribute estimator's results into `face.attributes`. */
+  estimateAttributes(frame: Frame, faces: Face[]): Promise<Face[]> {
+    return this.track(() => this.attributesNow(frame, faces));
+  }
+
+  embedFaces(frame: Frame, faces: Face[]): Promise<Face[]> {
+    return this.track(() => this.embedNow(frame, faces));
+  }
+
+  /**
+   * Faces of a photo that should show one person, such as an enrolment photo. Tight face crops
+   * defeat detectors trained on whole scenes, so when nothing is found the photo is tried again
+   * inside a black border half its size.
+   */
+  analyzePortrait(frame: Frame): Promise<Face[]> {
+    return this.track(() => this.portraitNow(frame));
+  }
+
+  /** The one face of a portrait; with several, the largest when it clearly dominates. */
+  singleFace(frame: Frame, label: string): Promise<Face> {
+    return this.track(async () => {
+      const faces = await this.portraitNow(frame);
+      if (faces.length === 0) throw new NoSingleFaceError(`${label}: no face found`, 0);
+      if (faces.length === 1) return faces[0];
+      const area = (f: Face) => (f.box[2] - f.box[0]) * (f.box[3] - f.box[1]);
+      const sorted = [...faces].sort((a, b) => area(b) - area(a));
+      // A bystander far smaller than the subject is harmless; two similar faces are ambiguous.
+      if (area(sorted[1]) * 4 <= area(sorted[0])) return sorted[0];
+      throw new NoSingleFaceError(`${label}: ${faces.length} faces found, expected one`, faces.length);
+    });
+  }
+
+  /**
+   * Lets the work already asked of these models finish, then releases them; work asked afterwards is
+   * refused with {@link ModelReleasedError}. A redeploy in Node-RED closes the models while frames and
+   * enrolments are still under way: those complete rather than fail half-way.
+   */
+  dispose(): Promise<void> {
+    this.closing ??= Promise.allSettled([...this.inFlight]).then(async () => {
+      await Promise.all([
+        this.detector.dispose(),
+        this.embedder.dispose(),
+        this.landmarker?.dispose(),
+        ...this.attributes.map((a) => a.dispose()),
+      ]);
+    });
+    return this.closing;
+  }
+
+  private track<T>(work: () => Promise<T>): Promise<T> {
+    if (this.closing)
+      return Promise.reject(new ModelReleasedError(`the models ${this.detector.id} + ${this.embedder.id}`));
+    const running = work();
+    this.inFlight.add(running);
+    const forget = () => this.inFlight.delete(running);
+    running.then(forget, forget);
+    return running;
+  }
+
+  private async detectNow(frame: Frame, options?: DetectOptions): Promise<Face[]> {
     const faces = await this.detector.detect(frame, { ...this.detectOptions, ...options });
     return this.landmarker ? this.landmarker.refine(frame, faces) : faces;
   }
 
-  /** Detect, align and embed every face in a frame, and estimate the chosen attributes. */
-  async analyze(frame: Frame, options?: DetectOptions): Promise<Face[]> {
-    const faces = await this.embedFaces(frame, await this.detect(frame, options));
-    return this.estimateAttributes(frame, faces);
-  }
-
-  /** Merge every attribute estimator's results into `face.attributes`. */
-  async estimateAttributes(frame: Frame, faces: Face[]): Promise<Face[]> {
+  private async attributesNow(frame: Frame, faces: Face[]): Promise<Face[]> {
     for (const attribute of this.attributes) {
       const results = await attribute.analyze(frame, faces);
       faces.forEach((f, i) => (f.attributes = { ...f.attributes, ...results[i] }));
@@ -127,7 +195,7 @@ export class FaceFlow {
     return faces;
   }
 
-  async embedFaces(frame: Frame, faces: Face[]): Promise<Face[]> {
+  private async embedNow(frame: Frame, faces: Face[]): Promise<Face[]> {
     if (faces.length === 0) return faces;
     const template = framedTemplate(this.embedder.framing);
     for (const face of faces)
@@ -137,13 +205,8 @@ export class FaceFlow {
     return faces;
   }
 
-  /**
-   * Faces of a photo that should show one person, such as an enrolment photo. Tight face crops
-   * defeat detectors trained on whole scenes, so when nothing is found the photo is tried again
-   * inside a black border half its size.
-   */
-  async analyzePortrait(frame: Frame): Promise<Face[]> {
-    let faces = await this.detect(frame);
+  private async portraitNow(frame: Frame): Promise<Face[]> {
+    let faces = await this.detectNow(frame);
     if (faces.length === 0) {
       // Shrink first so the bordered copy stays small whatever the photo's size: the face fills the
       // photo, so it keeps plenty of pixels for the landmarks.
@@ -154,7 +217,7 @@ export class FaceFlow {
       const border = Math.round(Math.max(w, h) / 2);
       const sx = frame.width / w;
       const sy = frame.height / h;
-      faces = (await this.detect(padFrame(small, border))).map((f) => ({
+      faces = (await this.detectNow(padFrame(small, border))).map((f) => ({
         ...f,
         box: [
           (f.box[0] - border) * sx,
@@ -166,28 +229,7 @@ export class FaceFlow {
       }));
     }
     // Align on the original frame: pixels beyond its edge come out black either way.
-    return this.embedFaces(frame, faces);
-  }
-
-  /** The one face of a portrait; with several, the largest when it clearly dominates. */
-  async singleFace(frame: Frame, label: string): Promise<Face> {
-    const faces = await this.analyzePortrait(frame);
-    if (faces.length === 0) throw new NoSingleFaceError(`${label}: no face found`, 0);
-    if (faces.length === 1) return faces[0];
-    const area = (f: Face) => (f.box[2] - f.box[0]) * (f.box[3] - f.box[1]);
-    const sorted = [...faces].sort((a, b) => area(b) - area(a));
-    // A bystander far smaller than the subject is harmless; two similar faces are ambiguous.
-    if (area(sorted[1]) * 4 <= area(sorted[0])) return sorted[0];
-    throw new NoSingleFaceError(`${label}: ${faces.length} faces found, expected one`, faces.length);
-  }
-
-  async dispose(): Promise<void> {
-    await Promise.all([
-      this.detector.dispose(),
-      this.embedder.dispose(),
-      this.landmarker?.dispose(),
-      ...this.attributes.map((a) => a.dispose()),
-    ]);
+    return this.embedNow(frame, faces);
   }
 }
 

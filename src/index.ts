@@ -24,7 +24,7 @@ export {
   type LoadOptions,
   type ModelPair,
 } from './models/registry';
-export { ModelLoadError } from './models/session';
+export { ModelLoadError, ModelReleasedError } from './models/session';
 export { MemoryGallery, identityFromRanking, type MatchOptions } from './gallery/memoryGallery';
 export { FaceFlow, NoSingleFaceError, type FaceFlowOptions } from './faceflow';
 export {

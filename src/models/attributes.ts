@@ -1,7 +1,7 @@
 import * as ort from 'onnxruntime-node';
 import { alignFace, framedTemplate, type Framing } from '../align';
 import type { Face, Frame } from '../types';
-import type { ModelSignature } from './session';
+import type { ModelSession, ModelSignature } from './session';
 
 /**
  * Estimates something about each face beyond who it is. Every result is a plain object merged into
@@ -86,7 +86,7 @@ export class CropAttribute implements Attribute {
   constructor(
     readonly id: string,
     family: string,
-    private readonly session: ort.InferenceSession,
+    private readonly session: ModelSession,
     signature: ModelSignature,
   ) {
     const kind = KINDS[family];

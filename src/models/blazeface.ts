@@ -3,7 +3,7 @@ import { letterbox, type Normalization } from '../image/letterbox';
 import type { Box, Face, Frame, Point } from '../types';
 import { nonMaxSuppression } from './nms';
 import type { DetectOptions, Detector } from './roles';
-import type { ModelSignature } from './session';
+import type { ModelSession, ModelSignature } from './session';
 
 // BlazeFace takes RGB scaled to [-1, 1], NHWC.
 const BLAZEFACE_NORM: Normalization = { mean: [127.5, 127.5, 127.5], std: [127.5, 127.5, 127.5] };
@@ -81,7 +81,7 @@ export class BlazeFaceDetector implements Detector {
 
   constructor(
     readonly id: string,
-    private readonly session: ort.InferenceSession,
+    private readonly session: ModelSession,
     signature: ModelSignature,
   ) {
     const shape = signature.inputs[0]?.shape ?? [];

@@ -1,7 +1,7 @@
 import * as ort from 'onnxruntime-node';
 import type { Framing } from '../align/template';
 import type { Embedder } from './roles';
-import { fixedDim, type ModelSignature } from './session';
+import { fixedDim, type ModelSession, type ModelSignature } from './session';
 
 export interface EmbedderNormalization {
   /** Channel order the network expects. */
@@ -53,7 +53,7 @@ export class OnnxEmbedder implements Embedder {
 
   constructor(
     readonly id: string,
-    private readonly session: ort.InferenceSession,
+    private readonly session: ModelSession,
     signature: ModelSignature,
     private readonly config: EmbedderConfig,
   ) {

@@ -3,6 +3,7 @@ import { letterbox } from '../image/letterbox';
 import type { Face, Frame, Point } from '../types';
 import { decodeSsdOutputs, FACE_API_SSD_SIZE } from './faceapi/ssdMobilenet';
 import type { DetectOptions, Detector } from './roles';
+import type { ModelSession } from './session';
 
 /**
  * face-api's SSD-MobileNetV1 face detector. It finds boxes only: the five landmarks it reports are
@@ -14,7 +15,7 @@ export class FaceApiSsdDetector implements Detector {
 
   constructor(
     readonly id: string,
-    private readonly session: ort.InferenceSession,
+    private readonly session: ModelSession,
   ) {}
 
   async detect(frame: Frame, options: DetectOptions = {}): Promise<Face[]> {

@@ -1,7 +1,7 @@
 import * as ort from 'onnxruntime-node';
 import { warpAffineRgb } from '../align/warp';
 import type { Box, Face, Frame, Point } from '../types';
-import type { ModelSignature } from './session';
+import type { ModelSession, ModelSignature } from './session';
 
 /** Finds precise landmarks of faces a detector has boxed, replacing the detector's own. */
 export interface Landmarker {
@@ -40,7 +40,7 @@ export class FaceMeshLandmarker implements Landmarker {
 
   constructor(
     readonly id: string,
-    private readonly session: ort.InferenceSession,
+    private readonly session: ModelSession,
     signature: ModelSignature,
     /** Faces whose mesh confidence falls below this keep the detector's landmarks. */
     private readonly minConfidence = 0.5,

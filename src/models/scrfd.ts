@@ -3,7 +3,7 @@ import { letterbox, type Normalization } from '../image/letterbox';
 import type { Box, Face, Frame, Point } from '../types';
 import { nonMaxSuppression } from './nms';
 import type { DetectOptions, Detector } from './roles';
-import { fixedDim, type ModelSignature } from './session';
+import { fixedDim, type ModelSession, type ModelSignature } from './session';
 
 export interface ScrfdOptions {
   /** Network input size for models with a dynamic input; fixed-size models use their own. */
@@ -39,7 +39,7 @@ export class ScrfdDetector implements Detector {
 
   constructor(
     readonly id: string,
-    private readonly session: ort.InferenceSession,
+    private readonly session: ModelSession,
     signature: ModelSignature,
     private readonly options: ScrfdOptions = {},
   ) {

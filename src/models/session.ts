@@ -8,8 +8,68 @@ export class ModelLoadError extends Error {
   }
 }
 
+/** A run asked of a model after it was released: the flow or script using it stopped (or was redeployed). */
+export class ModelReleasedError extends Error {
+  /** `what`: the model or models asked, e.g. "the model /x/y.onnx". */
+  constructor(what: string) {
+    super(`${what}: released, its models were closed (the flow stopped or was redeployed)`);
+    this.name = 'ModelReleasedError';
+  }
+}
+
+/**
+ * An ONNX Runtime session that lets the runs under way finish before it is released, and refuses later
+ * ones with {@link ModelReleasedError}. Models are released on a redeploy while frames are still in
+ * flight; ONNX Runtime itself would fail those with a bare "Session already disposed", and releasing
+ * the native session under a running inference is not something to rely on.
+ */
+export class ModelSession {
+  private readonly running = new Set<Promise<unknown>>();
+  private releasing: Promise<void> | undefined;
+
+  constructor(
+    private readonly session: ort.InferenceSession,
+    readonly path: string,
+  ) {}
+
+  get inputNames(): readonly string[] {
+    return this.session.inputNames;
+  }
+
+  get outputNames(): readonly string[] {
+    return this.session.outputNames;
+  }
+
+  get inputMetadata(): readonly ort.InferenceSession.ValueMetadata[] {
+    return this.session.inputMetadata;
+  }
+
+  get outputMetadata(): readonly ort.InferenceSession.ValueMetadata[] {
+    return this.session.outputMetadata;
+  }
+
+  get released(): boolean {
+    return this.releasing !== undefined;
+  }
+
+  run(feeds: ort.InferenceSession.FeedsType): Promise<ort.InferenceSession.ReturnType> {
+    if (this.releasing) return Promise.reject(new ModelReleasedError(`the model ${this.path}`));
+    const run = this.session.run(feeds);
+    this.running.add(run);
+    const forget = () => this.running.delete(run);
+    run.then(forget, forget);
+    return run;
+  }
+
+  /** Waits for the runs under way (whatever their outcome), then frees the native session. Once only. */
+  release(): Promise<void> {
+    this.releasing ??= Promise.allSettled([...this.running]).then(() => this.session.release());
+    return this.releasing;
+  }
+}
+
 /** Open an ONNX file on the CPU, turning ONNX Runtime's low-level failures into a clear message. */
-export async function openSession(path: string, options: SessionOptions = {}): Promise<ort.InferenceSession> {
+export async function openSession(path: string, options: SessionOptions = {}): Promise<ModelSession> {
   const sessionOptions: ort.InferenceSession.SessionOptions = {
     executionProviders: ['cpu'],
     graphOptimizationLevel: 'all',
@@ -26,7 +86,7 @@ export async function openSession(path: string, options: SessionOptions = {}): P
     sessionOptions.interOpNumThreads = 1;
   }
   try {
-    return await ort.InferenceSession.create(path, sessionOptions);
+    return new ModelSession(await ort.InferenceSession.create(path, sessionOptions), path);
   } catch (err) {
     const reason = (err as Error).message.split('\n')[0];
     throw new ModelLoadError(`${path}: cannot load as an ONNX model (${reason})`);
@@ -44,7 +104,7 @@ export interface ModelSignature {
   outputs: TensorSignature[];
 }
 
-export function signatureOf(session: ort.InferenceSession): ModelSignature {
+export function signatureOf(session: ModelSession): ModelSignature {
   const describe = (meta: readonly ort.InferenceSession.ValueMetadata[]): TensorSignature[] =>
     meta.map((m) => ({ name: m.name, shape: m.isTensor ? [...m.shape] : [] }));
   return { inputs: describe(session.inputMetadata), outputs: describe(session.outputMetadata) };
