@@ -1,3 +1,4 @@
+import type * as grpc from '@grpc/grpc-js';
 import type { Node, NodeAPI, NodeDef } from 'node-red';
 
 import {
@@ -8,6 +9,7 @@ import {
   type FaceService,
   type GalleryWriter,
 } from '../src/grpc/server';
+import { tlsServerCredentials } from '../src/grpc/tls';
 import type { GalleryNode, OpenGallery } from './faceflow-gallery';
 import type { ModelsNode } from './faceflow-models';
 
@@ -17,6 +19,21 @@ interface GrpcDef extends NodeDef {
   models: string;
   gallery?: string;
   maxImageMb?: string | number;
+  /** A core `tls-config` node: the server's certificate and key, and a CA that clients' certificates must be signed by. */
+  tls?: string;
+}
+
+/** What this node uses of Node-RED's core `tls-config` node. */
+interface TlsConfigNode extends Node {
+  valid?: boolean;
+  addTLSOptions(opts: TlsMaterial): TlsMaterial;
+}
+
+interface TlsMaterial {
+  cert?: string | Buffer;
+  key?: string | Buffer;
+  ca?: string | Buffer;
+  passphrase?: string;
 }
 
 interface GrpcCredentials {
@@ -40,6 +57,7 @@ module.exports = (RED: NodeAPI) => {
     const token = this.credentials?.token || undefined;
     const models = RED.nodes.getNode(def.models) as ModelsNode | null;
     const gallery = def.gallery ? (RED.nodes.getNode(def.gallery) as GalleryNode | null) : undefined;
+    const tls = tlsCredentials(def.tls ? (RED.nodes.getNode(def.tls) as TlsConfigNode | null) : undefined);
 
     let starting: Promise<FaceService | undefined> = Promise.resolve(undefined);
     const problem = !models
@@ -50,13 +68,18 @@ module.exports = (RED: NodeAPI) => {
           ? `port must be a whole number from 1 to 65535, got '${def.port}'`
           : maxMb !== undefined && !(maxMb > 0)
             ? `max image size must be a positive number of MB, got '${def.maxImageMb}'`
-            : undefined;
+            : tls.problem;
     if (problem || !models) {
       this.error(`gRPC service not started: ${problem}`);
     } else {
-      if (!token && !LOOPBACK.has(host)) {
+      if (!token && !tls.clientsChecked && !LOOPBACK.has(host)) {
         this.warn(
           `gRPC service on ${host} without a token: anyone who can reach port ${port} can enrol and delete people`,
+        );
+      }
+      if (!tls.credentials && !LOOPBACK.has(host)) {
+        this.warn(
+          `gRPC service on ${host} without TLS: photos and the token cross the network in clear text`,
         );
       }
       starting = startFaceService({
@@ -66,10 +89,15 @@ module.exports = (RED: NodeAPI) => {
         host,
         port,
         token,
+        credentials: tls.credentials,
         maxImageBytes: maxMb === undefined ? DEFAULT_MAX_IMAGE_BYTES : Math.round(maxMb * 1024 * 1024),
       }).then(
         (service) => {
-          this.log(`gRPC FaceRecognition service on ${service.address}${token ? '' : ' (no token)'}`);
+          const how = [
+            tls.credentials ? (tls.clientsChecked ? 'TLS, client certificates' : 'TLS') : 'no TLS',
+          ];
+          if (!token) how.push('no token');
+          this.log(`gRPC FaceRecognition service on ${service.address} (${how.join(', ')})`);
           return service;
         },
         (err: Error) => {
@@ -94,6 +122,34 @@ module.exports = (RED: NodeAPI) => {
     { credentials: { token: { type: 'password' } } },
   );
 };
+
+/**
+ * Server credentials from a `tls-config` node: none without one; a problem (the service does not start) when
+ * the chosen one is missing, its files cannot be read, or what it holds is no usable certificate and key.
+ */
+function tlsCredentials(node: TlsConfigNode | null | undefined): {
+  credentials?: grpc.ServerCredentials;
+  clientsChecked: boolean;
+  problem?: string;
+} {
+  if (node === undefined) return { clientsChecked: false };
+  if (node === null)
+    return { clientsChecked: false, problem: 'the chosen TLS configuration is missing or disabled' };
+  if (node.valid === false) {
+    return {
+      clientsChecked: false,
+      problem:
+        'TLS: its configuration is not usable (a certificate without its key, or a file that cannot be read: see its error in the log)',
+    };
+  }
+  const material = node.addTLSOptions({});
+  try {
+    const credentials = tlsServerCredentials(material);
+    return { credentials, clientsChecked: Boolean(material.ca && material.ca.length > 0) };
+  } catch (err) {
+    return { clientsChecked: false, problem: `TLS: ${(err as Error).message}` };
+  }
+}
 
 /**
  * The gallery node's file, changed through the gallery node's own queue: a change from the service and one from

@@ -25,6 +25,8 @@ import { PROJECT_ROOT, requireSharedData, shared } from './helpers/shared';
 
 const PROTO = path.join(PROJECT_ROOT, 'proto', 'faceflow.proto');
 const TOKEN = 'test-token-1234';
+/** Test-only certificates (see their README). */
+const TLS_FIXTURES = path.join(PROJECT_ROOT, 'test', 'fixtures', 'tls');
 
 type Reply = Record<string, unknown> & {
   faces?: {
@@ -57,8 +59,12 @@ const ClientCtor = (() => {
 })();
 
 /** A client of the service on `port`; calls send `token` unless given another (null: none). */
-function connect(port: number, token?: string): Client {
-  const client = new ClientCtor(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
+function connect(
+  port: number,
+  token?: string,
+  channel: grpc.ChannelCredentials = grpc.credentials.createInsecure(),
+): Client {
+  const client = new ClientCtor(`127.0.0.1:${port}`, channel);
   return {
     call: (method, request, override) =>
       new Promise((resolve, reject) => {
@@ -690,6 +696,7 @@ describe('node: faceflow-grpc (real Node-RED runtime, real client)', function ()
     require(nodeFile('faceflow-models')),
     require(nodeFile('faceflow-gallery')),
     require(nodeFile('faceflow-grpc')),
+    require(path.join(PROJECT_ROOT, 'node_modules', '@node-red', 'nodes', 'core', 'network', '05-tls.js')),
   ];
   /* eslint-enable @typescript-eslint/no-require-imports */
 
@@ -816,6 +823,152 @@ describe('node: faceflow-grpc (real Node-RED runtime, real client)', function ()
       JSON.stringify(logged),
     );
   });
+
+  /** Node-RED's own TLS configuration node, with the test certificates of test/fixtures/tls by path. */
+  const tlsNode = (files: { cert: string; key: string; ca?: string }) => ({
+    id: 'tls1',
+    type: 'tls-config',
+    cert: path.join(TLS_FIXTURES, files.cert),
+    key: path.join(TLS_FIXTURES, files.key),
+    ca: files.ca ? path.join(TLS_FIXTURES, files.ca) : '',
+    certname: '',
+    keyname: '',
+    caname: '',
+    servername: '',
+    verifyservercert: true,
+    alpnprotocol: '',
+  });
+
+  /** The call's failure, or undefined when it succeeded. */
+  const failure = (p: Promise<unknown>) =>
+    p.then(
+      () => undefined,
+      (err: grpc.ServiceError) => err,
+    );
+
+  it('serves over TLS with the certificate of a tls-config node (encrypted key), and refuses plaintext clients', async () => {
+    const port = await freePort();
+    const flow = [
+      ...flowFor(port, { tls: 'tls1' }),
+      tlsNode({ cert: 'server.crt', key: 'server-encrypted.key' }),
+    ];
+    await helper.load(NODES(), flow, { rpc: { token: TOKEN }, tls1: { passphrase: 'test-passphrase' } });
+    const ca = await fs.readFile(path.join(TLS_FIXTURES, 'ca.crt'));
+    const client = connect(port, TOKEN, grpc.credentials.createSsl(ca));
+    const plain = connect(port, TOKEN);
+    try {
+      const status = await whenServing(client);
+      assert.equal(status.has_gallery, true);
+      const recognised = await client.call('Recognize', { image: photos.group });
+      assert.ok((recognised.faces as unknown[]).length >= 2, 'faces found over TLS');
+      const refused = await failure(plain.call('Status', {}));
+      assert.ok(refused, 'a plaintext client gets no answer from a TLS server');
+      assert.equal(grpc.status[refused.code], 'UNAVAILABLE', refused.details);
+    } finally {
+      client.close();
+      plain.close();
+    }
+    // The example client script, told the CA.
+    const script = path.join(PROJECT_ROOT, 'dist', 'examples', 'scripts', 'grpc-client.js');
+    const overTls = await new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
+      execFile(
+        process.execPath,
+        [script, `127.0.0.1:${port}`, path.join(samplePhotosDir(), 'sample1.jpg')],
+        {
+          env: {
+            ...process.env,
+            FACEFLOW_GRPC_TOKEN: TOKEN,
+            FACEFLOW_GRPC_CA: path.join(TLS_FIXTURES, 'ca.crt'),
+          },
+          timeout: 60_000,
+        },
+        (err, stdout, stderr) => resolve({ code: err ? Number(err.code) : 0, stdout, stderr }),
+      );
+    });
+    assert.equal(overTls.code, 0, overTls.stderr);
+    assert.match(overTls.stdout, /sample1\.jpg: 3 face\(s\)/);
+    const logged = helper.log().args.map((a: { msg: unknown }[]) => String(a[0]?.msg));
+    assert.ok(
+      logged.some((m: string) => /gRPC FaceRecognition service on 127\.0\.0\.1:\d+ \(TLS\)/.test(m)),
+      JSON.stringify(logged),
+    );
+  });
+
+  it('with a CA in the tls-config node, serves only clients whose certificate it signed', async () => {
+    const port = await freePort();
+    const flow = [
+      ...flowFor(port, { tls: 'tls1' }),
+      tlsNode({ cert: 'server.crt', key: 'server.key', ca: 'ca.crt' }),
+    ];
+    await helper.load(NODES(), flow);
+    const read = (f: string) => fs.readFile(path.join(TLS_FIXTURES, f));
+    const ca = await read('ca.crt');
+    const withCert = connect(
+      port,
+      undefined,
+      grpc.credentials.createSsl(ca, await read('client.key'), await read('client.crt')),
+    );
+    const withoutCert = connect(port, undefined, grpc.credentials.createSsl(ca));
+    try {
+      await whenServing(withCert);
+      const refused = await failure(withoutCert.call('Status', {}));
+      assert.ok(refused, 'a client without a certificate is refused');
+      assert.equal(grpc.status[refused.code], 'UNAVAILABLE', refused.details);
+    } finally {
+      withCert.close();
+      withoutCert.close();
+    }
+  });
+
+  for (const [what, files, credentials, reason] of [
+    [
+      'a key of another certificate',
+      { cert: 'server.crt', key: 'client.key' },
+      {},
+      /the private key does not belong to the server certificate/,
+    ],
+    [
+      'an encrypted key without its passphrase',
+      { cert: 'server.crt', key: 'server-encrypted.key' },
+      {},
+      /the private key is encrypted: give its passphrase/,
+    ],
+    [
+      'a wrong passphrase',
+      { cert: 'server.crt', key: 'server-encrypted.key' },
+      { passphrase: 'nope' },
+      /cannot be decrypted with this passphrase/,
+    ],
+    [
+      'a key file as the certificate',
+      { cert: 'server.key', key: 'server.key' },
+      {},
+      /the server certificate is not a PEM certificate/,
+    ],
+    [
+      'a certificate file that is not there',
+      { cert: 'missing.crt', key: 'server.key' },
+      {},
+      /TLS: its configuration is not usable/,
+    ],
+  ] as const) {
+    it(`does not start with ${what}, says why in the log, and leaves the port free`, async () => {
+      const port = await freePort();
+      const flow = [...flowFor(port, { tls: 'tls1' }), tlsNode(files)];
+      await helper.load(NODES(), flow, { tls1: credentials });
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      assert.equal(await portIsFree(port), true, 'nothing listens');
+      const logged = helper
+        .log()
+        .args.filter((a: { level: number; id?: string }[]) => a[0]?.id === 'rpc')
+        .map((a: { msg: unknown }[]) => String(a[0].msg));
+      assert.ok(
+        logged.some((m: string) => /^gRPC service not started: TLS: /.test(m) && reason.test(m)),
+        JSON.stringify(logged),
+      );
+      assert.ok(!logged.some((m: string) => m.includes('PRIVATE KEY')), 'no key material in the log');
+    });
+  }
 
   it('is in the package: the .proto, the editor file and the help are where Node-RED and clients look', () => {
     for (const file of [

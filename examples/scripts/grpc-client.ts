@@ -4,7 +4,9 @@
  *
  *   node dist/examples/scripts/grpc-client.js [ADDRESS] PHOTO...
  *
- * ADDRESS defaults to 127.0.0.1:50051. Set FACEFLOW_GRPC_TOKEN when the service has a token. The client is made
+ * ADDRESS defaults to 127.0.0.1:50051. Set FACEFLOW_GRPC_TOKEN when the service has a token, FACEFLOW_GRPC_CA (a
+ * CA certificate file) when it serves TLS, and FACEFLOW_GRPC_CERT and FACEFLOW_GRPC_KEY too when it wants client
+ * certificates. The client is made
  * from proto/faceflow.proto at run time with @grpc/proto-loader, as any Node.js program can; other languages
  * generate theirs from the same file (protoc, buf). In your own project take the .proto from
  * node_modules/node-red-contrib-faceflow/proto/.
@@ -39,6 +41,17 @@ interface FaceRecognitionClient extends grpc.Client {
   ): void;
 }
 
+/** TLS when a CA certificate is given (with a client certificate when asked for), else a plaintext channel. */
+async function channelCredentials(): Promise<grpc.ChannelCredentials> {
+  const { FACEFLOW_GRPC_CA: ca, FACEFLOW_GRPC_CERT: cert, FACEFLOW_GRPC_KEY: key } = process.env;
+  if (!ca) return grpc.credentials.createInsecure();
+  return grpc.credentials.createSsl(
+    await fs.readFile(ca),
+    key ? await fs.readFile(key) : null,
+    cert ? await fs.readFile(cert) : null,
+  );
+}
+
 async function main(): Promise<number> {
   const args = process.argv.slice(2);
   const address =
@@ -59,7 +72,7 @@ async function main(): Promise<number> {
       };
     };
   };
-  const client = new faceflow.v1.FaceRecognition(address, grpc.credentials.createInsecure());
+  const client = new faceflow.v1.FaceRecognition(address, await channelCredentials());
   const metadata = new grpc.Metadata();
   if (process.env.FACEFLOW_GRPC_TOKEN)
     metadata.set('authorization', `Bearer ${process.env.FACEFLOW_GRPC_TOKEN}`);

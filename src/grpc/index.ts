@@ -15,3 +15,4 @@ export {
 } from './server';
 export { loadFaceService, PROTO_LOADER_OPTIONS, PROTO_PATH, SERVICE_NAME } from './proto';
 export type * from './proto';
+export { TlsConfigError, tlsServerCredentials, type TlsServerOptions } from './tls';
