@@ -211,6 +211,8 @@ module.exports = (RED: NodeAPI) => {
         lastLoopError = undefined;
         if (changed && scan.commands === 0 && !signal.aborted) this.send({ topic: 'scan', payload: answer });
       } catch (err) {
+        // Stopped mid-scan (a redeploy): the models may close under it; the next deployment goes on from there.
+        if (signal.aborted) return;
         const message = (err as Error).message;
         showError(message);
         // Reported once, not every interval while the folder stays away; a command waiting reports it too.

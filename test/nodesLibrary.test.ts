@@ -334,6 +334,37 @@ describe('node: faceflow-library (real Node-RED runtime, real models and photos)
     assert.equal(out.filter((m) => m.topic === 'scan').length, 0);
   });
 
+  it('stops a scan under way on a redeploy without an error, and the next deployment scans what is left', async () => {
+    const busy = path.join(dir, 'busy');
+    const busyDb = path.join(dir, 'busy.ffl');
+    await fs.mkdir(busy);
+    const sources = [
+      ...[1, 2, 3, 4, 5].map((n) => shared('bbt', 'group', `bbt${n}.jpg`)),
+      ...[1, 2, 3, 4, 5, 6].map((n) => path.join(samplePhotosDir(), `sample${n}.jpg`)),
+    ];
+    for (const [i, file] of sources.entries())
+      await fs.copyFile(file, path.join(busy, `${i}-${path.basename(file)}`));
+    await deploy({ folder: busy, db: busyDb });
+    await until(() => statuses.some((s) => /^scanning [1-9]/.test(s.text ?? '')), 'a scan under way', 60_000);
+    const errorsOfFirst = errors;
+    // A deploy of the changed models only: Node-RED restarts them and the library node that uses them.
+    const changed = flowFor({ folder: busy, db: busyDb }).map((n) =>
+      n.id === 'm1' ? { ...n, threads: '1' } : n,
+    );
+    await helper.setFlows(changed, 'nodes');
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    await helper.unload();
+    assert.deepEqual(errorsOfFirst, [], 'stopping mid-scan is no error');
+
+    await deploy({ folder: busy, db: busyDb, watch: false });
+    const scan = await command('scan');
+    assert.equal(scan.error, undefined, scan.error?.message);
+    const status = (await command('status')).payload as { photos: number; unreadable: number };
+    assert.equal(status.photos, sources.length, 'every photo in the library after the second deployment');
+    assert.equal(status.unreadable, 0);
+    assert.deepEqual(errors, []);
+  });
+
   it('a missing folder gives a red status and an error, and no library file', async () => {
     const missing = path.join(dir, 'no-such-folder');
     const otherDb = path.join(dir, 'other.ffl');
