@@ -64,7 +64,10 @@ function connect(
   token?: string,
   channel: grpc.ChannelCredentials = grpc.credentials.createInsecure(),
 ): Client {
-  const client = new ClientCtor(`127.0.0.1:${port}`, channel);
+  // The test certificate names localhost (and 127.0.0.1); TLS must not be asked for an IP address as server name.
+  const client = new ClientCtor(`127.0.0.1:${port}`, channel, {
+    'grpc.ssl_target_name_override': 'localhost',
+  });
   return {
     call: (method, request, override) =>
       new Promise((resolve, reject) => {
