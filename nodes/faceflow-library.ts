@@ -63,6 +63,10 @@ const SETTLE_MS = 2000;
 type LibraryMessage = NodeMessageInFlow & { payload: unknown; error?: unknown };
 type Payload = Record<string, unknown>;
 
+interface LibraryCredentials {
+  key?: string;
+}
+
 interface Opened {
   flow: FaceFlow;
   db: LibraryDb;
@@ -82,8 +86,10 @@ interface PendingScan {
  * Everything that writes the library, scans and commands alike, runs one at a time through one queue.
  */
 module.exports = (RED: NodeAPI) => {
-  function FaceflowLibraryNode(this: Node, def: LibraryDef) {
+  function FaceflowLibraryNode(this: Node<LibraryCredentials>, def: LibraryDef) {
     RED.nodes.createNode(this, def);
+    // Encrypts the library file; kept in Node-RED's credentials, never in the flow.
+    const key = this.credentials?.key || undefined;
     const models = RED.nodes.getNode(def.models) as ModelsNode | null;
     const gallery = def.gallery ? (RED.nodes.getNode(def.gallery) as GalleryNode | null) : null;
     const userDir = RED.settings.userDir ?? path.join(os.homedir(), '.node-red');
@@ -120,11 +126,13 @@ module.exports = (RED: NodeAPI) => {
       });
     };
     // The paths that start most messages would be all a 40-character status line shows: the cause goes first.
+    const statusOf = (message: string): string => {
+      if (folder && message.startsWith(`${folder}: `)) return message.slice(folder.length + 2);
+      if (message.startsWith(dbFile)) return `library${message.slice(dbFile.length)}`;
+      return message;
+    };
     const showError = (message: string) => {
-      let text = message;
-      if (folder && text.startsWith(`${folder}: `)) text = text.slice(folder.length + 2);
-      else if (text.startsWith(dbFile)) text = `library${text.slice(dbFile.length)}`;
-      this.status({ fill: 'red', shape: 'ring', text: shorten(text) });
+      this.status({ fill: 'red', shape: 'ring', text: shorten(statusOf(message)) });
     };
 
     /** Opens the library once (only ever called from the queue); `create` only for a scan, as the CLI does. */
@@ -136,12 +144,13 @@ module.exports = (RED: NodeAPI) => {
         dbFile,
         create
           ? {
+              key,
               create: true,
               modelId: flow.embedder.id,
               dimension: flow.embedder.dimension,
               threshold: flow.threshold,
             }
-          : { modelId: flow.embedder.id },
+          : { key, modelId: flow.embedder.id },
       );
       if (db.recoveredBytes > 0) {
         this.warn(`${dbFile}: dropped the last ${db.recoveredBytes} bytes, a record cut short by a crash`);
@@ -404,26 +413,30 @@ module.exports = (RED: NodeAPI) => {
       });
     };
 
-    handleInput<LibraryMessage>(this, async (msg, send) => {
-      try {
-        const topic = msg.topic;
-        if (typeof topic !== 'string' || !(LIBRARY_COMMANDS as readonly string[]).includes(topic)) {
-          throw new LibraryError(
-            `unknown command ${JSON.stringify(topic)} in msg.topic: expected ${LIBRARY_COMMANDS.join(', ')}`,
-          );
+    handleInput<LibraryMessage>(
+      this,
+      async (msg, send) => {
+        try {
+          const topic = msg.topic;
+          if (typeof topic !== 'string' || !(LIBRARY_COMMANDS as readonly string[]).includes(topic)) {
+            throw new LibraryError(
+              `unknown command ${JSON.stringify(topic)} in msg.topic: expected ${LIBRARY_COMMANDS.join(', ')}`,
+            );
+          }
+          if (closing) throw new Error('the library node is stopping');
+          msg.payload = await runCommand(topic as LibraryCommand, msg.payload);
+          delete msg.error;
+          showSummary();
+          send(msg);
+        } catch (err) {
+          // The answer goes out too, so a flow waiting for it (an HTTP response) is not left hanging.
+          msg.error = { message: err instanceof Error ? err.message : String(err) };
+          send(msg);
+          throw err;
         }
-        if (closing) throw new Error('the library node is stopping');
-        msg.payload = await runCommand(topic as LibraryCommand, msg.payload);
-        delete msg.error;
-        showSummary();
-        send(msg);
-      } catch (err) {
-        // The answer goes out too, so a flow waiting for it (an HTTP response) is not left hanging.
-        msg.error = { message: err instanceof Error ? err.message : String(err) };
-        send(msg);
-        throw err;
-      }
-    });
+      },
+      statusOf,
+    );
 
     this.on('close', (done: () => void) => {
       closing = true;
@@ -441,7 +454,11 @@ module.exports = (RED: NodeAPI) => {
         });
     });
   }
-  RED.nodes.registerType('faceflow-library', FaceflowLibraryNode);
+  RED.nodes.registerType<Node<LibraryCredentials>, LibraryDef, unknown, LibraryCredentials>(
+    'faceflow-library',
+    FaceflowLibraryNode,
+    { credentials: { key: { type: 'password' } } },
+  );
 };
 
 function round(x: number, digits: number): number {

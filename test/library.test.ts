@@ -410,8 +410,15 @@ describe('faceflow library (the command)', function () {
     await fs.rm(dir, { recursive: true, force: true });
   });
 
-  function run(args: string[], onStderr?: (text: string, child: ReturnType<typeof spawn>) => void) {
-    const child = spawn(process.execPath, [CLI, 'library', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  function run(
+    args: string[],
+    onStderr?: (text: string, child: ReturnType<typeof spawn>) => void,
+    env: Record<string, string> = {},
+  ) {
+    const child = spawn(process.execPath, [CLI, 'library', ...args], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, ...env },
+    });
     let out = '';
     let err = '';
     child.stdout.on('data', (d) => (out += d));
@@ -433,6 +440,35 @@ describe('faceflow library (the command)', function () {
     });
     return clean;
   }
+
+  it('encrypts the library with --library-key-file, and every later command needs that key', async () => {
+    const small = path.join(dir, 'small');
+    await copyInto(small, samples().slice(0, 2));
+    const db = path.join(dir, 'encrypted.ffl');
+    const keyFile = path.join(dir, 'library.key');
+    await fs.writeFile(keyFile, 'my library passphrase\n', { mode: 0o600 });
+    const scanned = await run(['scan', small, '--db', db, '--library-key-file', keyFile]);
+    assert.equal(scanned.code, 0, scanned.err);
+    const faces = JSON.parse(scanned.out).library.faces as number;
+    assert.ok(faces >= 2);
+    const bytes = await fs.readFile(db);
+    assert.equal(bytes.includes(path.basename(samples()[0])), false, 'a photo name in the clear');
+
+    const noKey = await run(['status', '--db', db]);
+    assert.equal(noKey.code, 1);
+    assert.match(noKey.err, /encrypted\.ffl is encrypted: give its key/);
+    const wrong = await run(['export', '--db', db], undefined, { FACEFLOW_LIBRARY_KEY: 'not my passphrase' });
+    assert.equal(wrong.code, 1);
+    assert.match(wrong.err, /wrong key/);
+    const status = await run(['status', '--db', db], undefined, {
+      FACEFLOW_LIBRARY_KEY: 'my library passphrase',
+    });
+    assert.equal(status.code, 0, status.err);
+    assert.equal(JSON.parse(status.out).faces, faces);
+    const missing = await run(['status', '--db', db, '--library-key-file', path.join(dir, 'nope.key')]);
+    assert.equal(missing.code, 2);
+    assert.match(missing.err, /--library-key-file: cannot read .*nope\.key \(ENOENT\)/);
+  });
 
   it('Ctrl+C stops a scan after the current photo (exit 130); the next run finishes the rest', async () => {
     const db = path.join(dir, 'sigint.ffl');

@@ -152,6 +152,137 @@ describe('photo library storage: the record log and the library database', () =>
     assert.deepEqual(await fs.readFile(db), mid);
   });
 
+  describe('encrypted with a key', () => {
+    const KEY = 'correct horse battery staple';
+
+    it('keeps nothing readable in the file, and reads everything back with the key, thumbnails too', async () => {
+      const a = await LibraryDb.open(db, { create: true, modelId: 'm', dimension: D, key: KEY });
+      const secretThumb = Buffer.from('JPEG-thumbnail-of-Ann-secret');
+      const content = a.addContent('h1', 640, 480, [face(1, secretThumb), face(2)]);
+      a.setFile(file('/photos/holiday/ann-at-the-beach.jpg', 'h1'));
+      a.assign([content.faces[0].id], 'Ann Whitfield', 'named');
+      assert.deepEqual(await a.thumbnail(content.faces[0].id), secretThumb, 'read back before a reopen');
+      await a.close();
+
+      const bytes = await fs.readFile(db);
+      for (const text of [
+        'Ann Whitfield',
+        'ann-at-the-beach',
+        'JPEG-thumbnail',
+        '"hash"',
+        'faceflow-library',
+      ]) {
+        assert.equal(bytes.includes(text), false, `'${text}' is in the file in the clear`);
+      }
+      const embedding = Buffer.from(face(1).embedding.buffer);
+      assert.equal(bytes.includes(embedding), false, 'an embedding is in the file in the clear');
+
+      const b = await LibraryDb.open(db, { key: KEY });
+      try {
+        assert.equal(b.meta.modelId, 'm');
+        assert.deepEqual([...b.files.keys()], ['/photos/holiday/ann-at-the-beach.jpg']);
+        assert.equal(b.assignments.get(content.faces[0].id)?.person, 'Ann Whitfield');
+        assert.deepEqual(await b.thumbnail(content.faces[0].id), secretThumb);
+        assert.deepEqual(await b.thumbnail(content.faces[1].id), Buffer.from('thumb-2'));
+        assert.deepEqual([...b.liveFaces()[0].embedding], [...face(1).embedding]);
+      } finally {
+        await b.close();
+      }
+    });
+
+    it('refuses no key, a wrong key, the other kind of key, and a key for a library made without one', async () => {
+      await (await LibraryDb.open(db, { create: true, modelId: 'm', dimension: D, key: KEY })).close();
+      await assert.rejects(LibraryDb.open(db), /photos\.ffl is encrypted: give its key/);
+      await assert.rejects(LibraryDb.open(db, { readOnly: true }), /is encrypted: give its key/);
+      await assert.rejects(
+        LibraryDb.open(db, { key: 'correct horse battery stapler' }),
+        /photos\.ffl: wrong key/,
+      );
+      await assert.rejects(
+        LibraryDb.open(db, { key: 'ab'.repeat(32) }),
+        /encrypted with a passphrase, not a raw key/,
+      );
+      await assert.rejects(
+        LibraryDb.open(db, { key: 'short' }),
+        /library passphrase must be at least 8 characters/,
+      );
+      // None of those left the lock behind.
+      await (await LibraryDb.open(db, { key: KEY })).close();
+
+      const raw = path.join(dir, 'raw.ffl');
+      await (
+        await LibraryDb.open(raw, { create: true, modelId: 'm', dimension: D, key: 'ab'.repeat(32) })
+      ).close();
+      await (await LibraryDb.open(raw, { key: Buffer.alloc(32, 0xab) })).close();
+      await assert.rejects(LibraryDb.open(raw, { key: 'cd'.repeat(32) }), /wrong key/);
+
+      const plain = path.join(dir, 'plain.ffl');
+      await (await LibraryDb.open(plain, { create: true, modelId: 'm', dimension: D })).close();
+      await assert.rejects(
+        LibraryDb.open(plain, { key: KEY }),
+        /plain\.ffl is not encrypted: open it without a key/,
+      );
+    });
+
+    it('still cuts a torn last record, and refuses a record changed on disk even with its checksum made good', async () => {
+      const a = await LibraryDb.open(db, { create: true, modelId: 'm', dimension: D, key: KEY });
+      a.addContent('h1', 10, 10, [face(1)]);
+      a.setFile(file('/p/1.jpg', 'h1'));
+      await a.flush();
+      const goodSize = (await fs.stat(db)).size;
+      a.addContent('h2', 10, 10, [face(2)]);
+      a.setFile(file('/p/2.jpg', 'h2'));
+      await a.close();
+      const whole = await fs.readFile(db);
+      await fs.truncate(db, goodSize + 30);
+      const b = await LibraryDb.open(db, { key: KEY });
+      assert.equal(b.recoveredBytes, 30);
+      assert.deepEqual([...b.files.keys()], ['/p/1.jpg']);
+      await b.close();
+
+      // Someone flips a byte inside the first face record and writes a matching CRC: the cipher notices.
+      const edited = Buffer.from(whole);
+      const records: { offset: number; length: number }[] = [];
+      for (let at = 16; at < edited.length;) {
+        const length = 8 + edited.readUInt32LE(at);
+        records.push({ offset: at, length });
+        at += length;
+      }
+      const target = records[2]; // header, then key record, meta record, the first face record
+      edited[target.offset + 8 + 40] ^= 0x01;
+      edited.writeUInt32LE(
+        crc32(edited.subarray(target.offset + 8, target.offset + target.length)),
+        target.offset + 4,
+      );
+      await fs.writeFile(db, edited);
+      await assert.rejects(
+        LibraryDb.open(db, { key: KEY }),
+        /damaged at byte \d+ \(a record that does not decrypt/,
+      );
+    });
+
+    it('stays encrypted, with the same key, through a compaction', async () => {
+      const a = await LibraryDb.open(db, { create: true, modelId: 'm', dimension: D, key: KEY });
+      const kept = a.addContent('h1', 10, 10, [face(1, Buffer.from('kept-thumbnail'))]);
+      a.setFile(file('/p/kept.jpg', 'h1'));
+      a.addContent('h2', 10, 10, [face(2)]);
+      a.setFile(file('/p/gone.jpg', 'h2'));
+      a.markGone('/p/gone.jpg');
+      a.assign([kept.faces[0].id], 'Ann Whitfield', 'named');
+      await a.compact();
+      assert.deepEqual(await a.thumbnail(kept.faces[0].id), Buffer.from('kept-thumbnail'));
+      await a.close();
+      const bytes = await fs.readFile(db);
+      assert.equal(bytes.includes('Ann Whitfield'), false);
+      assert.equal(bytes.includes('kept-thumbnail'), false);
+      await assert.rejects(LibraryDb.open(db), /is encrypted/);
+      const b = await LibraryDb.open(db, { key: KEY });
+      assert.deepEqual([...b.contents.keys()], ['h1']);
+      assert.deepEqual(await b.thumbnail(kept.faces[0].id), Buffer.from('kept-thumbnail'));
+      await b.close();
+    });
+  });
+
   it('refuses files that are not libraries, newer formats and another model', async () => {
     await fs.writeFile(db, 'hello, this is not a library at all');
     await assert.rejects(LibraryDb.open(db), /not a faceflow library file/);

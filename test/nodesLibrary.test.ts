@@ -93,8 +93,11 @@ describe('node: faceflow-library (real Node-RED runtime, real models and photos)
   ];
 
   /** Deploys and records the library node's outputs, statuses and errors from then on. */
-  async function deploy(library: Record<string, unknown> = {}): Promise<void> {
-    await helper.load(NODES, flowFor(library));
+  async function deploy(
+    library: Record<string, unknown> = {},
+    credentials: Record<string, unknown> = {},
+  ): Promise<void> {
+    await helper.load(NODES, flowFor(library), credentials);
     out = [];
     caught = [];
     statuses = [];
@@ -363,6 +366,29 @@ describe('node: faceflow-library (real Node-RED runtime, real models and photos)
     assert.equal(status.photos, sources.length, 'every photo in the library after the second deployment');
     assert.equal(status.unreadable, 0);
     assert.deepEqual(errors, []);
+  });
+
+  it('with a key (a credential) keeps the library encrypted, and without it turns red and reads nothing', async () => {
+    const secretDb = path.join(dir, 'secret.ffl');
+    await deploy({ db: secretDb, watch: false }, { lib: { key: 'node library passphrase' } });
+    const scan = await command('scan');
+    assert.equal(scan.error, undefined, scan.error?.message);
+    assert.ok((scan.payload as ScanAnswer).library.faces > 0);
+    const bytes = await fs.readFile(secretDb);
+    assert.equal(bytes.includes('sample1.jpg'), false, 'a photo name in the clear');
+    await helper.unload();
+
+    await deploy({ db: secretDb, watch: false });
+    const status = await command('status');
+    assert.match(status.error?.message ?? '', /secret\.ffl is encrypted: give its key/);
+    await until(() => statuses.some((s) => s.fill === 'red'), 'a red status');
+    assert.match(statuses.find((s) => s.fill === 'red')!.text ?? '', /encrypted: give its key/);
+    await helper.unload();
+
+    await deploy({ db: secretDb, watch: false }, { lib: { key: 'node library passphrase' } });
+    const again = await command('status');
+    assert.equal(again.error, undefined, again.error?.message);
+    assert.equal((again.payload as { faces: number }).faces, (scan.payload as ScanAnswer).library.faces);
   });
 
   it('a missing folder gives a red status and an error, and no library file', async () => {

@@ -8,6 +8,8 @@ import type { Node, NodeMessageInFlow } from 'node-red';
 export function handleInput<M extends NodeMessageInFlow>(
   node: Node,
   work: (msg: M, send: (out: unknown) => void) => Promise<void>,
+  /** The status line for an error, when the message itself would not fit the cause in (it starts with a long path). */
+  statusOf: (message: string) => string = (message) => message,
 ): void {
   node.on('input', (msg, send, done) => {
     const started = Date.now();
@@ -18,7 +20,7 @@ export function handleInput<M extends NodeMessageInFlow>(
       },
       (err: unknown) => {
         const error = err instanceof Error ? err : new Error(String(err));
-        node.status({ fill: 'red', shape: 'ring', text: shorten(error.message) });
+        node.status({ fill: 'red', shape: 'ring', text: shorten(statusOf(error.message)) });
         done(error);
       },
     );

@@ -12,15 +12,17 @@ import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import type { QualityReason, QualityScores } from '../quality';
 import type { Box, Point } from '../types';
+import { LibraryKeyError, newLibraryKey, unlockLibrary } from './libraryKey';
 import {
   createLog,
-  encodeRecord,
   LogAppender,
   readBytes,
   readLog,
+  readRecordBlob,
   RecordLogError,
   syncDir,
   type LogRecord,
+  type RecordSealer,
 } from './recordLog';
 
 export const LIBRARY_FORMAT = 'faceflow-library';
@@ -111,11 +113,15 @@ export interface StoredClusters {
   clusters: number[][];
 }
 
-/** Where a content record's raw bytes and its thumbnails lie in the file. */
+/**
+ * Where a content record's raw bytes lie in the file, and its thumbnails inside its binary tail. `blobOffset`
+ * is where that tail starts in the file, -1 in an encrypted library (the record is read whole and decrypted).
+ */
 interface ContentPlace {
   offset: number;
   length: number;
-  thumbnails: { offset: number; length: number }[];
+  blobOffset: number;
+  thumbnails: { start: number; length: number }[];
 }
 
 interface ContentJson {
@@ -151,6 +157,11 @@ export interface OpenOptions {
   threshold?: number;
   /** Open for reading only: no lock, no repair, nothing written. */
   readOnly?: boolean;
+  /**
+   * The key of an encrypted library: a passphrase (8 characters or more) or a raw 32-byte key (Buffer or 64 hex
+   * digits). A new library is created encrypted with it; an existing one must have been made with it.
+   */
+  key?: string | Buffer;
 }
 
 export class LibraryDb {
@@ -169,6 +180,8 @@ export class LibraryDb {
   private records = 0;
   private appender: LogAppender | undefined;
   private closed = false;
+  /** The key record and sealer of an encrypted library. */
+  private sealing: { record: unknown; sealer: RecordSealer } | undefined;
 
   private constructor(
     readonly file: string,
@@ -188,8 +201,9 @@ export class LibraryDb {
         if (!options.modelId || !options.dimension) {
           throw new LibraryError('a new library needs the embedder id and dimension');
         }
-        await createLog(db.file);
-        db.appender = await LogAppender.open(db.file);
+        if (options.key !== undefined) db.sealing = await newLibraryKey(options.key);
+        await createLog(db.file, db.sealing?.record);
+        db.appender = await LogAppender.open(db.file, db.sealing?.sealer);
         db.meta = {
           format: LIBRARY_FORMAT,
           modelId: options.modelId,
@@ -201,7 +215,17 @@ export class LibraryDb {
         await db.appender.flush();
         db.records = 1;
       } else {
-        const result = await readLog(db.file, (r) => db.apply(r), { repair: !db.readOnly });
+        const result = await readLog(db.file, (r) => db.apply(r), {
+          repair: !db.readOnly,
+          unlock: async (record) => {
+            const sealer = await unlockLibrary(record, options.key, file);
+            db.sealing = { record, sealer };
+            return sealer;
+          },
+        });
+        if (!result.sealed && options.key !== undefined) {
+          throw new LibraryKeyError(`${file} is not encrypted: open it without a key`);
+        }
         db.recoveredBytes = result.truncatedBytes;
         if (!db.meta) throw new LibraryError(`${file}: library file without its description record`);
         if (options.modelId && options.modelId !== db.meta.modelId) {
@@ -209,7 +233,7 @@ export class LibraryDb {
             `${file} holds faces embedded by '${db.meta.modelId}', not '${options.modelId}': use one library per model`,
           );
         }
-        if (!db.readOnly) db.appender = await LogAppender.open(db.file);
+        if (!db.readOnly) db.appender = await LogAppender.open(db.file, db.sealing?.sealer);
       }
       return db;
     } catch (err) {
@@ -273,9 +297,9 @@ export class LibraryDb {
     // Copied out of the record's buffer so that the buffer can be collected.
     const vectors = new Float32Array(c.faces.length * d);
     Buffer.from(vectors.buffer).set(r.blob.subarray(0, vectorBytes));
-    let at = r.blobOffset + vectorBytes;
+    let at = vectorBytes;
     const thumbnails = c.faces.map((f) => {
-      const place = { offset: at, length: f.thumbnailBytes };
+      const place = { start: at, length: f.thumbnailBytes };
       at += f.thumbnailBytes;
       return place;
     });
@@ -299,7 +323,7 @@ export class LibraryDb {
       faces,
       scannedAt: c.scannedAt,
     });
-    this.places.set(c.hash, { offset: r.offset, length: r.length, thumbnails });
+    this.places.set(c.hash, { offset: r.offset, length: r.length, blobOffset: r.blobOffset, thumbnails });
   }
 
   private applyAssign(a: AssignJson): void {
@@ -362,8 +386,13 @@ export class LibraryDb {
     const face = this.faceById.get(id);
     if (!face) throw new LibraryError(`no face ${id} in this library`);
     const content = this.contents.get(face.hash)!;
-    const place = this.places.get(face.hash)!.thumbnails[content.faces.indexOf(face)];
-    return readBytes(this.file, place.offset, place.length);
+    const place = this.places.get(face.hash)!;
+    const thumb = place.thumbnails[content.faces.indexOf(face)];
+    // A face added since the last flush is still in memory only: written first, then read like the others.
+    if (this.appender && this.appender.pendingBytes > 0) await this.appender.flush();
+    if (!this.sealing) return readBytes(this.file, place.blobOffset + thumb.start, thumb.length);
+    const blob = await readRecordBlob(this.file, place.offset, place.length, this.sealing.sealer);
+    return blob.subarray(thumb.start, thumb.start + thumb.length);
   }
 
   /** Share of the file that a compaction would remove (records superseded or of deleted photos). */
@@ -407,7 +436,7 @@ export class LibraryDb {
       vectors.set(Buffer.from(f.embedding.buffer, f.embedding.byteOffset, d * 4), i * d * 4),
     );
     const blob = Buffer.concat([vectors, ...faces.map((f) => f.thumbnail)]);
-    const record = encodeRecord(T.Content, json, blob);
+    const record = appender.encode(T.Content, json, blob);
     const { offset, blobOffset } = appender.appendRaw(record);
     this.applyContent(json, { type: T.Content, json, blob, offset, blobOffset, length: record.length });
     this.records++;
@@ -469,8 +498,9 @@ export class LibraryDb {
     await appender.flush();
     const tmp = `${this.file}.compact-${process.pid}`;
     await fs.rm(tmp, { force: true });
-    await createLog(tmp);
-    const out = await LogAppender.open(tmp);
+    // Same key record and key: the live records are copied as they are, still sealed.
+    await createLog(tmp, this.sealing?.record);
+    const out = await LogAppender.open(tmp, this.sealing?.sealer);
     const live = this.liveHashes();
     const places = new Map<string, ContentPlace>();
     let records = 0;
@@ -488,7 +518,8 @@ export class LibraryDb {
           places.set(hash, {
             offset,
             length: place.length,
-            thumbnails: place.thumbnails.map((t) => ({ offset: t.offset + shift, length: t.length })),
+            blobOffset: place.blobOffset < 0 ? -1 : place.blobOffset + shift,
+            thumbnails: place.thumbnails,
           });
           records++;
           if (out.pendingBytes > 8 * 1024 * 1024) await out.flush();
@@ -518,7 +549,7 @@ export class LibraryDb {
     this.appender = undefined;
     await fs.rename(tmp, this.file);
     await syncDir(path.dirname(this.file));
-    this.appender = await LogAppender.open(this.file);
+    this.appender = await LogAppender.open(this.file, this.sealing?.sealer);
     for (const hash of [...this.contents.keys()]) {
       if (live.has(hash)) continue;
       for (const f of this.contents.get(hash)!.faces) {

@@ -14,12 +14,20 @@
  *   header, 16 bytes: magic `FFLIB` ‖ u8 0 ‖ u16 format version ‖ 8 reserved zero bytes
  *   records:          u32 body length ‖ u32 CRC-32 of the body ‖ body
  *   body:             u8 record type ‖ u32 JSON length ‖ UTF-8 JSON ‖ binary tail (any length)
+ *
+ * Version 2 is the same with every body sealed (encrypted and authenticated, see RecordSealer) except
+ * the first record's, which says how to get the key (type KEY_RECORD, JSON only, in the clear). The CRC
+ * covers the sealed bytes, so a torn tail is told from damage without the key.
  */
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 
 export const LOG_MAGIC = 'FFLIB';
 export const LOG_VERSION = 1;
+/** The version of a log whose record bodies are sealed. */
+export const LOG_VERSION_SEALED = 2;
+/** The first record of a sealed log: how its key is made (salt, check), never the key. */
+export const KEY_RECORD = 0xf0;
 export const HEADER_BYTES = 16;
 const RECORD_HEAD = 8;
 const BODY_HEAD = 5;
@@ -45,8 +53,16 @@ export interface LogRecord {
   length: number;
 }
 
+/** Encrypts and authenticates record bodies; `unseal` throws when the bytes were not sealed with this key. */
+export interface RecordSealer {
+  seal(body: Buffer): Buffer;
+  unseal(sealed: Buffer): Buffer;
+}
+
 export interface ReadResult {
   records: number;
+  /** The log's bodies are sealed (version 2). */
+  sealed: boolean;
   /** Bytes of a record cut short by a crash, removed from the end of the file. */
   truncatedBytes: number;
 }
@@ -68,26 +84,53 @@ export function crc32(bytes: Uint8Array): number {
   return (c ^ 0xffffffff) >>> 0;
 }
 
-/** One record's bytes, ready to append. */
-export function encodeRecord(type: number, json: unknown, blob: Buffer = Buffer.alloc(0)): Buffer {
+/** One record's bytes, ready to append; its body sealed when a sealer is given. */
+export function encodeRecord(
+  type: number,
+  json: unknown,
+  blob: Buffer = Buffer.alloc(0),
+  sealer?: RecordSealer,
+): Buffer {
   if (!Number.isInteger(type) || type < 0 || type > 255) throw new RecordLogError(`bad record type ${type}`);
   const text = Buffer.from(JSON.stringify(json), 'utf8');
-  const bodyLength = BODY_HEAD + text.length + blob.length;
-  if (bodyLength > MAX_BODY) throw new RecordLogError(`record of ${bodyLength} bytes is too large`);
-  const out = Buffer.alloc(RECORD_HEAD + bodyLength);
-  out.writeUInt32LE(bodyLength, 0);
-  out.writeUInt8(type, RECORD_HEAD);
-  out.writeUInt32LE(text.length, RECORD_HEAD + 1);
-  text.copy(out, RECORD_HEAD + BODY_HEAD);
-  blob.copy(out, RECORD_HEAD + BODY_HEAD + text.length);
-  out.writeUInt32LE(crc32(out.subarray(RECORD_HEAD)), 4);
+  const plainLength = BODY_HEAD + text.length + blob.length;
+  if (plainLength > MAX_BODY) throw new RecordLogError(`record of ${plainLength} bytes is too large`);
+  const plain = Buffer.alloc(plainLength);
+  plain.writeUInt8(type, 0);
+  plain.writeUInt32LE(text.length, 1);
+  text.copy(plain, BODY_HEAD);
+  blob.copy(plain, BODY_HEAD + text.length);
+  const body = sealer ? sealer.seal(plain) : plain;
+  const out = Buffer.alloc(RECORD_HEAD + body.length);
+  out.writeUInt32LE(body.length, 0);
+  out.writeUInt32LE(crc32(body), 4);
+  body.copy(out, RECORD_HEAD);
   return out;
 }
 
-function header(): Buffer {
+/** Type, JSON and binary tail of a plain body; `where` names the record in errors. */
+function decodeBody(
+  body: Buffer,
+  where: () => RecordLogError,
+): { type: number; json: unknown; blobStart: number } {
+  if (body.length < BODY_HEAD) throw where();
+  const jsonLength = body.readUInt32LE(1);
+  if (BODY_HEAD + jsonLength > body.length) throw where();
+  try {
+    return {
+      type: body.readUInt8(0),
+      json: JSON.parse(body.toString('utf8', BODY_HEAD, BODY_HEAD + jsonLength)),
+      blobStart: BODY_HEAD + jsonLength,
+    };
+  } catch {
+    throw where();
+  }
+}
+
+function header(version: number): Buffer {
   const h = Buffer.alloc(HEADER_BYTES);
   h.write(LOG_MAGIC, 0, 'latin1');
-  h.writeUInt16LE(LOG_VERSION, 6);
+  h.writeUInt16LE(version, 6);
   return h;
 }
 
@@ -101,7 +144,11 @@ function header(): Buffer {
 export async function readLog(
   file: string,
   onRecord: (record: LogRecord) => void,
-  options: { repair?: boolean } = {},
+  options: {
+    repair?: boolean;
+    /** Called with the key record of a sealed log; gives the sealer of its bodies, or throws (no key, wrong key). */
+    unlock?: (keyRecord: unknown) => Promise<RecordSealer>;
+  } = {},
 ): Promise<ReadResult> {
   const handle = await fs.open(file, options.repair ? 'r+' : 'r');
   try {
@@ -112,18 +159,22 @@ export async function readLog(
       throw new RecordLogError(`${file}: not a faceflow library file`);
     }
     const version = head.readUInt16LE(6);
-    if (version !== LOG_VERSION) {
+    if (version !== LOG_VERSION && version !== LOG_VERSION_SEALED) {
       throw new RecordLogError(
-        `${file}: library format version ${version} is not supported (this faceflow reads ${LOG_VERSION})`,
+        `${file}: library format version ${version} is not supported (this faceflow reads ${LOG_VERSION} and ${LOG_VERSION_SEALED})`,
       );
     }
+    const sealed = version === LOG_VERSION_SEALED;
+    let sealer: RecordSealer | undefined;
     let offset = HEADER_BYTES;
     let records = 0;
     const recordHead = Buffer.alloc(RECORD_HEAD);
     const torn = async (): Promise<ReadResult> => {
+      // The key record is written with the header, durably: a sealed log without it was never a log.
+      if (sealed && !sealer) throw new RecordLogError(`${file}: encrypted library without its key record`);
       const truncatedBytes = size - offset;
       if (options.repair) await handle.truncate(offset);
-      return { records, truncatedBytes };
+      return { records, sealed, truncatedBytes };
     };
     while (offset < size) {
       if (size - offset < RECORD_HEAD) return torn();
@@ -141,26 +192,38 @@ export async function readLog(
         if (end === size) return torn();
         throw damaged(file, offset, 'checksum mismatch');
       }
-      const jsonLength = body.readUInt32LE(1);
-      if (BODY_HEAD + jsonLength > bodyLength) throw damaged(file, offset, 'JSON longer than its record');
-      let json: unknown;
-      try {
-        json = JSON.parse(body.toString('utf8', BODY_HEAD, BODY_HEAD + jsonLength));
-      } catch {
-        throw damaged(file, offset, 'unreadable JSON');
+      const at = offset;
+      if (sealed && !sealer) {
+        const key = decodeBody(body, () => damaged(file, at, 'unreadable key record'));
+        if (key.type !== KEY_RECORD)
+          throw new RecordLogError(`${file}: encrypted library without its key record`);
+        if (!options.unlock) throw new RecordLogError(`${file}: the library is encrypted: give its key`);
+        sealer = await options.unlock(key.json);
+        offset = end;
+        continue;
       }
+      let plain: Buffer = body;
+      if (sealer) {
+        try {
+          plain = sealer.unseal(body);
+        } catch {
+          throw damaged(file, offset, 'a record that does not decrypt with the key that opened the file');
+        }
+      }
+      const { type, json, blobStart } = decodeBody(plain, () => damaged(file, at, 'unreadable record'));
       onRecord({
-        type: body.readUInt8(0),
+        type,
         json,
-        blob: body.subarray(BODY_HEAD + jsonLength),
+        blob: plain.subarray(blobStart),
         offset,
-        blobOffset: offset + RECORD_HEAD + BODY_HEAD + jsonLength,
+        blobOffset: sealer ? -1 : offset + RECORD_HEAD + blobStart,
         length: RECORD_HEAD + bodyLength,
       });
       records++;
       offset = end;
     }
-    return { records, truncatedBytes: 0 };
+    if (sealed && !sealer) throw new RecordLogError(`${file}: encrypted library without its key record`);
+    return { records, sealed, truncatedBytes: 0 };
   } finally {
     await handle.close();
   }
@@ -174,12 +237,19 @@ function damaged(file: string, offset: number, what: string): RecordLogError {
   );
 }
 
-/** Creates an empty log (header only) durably; refuses to replace an existing file. */
-export async function createLog(file: string): Promise<void> {
+/**
+ * Creates an empty log durably (header only, or header and key record for a sealed log); refuses to replace an
+ * existing file.
+ */
+export async function createLog(file: string, keyRecord?: unknown): Promise<void> {
   await fs.mkdir(path.dirname(path.resolve(file)), { recursive: true });
   const handle = await fs.open(file, 'wx', 0o600);
   try {
-    await handle.writeFile(header());
+    await handle.writeFile(
+      keyRecord === undefined
+        ? header(LOG_VERSION)
+        : Buffer.concat([header(LOG_VERSION_SEALED), encodeRecord(KEY_RECORD, keyRecord)]),
+    );
     await handle.sync();
   } finally {
     await handle.close();
@@ -200,25 +270,33 @@ export class LogAppender {
     private readonly handle: fs.FileHandle,
     /** Where the next record will start. */
     private end: number,
+    /** Seals the records of a sealed log (the one that opened it). */
+    readonly sealer: RecordSealer | undefined,
   ) {}
 
-  static async open(file: string): Promise<LogAppender> {
+  static async open(file: string, sealer?: RecordSealer): Promise<LogAppender> {
     const handle = await fs.open(file, 'a', 0o600);
-    return new LogAppender(handle, (await handle.stat()).size);
+    return new LogAppender(handle, (await handle.stat()).size, sealer);
   }
 
-  /** Queues a record; returns where it and its binary tail will lie in the file. */
+  /** Encodes a record for this log: sealed when the log is. */
+  encode(type: number, json: unknown, blob?: Buffer): Buffer {
+    return encodeRecord(type, json, blob, this.sealer);
+  }
+
+  /** Queues a record; returns where it and its binary tail (-1 in a sealed log: not readable in place) will lie. */
   append(type: number, json: unknown, blob?: Buffer): { offset: number; blobOffset: number } {
-    return this.appendRaw(encodeRecord(type, json, blob));
+    return this.appendRaw(this.encode(type, json, blob));
   }
 
-  /** Queues an encoded record (such as one copied from another log). */
+  /** Queues an encoded record (such as one copied from another log with the same key). */
   appendRaw(record: Buffer): { offset: number; blobOffset: number } {
     if (this.broken) throw this.broken;
     const offset = this.end;
     this.queued.push(record);
     this.queuedBytes += record.length;
     this.end += record.length;
+    if (this.sealer) return { offset, blobOffset: -1 };
     const jsonLength = record.readUInt32LE(RECORD_HEAD + 1);
     return { offset, blobOffset: offset + RECORD_HEAD + BODY_HEAD + jsonLength };
   }
@@ -271,6 +349,27 @@ export async function syncDir(dir: string): Promise<void> {
   } finally {
     await handle.close();
   }
+}
+
+/** The binary tail of the whole record at `offset` (`length` bytes, head included), unsealed with `sealer`. */
+export async function readRecordBlob(
+  file: string,
+  offset: number,
+  length: number,
+  sealer: RecordSealer,
+): Promise<Buffer> {
+  const record = await readBytes(file, offset, length);
+  const body = record.subarray(RECORD_HEAD);
+  if (crc32(body) !== record.readUInt32LE(4))
+    throw new RecordLogError(`${file}: record at byte ${offset} is damaged`);
+  let plain: Buffer;
+  try {
+    plain = sealer.unseal(body);
+  } catch {
+    throw new RecordLogError(`${file}: record at byte ${offset} does not decrypt`);
+  }
+  const where = () => new RecordLogError(`${file}: record at byte ${offset} is damaged`);
+  return plain.subarray(decodeBody(plain, where).blobStart);
 }
 
 /** Reads `length` bytes at `offset`: a record's binary tail, fetched when it is needed. */

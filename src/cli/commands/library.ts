@@ -56,6 +56,10 @@ Subcommands:
 
 Options:
   --db FILE             the library file (default: $FACEFLOW_LIBRARY); created by the first scan
+  --library-key-file FILE
+                        encrypt the library with the key (or passphrase, 8+ characters) in FILE;
+                        default: $FACEFLOW_LIBRARY_KEY. Given to the first scan, it makes an
+                        encrypted library, and every later command needs the same key
   --interval S          scan --watch: longest wait between scans (default 60)
   --max-side PX         scan: long side photos are decoded at (default 2048)
   --all-faces           match, cluster: include faces that failed the quality check (blurred,
@@ -78,6 +82,7 @@ const OPTIONS = {
   thumbs: { type: 'string' },
   gallery: { type: 'string' },
   'key-file': { type: 'string' },
+  'library-key-file': { type: 'string' },
   face: { type: 'boolean' },
   nobody: { type: 'boolean' },
   format: { type: 'string' },
@@ -166,6 +171,7 @@ async function scan(ctx: Context): Promise<number> {
   let db: LibraryDb | undefined;
   try {
     db = await LibraryDb.open(ctx.file, {
+      key: await libraryKey(ctx),
       create: true,
       modelId: flow.embedder.id,
       dimension: flow.embedder.dimension,
@@ -218,8 +224,22 @@ function printReport(io: CommandIO, report: ScanReport, db: LibraryDb): void {
   io.out(JSON.stringify(scanSummary(report, db)));
 }
 
+/** The library's key from --library-key-file, else $FACEFLOW_LIBRARY_KEY; none for a library not encrypted. */
+async function libraryKey(ctx: Context): Promise<string | undefined> {
+  const file = ctx.values['library-key-file'];
+  if (!file) return ctx.env.FACEFLOW_LIBRARY_KEY || undefined;
+  let text: string;
+  try {
+    text = await fs.readFile(file, 'utf8');
+  } catch (err) {
+    throw new UsageError(`--library-key-file: cannot read ${file} (${(err as NodeJS.ErrnoException).code})`);
+  }
+  // A trailing newline from `echo … > keyfile` is not part of the key.
+  return text.replace(/\r?\n$/, '');
+}
+
 async function openLibrary(ctx: Context): Promise<LibraryDb> {
-  const db = await LibraryDb.open(ctx.file);
+  const db = await LibraryDb.open(ctx.file, { key: await libraryKey(ctx) });
   if (db.recoveredBytes > 0)
     ctx.io.err(`warning: dropped a record cut short by a crash (${db.recoveredBytes} bytes)`);
   return db;
@@ -344,7 +364,7 @@ async function readOnly(sub: string, ctx: Context): Promise<number> {
       await db.close();
     }
   }
-  const db = await LibraryDb.open(ctx.file, { readOnly: true });
+  const db = await LibraryDb.open(ctx.file, { readOnly: true, key: await libraryKey(ctx) });
   try {
     if (sub === 'status') {
       io.out(
