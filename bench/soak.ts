@@ -117,6 +117,11 @@ export interface SoakOptions {
   detectEvery: number;
   /** Called with each sample as it is taken (progress). */
   onSample?: (sample: SoakSample) => void;
+  /**
+   * Collect garbage before each sample (needs `node --expose-gc`): memory then shows what is kept, not
+   * where the collector's cycle happens to be, which over a minute or two is noise as large as a leak.
+   */
+  collectBeforeSample?: boolean;
 }
 
 export interface SoakSample {
@@ -258,6 +263,11 @@ export async function runSoak(setup: DemoSetup, options: SoakOptions): Promise<S
   const sample = (): void => {
     const now = cpuMark(true);
     const used = usage(start, now);
+    const collect = (globalThis as { gc?: () => void }).gc;
+    if (options.collectBeforeSample) {
+      if (!collect) throw new Error('collectBeforeSample needs node --expose-gc');
+      collect();
+    }
     const m = process.memoryUsage();
     const s: SoakSample = {
       t: elapsed(),
@@ -330,16 +340,38 @@ export function rssVerdict(samples: readonly SoakSample[], warmupS: number): Soa
   };
 }
 
+/**
+ * How far the floor of `external` (Buffers: frames and crops) rose: the last third's lowest sample against the
+ * first third's. The frames in flight when a sample is taken add a large positive noise; the floor is what is
+ * kept whatever is in flight, so it is what a leak of Buffers raises.
+ */
+export function bufferFloorRise(samples: readonly SoakSample[]): number {
+  if (samples.length < 2) return 0;
+  const third = Math.max(1, Math.floor(samples.length / 3));
+  const floor = (part: readonly SoakSample[]) => Math.min(...part.map((s) => s.externalMiB));
+  return floor(samples.slice(-third)) - floor(samples.slice(0, third));
+}
+
 /** Least-squares slope of RSS against time, MiB per minute; 0 for fewer than two samples. */
 export function rssSlope(samples: readonly SoakSample[]): number {
+  return memorySlope(samples, (s) => s.rssMiB);
+}
+
+/**
+ * Least-squares slope of `value` (MiB) against time, in MiB per minute; 0 for fewer than two samples. With
+ * `heapUsedMiB + externalMiB` sampled after a collection it is the memory JavaScript keeps alive (frames and
+ * crops are Buffers, counted in `external`): a leak of those shows in a minute, where RSS still grows as
+ * native caches and arenas fill.
+ */
+export function memorySlope(samples: readonly SoakSample[], value: (s: SoakSample) => number): number {
   if (samples.length < 2) return 0;
   const n = samples.length;
   const mt = samples.reduce((a, s) => a + s.t, 0) / n;
-  const mr = samples.reduce((a, s) => a + s.rssMiB, 0) / n;
+  const mv = samples.reduce((a, s) => a + value(s), 0) / n;
   let num = 0;
   let den = 0;
   for (const s of samples) {
-    num += (s.t - mt) * (s.rssMiB - mr);
+    num += (s.t - mt) * (value(s) - mv);
     den += (s.t - mt) ** 2;
   }
   return den === 0 ? 0 : (num / den) * 60;
