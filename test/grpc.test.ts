@@ -809,18 +809,23 @@ describe('node: faceflow-grpc (real Node-RED runtime, real client)', function ()
     assert.equal(await portIsFree(port), true, 'stopping the flows freed the port');
   });
 
+  /** After a moment: nothing listens on `port`; what the gRPC node logged. */
+  async function notStarted(port: number): Promise<string[]> {
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    assert.equal(await portIsFree(port), true, 'nothing listens');
+    return helper
+      .log()
+      .args.filter((a: { level: number; id?: string }[]) => a[0]?.id === 'rpc')
+      .map((a: { msg: unknown }[]) => String(a[0].msg));
+  }
+
   it('does not start without a models configuration, and says why in the log', async () => {
     const port = await freePort();
     const flow = flowFor(port, { models: 'missing' });
     await helper.load(NODES(), flow);
     const rpc = helper.getNode('rpc');
     assert.ok(rpc, 'the config node was created');
-    await new Promise((resolve) => setTimeout(resolve, 200));
-    assert.equal(await portIsFree(port), true, 'nothing listens');
-    const logged = helper
-      .log()
-      .args.filter((a: { level: number; id?: string }[]) => a[0]?.id === 'rpc')
-      .map((a: { msg: unknown }[]) => String(a[0].msg));
+    const logged = await notStarted(port);
     assert.ok(
       logged.some((m: string) => /gRPC service not started: choose a faceflow-models configuration/.test(m)),
       JSON.stringify(logged),
@@ -959,12 +964,7 @@ describe('node: faceflow-grpc (real Node-RED runtime, real client)', function ()
       const port = await freePort();
       const flow = [...flowFor(port, { tls: 'tls1' }), tlsNode(files)];
       await helper.load(NODES(), flow, { tls1: credentials });
-      await new Promise((resolve) => setTimeout(resolve, 200));
-      assert.equal(await portIsFree(port), true, 'nothing listens');
-      const logged = helper
-        .log()
-        .args.filter((a: { level: number; id?: string }[]) => a[0]?.id === 'rpc')
-        .map((a: { msg: unknown }[]) => String(a[0].msg));
+      const logged = await notStarted(port);
       assert.ok(
         logged.some((m: string) => /^gRPC service not started: TLS: /.test(m) && reason.test(m)),
         JSON.stringify(logged),

@@ -1,3 +1,5 @@
+import { promises as fs } from 'node:fs';
+
 import { FaceFlow } from '../faceflow';
 import type { Face, Identity } from '../types';
 import { UsageError } from './errors';
@@ -89,4 +91,15 @@ export function namedFaceJson(face: Face, id: Identity): Record<string, unknown>
     ...(id.ambiguous ? { ambiguous: true } : {}),
     top: id.topK.map((c) => ({ name: c.name, similarity: round(c.similarity) })),
   };
+}
+
+/** A key or passphrase read from the file an option names; a trailing newline (`echo … > keyfile`) is not part of it. */
+export async function readKeyFile(option: string, file: string): Promise<string> {
+  let text: string;
+  try {
+    text = await fs.readFile(file, 'utf8');
+  } catch (err) {
+    throw new UsageError(`--${option}: cannot read ${file} (${(err as NodeJS.ErrnoException).code})`);
+  }
+  return text.replace(/\r?\n$/, '');
 }

@@ -44,6 +44,7 @@ import {
   parseNumber,
   round,
   type ModelArgs,
+  readKeyFile,
 } from '../options';
 import { ProgressBar } from '../progress';
 
@@ -196,18 +197,7 @@ interface Context {
 }
 
 async function readKey(values: Values, env: NodeJS.ProcessEnv): Promise<string | undefined> {
-  if (values['key-file']) {
-    let text: string;
-    try {
-      text = await fs.readFile(values['key-file'], 'utf8');
-    } catch (err) {
-      throw new UsageError(
-        `--key-file: cannot read ${values['key-file']} (${(err as NodeJS.ErrnoException).code})`,
-      );
-    }
-    // A trailing newline from `echo … > keyfile` is not part of the key.
-    return text.replace(/\r?\n$/, '');
-  }
+  if (values['key-file']) return readKeyFile('key-file', values['key-file']);
   return env.FACEFLOW_GALLERY_KEY || undefined;
 }
 

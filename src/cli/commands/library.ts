@@ -24,7 +24,7 @@ import {
 } from '../../library';
 import { UsageError } from '../errors';
 import type { CommandIO } from '../io';
-import { MODEL_HELP, MODEL_OPTIONS, openFaceFlow, parseNumber, round } from '../options';
+import { MODEL_HELP, MODEL_OPTIONS, openFaceFlow, parseNumber, readKeyFile, round } from '../options';
 import { ProgressBar } from '../progress';
 
 export const LIBRARY_HELP = `Usage: faceflow library <subcommand> --db FILE [options]
@@ -227,15 +227,7 @@ function printReport(io: CommandIO, report: ScanReport, db: LibraryDb): void {
 /** The library's key from --library-key-file, else $FACEFLOW_LIBRARY_KEY; none for a library not encrypted. */
 async function libraryKey(ctx: Context): Promise<string | undefined> {
   const file = ctx.values['library-key-file'];
-  if (!file) return ctx.env.FACEFLOW_LIBRARY_KEY || undefined;
-  let text: string;
-  try {
-    text = await fs.readFile(file, 'utf8');
-  } catch (err) {
-    throw new UsageError(`--library-key-file: cannot read ${file} (${(err as NodeJS.ErrnoException).code})`);
-  }
-  // A trailing newline from `echo … > keyfile` is not part of the key.
-  return text.replace(/\r?\n$/, '');
+  return file ? readKeyFile('library-key-file', file) : ctx.env.FACEFLOW_LIBRARY_KEY || undefined;
 }
 
 async function openLibrary(ctx: Context): Promise<LibraryDb> {
