@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { copyFile, mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
@@ -194,6 +194,15 @@ describe('cli: faceflow gallery', function () {
     const none = await runCli(['gallery', 'list', '--gallery', secret]);
     assert.equal(none.code, 1);
     assert.match(none.stderr, /encrypted/i);
+    // The same key from a file (its trailing newline not part of it), and a file that is not there.
+    const keyFile = path.join(scratch, 'gallery.key');
+    writeFileSync(keyFile, 'correct horse battery staple\n');
+    const fromFile = await runCli(['gallery', 'list', '--gallery', secret, '--key-file', keyFile]);
+    assert.equal(fromFile.code, 0, fromFile.stderr);
+    assert.equal(json(fromFile).total, 1);
+    const missing = await runCli(['gallery', 'list', '--gallery', secret, '--key-file', `${keyFile}.nope`]);
+    assert.equal(missing.code, 2);
+    assert.match(missing.stderr, /--key-file: cannot read .*gallery\.key\.nope \(ENOENT\)/);
   });
 
   it('keeps unknown faces, groups them, names a group and assigns the rest', async () => {
