@@ -263,8 +263,8 @@ export async function runSoak(setup: DemoSetup, options: SoakOptions): Promise<S
   const sample = (): void => {
     const now = cpuMark(true);
     const used = usage(start, now);
-    const collect = (globalThis as { gc?: () => void }).gc;
     if (options.collectBeforeSample) {
+      const collect = (globalThis as { gc?: () => void }).gc;
       if (!collect) throw new Error('collectBeforeSample needs node --expose-gc');
       collect();
     }

@@ -88,6 +88,23 @@ function connect(
   };
 }
 
+/** examples/scripts/grpc-client.ts run against the service on `port` with sample1.jpg, `env` added. */
+function runClientScript(
+  port: number,
+  env: Record<string, string>,
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  const script = path.join(PROJECT_ROOT, 'dist', 'examples', 'scripts', 'grpc-client.js');
+  const photo = path.join(samplePhotosDir(), 'sample1.jpg');
+  return new Promise((resolve) => {
+    execFile(
+      process.execPath,
+      [script, `127.0.0.1:${port}`, photo],
+      { env: { ...process.env, ...env }, timeout: 60_000 },
+      (err, stdout, stderr) => resolve({ code: err ? Number(err.code) : 0, stdout, stderr }),
+    );
+  });
+}
+
 /** Asserts that `promise` fails with `code` and a message matching `details`; returns the error. */
 async function failsWith(
   promise: Promise<unknown>,
@@ -385,17 +402,7 @@ describe('gRPC service (src/grpc, real models, real client)', function () {
     });
 
     it('is called by the example client script (examples/scripts/grpc-client.ts)', async () => {
-      const script = path.join(PROJECT_ROOT, 'dist', 'examples', 'scripts', 'grpc-client.js');
-      const photo = path.join(samplePhotosDir(), 'sample1.jpg');
-      const run = (env: Record<string, string>) =>
-        new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
-          execFile(
-            process.execPath,
-            [script, `127.0.0.1:${service.port}`, photo],
-            { env: { ...process.env, ...env }, timeout: 60_000 },
-            (err, stdout, stderr) => resolve({ code: err ? Number(err.code) : 0, stdout, stderr }),
-          );
-        });
+      const run = (env: Record<string, string>) => runClientScript(service.port, env);
       const ok = await run({ FACEFLOW_GRPC_TOKEN: TOKEN });
       assert.equal(ok.code, 0, ok.stderr);
       assert.match(ok.stdout, /sample1\.jpg: 3 face\(s\): .*Sam \(0\.\d\d\) at 14\d\d,/);
@@ -847,12 +854,15 @@ describe('node: faceflow-grpc (real Node-RED runtime, real client)', function ()
     alpnprotocol: '',
   });
 
-  /** The call's failure, or undefined when it succeeded. */
-  const failure = (p: Promise<unknown>) =>
-    p.then(
+  /** A client the TLS handshake turns away: its call fails with UNAVAILABLE. */
+  async function refusedAtConnection(client: Client, why: string): Promise<void> {
+    const refused = await client.call('Status', {}).then(
       () => undefined,
       (err: grpc.ServiceError) => err,
     );
+    assert.ok(refused, why);
+    assert.equal(grpc.status[refused.code], 'UNAVAILABLE', refused.details);
+  }
 
   it('serves over TLS with the certificate of a tls-config node (encrypted key), and refuses plaintext clients', async () => {
     const port = await freePort();
@@ -869,29 +879,15 @@ describe('node: faceflow-grpc (real Node-RED runtime, real client)', function ()
       assert.equal(status.has_gallery, true);
       const recognised = await client.call('Recognize', { image: photos.group });
       assert.ok((recognised.faces as unknown[]).length >= 2, 'faces found over TLS');
-      const refused = await failure(plain.call('Status', {}));
-      assert.ok(refused, 'a plaintext client gets no answer from a TLS server');
-      assert.equal(grpc.status[refused.code], 'UNAVAILABLE', refused.details);
+      await refusedAtConnection(plain, 'a plaintext client gets no answer from a TLS server');
     } finally {
       client.close();
       plain.close();
     }
     // The example client script, told the CA.
-    const script = path.join(PROJECT_ROOT, 'dist', 'examples', 'scripts', 'grpc-client.js');
-    const overTls = await new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
-      execFile(
-        process.execPath,
-        [script, `127.0.0.1:${port}`, path.join(samplePhotosDir(), 'sample1.jpg')],
-        {
-          env: {
-            ...process.env,
-            FACEFLOW_GRPC_TOKEN: TOKEN,
-            FACEFLOW_GRPC_CA: path.join(TLS_FIXTURES, 'ca.crt'),
-          },
-          timeout: 60_000,
-        },
-        (err, stdout, stderr) => resolve({ code: err ? Number(err.code) : 0, stdout, stderr }),
-      );
+    const overTls = await runClientScript(port, {
+      FACEFLOW_GRPC_TOKEN: TOKEN,
+      FACEFLOW_GRPC_CA: path.join(TLS_FIXTURES, 'ca.crt'),
     });
     assert.equal(overTls.code, 0, overTls.stderr);
     assert.match(overTls.stdout, /sample1\.jpg: 3 face\(s\)/);
@@ -919,9 +915,7 @@ describe('node: faceflow-grpc (real Node-RED runtime, real client)', function ()
     const withoutCert = connect(port, undefined, grpc.credentials.createSsl(ca));
     try {
       await whenServing(withCert);
-      const refused = await failure(withoutCert.call('Status', {}));
-      assert.ok(refused, 'a client without a certificate is refused');
-      assert.equal(grpc.status[refused.code], 'UNAVAILABLE', refused.details);
+      await refusedAtConnection(withoutCert, 'a client without a certificate is refused');
     } finally {
       withCert.close();
       withoutCert.close();

@@ -127,6 +127,16 @@ function decodeBody(
   }
 }
 
+/** A body as it was encoded: unsealed in a sealed log; `fail` makes the error for one that does not decrypt. */
+function plainBody(body: Buffer, sealer: RecordSealer | undefined, fail: () => RecordLogError): Buffer {
+  if (!sealer) return body;
+  try {
+    return sealer.unseal(body);
+  } catch {
+    throw fail();
+  }
+}
+
 function header(version: number): Buffer {
   const h = Buffer.alloc(HEADER_BYTES);
   h.write(LOG_MAGIC, 0, 'latin1');
@@ -202,14 +212,9 @@ export async function readLog(
         offset = end;
         continue;
       }
-      let plain: Buffer = body;
-      if (sealer) {
-        try {
-          plain = sealer.unseal(body);
-        } catch {
-          throw damaged(file, offset, 'a record that does not decrypt with the key that opened the file');
-        }
-      }
+      const plain = plainBody(body, sealer, () =>
+        damaged(file, at, 'a record that does not decrypt with the key that opened the file'),
+      );
       const { type, json, blobStart } = decodeBody(plain, () => damaged(file, at, 'unreadable record'));
       onRecord({
         type,
@@ -362,12 +367,11 @@ export async function readRecordBlob(
   const body = record.subarray(RECORD_HEAD);
   if (crc32(body) !== record.readUInt32LE(4))
     throw new RecordLogError(`${file}: record at byte ${offset} is damaged`);
-  let plain: Buffer;
-  try {
-    plain = sealer.unseal(body);
-  } catch {
-    throw new RecordLogError(`${file}: record at byte ${offset} does not decrypt`);
-  }
+  const plain = plainBody(
+    body,
+    sealer,
+    () => new RecordLogError(`${file}: record at byte ${offset} does not decrypt`),
+  );
   const where = () => new RecordLogError(`${file}: record at byte ${offset} is damaged`);
   return plain.subarray(decodeBody(plain, where).blobStart);
 }
