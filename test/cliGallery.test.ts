@@ -388,6 +388,29 @@ describe('cli: faceflow gallery', function () {
       assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
       assert.match(r.stderr, message);
     }
+    const before = existsSync(file) ? readFileSync(file) : undefined;
+    // Names by the rule the admin API and gRPC use: no control characters (a NUL cannot even reach argv).
+    const photo = path.join(BBT_FACES, 'amy', 'amy1.png');
+    const badNames: [string[], RegExp][] = [
+      [
+        ['gallery', 'enroll', '--gallery', file, 'Ann\nAdmin', photo],
+        /NAME "Ann\\nAdmin": .*control characters/,
+      ],
+      [['gallery', 'enroll', '--gallery', file, 'Ann\u001b[2J', photo], /NAME "Ann\\u001b\[2J": .*control/],
+      [['gallery', 'rename', '--gallery', file, 'amy', 'Amy\tFarrah'], /NEW "Amy\\tFarrah": .*control/],
+      [['gallery', 'name-cluster', '--gallery', file, '0', 'Bob\r'], /NAME "Bob\\r": .*control/],
+      [['gallery', 'enroll', '--gallery', file, ' ', photo], /NAME " ": identity name must be a non-empty/],
+    ];
+    for (const [args, message] of badNames) {
+      const r = await runCli(args);
+      assert.equal(r.code, 2, `${JSON.stringify(args)}: ${r.stderr}`);
+      assert.match(r.stderr, message);
+    }
+    assert.deepEqual(
+      existsSync(file) ? readFileSync(file) : undefined,
+      before,
+      'a refused name left the gallery file as it was',
+    );
     const missing = await runCli(['gallery', 'list', '--gallery', path.join(scratch, 'none.ffgal')]);
     assert.equal(missing.code, 1);
     assert.match(missing.stderr, /no gallery there yet/);

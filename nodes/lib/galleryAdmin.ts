@@ -143,7 +143,7 @@ export function registerGalleryAdmin(RED: NodeAPI, liveIds: () => Iterable<strin
       const from = nameParam(req);
       const body: unknown = req.body;
       const to = typeof body === 'object' && body !== null ? (body as { name?: unknown }).name : undefined;
-      const why = identityNameProblem(to) ?? controlCharacters(to as string);
+      const why = identityNameProblem(to);
       if (why) throw new HttpError(400, `rename: the JSON body's name: ${why}`);
       const { file } = await requirePerson(gallery, from);
       if (from !== to && file.gallery.has(to as string))
@@ -209,7 +209,7 @@ function param(req: Request, key: string): string {
 /** Express has already %-decoded the parameter; what is left to check is that it can be a name. */
 function nameParam(req: Request): string {
   const name = param(req, 'name');
-  const why = identityNameProblem(name) ?? controlCharacters(name);
+  const why = identityNameProblem(name);
   if (why) throw new HttpError(400, why);
   return name;
 }
@@ -232,15 +232,9 @@ function uploadName(req: Request): string {
     }
   }
   if (name === undefined) throw new HttpError(400, 'name the person: ?name=… or an X-Faceflow-Name header');
-  const why = identityNameProblem(name) ?? controlCharacters(name as string);
+  const why = identityNameProblem(name);
   if (why) throw new HttpError(400, why);
   return name as string;
-}
-
-/** Line breaks and other control characters in a name would garble every log line and list that shows it. */
-function controlCharacters(name: string): string | undefined {
-  // eslint-disable-next-line no-control-regex
-  return /[\u0000-\u001f\u007f]/.test(name) ? 'identity name must not contain control characters' : undefined;
 }
 
 function queryCount(req: Request, key: string, fallback: number, max: number): number {

@@ -1,8 +1,12 @@
-import { UNKNOWN, type Candidate, type Identity } from '../types';
+import type { Candidate, Identity } from '../types';
 import { identityFromRanking, type MatchOptions } from './memoryGallery';
+import { identityNameProblem } from './names';
 import type { GalleryEmbeddingRecord, GallerySnapshot } from './store';
 import { MAX_THUMBNAIL_BYTES, UnknownPool } from './unknownPool';
 import type { VectorIndex } from './vectorIndex';
+
+// The name rule lives in names.ts; these stay importable from here, where callers have always found them.
+export { identityNameProblem, MAX_NAME_LENGTH } from './names';
 
 export interface GalleryMatchOptions extends MatchOptions {
   /** `best`: an identity scores its best embedding; `centroid`: the mean of its embeddings. */
@@ -403,16 +407,6 @@ export class Gallery {
     if (!p) throw new GalleryError(`no identity named '${name}'`);
     return p;
   }
-}
-
-export const MAX_NAME_LENGTH = 200;
-
-/** Why `name` cannot name an identity, or undefined when it can. */
-export function identityNameProblem(name: unknown): string | undefined {
-  if (typeof name !== 'string' || name.trim() === '') return 'identity name must be a non-empty string';
-  if (name.length > MAX_NAME_LENGTH) return `identity name is longer than ${MAX_NAME_LENGTH} characters`;
-  if (name === UNKNOWN) return `'${UNKNOWN}' is reserved for faces that match nobody`;
-  return undefined;
 }
 
 function info(name: string, p: Person): IdentityInfo {

@@ -29,6 +29,7 @@ import {
 } from '../../gallery/cluster';
 import { importGallery, readExport, writeExport } from '../../gallery/exchange';
 import { GalleryFile } from '../../gallery/galleryFile';
+import { identityNameProblem } from '../../gallery/names';
 import { contactSheet, faceThumbnail } from '../../gallery/thumbnail';
 import { faceSharpness } from '../../quality/sharpness';
 import { UNKNOWN } from '../../types';
@@ -196,6 +197,13 @@ interface Context {
   positionals: string[];
 }
 
+/** A name from the command line, checked before any file or model is touched, by the rule every other way in uses. */
+function checkName(name: string, what: string): void {
+  const problem = identityNameProblem(name);
+  // JSON quoting shows a line break or NUL that a terminal would hide.
+  if (problem) throw new UsageError(`${what} ${JSON.stringify(name)}: ${problem}`);
+}
+
 async function readKey(values: Values, env: NodeJS.ProcessEnv): Promise<string | undefined> {
   if (values['key-file']) return readKeyFile('key-file', values['key-file']);
   return env.FACEFLOW_GALLERY_KEY || undefined;
@@ -254,6 +262,7 @@ async function enrollEmbeddings(ctx: Context): Promise<number> {
   if (positionals.length !== 1 || values.dir) {
     throw new UsageError('usage: faceflow gallery enroll NAME --embeddings FILE.json');
   }
+  checkName(positionals[0], 'NAME');
   let parsed: unknown;
   try {
     parsed = JSON.parse(await fs.readFile(values.embeddings as string, 'utf8'));
@@ -320,6 +329,7 @@ async function enroll(ctx: Context): Promise<number> {
       'enroll needs NAME IMAGE... (photos of one person) or --dir DIR (one folder per person)',
     );
   }
+  if (!values.dir) checkName(positionals[0], 'NAME');
   return withModels(ctx, async (flow, opened) => {
     const gallery = opened.gallery;
     let results: EnrollResult[];
@@ -417,7 +427,10 @@ async function manage(sub: Subcommand, ctx: Context): Promise<number> {
   };
   // Check the arguments before touching the file.
   if (sub === 'show') need(1, 'show NAME');
-  if (sub === 'rename') need(2, 'rename OLD NEW');
+  if (sub === 'rename') {
+    need(2, 'rename OLD NEW');
+    checkName(positionals[1], 'NEW');
+  }
   if (sub === 'meta') need(2, 'meta NAME JSON [--replace]');
   if (sub === 'delete') checkDelete(values, positionals);
   if (sub === 'export') need(1, 'export FILE [--unknowns] [--thumbnails]');
@@ -600,6 +613,7 @@ async function cluster(sub: 'cluster' | 'name-cluster', ctx: Context): Promise<n
   const { values, positionals, io } = ctx;
   if (sub === 'name-cluster' && positionals.length !== 2)
     throw new UsageError('usage: faceflow gallery name-cluster ID NAME');
+  if (sub === 'name-cluster') checkName(positionals[1], 'NAME');
   if (sub === 'cluster' && positionals.length > 0) throw new UsageError('cluster takes no arguments');
   const options = {
     eps: parseNumber('eps', values.eps, 1e-6, 2),
