@@ -385,6 +385,19 @@ describe('gRPC service (src/grpc, real models, real client)', function () {
         grpc.status.INVALID_ARGUMENT,
         /name the person/,
       );
+      // Control characters: the admin API's rule, now the gRPC service's too (a NUL once stalled the MQTT publisher).
+      for (const name of ['Ann\u0000', 'Ann\nAdmin', 'Ann\u001b[2J']) {
+        await failsWith(
+          client.call('Enroll', { name, image: photos.sam }),
+          grpc.status.INVALID_ARGUMENT,
+          /must not contain control characters/,
+        );
+        await failsWith(
+          client.call('DeletePerson', { name }),
+          grpc.status.INVALID_ARGUMENT,
+          /must not contain control characters/,
+        );
+      }
       // None of it changed the gallery.
       assert.deepEqual(
         (await openGallery(file)).gallery.list().items.map((p) => p.name),
@@ -507,6 +520,25 @@ describe('gRPC service (src/grpc, real models, real client)', function () {
         const ok = await client.call('Quality', { image: photos.sam });
         assert.equal(ok.faces?.length, 1);
         assert.equal((await client.call('Status', {})).max_image_bytes, 100_000);
+      } finally {
+        client.close();
+        await service.close();
+      }
+    });
+
+    it('answers RESOURCE_EXHAUSTED for an image of more pixels than maxPixels, read from its header', async () => {
+      const service = await startFaceService({ flow, port: 0, maxPixels: 10_000 });
+      const client = connect(service.port);
+      try {
+        const { width, height } = await sharp(photos.sam).metadata();
+        assert.ok((width ?? 0) * (height ?? 0) > 10_000);
+        await failsWith(
+          client.call('Recognize', { image: photos.sam }),
+          grpc.status.RESOURCE_EXHAUSTED,
+          /^image: \d+×\d+ image has \d+ pixels, above the limit of 10000 \(maxPixels\)$/,
+        );
+        const small = await sharp(photos.sam).resize(90).jpeg().toBuffer();
+        assert.equal((await client.call('Quality', { image: small })).width, 90);
       } finally {
         client.close();
         await service.close();

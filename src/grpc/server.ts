@@ -1,14 +1,15 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
-
 import * as grpc from '@grpc/grpc-js';
 
 import type { FaceFlow } from '../faceflow';
 import { enrollImage } from '../gallery/enroll';
-import { GalleryError, identityNameProblem, type Gallery } from '../gallery/gallery';
+import { GalleryError, type Gallery } from '../gallery/gallery';
+import { identityNameProblem } from '../gallery/names';
 import { GalleryFile } from '../gallery/galleryFile';
-import { decodeImage, ImageDecodeError } from '../image/decode';
+import { decodeImage, DEFAULT_MAX_PIXELS, ImageDecodeError, ImageTooLargeError } from '../image/decode';
 import { assessQuality, DEFAULT_QUALITY_THRESHOLDS, type QualityThresholds } from '../quality/assess';
 import { UNKNOWN, type Face, type Frame } from '../types';
+import { AdmissionQueue } from '../util/admission';
+import { BearerToken } from '../util/bearerToken';
 import { packageVersion } from '../version';
 import {
   loadFaceService,
@@ -78,6 +79,8 @@ export interface FaceServiceOptions {
   maxImageBytes?: number;
   /** Image calls running at once (default 8); more fail with RESOURCE_EXHAUSTED. */
   maxConcurrent?: number;
+  /** Most pixels an image may have (default 40 million), read from its header before decoding; more fail with RESOURCE_EXHAUSTED. */
+  maxPixels?: number;
   /** The similarity a face needs to be named: a number, or read at each call; default the gallery's calibrated threshold, else the models'. */
   threshold?: number | (() => number | undefined);
   /** Limits for Quality (missing ones take DEFAULT_QUALITY_THRESHOLDS). */
@@ -120,6 +123,7 @@ export async function startFaceService(options: FaceServiceOptions): Promise<Fac
   const host = options.host || DEFAULT_HOST;
   const maxImageBytes = positiveInteger(options.maxImageBytes, DEFAULT_MAX_IMAGE_BYTES, 'maxImageBytes');
   const maxConcurrent = positiveInteger(options.maxConcurrent, DEFAULT_MAX_CONCURRENT, 'maxConcurrent');
+  const maxPixels = positiveInteger(options.maxPixels, DEFAULT_MAX_PIXELS, 'maxPixels');
   const port = options.port ?? DEFAULT_PORT;
   if (!Number.isInteger(port) || port < 0 || port > 65535)
     throw new RangeError(`port must be an integer from 0 to 65535, got ${port}`);
@@ -133,17 +137,11 @@ export async function startFaceService(options: FaceServiceOptions): Promise<Fac
   flowSlot.start();
   gallerySlot?.start();
 
-  const tokenDigest = options.token ? digest(options.token) : undefined;
-  let inFlight = 0;
+  const bearer = options.token ? new BearerToken(options.token) : undefined;
+  const admission = new AdmissionQueue(maxConcurrent);
 
   const authorise = (metadata: grpc.Metadata): void => {
-    if (!tokenDigest) return;
-    const given = metadata.get('authorization')[0];
-    const ok =
-      typeof given === 'string' &&
-      given.startsWith('Bearer ') &&
-      timingSafeEqual(digest(given.slice(7)), tokenDigest);
-    if (!ok)
+    if (bearer && !bearer.accepts(metadata.get('authorization')[0]))
       throw new FaceServiceError(
         grpc.status.UNAUTHENTICATED,
         'missing or wrong API token (metadata authorization: Bearer <token>)',
@@ -199,8 +197,15 @@ export async function startFaceService(options: FaceServiceOptions): Promise<Fac
     metadata: Record<string, string> = {},
   ): Promise<Frame> => {
     try {
-      return await decodeImage(bytes);
+      return await decodeImage(bytes, { maxPixels });
     } catch (err) {
+      if (err instanceof ImageTooLargeError) {
+        throw new FaceServiceError(
+          grpc.status.RESOURCE_EXHAUSTED,
+          `${label}: ${err.message.replace(/^image buffer: /, '')} (maxPixels)`,
+          metadata,
+        );
+      }
       if (err instanceof ImageDecodeError) {
         throw new FaceServiceError(
           grpc.status.INVALID_ARGUMENT,
@@ -212,20 +217,16 @@ export async function startFaceService(options: FaceServiceOptions): Promise<Fac
     }
   };
 
-  /** An image call: counted against maxConcurrent while it runs. */
-  const heavy = async <T>(work: () => Promise<T>): Promise<T> => {
-    if (inFlight >= maxConcurrent) {
-      throw new FaceServiceError(
+  /** An image call: counted against maxConcurrent while it runs; refused, not queued, when all places are taken. */
+  const heavy = <T>(work: () => Promise<T>): Promise<T> => {
+    const running = admission.tryRun(work);
+    if (running) return running;
+    return Promise.reject(
+      new FaceServiceError(
         grpc.status.RESOURCE_EXHAUSTED,
-        `busy: ${inFlight} calls in progress (maxConcurrent ${maxConcurrent}); try again shortly`,
-      );
-    }
-    inFlight++;
-    try {
-      return await work();
-    } finally {
-      inFlight--;
-    }
+        `busy: ${admission.running} calls in progress (maxConcurrent ${maxConcurrent}); try again shortly`,
+      ),
+    );
   };
 
   const handlers = {
@@ -332,6 +333,8 @@ export async function startFaceService(options: FaceServiceOptions): Promise<Fac
           'name the person to delete: DeletePersonRequest.name is empty',
         );
       }
+      const problem = identityNameProblem(name);
+      if (problem) throw new FaceServiceError(grpc.status.INVALID_ARGUMENT, problem);
       const { writer } = needGallery();
       return { deleted: name, embeddings: await writer.remove(name) };
     }),
@@ -599,10 +602,6 @@ function dot(a: Float32Array, b: Float32Array): number {
   let sum = 0;
   for (let i = 0; i < a.length; i++) sum += a[i] * b[i];
   return sum;
-}
-
-function digest(text: string): Buffer {
-  return createHash('sha256').update(text).digest();
 }
 
 function isThenable(value: unknown): value is PromiseLike<unknown> {

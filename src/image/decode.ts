@@ -23,6 +23,44 @@ export class ImageDecodeError extends Error {
   }
 }
 
+/** An image refused for its size in pixels, read from its header: the caller asked too much, not for something broken. */
+export class ImageTooLargeError extends ImageDecodeError {
+  constructor(
+    message: string,
+    readonly pixels: number,
+    readonly maxPixels: number,
+  ) {
+    super(message);
+    this.name = 'ImageTooLargeError';
+  }
+}
+
+/**
+ * Throws ImageTooLargeError when the header of `bytes` (a JPEG, PNG or WebP) promises more than `maxPixels`
+ * pixels; reads the header only, so a small file that would decode to gigabytes costs nothing. Anything that is
+ * not a readable image passes: decoding it explains what is wrong.
+ */
+export async function checkImagePixels(bytes: Buffer, maxPixels: number, label = 'image'): Promise<void> {
+  if (!looksLikeImage(bytes)) return;
+  let metadata: Metadata;
+  try {
+    metadata = await sharp(bytes, { limitInputPixels: false }).metadata();
+  } catch {
+    return;
+  }
+  const pixels = (metadata.width ?? 0) * (metadata.height ?? 0);
+  if (pixels > maxPixels) throw tooManyPixels(label, metadata.width ?? 0, metadata.height ?? 0, maxPixels);
+}
+
+function tooManyPixels(label: string, width: number, height: number, maxPixels: number): ImageTooLargeError {
+  const pixels = width * height;
+  return new ImageTooLargeError(
+    `${label}: ${width}×${height} image has ${pixels} pixels, above the limit of ${maxPixels}`,
+    pixels,
+    maxPixels,
+  );
+}
+
 /**
  * Decode a JPEG, PNG or WebP (a file path or the encoded bytes) into a packed RGB `Frame`,
  * rotated upright according to its EXIF orientation.
@@ -85,11 +123,7 @@ async function explainFailure(
   }
   const width = metadata.width ?? 0;
   const height = metadata.height ?? 0;
-  if (width * height > maxPixels) {
-    return new ImageDecodeError(
-      `${label}: ${width}×${height} image has ${width * height} pixels, above the limit of ${maxPixels}`,
-    );
-  }
+  if (width * height > maxPixels) return tooManyPixels(label, width, height, maxPixels);
   return new ImageDecodeError(`${label}: corrupt or truncated image (${firstLine(cause)})`);
 }
 
