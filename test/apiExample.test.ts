@@ -3,7 +3,9 @@
  * launcher runs it in place of the demo flow (it keeps a flows.json it finds), with a token set.
  */
 import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
 import { copyFile, mkdtemp, readFile, rm } from 'node:fs/promises';
+import * as http from 'node:http';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import sharp from 'sharp';
@@ -101,6 +103,97 @@ function expectedReasons(q: Record<string, number>, t: Thresholds): string[] {
   return reasons;
 }
 
+interface Upload {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  body: Record<string, unknown>;
+  /** Bytes of the body written before the answer came (or the connection closed). */
+  sent: number;
+}
+
+/**
+ * A POST that announces `declared` bytes and sends them a megabyte at a time, as fast as the server reads,
+ * until the answer comes: a server that reads the whole body before answering gets all of it, one that
+ * answers first gets a fraction. Writing stops at the answer.
+ */
+function uploadUntilAnswered(
+  port: number,
+  route: string,
+  declared: number,
+  headers: Record<string, string>,
+): Promise<Upload> {
+  return new Promise((resolve, reject) => {
+    let sent = 0;
+    let answered = false;
+    const chunk = Buffer.alloc(1024 * 1024, 7);
+    const req = http.request(
+      `http://127.0.0.1:${port}${route}`,
+      { method: 'POST', headers: { ...headers, 'Content-Length': declared } },
+      (res) => {
+        answered = true;
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (text += c));
+        res.on('end', () => {
+          req.destroy();
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, body: parseBody(text), sent });
+        });
+      },
+    );
+    // The server closing its end while we still write is expected; only a failure without an answer is not.
+    req.on('error', (err) => {
+      if (!answered) reject(err);
+    });
+    const pump = () => {
+      while (!answered && sent < declared) {
+        const piece = chunk.subarray(0, Math.min(chunk.length, declared - sent));
+        sent += piece.length;
+        if (!req.write(piece)) return void req.once('drain', pump);
+      }
+      if (!answered) req.end();
+    };
+    pump();
+  });
+}
+
+/** A POST whose body stalls after its first bytes until `finish` sends the rest: it holds a place in the queue. */
+function stalledUpload(port: number, route: string, body: Buffer, headers: Record<string, string>) {
+  let finish!: () => void;
+  const answer = new Promise<Upload>((resolve, reject) => {
+    const req = http.request(
+      `http://127.0.0.1:${port}${route}`,
+      { method: 'POST', headers: { ...headers, 'Content-Length': body.length } },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (text += c));
+        res.on('end', () =>
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, body: parseBody(text), sent: 0 }),
+        );
+      },
+    );
+    req.on('error', reject);
+    req.write(body.subarray(0, 16));
+    finish = () => req.end(body.subarray(16));
+  });
+  return { answer, finish: () => finish() };
+}
+
+function parseBody(text: string): Record<string, unknown> {
+  try {
+    return JSON.parse(text) as Record<string, unknown>;
+  } catch {
+    return { text };
+  }
+}
+
+/** A PNG whose header says `side`×`side` pixels: a few hundred KB that would decode to side² × 3 bytes. */
+function hugePng(side: number): Promise<Buffer> {
+  return sharp({ create: { width: side, height: side, channels: 3, background: '#808080' } })
+    .png({ compressionLevel: 9 })
+    .toBuffer();
+}
+
 describe('examples/Recognition HTTP API.json over real HTTP', function () {
   this.timeout(180_000);
   let dir = '';
@@ -145,6 +238,119 @@ describe('examples/Recognition HTTP API.json over real HTTP', function () {
     const reply = await call(port, 'GET', '/faces', undefined, { Authorization: 'Bearer wrong' });
     assert.equal(reply.status, 401);
     assert.match(String(reply.body.error), /token/);
+  });
+
+  it('answers a wrong token 401 before reading the body: a 400 MB upload stops at the answer', async () => {
+    const declared = 400 * 1024 * 1024;
+    const refused = await uploadUntilAnswered(port, '/faces/recognize', declared, {
+      Authorization: 'Bearer wrong',
+      'Content-Type': 'image/png',
+    });
+    assert.equal(refused.status, 401, JSON.stringify(refused.body));
+    assert.match(String(refused.body.error), /token/);
+    // Not read to its end (before the fix, Node-RED read all 400 MB and only then did the flow look at the token).
+    assert.ok(refused.sent < declared / 4, `${refused.sent} of ${declared} bytes sent before the answer`);
+    // With the token, a body that size is refused from its Content-Length, just as unread.
+    const tooBig = await uploadUntilAnswered(port, '/faces/recognize', declared, {
+      Authorization: `Bearer ${TOKEN}`,
+      'Content-Type': 'image/png',
+    });
+    assert.equal(tooBig.status, 413, JSON.stringify(tooBig.body));
+    assert.ok(tooBig.sent < declared / 4, `${tooBig.sent} of ${declared} bytes sent before the answer`);
+    // A body of unknown length cannot be judged before it is read: refused.
+    const chunked = await httpRequest(`http://127.0.0.1:${port}/faces/recognize`, {
+      method: 'POST',
+      body: sam,
+      headers: {
+        Authorization: `Bearer ${TOKEN}`,
+        'Content-Type': 'image/jpeg',
+        'Transfer-Encoding': 'chunked',
+      },
+    });
+    assert.equal(chunked.status, 411, chunked.text);
+  });
+
+  it('refuses an image of too many pixels with 413, read from its header without decoding it', async () => {
+    const png = await hugePng(7000);
+    // Cut short: decoding it would fail as a truncated image (400); only its header is read, so it is 413.
+    const cut = png.subarray(0, 2048);
+    const tooMany = /7000×7000 image has 49000000 pixels, above the limit of 40000000/;
+    for (const [what, bytes] of [
+      ['whole', png],
+      ['cut short', cut],
+    ] as const) {
+      const reply = await call(port, 'POST', '/faces/recognize', bytes, { 'Content-Type': 'image/png' });
+      assert.equal(reply.status, 413, `${what}: ${JSON.stringify(reply.body)}`);
+      assert.match(String(reply.body.error), tooMany, what);
+    }
+    const multipart = await verifyMultipart(port, { a: cut, b: sam });
+    assert.equal(multipart.status, 413, JSON.stringify(multipart.body));
+    assert.match(String(multipart.body.error), /^image a: 7000×7000/);
+    // In JSON (base64) the flow decodes it: the decoder's own header check, answered 413 all the same.
+    const json = await verifyJson(port, { a: sam.toString('base64'), b: cut.toString('base64') });
+    assert.equal(json.status, 413, JSON.stringify(json.body));
+    assert.match(String(json.body.error), /pixels, above the limit/);
+    assert.equal(json.body.image, 'b');
+  });
+
+  it('answers malformed JSON and malformed multipart with 400 and a JSON error, never HTML or 500', async () => {
+    const send = (body: string, type: string) =>
+      httpRequest(`http://127.0.0.1:${port}/faces/verify`, {
+        method: 'POST',
+        body,
+        headers: {
+          Authorization: `Bearer ${TOKEN}`,
+          'Content-Type': type,
+          'Content-Length': Buffer.byteLength(body),
+        },
+      });
+    const cases: [string, string, string, RegExp][] = [
+      ['cut-off JSON', '{"a": "abc", ', 'application/json', /not valid JSON/],
+      ['not JSON at all', 'a, b', 'application/json', /not valid JSON/],
+      [
+        'multipart, wrong boundary',
+        '--other\r\nContent-Disposition: form-data; name="a"\r\n\r\nx\r\n--other--\r\n',
+        'multipart/form-data; boundary=faceflow',
+        /multipart/,
+      ],
+      ['multipart, no boundary', 'whatever', 'multipart/form-data', /multipart/],
+    ];
+    for (const [what, body, type, error] of cases) {
+      const reply = await send(body, type);
+      assert.equal(reply.status, 400, `${what}: ${reply.text}`);
+      assert.match(String(reply.headers['content-type']), /^application\/json/, what);
+      const parsed = JSON.parse(reply.text) as { error: string };
+      assert.match(parsed.error, error, what);
+      assert.doesNotMatch(reply.text, /<html|at \w+ \(/i, `${what}: no page, no stack trace`);
+    }
+  });
+
+  it('bounds the requests with a body: 4 at once, 8 waiting, the rest 429 with Retry-After; the waiting are served', async () => {
+    const headers = { Authorization: `Bearer ${TOKEN}`, 'Content-Type': 'image/jpeg' };
+    // Each sends 16 bytes and stalls: the 4 let in hold their places while they read, the 8 after them wait
+    // with their bodies unread, and nothing finishes until the test says so, so the count does not depend on speed.
+    const uploads = Array.from({ length: 15 }, () => stalledUpload(port, '/faces/quality', sam, headers));
+    const settled: Upload[] = [];
+    for (const u of uploads)
+      void u.answer.then(
+        (r) => settled.push(r),
+        () => undefined,
+      );
+    const deadline = Date.now() + 60_000;
+    while (settled.length < 3 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    assert.equal(settled.length, 3, 'three refused while the others hold their places');
+    for (const r of settled) {
+      assert.equal(r.status, 429, JSON.stringify(r.body));
+      assert.equal(r.headers['retry-after'], '1');
+      assert.match(String(r.body.error), /busy: 4 requests in progress and 8 waiting/);
+    }
+    for (const u of uploads) u.finish();
+    const answers = await Promise.allSettled(uploads.map((u) => u.answer));
+    const statuses = answers.map((a) => (a.status === 'fulfilled' ? a.value.status : 0));
+    assert.equal(statuses.filter((s) => s === 429).length, 3, statuses.join(' '));
+    assert.equal(statuses.filter((s) => s === 200).length, 12, statuses.join(' '));
+    // And all places are free again.
+    assert.equal((await call(port, 'POST', '/faces/quality', sam)).status, 200);
   });
 
   it('enrols a person from a photo (201), and refuses a group photo with the reason (400)', async () => {
@@ -381,5 +587,63 @@ describe('examples/Recognition HTTP API.json over real HTTP', function () {
       const huge = await call(port, 'POST', '/faces/quality', Buffer.alloc(6 * 1024 * 1024, 1));
       assert.equal(huge.status, 413);
     });
+  });
+});
+
+describe('examples/Recognition HTTP API.json as imported, before a token is set', function () {
+  this.timeout(180_000);
+  let dir = '';
+  let demo: DemoProcess;
+  let port = 0;
+
+  before(async () => {
+    dir = await mkdtemp(path.join(tmpdir(), 'faceflow-api-closed-'));
+    await copyFile(
+      path.join(PROJECT_ROOT, 'examples', 'Recognition HTTP API.json'),
+      path.join(dir, 'flows.json'),
+    );
+    demo = new DemoProcess(
+      dir,
+      { editor: await freePort(), live: await freePort(), mqtt: await freePort() },
+      // Empty: not set, whatever the environment of the test run holds.
+      { FACEFLOW_API_TOKEN: '' },
+    );
+    await demo.waitForOutput('Started flows', 120_000);
+    port = demo.ports.editor;
+  });
+
+  after(async () => {
+    await demo?.stop();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  it('answers every endpoint 503 with how to open it, and enrols nobody: an anonymous "Amy" is refused', async () => {
+    const stranger = await readFile(path.join(dir, 'photos', 'Sam', 'sam-1.jpg'));
+    const calls: [string, string, Buffer | undefined][] = [
+      ['POST', '/faces/enroll?name=Amy', stranger],
+      ['POST', '/faces/recognize', stranger],
+      ['POST', '/faces/quality', stranger],
+      ['GET', '/faces', undefined],
+      ['GET', '/faces/quality', undefined],
+      ['DELETE', '/faces/Amy', undefined],
+    ];
+    for (const [method, route, body] of calls) {
+      for (const authorization of [undefined, 'Bearer anything']) {
+        const reply = await httpRequest(`http://127.0.0.1:${port}${route}`, {
+          method,
+          body,
+          headers: {
+            ...(authorization ? { Authorization: authorization } : {}),
+            ...(body ? { 'Content-Type': 'image/jpeg', 'Content-Length': body.length } : {}),
+          },
+        });
+        assert.equal(reply.status, 503, `${method} ${route}: ${reply.text}`);
+        assert.match(String(parseBody(reply.text).error), /set the environment variable FACEFLOW_API_TOKEN/);
+      }
+    }
+    // Nothing reached the gallery: no file, or none that knows Amy.
+    const gallery = path.join(dir, 'faceflow-api.fgal');
+    assert.ok(!existsSync(gallery) || !(await readFile(gallery)).includes('Amy'), 'Amy was enrolled');
+    assert.match(demo.log, /answers 503 until FACEFLOW_API_TOKEN is set/);
   });
 });

@@ -1,0 +1,147 @@
+import type { Node, NodeAPI, NodeDef } from 'node-red';
+
+import {
+  apiGuard,
+  DEFAULT_API_MAX_ACTIVE,
+  DEFAULT_API_MAX_IMAGE_BYTES,
+  DEFAULT_API_MAX_WAITING,
+  type ApiGuardSettings,
+} from '../src/http/apiGuard';
+import { DEFAULT_MAX_PIXELS } from '../src/image/decode';
+import { AdmissionQueue } from '../src/util/admission';
+
+interface ApiGuardDef extends NodeDef {
+  /** The URL prefix guarded, e.g. /faces: every route at it or under it. */
+  path?: string;
+  /** The environment variable that holds the token (default FACEFLOW_API_TOKEN). */
+  tokenEnv?: string;
+  maxImageMb?: string | number;
+  maxMegapixels?: string | number;
+  maxActive?: string | number;
+  maxWaiting?: string | number;
+}
+
+type Middleware = (req: GuardedRequest, res: unknown, next: (err?: unknown) => void) => void;
+type GuardedRequest = Parameters<ReturnType<typeof apiGuard>>[0];
+interface RouterStack {
+  stack: { handle: unknown }[];
+}
+interface ExpressApp {
+  use(m: Middleware): void;
+  _router?: RouterStack;
+  parent?: ExpressApp;
+}
+
+const DEFAULT_TOKEN_ENV = 'FACEFLOW_API_TOKEN';
+/** The variable the HTTP API example has always read its image size limit from. */
+const MAX_MB_ENV = 'FACEFLOW_API_MAX_MB';
+
+/**
+ * `faceflow-api-guard`: the front door of the HTTP endpoints a flow serves under one path (the "Recognition
+ * HTTP API" example's /faces). Node-RED's `http in` node reads and parses a whole body before a flow sees the
+ * request, so a token check in the flow comes too late: this node puts src/http/apiGuard.ts in front of those
+ * routes instead, as the first handler of Node-RED's main Express app (where Node-RED's own http-in module puts
+ * its raw-body handler). Without a token, and without Node-RED's own httpNodeAuth, it answers 503.
+ */
+module.exports = (RED: NodeAPI) => {
+  function FaceflowApiGuardNode(this: Node, def: ApiGuardDef) {
+    RED.nodes.createNode(this, def);
+    const prefix = normalisePath(def.path);
+    const tokenEnv = (def.tokenEnv ?? '').trim() || DEFAULT_TOKEN_ENV;
+    const envMb = Number(RED.util.getSetting(this, MAX_MB_ENV));
+    const maxImageMb = numberOr(
+      def.maxImageMb,
+      envMb > 0 ? envMb : DEFAULT_API_MAX_IMAGE_BYTES / 1024 / 1024,
+    );
+    const maxPixels = Math.round(numberOr(def.maxMegapixels, DEFAULT_MAX_PIXELS / 1e6) * 1e6);
+    const maxActive = numberOr(def.maxActive, DEFAULT_API_MAX_ACTIVE);
+    const maxWaiting = numberOr(def.maxWaiting, DEFAULT_API_MAX_WAITING, 0);
+    const problem = [
+      prefix ? undefined : `path must start with / and name a folder, got '${def.path}'`,
+      maxImageMb > 0 ? undefined : `max image must be a positive number of MB, got '${def.maxImageMb}'`,
+      maxPixels > 0 ? undefined : `max megapixels must be a positive number, got '${def.maxMegapixels}'`,
+      Number.isInteger(maxActive) && maxActive >= 1 ? undefined : `at once must be a whole number ≥ 1`,
+      Number.isInteger(maxWaiting) && maxWaiting >= 0 ? undefined : `waiting must be a whole number ≥ 0`,
+    ].find(Boolean);
+    const nodeApp = RED.httpNode as unknown as ExpressApp | undefined;
+    if (RED.settings.httpNodeRoot === false || typeof nodeApp?.use !== 'function') {
+      this.status({ fill: 'red', shape: 'ring', text: 'Node-RED serves no HTTP nodes' });
+      return;
+    }
+    // Node-RED's HTTP nodes are an app mounted in its main one, after the editor's app, whose JSON and form
+    // parsers read such bodies first when both live at '/': the guard goes in front of all of it.
+    const app = rootOf(nodeApp);
+    const nodeRoot = String(RED.settings.httpNodeRoot ?? '/').replace(/\/+$/, '');
+    const guarded = prefix === undefined ? undefined : `${nodeRoot}${prefix}`.toLowerCase();
+
+    // A node with a bad limit still sits in front of the routes, closed: a typo must not open the API. One with
+    // an unusable path cannot know what to guard; the example's flow refuses requests no guard has marked.
+    const settings = (): ApiGuardSettings => ({
+      token: problem ? undefined : String(RED.util.getSetting(this, tokenEnv) ?? '') || undefined,
+      tokenHint: problem
+        ? `a valid configuration (${problem}) in the api guard node`
+        : `the environment variable ${tokenEnv}`,
+      authenticatedElsewhere: !problem && Boolean(RED.settings.httpNodeAuth),
+      maxImageBytes: Math.round(maxImageMb * 1024 * 1024),
+      maxPixels,
+    });
+    const guard = apiGuard(settings, new AdmissionQueue(problem ? 1 : maxActive, problem ? 0 : maxWaiting));
+    const middleware: Middleware = (req, res, next) => {
+      // First in line, before Express has added req.path; Express matches routes without regard to case.
+      const at = (req.url ?? '').split('?')[0].toLowerCase();
+      if (guarded === undefined || (at !== guarded && !at.startsWith(`${guarded}/`))) return next();
+      guard(req, res as Parameters<typeof guard>[1], next);
+    };
+    app.use(middleware);
+    moveToFront(app._router, middleware);
+
+    const initial = settings();
+    if (problem) {
+      this.error(`closed: ${problem}`);
+      this.status({ fill: 'red', shape: 'ring', text: `closed: ${problem}` });
+    } else if (initial.token) {
+      this.status({ fill: 'green', shape: 'dot', text: `${prefix}: token required` });
+    } else if (initial.authenticatedElsewhere) {
+      this.status({ fill: 'green', shape: 'ring', text: `${prefix}: httpNodeAuth` });
+    } else {
+      this.warn(`${prefix} answers 503 until ${tokenEnv} is set (or Node-RED's httpNodeAuth is on)`);
+      this.status({ fill: 'yellow', shape: 'ring', text: `closed: set ${tokenEnv}` });
+    }
+
+    this.on('close', () => {
+      const stack = app._router?.stack ?? [];
+      const at = stack.findIndex((layer) => layer.handle === middleware);
+      if (at >= 0) stack.splice(at, 1);
+    });
+  }
+  RED.nodes.registerType('faceflow-api-guard', FaceflowApiGuardNode);
+};
+
+/** The app that first sees every request: the one the HTTP nodes' app is mounted in, and so on up. */
+function rootOf(app: ExpressApp): ExpressApp {
+  return app.parent ? rootOf(app.parent) : app;
+}
+
+/**
+ * Express runs handlers in the order they were added, and the http-in nodes add their routes before or after
+ * this node starts (deploy order): the guard goes first, whatever came before it.
+ */
+function moveToFront(router: RouterStack | undefined, handler: unknown): void {
+  const stack = router?.stack;
+  if (!stack) return;
+  const at = stack.findIndex((layer) => layer.handle === handler);
+  if (at > 0) stack.unshift(...stack.splice(at, 1));
+}
+
+/** '/faces', 'faces/' and '/faces/' are one prefix; '' and '/' are refused (they would guard every route). */
+function normalisePath(path: string | undefined): string | undefined {
+  const trimmed = (path ?? '/faces').trim().replace(/\/+$/, '');
+  const withSlash = trimmed.startsWith('/') ? trimmed : `/${trimmed}`;
+  return withSlash.length > 1 && !/[\s?#*:]/.test(withSlash) ? withSlash : undefined;
+}
+
+function numberOr(value: string | number | undefined, fallback: number, min = Number.MIN_VALUE): number {
+  if (value === undefined || value === '') return fallback;
+  const n = Number(value);
+  return Number.isFinite(n) && n >= min ? n : NaN;
+}
