@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { copyFile, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { copyFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import * as http from 'node:http';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
@@ -645,5 +645,42 @@ describe('examples/Recognition HTTP API.json as imported, before a token is set'
     const gallery = path.join(dir, 'faceflow-api.fgal');
     assert.ok(!existsSync(gallery) || !(await readFile(gallery)).includes('Amy'), 'Amy was enrolled');
     assert.match(demo.log, /answers 503 until FACEFLOW_API_TOKEN is set/);
+  });
+});
+
+describe('examples/Recognition HTTP API.json with its api guard node deleted', function () {
+  this.timeout(180_000);
+  let dir = '';
+  let demo: DemoProcess;
+
+  before(async () => {
+    dir = await mkdtemp(path.join(tmpdir(), 'faceflow-api-unguarded-'));
+    const flow = JSON.parse(
+      await readFile(path.join(PROJECT_ROOT, 'examples', 'Recognition HTTP API.json'), 'utf8'),
+    ) as { type: string }[];
+    await writeFile(
+      path.join(dir, 'flows.json'),
+      JSON.stringify(flow.filter((n) => n.type !== 'faceflow-api-guard')),
+    );
+    demo = new DemoProcess(
+      dir,
+      { editor: await freePort(), live: await freePort(), mqtt: await freePort() },
+      { FACEFLOW_API_TOKEN: TOKEN },
+    );
+    await demo.waitForOutput('Started flows', 120_000);
+  });
+
+  after(async () => {
+    await demo?.stop();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  it('refuses every call, even with the token, rather than serve without its checks', async () => {
+    const stranger = await readFile(path.join(dir, 'photos', 'Sam', 'sam-1.jpg'));
+    const enroll = await call(demo.ports.editor, 'POST', '/faces/enroll?name=Amy', stranger);
+    assert.equal(enroll.status, 503, JSON.stringify(enroll.body));
+    assert.match(String(enroll.body.error), /api guard node .* is missing or disabled/);
+    const list = await call(demo.ports.editor, 'GET', '/faces');
+    assert.equal(list.status, 503, JSON.stringify(list.body));
   });
 });
