@@ -646,6 +646,33 @@ describe('examples/Recognition HTTP API.json as imported, before a token is set'
     assert.ok(!existsSync(gallery) || !(await readFile(gallery)).includes('Amy'), 'Amy was enrolled');
     assert.match(demo.log, /answers 503 until FACEFLOW_API_TOKEN is set/);
   });
+  it("opens once a token is set in the tab's environment variables and deployed: 401 without it, 200 with it", async () => {
+    const flows = JSON.parse(await readFile(path.join(dir, 'flows.json'), 'utf8')) as Record<
+      string,
+      unknown
+    >[];
+    const tab = flows.find((n) => n.type === 'tab') as Record<string, unknown>;
+    tab.env = [{ name: 'FACEFLOW_API_TOKEN', value: 'tab-token-51c2', type: 'str' }];
+    const since = demo.mark();
+    const body = JSON.stringify(flows);
+    const deployed = await httpRequest(`http://127.0.0.1:${port}/flows`, {
+      method: 'POST',
+      body,
+      headers: {
+        'Content-Type': 'application/json',
+        'Content-Length': Buffer.byteLength(body),
+        'Node-RED-Deployment-Type': 'full',
+      },
+    });
+    assert.ok(deployed.status === 200 || deployed.status === 204, `${deployed.status} ${deployed.text}`);
+    await demo.waitForOutput('Started flows', 60_000, since);
+    const anonymous = await httpRequest(`http://127.0.0.1:${port}/faces`);
+    assert.equal(anonymous.status, 401, anonymous.text);
+    const allowed = await httpRequest(`http://127.0.0.1:${port}/faces`, {
+      headers: { Authorization: 'Bearer tab-token-51c2' },
+    });
+    assert.equal(allowed.status, 200, allowed.text);
+  });
 });
 
 describe('examples/Recognition HTTP API.json with its api guard node deleted', function () {

@@ -85,6 +85,8 @@ export function apiGuard(
     // Two images (verify), base64 in JSON (4/3 of their size), and room for the rest of the message.
     const maxBodyBytes = Math.ceil((2 * maxImageBytes * 4) / 3) + 64 * 1024;
     const refuse = (r: Refusal) => sendRefusal(req, res, r);
+    // A browser's CORS preflight carries no credentials and reaches no flow (http-in has no OPTIONS routes).
+    if (req.method === 'OPTIONS') return next();
     try {
       checkToken(req, s);
       if (!hasBody(req)) {
