@@ -87,8 +87,9 @@ module.exports = (RED: NodeAPI) => {
     });
     const guard = apiGuard(settings, new AdmissionQueue(problem ? 1 : maxActive, problem ? 0 : maxWaiting));
     const middleware: Middleware = (req, res, next) => {
-      // First in line, before Express has added req.path; Express matches routes without regard to case.
-      const at = (req.url ?? '').split('?')[0].toLowerCase();
+      // First in line, before Express has added req.path. Its routes match without regard to case, and on the
+      // path of a full URL too (`POST http://host/faces/…`, as sent to a proxy): so must the guard.
+      const at = pathOf(req.url ?? '').toLowerCase();
       if (guarded === undefined || (at !== guarded && !at.startsWith(`${guarded}/`))) return next();
       guard(req, res as Parameters<typeof guard>[1], next);
     };
@@ -116,6 +117,14 @@ module.exports = (RED: NodeAPI) => {
   }
   RED.nodes.registerType('faceflow-api-guard', FaceflowApiGuardNode);
 };
+
+function pathOf(url: string): string {
+  try {
+    return new URL(url, 'http://localhost').pathname;
+  } catch {
+    return url.split('?')[0];
+  }
+}
 
 /** The app that first sees every request: the one the HTTP nodes' app is mounted in, and so on up. */
 function rootOf(app: ExpressApp): ExpressApp {

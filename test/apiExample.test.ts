@@ -641,6 +641,31 @@ describe('examples/Recognition HTTP API.json as imported, before a token is set'
         assert.match(String(parseBody(reply.text).error), /set the environment variable FACEFLOW_API_TOKEN/);
       }
     }
+    // Spelt the other ways Express still routes to the flow: upper case, and a full URL as sent to a proxy.
+    for (const target of ['/FACES/Enroll?name=Amy', `http://127.0.0.1:${port}/faces/enroll?name=Amy`]) {
+      const reply = await new Promise<{ status: number; text: string }>((resolve, reject) => {
+        const req = http.request(
+          {
+            host: '127.0.0.1',
+            port,
+            method: 'POST',
+            path: target,
+            headers: { 'Content-Type': 'image/jpeg', 'Content-Length': stranger.length },
+          },
+          (res) => {
+            let text = '';
+            res.setEncoding('utf8');
+            res.on('data', (c: string) => (text += c));
+            res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+          },
+        );
+        req.on('error', reject);
+        req.end(stranger);
+      });
+      // The guard's answer, not the flow's fallback: refused before the body was read.
+      assert.equal(reply.status, 503, `${target}: ${reply.text}`);
+      assert.match(String(parseBody(reply.text).error), /set the environment variable FACEFLOW_API_TOKEN/);
+    }
     // Nothing reached the gallery: no file, or none that knows Amy.
     const gallery = path.join(dir, 'faceflow-api.fgal');
     assert.ok(!existsSync(gallery) || !(await readFile(gallery)).includes('Amy'), 'Amy was enrolled');
