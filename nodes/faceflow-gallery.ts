@@ -87,6 +87,8 @@ module.exports = (RED: NodeAPI) => {
     // Every change and save is chained here; a failed one must not block those after it.
     let queue: Promise<unknown> = Promise.resolve();
     let openError: string | undefined;
+    let stopWatching: (() => void) | undefined;
+    let closed = false;
     // Read at scrape time: enrolments and deletions need not tell the metrics anything.
     const unwatch = watchGallery(this.id, () => ({
       id: this.id,
@@ -107,6 +109,14 @@ module.exports = (RED: NodeAPI) => {
           key,
           backups,
           backend,
+          writer: `Node-RED gallery ${this.name || this.id}`,
+          onMerged: (report) => {
+            this.log(
+              `gallery file changed on disk: merged ${report.changes} changes ` +
+                `(${report.added.length} people added, ${report.deleted.length} deleted) (${file})`,
+            );
+            for (const conflict of report.conflicts) this.warn(`gallery ${file}: ${conflict}`);
+          },
         }).catch((err: unknown) => {
           throw readable(err, file);
         });
@@ -115,6 +125,14 @@ module.exports = (RED: NodeAPI) => {
           this.warn(`gallery ${file}: recovered from backup ${gallery.recoveredFrom}`);
         opened = { file: gallery, flow };
         openError = undefined;
+        // Changes other processes (the CLI, another flow) write to the file are taken in within seconds,
+        // so a person deleted there stops being recognised here and is not written back by our next save.
+        if (!closed) {
+          stopWatching = gallery.watch(() => {
+            const run = queue.then(() => gallery.refresh());
+            queue = run.catch((err: Error) => this.warn(`gallery ${file}: ${err.message}`));
+          });
+        }
         return opened;
       })().catch((err: Error) => {
         opening = undefined; // the next message tries again, e.g. once the models are built
@@ -142,6 +160,8 @@ module.exports = (RED: NodeAPI) => {
     const runUpdate = <T>(change: (o: OpenGallery) => Promise<T> | T, publish: boolean): Promise<T> => {
       const run = queue.then(async () => {
         const o = await this.open();
+        // Others' changes first, so this one applies to the file as it is and is all that gets published.
+        await o.file.refresh();
         const before = sync && publish ? galleryDigest(o.file.gallery) : undefined;
         const result = await change(o);
         await o.file.save();
@@ -155,6 +175,8 @@ module.exports = (RED: NodeAPI) => {
     this.on('close', (done: () => void) => {
       live.delete(this.id);
       unwatch();
+      closed = true;
+      stopWatching?.();
       queue
         .then(() => sync?.close())
         .catch(() => undefined)

@@ -52,6 +52,9 @@ export const GALLERY_HELP = `Usage: faceflow gallery <subcommand> --gallery FILE
 
 A gallery file keeps the people faceflow recognises: many photos' embeddings per person, their
 metadata and a calibrated threshold, written atomically with rotating backups (FILE.1, FILE.2, FILE.3).
+Other processes may use the same file at once (Node-RED, other gallery commands): each write takes
+FILE.lock and first merges what the others wrote since this command read the file, so nobody's
+enrolments are lost and deleted people stay deleted.
 
 Subcommands:
   enroll NAME IMAGE...          enrol photos of one person
@@ -88,6 +91,8 @@ Options:
   --key-file FILE       encryption key (or passphrase) for the file; default: $FACEFLOW_GALLERY_KEY.
                         A new gallery is encrypted when a key is given; an encrypted one needs it
   --backend B           vector index: auto (default; FAISS when installed), exact or faiss
+  --lock-wait S         how long a write waits for another process writing FILE (default 10 s);
+                        then the command fails, naming that process
   --min-face-size PX    enroll: smallest face accepted (default ${DEFAULT_MIN_FACE_SIZE})
   --min-sharpness X     enroll: least sharpness accepted (default ${DEFAULT_MIN_SHARPNESS}; 0 turns the check off)
   --meta JSON           enroll: metadata for the person
@@ -104,6 +109,7 @@ const OPTIONS = {
   gallery: { type: 'string' },
   'key-file': { type: 'string' },
   backend: { type: 'string' },
+  'lock-wait': { type: 'string' },
   dir: { type: 'string' },
   'min-face-size': { type: 'string' },
   'min-sharpness': { type: 'string' },
@@ -169,7 +175,17 @@ export async function galleryCommand(argv: string[], io: CommandIO, env = proces
   const backend = values.backend ?? 'auto';
   if (!['auto', 'exact', 'faiss'].includes(backend))
     throw new UsageError(`--backend must be auto, exact or faiss, got '${backend}'`);
-  const ctx: Context = { io, file, key, backend: backend as Context['backend'], values, positionals };
+  const lockWaitS = parseNumber('lock-wait', values['lock-wait'], 0, 3600);
+  const ctx: Context = {
+    io,
+    file,
+    key,
+    backend: backend as Context['backend'],
+    values,
+    positionals,
+    writer: `faceflow gallery ${sub}`,
+    lockWaitMs: lockWaitS === undefined ? undefined : lockWaitS * 1000,
+  };
   switch (sub as Subcommand) {
     case 'enroll':
       return enroll(ctx);
@@ -194,6 +210,9 @@ interface Context {
   backend: 'auto' | 'exact' | 'faiss';
   values: Values;
   positionals: string[];
+  /** Named to another process that finds the file locked. */
+  writer: string;
+  lockWaitMs?: number;
 }
 
 async function readKey(values: Values, env: NodeJS.ProcessEnv): Promise<string | undefined> {
@@ -211,7 +230,18 @@ async function openExisting(ctx: Context): Promise<GalleryFile> {
 }
 
 async function openFor(ctx: Context, modelId: string, dimension: number): Promise<GalleryFile> {
-  const opened = await GalleryFile.open(ctx.file, { modelId, dimension, key: ctx.key, backend: ctx.backend });
+  const opened = await GalleryFile.open(ctx.file, {
+    modelId,
+    dimension,
+    key: ctx.key,
+    backend: ctx.backend,
+    writer: ctx.writer,
+    lockWaitMs: ctx.lockWaitMs,
+    onMerged: (report) => {
+      ctx.io.err(`note: merged ${report.changes} changes another process wrote to ${ctx.file} meanwhile`);
+      for (const conflict of report.conflicts) ctx.io.err(`note: ${conflict}`);
+    },
+  });
   for (const problem of opened.problems) ctx.io.err(`warning: ${problem}`);
   if (opened.recoveredFrom) ctx.io.err(`warning: recovered the gallery from ${opened.recoveredFrom}`);
   return opened;

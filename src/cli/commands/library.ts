@@ -248,6 +248,7 @@ async function openGallery(ctx: Context, db: LibraryDb): Promise<GalleryFile | u
     dimension: db.meta.dimension,
     key,
     backend: 'exact',
+    writer: 'faceflow library',
   });
 }
 

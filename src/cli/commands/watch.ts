@@ -117,6 +117,7 @@ export async function watchCommand(
         modelId: flow.embedder.id,
         dimension: flow.embedder.dimension,
         key: values['key-file'] ? readFileSync(values['key-file'], 'utf8').replace(/\r?\n$/, '') : key,
+        writer: 'faceflow watch --collect-unknowns',
       });
       for (const problem of galleryFile.problems) io.err(`warning: ${problem}`);
       if (galleryFile.gallery.embeddingCount === 0)
