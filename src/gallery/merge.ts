@@ -98,7 +98,10 @@ class Merge {
       case 'deleted':
         return this.deleted(change.name);
       case 'added':
-        return this.added(change.name, change.embeddings.map((e) => e.key));
+        return this.added(
+          change.name,
+          change.embeddings.map((e) => e.key),
+        );
       case 'updated':
         if (change.renamedTo !== undefined) return this.renamed(change.name, change.renamedTo);
         return this.updated(change.name, change.removedEmbeddings ?? [], change.meta);
@@ -128,7 +131,9 @@ class Merge {
     }
     if (target !== from) {
       this.alias.set(to, target);
-      this.report.conflicts.push(`'${from}' was renamed '${to}' elsewhere and '${target}' here: '${target}' kept`);
+      this.report.conflicts.push(
+        `'${from}' was renamed '${to}' elsewhere and '${target}' here: '${target}' kept`,
+      );
       return false;
     }
     if (!this.ours.has(from)) return false;
@@ -225,7 +230,11 @@ function mergeUnknowns(ours: Gallery, base: MergeBase, theirs: Gallery, report: 
   }
   for (const [key, face] of theirFaces) {
     if (base.unknowns.has(key) || ourIds.has(key)) continue;
-    ours.unknowns.add(face.embedding, { thumbnail: face.thumbnail, source: face.source, seenAt: face.seenAt });
+    ours.unknowns.add(face.embedding, {
+      thumbnail: face.thumbnail,
+      source: face.source,
+      seenAt: face.seenAt,
+    });
     report.changes++;
   }
 }
