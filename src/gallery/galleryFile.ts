@@ -32,13 +32,17 @@ export const DEFAULT_LOCK_WAIT_MS = 10_000;
 /** How often `watch()` looks at the file. */
 export const DEFAULT_WATCH_INTERVAL_MS = 2000;
 
-/** The file as last read or written here: its bytes' hash, and the stat fields that change with every write. */
+/**
+ * The file as last read or written here: the stat fields that every save changes (a save renames a new
+ * file into place) and, once the bytes had to be read, their hash, which tells a file merely touched
+ * from one rewritten.
+ */
 interface DiskStamp {
-  sha256: string;
   ino: number;
   size: number;
   mtimeMs: number;
   ctimeMs: number;
+  sha256?: string;
 }
 
 const nothingMerged = (): MergeReport => ({ changes: 0, deleted: [], added: [], conflicts: [] });
@@ -79,7 +83,7 @@ export class GalleryFile {
     const store = new GalleryStore(file, { key: options.key, backups: options.backups });
     // Stamped before loading: should another process write in between, the stamp is the older file's,
     // so the next save sees a change and merges (harmlessly) instead of missing one.
-    const stamp = await readStamp(store.file);
+    const stamp = await statOf(store.file).then((st) => st && stampOf(st));
     const loaded = await store.load();
     const index = createIndex(options.dimension, options);
     const galleryOptions = { unknownCapacity: options.unknownCapacity };
@@ -216,13 +220,17 @@ export class GalleryFile {
     const base = mergeBaseOf(this.gallery);
     await this.store.save(state);
     this.base = base;
-    this.stamp = await readStamp(this.file);
+    // Nobody else writes while we hold the lock: the file there now is the one just written.
+    this.stamp = await statOf(this.file).then((st) => st && stampOf(st));
   }
 
   /** Only while holding the lock. */
   private async mergeFromDisk(): Promise<MergeReport> {
-    const disk = await readStamp(this.file);
+    const now = await statOf(this.file);
     // A file that vanished has nothing to merge: the next save writes this gallery as it is.
+    if (!now) return nothingMerged();
+    if (this.stamp && sameFile(now, this.stamp)) return nothingMerged();
+    const disk = await readStamp(this.file);
     if (!disk) return nothingMerged();
     if (this.stamp && disk.sha256 === this.stamp.sha256) {
       this.stamp = disk;
@@ -270,10 +278,14 @@ async function readStamp(file: string): Promise<DiskStamp | undefined> {
     const sha256 = createHash('sha256')
       .update(await fh.readFile())
       .digest('hex');
-    return { sha256, ino: st.ino, size: st.size, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs };
+    return { ...stampOf(st), sha256 };
   } finally {
     await fh.close();
   }
+}
+
+function stampOf(st: Stats): DiskStamp {
+  return { ino: st.ino, size: st.size, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs };
 }
 
 async function statOf(file: string): Promise<Stats | undefined> {
