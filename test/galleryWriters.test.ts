@@ -147,6 +147,33 @@ describe('gallery file: one writer at a time across processes, nothing lost', fu
       assert.ok(!names.includes('amy'), `a backup holds amy: ${names}`);
   });
 
+  it('merges an encrypted gallery with its key', async () => {
+    const key = 'a passphrase for the writers test';
+    const withKey = (writer: string) =>
+      GalleryFile.open(file, {
+        modelId: WRITER_MODEL,
+        dimension: WRITER_DIMENSION,
+        backend: 'exact',
+        key,
+        writer,
+      });
+    const first = await withKey('setup');
+    for (const name of ['amy', 'raj']) first.gallery.addEmbedding(name, vectorFor(name));
+    await first.save();
+    const held = await withKey('held');
+    const keyFile = path.join(dir, 'key.txt');
+    await fs.writeFile(keyFile, `${key}\n`);
+    const r = await runCli(['gallery', 'delete', 'amy', '--gallery', file, '--key-file', keyFile], dir);
+    assert.equal(r.code, 0, r.stderr);
+    held.gallery.addEmbedding('kim', vectorFor('kim'));
+    await held.save();
+    const reread = await withKey('check');
+    assert.deepEqual(
+      reread.gallery.list().items.map((p) => p.name),
+      ['kim', 'raj'],
+    );
+  });
+
   it('takes in what other processes wrote on refresh(), in the same gallery object', async () => {
     await galleryWith(file, ['amy', 'raj']);
     const held = await open(file);
