@@ -1,5 +1,6 @@
 /** Photo libraries: scan folders of photos for faces, group them into people, name and export. */
 export {
+  LibraryDamagedError,
   LibraryDb,
   LibraryError,
   LIBRARY_FORMAT,

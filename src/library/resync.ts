@@ -1,0 +1,137 @@
+/**
+ * Finding the next whole record after damage in a record log (recordLog.ts): what tells a crash's
+ * torn tail (nothing readable after the bad bytes) from damage in the middle (readable records
+ * after them), and what lets a repair keep the records after the damage.
+ *
+ * A record is `u32 body length ‖ u32 CRC-32 of the body ‖ body`, and damage can move where the
+ * next one starts by any number of bytes, so every byte is tried as a record's start. Checksumming
+ * each candidate's body on its own would cost the rest of the file per candidate (in random bytes,
+ * such as an encrypted library's, one offset in a few hundred has a length that fits); instead one
+ * running CRC goes over the file once, and a candidate's body checksum is worked out from the
+ * running CRC at its two ends when the scan reaches its end.
+ */
+import type { FileHandle } from 'node:fs/promises';
+
+import { CRC32_START, crc32Combine, crc32Finish, crc32Update } from './crc32';
+
+/** The frame of a record: the bytes before its body, and the body lengths a real record can have. */
+export interface RecordFrame {
+  headBytes: number;
+  minBody: number;
+  maxBody: number;
+}
+
+const CHUNK = 1 << 20;
+
+/** A record that may start at `start`; the scan checks it when it reaches `due`, the end of its body. */
+interface Candidate {
+  start: number;
+  due: number;
+  /** The running CRC that the scan must have at `due` for the body's checksum to be right. */
+  expect: number;
+}
+
+/**
+ * The first offset at or after `from` where a record starts that has a good checksum and that
+ * `isReadableAt` accepts (it decodes, it decrypts), or undefined when the rest of the file holds none.
+ */
+export async function findNextRecord(
+  handle: FileHandle,
+  from: number,
+  size: number,
+  frame: RecordFrame,
+  isReadableAt: (offset: number) => Promise<boolean>,
+): Promise<number | undefined> {
+  const pending = new DueQueue();
+  let best: number | undefined;
+  // The CRC state of the bytes [from, x); the window holds the file from `windowStart`, with the
+  // `headBytes` before x kept so that a head that straddles two reads can be read whole.
+  let state = CRC32_START;
+  let window = Buffer.alloc(0);
+  let windowStart = from;
+  for (let x = from; x <= size; x++) {
+    const crcSoFar = crc32Finish(state);
+    while (pending.size > 0 && pending.peek().due === x) {
+      const c = pending.pop();
+      if (c.expect === crcSoFar && (best === undefined || c.start < best) && (await isReadableAt(c.start))) {
+        best = c.start;
+        // Later starts can no longer win; what is left to check is whether an earlier one does.
+        pending.keep((other) => other.start < c.start);
+      }
+    }
+    if (best !== undefined && pending.size === 0) return best;
+    const start = x - frame.headBytes;
+    if (best === undefined && start >= from) {
+      const head = start - windowStart;
+      const length = window.readUInt32LE(head);
+      if (length >= frame.minBody && length <= frame.maxBody && x + length <= size) {
+        // crc(all up to x + length) = combine(crc(up to x), crc(body), length): the body is right when
+        // the running CRC at its end equals this.
+        const expect = crc32Combine(crcSoFar, window.readUInt32LE(head + 4), length);
+        pending.push({ start, due: x + length, expect });
+      }
+    }
+    if (x === size) break;
+    if (x - windowStart >= window.length) {
+      const keep = window.subarray(Math.max(0, window.length - frame.headBytes));
+      const fresh = Buffer.alloc(Math.min(CHUNK, size - x));
+      const { bytesRead } = await handle.read(fresh, 0, fresh.length, x);
+      if (bytesRead !== fresh.length) return best; // the file shrank under us: nothing more to find
+      windowStart = x - keep.length;
+      window = Buffer.concat([keep, fresh]);
+    }
+    state = crc32Update(state, window, x - windowStart, x - windowStart + 1);
+  }
+  return best;
+}
+
+/** Candidates in the order the scan reaches their ends (a binary heap on `due`). */
+class DueQueue {
+  private items: Candidate[] = [];
+
+  get size(): number {
+    return this.items.length;
+  }
+
+  peek(): Candidate {
+    return this.items[0];
+  }
+
+  push(item: Candidate): void {
+    const a = this.items;
+    a.push(item);
+    for (let i = a.length - 1; i > 0;) {
+      const parent = (i - 1) >> 1;
+      if (a[parent].due <= a[i].due) break;
+      [a[parent], a[i]] = [a[i], a[parent]];
+      i = parent;
+    }
+  }
+
+  pop(): Candidate {
+    const a = this.items;
+    const top = a[0];
+    const last = a.pop()!;
+    if (a.length > 0) {
+      a[0] = last;
+      for (let i = 0; ;) {
+        const l = 2 * i + 1;
+        const r = l + 1;
+        let m = i;
+        if (l < a.length && a[l].due < a[m].due) m = l;
+        if (r < a.length && a[r].due < a[m].due) m = r;
+        if (m === i) break;
+        [a[m], a[i]] = [a[i], a[m]];
+        i = m;
+      }
+    }
+    return top;
+  }
+
+  /** Drops every candidate that `test` rejects. */
+  keep(test: (c: Candidate) => boolean): void {
+    const kept = this.items.filter(test);
+    this.items = [];
+    for (const c of kept) this.push(c);
+  }
+}
