@@ -224,7 +224,7 @@ export class LibraryDb {
       // A writer appends after the last record it read: past damage that would bury it for good.
       throw new LibraryError('damage can only be skipped when reading (readOnly)');
     }
-    if (!db.readOnly) db.lock = await lockFor(db.file);
+    if (!db.readOnly) db.lock = await lockLibrary(db.file);
     try {
       if (!exists) {
         if (!options.modelId || !options.dimension) {
@@ -657,10 +657,10 @@ export function checkPersonName(name: string): void {
 // ---------------------------------------------------------------------------------------------
 // One writer at a time: two scans appending to one file would hand out the same face ids.
 
-/** The writer's lock of the library; a second writer is refused at once, told who holds it. */
-async function lockFor(file: string): Promise<FileLock> {
+/** The writer's lock of a library file; a second writer is refused at once, told who holds it. */
+export async function lockLibrary(file: string, purpose = 'faceflow library scan'): Promise<FileLock> {
   try {
-    return await FileLock.acquire(file, { purpose: 'faceflow library scan' });
+    return await FileLock.acquire(file, { purpose });
   } catch (err) {
     if (!(err instanceof FileLockError)) throw err;
     if (!err.holder) throw new LibraryError(err.message);
