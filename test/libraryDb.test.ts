@@ -4,6 +4,7 @@ import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
+import { crc32Combine } from '../src/library/crc32';
 import { LibraryDb, LibraryError } from '../src/library/libraryDb';
 import { crc32, createLog, LogAppender, readLog, RecordLogError } from '../src/library/recordLog';
 import { TEST_DIMENSION, testEmbedding, testFace } from './helpers/libraryFaces';
@@ -28,6 +29,14 @@ describe('photo library storage: the record log and the library database', () =>
   it('computes the standard CRC-32', () => {
     assert.equal(crc32(Buffer.from('123456789')), 0xcbf43926);
     assert.equal(crc32(Buffer.alloc(0)), 0);
+  });
+
+  it('works out the CRC-32 of a whole from its parts (what finding records after damage relies on)', () => {
+    const bytes = Buffer.from(Array.from({ length: 5000 }, (_, i) => (i * 131 + (i >> 3)) & 0xff));
+    for (const cut of [0, 1, 7, 8, 255, 256, 1000, 4999, 5000]) {
+      const [a, b] = [bytes.subarray(0, cut), bytes.subarray(cut)];
+      assert.equal(crc32Combine(crc32(a), crc32(b), b.length), crc32(bytes), `cut at ${cut}`);
+    }
   });
 
   it('keeps faces, files, names and groups across a reopen, thumbnails read back from disk', async () => {

@@ -6,6 +6,7 @@ import * as path from 'node:path';
 
 import { LibraryDamagedError, LibraryDb } from '../src/library/libraryDb';
 import { readLog } from '../src/library/recordLog';
+import { repairLibrary } from '../src/library/repair';
 import { recordPlaces, TEST_DIMENSION, testFace } from './helpers/libraryFaces';
 import { PROJECT_ROOT } from './helpers/shared';
 
@@ -209,6 +210,44 @@ describe('photo library: damage in the middle is never cut, and repair keeps eve
       assert.deepEqual(await fs.readFile(db), whole.subarray(0, last.offset));
     });
   }
+
+  it('repair drops several damaged stretches and a torn tail, and keeps everything between them', async () => {
+    await makeLibrary(db);
+    const whole = await fs.readFile(db);
+    const [a, b] = [contentRecordOf(whole, 5, false), contentRecordOf(whole, 30, false)];
+    const last = recordPlaces(whole).at(-1)!;
+    const damaged = Buffer.from(whole.subarray(0, last.offset + 10)); // cut in the last record
+    damaged[a.offset + 20] ^= 0x04; // a checksum mismatch
+    damaged.writeUInt32LE(3, b.offset); // a length no record can have
+    await fs.writeFile(db, damaged);
+    await assert.rejects(
+      LibraryDb.open(db),
+      new RegExp(`damaged at byte ${a.offset} \\(checksum mismatch\\)`),
+    );
+    assert.deepEqual(await fs.readFile(db), damaged);
+
+    const report = await repairLibrary(db);
+    assert.deepEqual(
+      report.dropped.map((d) => [d.offset, d.bytes, d.reason]),
+      [
+        [a.offset, a.length, 'checksum mismatch'],
+        [b.offset, b.length, 'impossible record length'],
+      ],
+    );
+    assert.equal(report.tornTailBytes, 10);
+    assert.equal(report.photosToRescan, 2);
+    const after = await LibraryDb.open(db);
+    try {
+      assert.equal(after.recoveredBytes, 0);
+      assert.equal(after.contents.size, PHOTOS - 2);
+      assert.deepEqual(
+        [...after.contents.keys()].filter((h) => ['h4', 'h6', 'h29', 'h31'].includes(h)).length,
+        4,
+      );
+    } finally {
+      await after.close();
+    }
+  });
 
   it('a record with a good checksum but contents that do not decode is damage even at the end, never a torn tail', async () => {
     await makeLibrary(db);
