@@ -7,7 +7,8 @@
 
 const POLY = 0xedb88320;
 
-const TABLE = (() => {
+/** The byte-at-a-time table: `state = CRC32_TABLE[(state ^ byte) & 0xff] ^ (state >>> 8)`. */
+export const CRC32_TABLE = (() => {
   const table = new Uint32Array(256);
   for (let n = 0; n < 256; n++) {
     let c = n;
@@ -28,7 +29,7 @@ export const CRC32_START = 0xffffffff;
 /** The state after feeding `bytes[from..to)` to `state`. */
 export function crc32Update(state: number, bytes: Uint8Array, from: number, to: number): number {
   let c = state;
-  for (let i = from; i < to; i++) c = TABLE[(c ^ bytes[i]) & 0xff] ^ (c >>> 8);
+  for (let i = from; i < to; i++) c = CRC32_TABLE[(c ^ bytes[i]) & 0xff] ^ (c >>> 8);
   return c >>> 0;
 }
 

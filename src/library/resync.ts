@@ -12,7 +12,7 @@
  */
 import type { FileHandle } from 'node:fs/promises';
 
-import { CRC32_START, crc32Combine, crc32Finish, crc32Update } from './crc32';
+import { CRC32_START, CRC32_TABLE, crc32Combine, crc32Finish } from './crc32';
 
 /** The frame of a record: the bytes before its body, and the body lengths a real record can have. */
 export interface RecordFrame {
@@ -42,45 +42,52 @@ export async function findNextRecord(
   frame: RecordFrame,
   isReadableAt: (offset: number) => Promise<boolean>,
 ): Promise<number | undefined> {
+  const { headBytes, minBody, maxBody } = frame;
   const pending = new DueQueue();
   let best: number | undefined;
   // The CRC state of the bytes [from, x); the window holds the file from `windowStart`, with the
-  // `headBytes` before x kept so that a head that straddles two reads can be read whole.
+  // `headBytes` before x kept so that a head that straddles two reads can be read whole. The loop
+  // runs once per byte of what may be most of the file: the CRC is updated in place, and a candidate
+  // is only looked at again when the scan reaches its end.
   let state = CRC32_START;
   let window = Buffer.alloc(0);
   let windowStart = from;
+  let windowEnd = from;
   for (let x = from; x <= size; x++) {
-    const crcSoFar = crc32Finish(state);
-    while (pending.size > 0 && pending.peek().due === x) {
-      const c = pending.pop();
-      if (c.expect === crcSoFar && (best === undefined || c.start < best) && (await isReadableAt(c.start))) {
+    if (pending.size > 0 && pending.peek().due === x) {
+      const crcSoFar = crc32Finish(state);
+      while (pending.size > 0 && pending.peek().due === x) {
+        const c = pending.pop();
+        if (c.expect !== crcSoFar || (best !== undefined && c.start > best)) continue;
+        if (!(await isReadableAt(c.start))) continue;
         best = c.start;
         // Later starts can no longer win; what is left to check is whether an earlier one does.
         pending.keep((other) => other.start < c.start);
       }
     }
     if (best !== undefined && pending.size === 0) return best;
-    const start = x - frame.headBytes;
+    const start = x - headBytes;
     if (best === undefined && start >= from) {
-      const head = start - windowStart;
-      const length = window.readUInt32LE(head);
-      if (length >= frame.minBody && length <= frame.maxBody && x + length <= size) {
+      const h = start - windowStart;
+      const length = (window[h] | (window[h + 1] << 8) | (window[h + 2] << 16) | (window[h + 3] << 24)) >>> 0;
+      if (length >= minBody && length <= maxBody && x + length <= size) {
         // crc(all up to x + length) = combine(crc(up to x), crc(body), length): the body is right when
         // the running CRC at its end equals this.
-        const expect = crc32Combine(crcSoFar, window.readUInt32LE(head + 4), length);
+        const expect = crc32Combine(crc32Finish(state), window.readUInt32LE(h + 4), length);
         pending.push({ start, due: x + length, expect });
       }
     }
     if (x === size) break;
-    if (x - windowStart >= window.length) {
-      const keep = window.subarray(Math.max(0, window.length - frame.headBytes));
+    if (x === windowEnd) {
+      const keep = window.subarray(Math.max(0, window.length - headBytes));
       const fresh = Buffer.alloc(Math.min(CHUNK, size - x));
       const { bytesRead } = await handle.read(fresh, 0, fresh.length, x);
       if (bytesRead !== fresh.length) return best; // the file shrank under us: nothing more to find
       windowStart = x - keep.length;
       window = Buffer.concat([keep, fresh]);
+      windowEnd = x + fresh.length;
     }
-    state = crc32Update(state, window, x - windowStart, x - windowStart + 1);
+    state = CRC32_TABLE[(state ^ window[x - windowStart]) & 0xff] ^ (state >>> 8);
   }
   return best;
 }
