@@ -42,20 +42,12 @@ export async function findNextRecord(
   frame: RecordFrame,
   isReadableAt: (offset: number) => Promise<boolean>,
 ): Promise<number | undefined> {
-  const { headBytes, minBody, maxBody } = frame;
-  const pending = new DueQueue();
+  const scan = new Scan(from, size, frame);
   let best: number | undefined;
-  // The CRC state of the bytes [from, x); the window holds the file from `windowStart`, with the
-  // `headBytes` before x kept so that a head that straddles two reads can be read whole. The loop
-  // runs once per byte of what may be most of the file: the CRC is updated in place, and a candidate
-  // is only looked at again when the scan reaches its end.
-  let state = CRC32_START;
-  let window = Buffer.alloc(0);
-  let windowStart = from;
-  let windowEnd = from;
-  for (let x = from; x <= size; x++) {
+  for (;;) {
+    const { pending, x } = scan;
     if (pending.size > 0 && pending.peek().due === x) {
-      const crcSoFar = crc32Finish(state);
+      const crcSoFar = crc32Finish(scan.state);
       while (pending.size > 0 && pending.peek().due === x) {
         const c = pending.pop();
         if (c.expect !== crcSoFar || (best !== undefined && c.start > best)) continue;
@@ -63,33 +55,86 @@ export async function findNextRecord(
         best = c.start;
         // Later starts can no longer win; what is left to check is whether an earlier one does.
         pending.keep((other) => other.start < c.start);
+        scan.lookForStarts = false;
       }
     }
     if (best !== undefined && pending.size === 0) return best;
-    const start = x - headBytes;
-    if (best === undefined && start >= from) {
-      const h = start - windowStart;
-      const length = (window[h] | (window[h + 1] << 8) | (window[h + 2] << 16) | (window[h + 3] << 24)) >>> 0;
-      if (length >= minBody && length <= maxBody && x + length <= size) {
-        // crc(all up to x + length) = combine(crc(up to x), crc(body), length): the body is right when
-        // the running CRC at its end equals this.
-        const expect = crc32Combine(crc32Finish(state), window.readUInt32LE(h + 4), length);
-        pending.push({ start, due: x + length, expect });
-      }
-    }
-    if (x === size) break;
-    if (x === windowEnd) {
-      const keep = window.subarray(Math.max(0, window.length - headBytes));
-      const fresh = Buffer.alloc(Math.min(CHUNK, size - x));
-      const { bytesRead } = await handle.read(fresh, 0, fresh.length, x);
-      if (bytesRead !== fresh.length) return best; // the file shrank under us: nothing more to find
-      windowStart = x - keep.length;
-      window = Buffer.concat([keep, fresh]);
-      windowEnd = x + fresh.length;
-    }
-    state = CRC32_TABLE[(state ^ window[x - windowStart]) & 0xff] ^ (state >>> 8);
+    if (x === size) return best;
+    if (x === scan.windowEnd && !(await scan.readMore(handle))) return best;
+    scan.advance(Math.min(scan.windowEnd, pending.size > 0 ? pending.peek().due : size));
   }
-  return best;
+}
+
+/**
+ * The running state of a search: where it is, the CRC so far, the bytes at hand and the candidates
+ * waiting for their end. `advance` is the loop over every byte, kept free of awaits and calls.
+ */
+class Scan {
+  readonly pending = new DueQueue();
+  /** The next byte to feed to the CRC; `state` is the CRC state of the bytes [from, x). */
+  x: number;
+  state = CRC32_START;
+  /** Whether new candidates are still wanted (not once one was found: only earlier ones can win). */
+  lookForStarts = true;
+  /** The file from `windowStart` to `windowEnd`, with the head before x kept across reads. */
+  window = Buffer.alloc(0);
+  windowStart: number;
+  windowEnd: number;
+
+  constructor(
+    readonly from: number,
+    readonly size: number,
+    readonly frame: RecordFrame,
+  ) {
+    this.x = from;
+    this.windowStart = from;
+    this.windowEnd = from;
+  }
+
+  /** Reads the next part of the file into the window; false when the file shrank meanwhile. */
+  async readMore(handle: FileHandle): Promise<boolean> {
+    const keep = this.window.subarray(Math.max(0, this.window.length - this.frame.headBytes));
+    const fresh = Buffer.alloc(Math.min(CHUNK, this.size - this.x));
+    const { bytesRead } = await handle.read(fresh, 0, fresh.length, this.x);
+    if (bytesRead !== fresh.length) return false;
+    this.windowStart = this.x - keep.length;
+    this.window = Buffer.concat([keep, fresh]);
+    this.windowEnd = this.x + fresh.length;
+    return true;
+  }
+
+  /**
+   * Feeds the bytes from x on to the CRC, taking every one as the possible start of a body whose
+   * head precedes it; stops at `to` or where a candidate found on the way is due, whichever is first.
+   */
+  advance(to: number): void {
+    const { window, windowStart, from, size, pending } = this;
+    const { headBytes, minBody, maxBody } = this.frame;
+    // Locals only in the loop: a property load per byte (even of the imported table) costs more than the CRC.
+    const table = CRC32_TABLE;
+    const lookForStarts = this.lookForStarts;
+    let state = this.state;
+    let stop = to;
+    let x = this.x;
+    for (; x < stop; x++) {
+      const start = x - headBytes;
+      if (lookForStarts && start >= from) {
+        const h = start - windowStart;
+        const length =
+          (window[h] | (window[h + 1] << 8) | (window[h + 2] << 16) | (window[h + 3] << 24)) >>> 0;
+        if (length >= minBody && length <= maxBody && x + length <= size) {
+          // crc(up to x + length) = combine(crc(up to x), crc(body), length): the body is right when
+          // the running CRC at its end equals this.
+          const expect = crc32Combine(crc32Finish(state), window.readUInt32LE(h + 4), length);
+          pending.push({ start, due: x + length, expect });
+          if (x + length < stop) stop = x + length;
+        }
+      }
+      state = table[(state ^ window[x - windowStart]) & 0xff] ^ (state >>> 8);
+    }
+    this.state = state;
+    this.x = x;
+  }
 }
 
 /** Candidates in the order the scan reaches their ends (a binary heap on `due`). */
