@@ -158,9 +158,12 @@ export class LogDamageError extends RecordLogError {
   constructor(
     readonly file: string,
     readonly damage: DamagedRange,
+    /** False for a last record with a good checksum and bad contents: damage too, with nothing after it. */
+    recordsAfter = true,
   ) {
     super(
-      `${file}: damaged at byte ${damage.offset} (${damage.reason}) with more records after it: ` +
+      `${file}: damaged at byte ${damage.offset} (${damage.reason}) ` +
+        (recordsAfter ? 'with more records after it: ' : 'in its last record, whose checksum is good: ') +
         `record ${damage.record} and the ${damage.bytes} bytes up to byte ${damage.offset + damage.bytes} ` +
         'cannot be read. A crash only ever cuts the last record short, so this is disk damage or an ' +
         'outside edit, and nothing was changed. ' +
@@ -243,7 +246,7 @@ export async function readLog(
         if (knownEnd !== undefined) {
           // Good checksum, bad contents, nothing readable after: still not a crash's doing.
           const range = { offset, bytes: size - offset, record: seen + 1, reason };
-          if (!skipDamage) throw new LogDamageError(file, range);
+          if (!skipDamage) throw new LogDamageError(file, range, false);
           damage.push(range);
           return { records, sealed, truncatedBytes: 0, damage };
         }
