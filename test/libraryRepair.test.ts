@@ -336,8 +336,19 @@ describe('photo library: damage in the middle is never cut, and repair keeps eve
     const WRITERS = 6;
     for (let round = 0; round < 3; round++) {
       await fs.writeFile(log, '');
-      // Left by a scan that was killed: an older faceflow's lock (just the pid) of a process gone.
-      await fs.writeFile(`${db}.lock`, `${await deadPid()}\n`);
+      // Left by a scan that was killed: an older faceflow's lock (just the pid), then this one's.
+      const pid = await deadPid();
+      const stale =
+        round === 0
+          ? `${pid}\n`
+          : JSON.stringify({
+              pid,
+              host: os.hostname(),
+              purpose: 'faceflow library scan',
+              since: 'x',
+              nonce: 'n',
+            });
+      await fs.writeFile(`${db}.lock`, stale);
       const start = Date.now() + 1000; // every child looks at the stale lock at the same moment
       const codes = await Promise.all(
         Array.from({ length: WRITERS }, () => {
