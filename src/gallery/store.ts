@@ -190,6 +190,8 @@ export interface GalleryLoadResult {
   problems: string[];
   /** The loaded file's save counter; 0 for a file written before generations existed. */
   generation?: number;
+  /** Whether the loaded file was encrypted. */
+  encrypted?: boolean;
 }
 
 export type GalleryStoreErrorCode =
@@ -602,10 +604,10 @@ export class GalleryStore {
       const notes = [...recordNotes, ...this.loadNotes(decoded, file, i === 0, newest)];
       this.newestSeen = Math.max(newest, decoded.generation);
       if (decoded.encrypted) this.sawEncrypted = true;
-      const { snapshot, generation } = decoded;
-      if (i === 0) return { snapshot, generation, problems: [...problems, ...notes] };
+      const { snapshot, generation, encrypted } = decoded;
+      if (i === 0) return { snapshot, generation, encrypted, problems: [...problems, ...notes] };
       if (mainMissing) problems.unshift(`${this.file}: missing although backups exist`);
-      return { snapshot, generation, recoveredFrom: file, problems: [...problems, ...notes] };
+      return { snapshot, generation, encrypted, recoveredFrom: file, problems: [...problems, ...notes] };
     }
     if (mainMissing && problems.length === 0) {
       if (newest > 0) {

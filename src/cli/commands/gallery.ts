@@ -32,7 +32,7 @@ import { GalleryFile } from '../../gallery/galleryFile';
 import { contactSheet, faceThumbnail } from '../../gallery/thumbnail';
 import { faceSharpness } from '../../quality/sharpness';
 import { UNKNOWN } from '../../types';
-import { GalleryStore } from '../../gallery/store';
+import { GalleryStore, type GalleryStoreOptions } from '../../gallery/store';
 import { decodeImage } from '../../image/decode';
 import { UsageError } from '../errors';
 import { eachImage, type CommandIO } from '../io';
@@ -82,11 +82,19 @@ Subcommands:
                                 enrols them), the rest grouped into likely people (DBSCAN); --thumbs
                                 writes a contact sheet per group
   name-cluster ID NAME          enrol group ID of the last 'cluster' (same options) as NAME
+  encrypt                       encrypt an existing plain gallery with --key-file (a deliberate step:
+                                every other command refuses a plain file when given a key); its plain
+                                backups are deleted
+  decrypt --yes                 write the gallery in plain again (needs the key); its encrypted
+                                backups are deleted
 
 Options:
   --gallery FILE        the gallery file (default: $FACEFLOW_GALLERY); created by the first enroll
   --key-file FILE       encryption key (or passphrase) for the file; default: $FACEFLOW_GALLERY_KEY.
-                        A new gallery is encrypted when a key is given; an encrypted one needs it
+                        A new gallery is encrypted when a key is given; an encrypted one needs it.
+                        A plain file where an encrypted one is expected is refused: see 'encrypt'
+  --accept-rollback     open the file although it is older than a save made before (an older copy
+                        put back on purpose); FILE.gen remembers the newest save
   --backend B           vector index: auto (default; FAISS when installed), exact or faiss
   --min-face-size PX    enroll: smallest face accepted (default ${DEFAULT_MIN_FACE_SIZE})
   --min-sharpness X     enroll: least sharpness accepted (default ${DEFAULT_MIN_SHARPNESS}; 0 turns the check off)
@@ -103,6 +111,7 @@ const OPTIONS = {
   ...MODEL_OPTIONS,
   gallery: { type: 'string' },
   'key-file': { type: 'string' },
+  'accept-rollback': { type: 'boolean' },
   backend: { type: 'string' },
   dir: { type: 'string' },
   'min-face-size': { type: 'string' },
@@ -150,6 +159,8 @@ const SUBCOMMANDS = [
   'unknowns',
   'cluster',
   'name-cluster',
+  'encrypt',
+  'decrypt',
 ] as const;
 type Subcommand = (typeof SUBCOMMANDS)[number];
 
@@ -169,7 +180,15 @@ export async function galleryCommand(argv: string[], io: CommandIO, env = proces
   const backend = values.backend ?? 'auto';
   if (!['auto', 'exact', 'faiss'].includes(backend))
     throw new UsageError(`--backend must be auto, exact or faiss, got '${backend}'`);
-  const ctx: Context = { io, file, key, backend: backend as Context['backend'], values, positionals };
+  const ctx: Context = {
+    io,
+    file,
+    key,
+    backend: backend as Context['backend'],
+    values,
+    positionals,
+    store: { acceptRollback: values['accept-rollback'] === true },
+  };
   switch (sub as Subcommand) {
     case 'enroll':
       return enroll(ctx);
@@ -182,6 +201,9 @@ export async function galleryCommand(argv: string[], io: CommandIO, env = proces
     case 'cluster':
     case 'name-cluster':
       return cluster(sub as 'cluster' | 'name-cluster', ctx);
+    case 'encrypt':
+    case 'decrypt':
+      return changeEncryption(sub as 'encrypt' | 'decrypt', ctx);
     default:
       return manage(sub as Subcommand, ctx);
   }
@@ -194,6 +216,8 @@ interface Context {
   backend: 'auto' | 'exact' | 'faiss';
   values: Values;
   positionals: string[];
+  /** How the gallery file may be opened: rollbacks accepted, a change between plain and encrypted. */
+  store: Pick<GalleryStoreOptions, 'allowPlaintext' | 'acceptRollback'>;
 }
 
 async function readKey(values: Values, env: NodeJS.ProcessEnv): Promise<string | undefined> {
@@ -203,7 +227,7 @@ async function readKey(values: Values, env: NodeJS.ProcessEnv): Promise<string |
 
 /** Opens an existing gallery with the model it was made with, without loading any model. */
 async function openExisting(ctx: Context): Promise<GalleryFile> {
-  const loaded = await new GalleryStore(ctx.file, { key: ctx.key }).load();
+  const loaded = await new GalleryStore(ctx.file, { key: ctx.key, ...ctx.store }).load();
   if (!loaded.snapshot) {
     throw new Error(`${ctx.file}: no gallery there yet; create it with 'faceflow gallery enroll'`);
   }
@@ -211,7 +235,13 @@ async function openExisting(ctx: Context): Promise<GalleryFile> {
 }
 
 async function openFor(ctx: Context, modelId: string, dimension: number): Promise<GalleryFile> {
-  const opened = await GalleryFile.open(ctx.file, { modelId, dimension, key: ctx.key, backend: ctx.backend });
+  const opened = await GalleryFile.open(ctx.file, {
+    modelId,
+    dimension,
+    key: ctx.key,
+    backend: ctx.backend,
+    ...ctx.store,
+  });
   for (const problem of opened.problems) ctx.io.err(`warning: ${problem}`);
   if (opened.recoveredFrom) ctx.io.err(`warning: recovered the gallery from ${opened.recoveredFrom}`);
   return opened;
@@ -228,6 +258,41 @@ async function withModels<T>(
   } finally {
     await flow.dispose();
   }
+}
+
+/**
+ * `encrypt` / `decrypt`: the deliberate change between a plain and an encrypted gallery (any other command
+ * refuses a plain file where an encrypted one is expected). The backups in the old form are deleted: plain ones
+ * would keep the biometric data in the clear, and neither kind could be used for a recovery any more.
+ */
+async function changeEncryption(sub: 'encrypt' | 'decrypt', ctx: Context): Promise<number> {
+  const { io, file, values, positionals } = ctx;
+  if (positionals.length > 0) throw new UsageError(`usage: faceflow gallery ${sub} --key-file FILE`);
+  if (!ctx.key) {
+    throw new UsageError(`${sub} needs the gallery key: --key-file FILE (or $FACEFLOW_GALLERY_KEY)`);
+  }
+  if (sub === 'decrypt' && !values.yes) {
+    throw new UsageError('decrypt writes the biometric data in the clear: add --yes to go ahead');
+  }
+  const step = {
+    ...ctx,
+    store: { ...ctx.store, allowPlaintext: sub === 'encrypt' ? 'migrate' : 'downgrade' },
+  } as const;
+  const loaded = await new GalleryStore(file, { key: ctx.key, ...step.store }).load();
+  if (!loaded.snapshot)
+    throw new Error(`${file}: no gallery there yet; create it with 'faceflow gallery enroll'`);
+  if (loaded.encrypted === (sub === 'encrypt')) {
+    io.err(`${file} is already ${sub === 'encrypt' ? 'encrypted' : 'plain'}; nothing changed`);
+    return 0;
+  }
+  const opened = await openFor(step, loaded.snapshot.modelId, loaded.snapshot.dimension);
+  await opened.save();
+  const removed = await opened.purgeBackups();
+  io.err(
+    `${sub === 'encrypt' ? 'encrypted' : 'decrypted'} ${file}; deleted ${removed.length} ` +
+      `${sub === 'encrypt' ? 'plain' : 'encrypted'} backup file(s)`,
+  );
+  return 0;
 }
 
 function parseMeta(text: string | undefined, what: string): Record<string, unknown> | undefined {
