@@ -478,6 +478,25 @@ function escapeRegExp(s: string): string {
   return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
 
+/**
+ * Whether a gallery file is encrypted, from its header flag alone (nothing verified): undefined when there is no
+ * file or it is not a gallery file. For deciding whether an "encrypt" step still has work to do.
+ */
+export async function isEncryptedFile(file: string): Promise<boolean | undefined> {
+  let fh: fs.FileHandle | undefined;
+  try {
+    fh = await fs.open(file, 'r');
+    const head = Buffer.alloc(8);
+    const { bytesRead } = await fh.read(head, 0, 8, 0);
+    if (bytesRead < 8 || !head.subarray(0, MAGIC.length).equals(MAGIC)) return undefined;
+    return (head.readUInt8(7) & FLAG_ENCRYPTED) !== 0;
+  } catch {
+    return undefined;
+  } finally {
+    await fh?.close().catch(() => undefined);
+  }
+}
+
 /** What `<file>.gen` remembers between runs. */
 interface GenerationRecord {
   /** The highest generation saved. */

@@ -94,7 +94,8 @@ Options:
                         A new gallery is encrypted when a key is given; an encrypted one needs it.
                         A plain file where an encrypted one is expected is refused: see 'encrypt'
   --accept-rollback     open the file although it is older than a save made before (an older copy
-                        put back on purpose); FILE.gen remembers the newest save
+                        put back on purpose; FILE.gen remembers the newest save). Once a command
+                        with it has saved, the file opens without it again
   --backend B           vector index: auto (default; FAISS when installed), exact or faiss
   --min-face-size PX    enroll: smallest face accepted (default ${DEFAULT_MIN_FACE_SIZE})
   --min-sharpness X     enroll: least sharpness accepted (default ${DEFAULT_MIN_SHARPNESS}; 0 turns the check off)
