@@ -32,8 +32,8 @@
  * reader checks that the vector section is exactly embeddings × dimension, so it would take a file with unknown
  * faces for a damaged one, fall back to an older backup and write that back over the newer file. Such files are
  * therefore stamped version 2, which a version 1 reader refuses as "newer than supported" without touching it.
- * A snapshot without an `unknowns` section is still written as version 1, byte for byte what earlier faceflow
- * wrote and read; both versions are read.
+ * A snapshot without an `unknowns` section is still written as version 1, laid out as earlier faceflow wrote it
+ * (with the `generation` field added to the JSON, which earlier readers ignore); both versions are read.
  *
  * When encrypted, the payload is the AES-256-GCM ciphertext (same length) of that plaintext, with header bytes
  * 0..31 as additional authenticated data. Because the SHA-256 covers the stored bytes, truncation and bit rot
@@ -78,8 +78,10 @@
  * as the folder it lies in: whoever can delete or replace it as well as the gallery can roll back unseen, which is why
  * its place can be chosen. Loads never write the record (they work in read-only folders); saves do.
  * `generation` is a JSON field, not a header field, because the header bytes outside 0..31 are not authenticated;
- * it needs no new format version since readers of either version ignore top-level fields they do not know (an older
- * faceflow drops it when it saves, which the next load by this version reports as a rollback to generation 0).
+ * it needs no new format version since readers of either version ignore top-level fields they do not know (checked
+ * with the reader before this change). An older faceflow that saves such a gallery drops the field (a `GalleryFile`
+ * save; the next load here reports a rollback to generation 0) or writes back the number it read (a bare store
+ * save; taken as that generation).
  *
  * Damaged headers: a version field in 3..255 whose checksum verifies only when the field reads 1 or 2 is a flipped
  * bit, not a newer format, and falls back to the backups like any other damage.
