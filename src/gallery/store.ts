@@ -799,8 +799,8 @@ export class GalleryStore {
         'ROLLBACK',
         `${file}: the file is generation ${g}, but generation ${newest} was saved before ` +
           `(${this.generationFile}): an older copy was put in its place, which could bring back deleted ` +
-          'people or undo changes, so it is not loaded. If you restored it on purpose, accept the rollback ' +
-          `(acceptRollback; faceflow gallery --accept-rollback) or delete ${this.generationFile}`,
+          `people or undo changes, so it is not loaded. If you restored it on purpose, delete ${this.generationFile} ` +
+          '(or accept it for one run: acceptRollback, faceflow gallery --accept-rollback)',
         file,
       );
     }
