@@ -5,7 +5,7 @@ import type { Node, NodeAPI, NodeDef } from 'node-red';
 import type { FaceFlow } from '../src/faceflow';
 import { GalleryFile } from '../src/gallery/galleryFile';
 import type { VectorBackend } from '../src/gallery/indexFactory';
-import { GalleryStoreError } from '../src/gallery/store';
+import { GalleryStoreError, isEncryptedFile } from '../src/gallery/store';
 import { applyGalleryChange, galleryChanges, galleryDigest } from '../src/gallery/sync';
 import { GallerySync } from '../src/io/gallerySync';
 import { maskUrl } from '../src/io/maskUrl';
@@ -20,6 +20,8 @@ interface GalleryDef extends NodeDef {
   threshold?: string | number;
   backups?: string | number;
   imageDir?: string;
+  /** With a key: encrypt the gallery file if it is still plain (a deliberate, one-time step; off by default). */
+  encryptExisting?: boolean;
   /** MQTT broker through which instances keep this gallery alike; empty for none. */
   syncUrl?: string;
   syncPrefix?: string;
@@ -79,6 +81,8 @@ module.exports = (RED: NodeAPI) => {
     const backups = optionalNumber(def.backups);
     const backend = (def.backend || 'auto') as VectorBackend;
     const key = this.credentials?.key || undefined;
+    // Without the option a key refuses a plain file (someone may have put it there); see store.ts.
+    const allowPlaintext = key && def.encryptExisting === true ? 'migrate' : undefined;
     Object.defineProperty(this, 'file', { value: file });
     Object.defineProperty(this, 'imageDir', { value: imageDir });
 
@@ -107,6 +111,7 @@ module.exports = (RED: NodeAPI) => {
           modelId: flow.embedder.id,
           dimension: flow.embedder.dimension,
           key,
+          allowPlaintext,
           backups,
           backend,
           writer: `Node-RED gallery ${this.name || this.id}`,
@@ -123,6 +128,15 @@ module.exports = (RED: NodeAPI) => {
         for (const problem of gallery.problems) this.warn(`gallery ${file}: ${problem}`);
         if (gallery.recoveredFrom)
           this.warn(`gallery ${file}: recovered from backup ${gallery.recoveredFrom}`);
+        if (allowPlaintext && (await isEncryptedFile(file)) === false) {
+          // Encrypted now rather than at the first change; the plain backups would keep the data in the clear.
+          await gallery.save();
+          await gallery.purgeBackups();
+          this.warn(
+            `gallery ${file}: encrypted the plain gallery file and deleted its plain backups; ` +
+              '"Encrypt an existing plain file" can be turned off again',
+          );
+        }
         opened = { file: gallery, flow };
         openError = undefined;
         // Changes other processes (the CLI, another flow) write to the file are taken in within seconds,
@@ -207,7 +221,13 @@ module.exports = (RED: NodeAPI) => {
 function readable(err: unknown, file: string): Error {
   if (!(err instanceof GalleryStoreError)) return err instanceof Error ? err : new Error(String(err));
   const cause = err.message.startsWith(`${file}: `) ? err.message.slice(file.length + 2) : err.message;
-  const hint = err.code === 'WRONG_KEY' ? 'wrong key: ' : err.code === 'KEY_REQUIRED' ? 'key required: ' : '';
+  const hints: Partial<Record<string, string>> = {
+    WRONG_KEY: 'wrong key: ',
+    KEY_REQUIRED: 'key required: ',
+    PLAINTEXT_REFUSED: 'plain file refused: ',
+    ROLLBACK: 'older copy refused: ',
+  };
+  const hint = hints[err.code] ?? '';
   const out = new Error(`${hint && cause.startsWith(hint.slice(0, -2)) ? '' : hint}${cause} (${file})`);
   (out as Error & { code?: string }).code = err.code;
   return out;

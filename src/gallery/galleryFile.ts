@@ -6,11 +6,12 @@ import { ExactIndex } from './exactIndex';
 import { Gallery, GalleryError } from './gallery';
 import { createIndex, type CreateIndexOptions } from './indexFactory';
 import { mergeBaseOf, mergeInto, type MergeBase, type MergeReport } from './merge';
-import { GalleryStore } from './store';
+import { GalleryStore, GalleryStoreError, type GalleryStoreOptions } from './store';
 
 export type { MergeReport } from './merge';
 
-export interface GalleryFileOptions extends CreateIndexOptions {
+export interface GalleryFileOptions
+  extends CreateIndexOptions, Pick<GalleryStoreOptions, 'allowPlaintext' | 'acceptRollback'> {
   /** The embedder whose embeddings this gallery holds; a file of another model is refused. */
   modelId: string;
   dimension: number;
@@ -80,7 +81,8 @@ export class GalleryFile {
   }
 
   static async open(file: string, options: GalleryFileOptions): Promise<GalleryFile> {
-    const store = new GalleryStore(file, { key: options.key, backups: options.backups });
+    const { key, backups, allowPlaintext, acceptRollback } = options;
+    const store = new GalleryStore(file, { key, backups, allowPlaintext, acceptRollback });
     // Stamped before loading: should another process write in between, the stamp is the older file's,
     // so the next save sees a change and merges (harmlessly) instead of missing one.
     const stamp = await statOf(store.file).then((st) => st && stampOf(st));
@@ -107,8 +109,20 @@ export class GalleryFile {
     const gallery = Gallery.fromState(s, index, galleryOptions);
     const opened = new GalleryFile(gallery, store, loaded.problems, options, stamp, loaded.recoveredFrom);
     // A recovered gallery is written back at once, so the damaged main file is replaced.
-    if (loaded.recoveredFrom) await opened.save();
+    if (loaded.recoveredFrom) await opened.writeBack(loaded.recoveredFrom);
     return opened;
+  }
+
+  /** Saves a recovered gallery; where the folder cannot be written (read-only), it is used from memory, and says so. */
+  private async writeBack(recoveredFrom: string): Promise<void> {
+    try {
+      await this.save();
+    } catch (e) {
+      if (!(e instanceof GalleryStoreError) || e.code !== 'WRITE_FAILED') throw e;
+      this.problems.push(
+        `recovered from ${recoveredFrom} in memory; could not write it back: ${e.reason ?? e.message}`,
+      );
+    }
   }
 
   /** The file's absolute path. */

@@ -32,7 +32,7 @@ import { GalleryFile } from '../../gallery/galleryFile';
 import { contactSheet, faceThumbnail } from '../../gallery/thumbnail';
 import { faceSharpness } from '../../quality/sharpness';
 import { UNKNOWN } from '../../types';
-import { GalleryStore } from '../../gallery/store';
+import { GalleryStore, type GalleryStoreOptions } from '../../gallery/store';
 import { decodeImage } from '../../image/decode';
 import { UsageError } from '../errors';
 import { eachImage, type CommandIO } from '../io';
@@ -85,11 +85,20 @@ Subcommands:
                                 enrols them), the rest grouped into likely people (DBSCAN); --thumbs
                                 writes a contact sheet per group
   name-cluster ID NAME          enrol group ID of the last 'cluster' (same options) as NAME
+  encrypt                       encrypt an existing plain gallery with --key-file (a deliberate step:
+                                every other command refuses a plain file when given a key); its plain
+                                backups are deleted
+  decrypt --yes                 write the gallery in plain again (needs the key); its encrypted
+                                backups are deleted
 
 Options:
   --gallery FILE        the gallery file (default: $FACEFLOW_GALLERY); created by the first enroll
   --key-file FILE       encryption key (or passphrase) for the file; default: $FACEFLOW_GALLERY_KEY.
-                        A new gallery is encrypted when a key is given; an encrypted one needs it
+                        A new gallery is encrypted when a key is given; an encrypted one needs it.
+                        A plain file where an encrypted one is expected is refused: see 'encrypt'
+  --accept-rollback     open the file although it is older than a save made before (an older copy
+                        put back on purpose; FILE.gen remembers the newest save). Once a command
+                        with it has saved, the file opens without it again
   --backend B           vector index: auto (default; FAISS when installed), exact or faiss
   --lock-wait S         how long a write waits for another process writing FILE (default 10 s);
                         then the command fails, naming that process
@@ -108,6 +117,7 @@ const OPTIONS = {
   ...MODEL_OPTIONS,
   gallery: { type: 'string' },
   'key-file': { type: 'string' },
+  'accept-rollback': { type: 'boolean' },
   backend: { type: 'string' },
   'lock-wait': { type: 'string' },
   dir: { type: 'string' },
@@ -156,6 +166,8 @@ const SUBCOMMANDS = [
   'unknowns',
   'cluster',
   'name-cluster',
+  'encrypt',
+  'decrypt',
 ] as const;
 type Subcommand = (typeof SUBCOMMANDS)[number];
 
@@ -185,6 +197,7 @@ export async function galleryCommand(argv: string[], io: CommandIO, env = proces
     positionals,
     writer: `faceflow gallery ${sub}`,
     lockWaitMs: lockWaitS === undefined ? undefined : lockWaitS * 1000,
+    store: { acceptRollback: values['accept-rollback'] === true },
   };
   switch (sub as Subcommand) {
     case 'enroll':
@@ -198,6 +211,9 @@ export async function galleryCommand(argv: string[], io: CommandIO, env = proces
     case 'cluster':
     case 'name-cluster':
       return cluster(sub as 'cluster' | 'name-cluster', ctx);
+    case 'encrypt':
+    case 'decrypt':
+      return changeEncryption(sub as 'encrypt' | 'decrypt', ctx);
     default:
       return manage(sub as Subcommand, ctx);
   }
@@ -213,6 +229,8 @@ interface Context {
   /** Named to another process that finds the file locked. */
   writer: string;
   lockWaitMs?: number;
+  /** How the gallery file may be opened: rollbacks accepted, a change between plain and encrypted. */
+  store: Pick<GalleryStoreOptions, 'allowPlaintext' | 'acceptRollback'>;
 }
 
 async function readKey(values: Values, env: NodeJS.ProcessEnv): Promise<string | undefined> {
@@ -222,7 +240,7 @@ async function readKey(values: Values, env: NodeJS.ProcessEnv): Promise<string |
 
 /** Opens an existing gallery with the model it was made with, without loading any model. */
 async function openExisting(ctx: Context): Promise<GalleryFile> {
-  const loaded = await new GalleryStore(ctx.file, { key: ctx.key }).load();
+  const loaded = await new GalleryStore(ctx.file, { key: ctx.key, ...ctx.store }).load();
   if (!loaded.snapshot) {
     throw new Error(`${ctx.file}: no gallery there yet; create it with 'faceflow gallery enroll'`);
   }
@@ -241,6 +259,7 @@ async function openFor(ctx: Context, modelId: string, dimension: number): Promis
       ctx.io.err(`note: merged ${report.changes} changes another process wrote to ${ctx.file} meanwhile`);
       for (const conflict of report.conflicts) ctx.io.err(`note: ${conflict}`);
     },
+    ...ctx.store,
   });
   for (const problem of opened.problems) ctx.io.err(`warning: ${problem}`);
   if (opened.recoveredFrom) ctx.io.err(`warning: recovered the gallery from ${opened.recoveredFrom}`);
@@ -258,6 +277,41 @@ async function withModels<T>(
   } finally {
     await flow.dispose();
   }
+}
+
+/**
+ * `encrypt` / `decrypt`: the deliberate change between a plain and an encrypted gallery (any other command
+ * refuses a plain file where an encrypted one is expected). The backups in the old form are deleted: plain ones
+ * would keep the biometric data in the clear, and neither kind could be used for a recovery any more.
+ */
+async function changeEncryption(sub: 'encrypt' | 'decrypt', ctx: Context): Promise<number> {
+  const { io, file, values, positionals } = ctx;
+  if (positionals.length > 0) throw new UsageError(`usage: faceflow gallery ${sub} --key-file FILE`);
+  if (!ctx.key) {
+    throw new UsageError(`${sub} needs the gallery key: --key-file FILE (or $FACEFLOW_GALLERY_KEY)`);
+  }
+  if (sub === 'decrypt' && !values.yes) {
+    throw new UsageError('decrypt writes the biometric data in the clear: add --yes to go ahead');
+  }
+  const step = {
+    ...ctx,
+    store: { ...ctx.store, allowPlaintext: sub === 'encrypt' ? 'migrate' : 'downgrade' },
+  } as const;
+  const loaded = await new GalleryStore(file, { key: ctx.key, ...step.store }).load();
+  if (!loaded.snapshot)
+    throw new Error(`${file}: no gallery there yet; create it with 'faceflow gallery enroll'`);
+  if (loaded.encrypted === (sub === 'encrypt')) {
+    io.err(`${file} is already ${sub === 'encrypt' ? 'encrypted' : 'plain'}; nothing changed`);
+    return 0;
+  }
+  const opened = await openFor(step, loaded.snapshot.modelId, loaded.snapshot.dimension);
+  await opened.save();
+  const removed = await opened.purgeBackups();
+  io.err(
+    `${sub === 'encrypt' ? 'encrypted' : 'decrypted'} ${file}; deleted ${removed.length} ` +
+      `${sub === 'encrypt' ? 'plain' : 'encrypted'} backup file(s)`,
+  );
+  return 0;
 }
 
 function parseMeta(text: string | undefined, what: string): Record<string, unknown> | undefined {
