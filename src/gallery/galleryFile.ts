@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { promises as fs, unwatchFile, watchFile, type Stats } from 'node:fs';
 
-import { withFileLock } from '../util/fileLock';
+import { FileLockError, withFileLock } from '../util/fileLock';
 import { ExactIndex } from './exactIndex';
 import { Gallery, GalleryError } from './gallery';
 import { createIndex, type CreateIndexOptions } from './indexFactory';
@@ -118,7 +118,11 @@ export class GalleryFile {
     try {
       await this.save();
     } catch (e) {
-      if (!(e instanceof GalleryStoreError) || e.code !== 'WRITE_FAILED') throw e;
+      // A folder that cannot be written cannot hold the lock file either.
+      const unwritable =
+        (e instanceof GalleryStoreError && e.code === 'WRITE_FAILED') ||
+        (e instanceof FileLockError && e.holder === undefined && e.reason !== undefined);
+      if (!unwritable) throw e;
       this.problems.push(
         `recovered from ${recoveredFrom} in memory; could not write it back: ${e.reason ?? e.message}`,
       );
