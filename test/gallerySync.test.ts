@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -19,6 +20,8 @@ import { TestBroker } from './helpers/mqttBroker';
 import { PROJECT_ROOT } from './helpers/shared';
 
 const D = 8;
+/** The shared secret of the instances in these tests: a random 32-byte key, as `openssl rand -hex 32` gives. */
+const SECRET = randomBytes(32).toString('hex');
 const vec = (seed: number) => {
   const v = Float32Array.from({ length: D }, (_, k) => Math.cos(seed * 3.1 + k));
   const n = Math.hypot(...v);
@@ -159,6 +162,7 @@ describe('gallery sync over a real MQTT broker', function () {
     const received: GalleryChange[] = [];
     const sync = new GallerySync({
       url: broker.url,
+      secret: SECRET,
       clientId,
       onRemoteChange: (c) => {
         received.push(c);
@@ -197,6 +201,7 @@ describe('gallery sync over a real MQTT broker', function () {
 });
 
 describe('gallery sync between two Node-RED galleries', function () {
+  const PASSPHRASE = 'correct horse battery staple';
   this.timeout(120_000);
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const helper = require('node-red-node-test-helper');
@@ -244,15 +249,19 @@ describe('gallery sync between two Node-RED galleries', function () {
       syncUrl: broker.url,
       syncPrefix: 'site',
     });
-    await helper.load(NODES, [
-      { id: 'm1', type: 'faceflow-models', pack: 'default' },
-      gallery('gA', 'a.fgal'),
-      gallery('gB', 'b.fgal'),
-      { id: 'matchA', type: 'faceflow-match', gallery: 'gA', wires: [['outA']] },
-      { id: 'matchB', type: 'faceflow-match', gallery: 'gB', wires: [['outB']] },
-      { id: 'outA', type: 'helper' },
-      { id: 'outB', type: 'helper' },
-    ]);
+    await helper.load(
+      NODES,
+      [
+        { id: 'm1', type: 'faceflow-models', pack: 'default' },
+        gallery('gA', 'a.fgal'),
+        gallery('gB', 'b.fgal'),
+        { id: 'matchA', type: 'faceflow-match', gallery: 'gA', wires: [['outA']] },
+        { id: 'matchB', type: 'faceflow-match', gallery: 'gB', wires: [['outB']] },
+        { id: 'outA', type: 'helper' },
+        { id: 'outB', type: 'helper' },
+      ],
+      { gA: { syncSecret: PASSPHRASE }, gB: { syncSecret: PASSPHRASE } },
+    );
     const enrolled = await command('matchA', 'enroll', { name: 'Sam', images: [path.join(dir, 'sam.jpg')] });
     assert.equal(enrolled.error, undefined);
     const listB = async () =>
