@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+
+import mqtt from 'mqtt';
 
 import { ExactIndex } from '../src/gallery/exactIndex';
 import { Gallery } from '../src/gallery/gallery';
@@ -20,6 +22,7 @@ import { GallerySync } from '../src/io/gallerySync';
 import { RateLimitedLog } from '../src/io/rateLimitedLog';
 import { subscriber } from './helpers/mqttBroker';
 import { requireMosquitto, SyncMosquitto } from './helpers/mosquittoSync';
+import { PROJECT_ROOT } from './helpers/shared';
 
 const D = 8;
 const vec = (seed: number) => {
@@ -354,5 +357,75 @@ describe('gallery sync against forged messages on a real Mosquitto', function ()
     await until(() => A.sync.refused.bad_signature > 0 || a.embeddingsOf('Amy').length > 1, 'A refusing C');
     assert.equal(a.embeddingsOf('Amy').length, 1);
     assert.equal(similarityToAmy(a) < 0.9, true);
+  });
+});
+
+describe('docs/gallery-sync.md: the Mosquitto ACL it shows, on a real Mosquitto', function () {
+  this.timeout(60_000);
+  let broker: SyncMosquitto;
+  const login = (user: string) => ({ user, password: `${user}-password` });
+
+  /** The ACL between the doc's acl-example markers, as a user would copy it. */
+  function aclOfTheDocs(): string {
+    const doc = readFileSync(path.join(PROJECT_ROOT, 'docs', 'gallery-sync.md'), 'utf8');
+    const block = /<!-- acl-example[^>]*-->\s*```\n([\s\S]*?)```\s*<!-- \/acl-example -->/.exec(doc);
+    assert.ok(block, 'docs/gallery-sync.md has an acl-example block');
+    return block[1];
+  }
+
+  before(async function () {
+    requireMosquitto(this);
+    const acl = aclOfTheDocs();
+    broker = await SyncMosquitto.start({
+      config: (dir) => {
+        const passwd = path.join(dir, 'passwd');
+        for (const user of ['faceflow-hall', 'faceflow-office', 'homeassistant']) {
+          SyncMosquitto.addAccount(passwd, user, login(user).password);
+        }
+        writeFileSync(path.join(dir, 'faceflow.acl'), acl);
+        return [
+          'allow_anonymous false',
+          `password_file ${passwd}`,
+          `acl_file ${path.join(dir, 'faceflow.acl')}`,
+        ];
+      },
+    });
+  });
+  after(async () => broker?.stop());
+
+  it('keeps everyone but the faceflow instances off the gallery topics', async () => {
+    const connect = (user: string) =>
+      mqtt.connectAsync(broker.url, {
+        username: user,
+        password: login(user).password,
+        clientId: `${user}-${process.pid}`,
+        reconnectPeriod: 0,
+      });
+    const office = await connect('faceflow-office');
+    const home = await connect('homeassistant');
+    const got = { office: [] as string[], home: [] as string[] };
+    office.on('message', (t, p) => got.office.push(`${t} ${p.toString()}`));
+    home.on('message', (t, p) => got.home.push(`${t} ${p.toString()}`));
+    try {
+      await office.subscribeAsync('faceflow/gallery/#', { qos: 1 });
+      await home.subscribeAsync('faceflow/#', { qos: 1 });
+
+      await assert.rejects(
+        broker.publish('faceflow/gallery/deleted', 'anonymous'),
+        /not authori[sz]ed|refused/i,
+      );
+      await broker.publish('faceflow/gallery/deleted', 'from home automation', login('homeassistant'));
+      await broker.publish('faceflow/gallery/added', 'from the hall', login('faceflow-hall'));
+      await broker.publish('faceflow/hall/recognized', 'an event', login('faceflow-hall'));
+      const deadline = Date.now() + 10_000;
+      while ((got.office.length < 1 || got.home.length < 1) && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      await new Promise((r) => setTimeout(r, 300)); // anything that should not arrive would be here by now
+      assert.deepEqual(got.office, ['faceflow/gallery/added from the hall']);
+      assert.deepEqual(got.home, ['faceflow/hall/recognized an event'], 'no embeddings for home automation');
+    } finally {
+      await Promise.all([office.endAsync(), home.endAsync()]);
+    }
   });
 });
