@@ -52,6 +52,8 @@ export interface GalleryNode extends Node<GalleryCredentials> {
   readonly imageDir: string | undefined;
   /** The gallery file's absolute path. */
   readonly file: string;
+  /** The MQTT sync's state and refusals, when sync is configured. */
+  syncStatus(): GallerySyncStatus | undefined;
 }
 
 /**
@@ -106,6 +108,7 @@ module.exports = (RED: NodeAPI) => {
       ...(openError === undefined ? {} : { error: openError }),
       ...(sync ? { sync: sync.status() } : {}),
     }));
+    this.syncStatus = () => sync?.status();
 
     this.open = () => {
       if (!models) return Promise.reject(new Error('choose a faceflow-models configuration in the gallery'));

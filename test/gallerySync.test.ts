@@ -341,6 +341,10 @@ describe('gallery sync between two Node-RED galleries', function () {
       assert.equal(weak?.state, 'off');
       assert.match(weak?.error ?? '', /at least 16 characters/);
       assert.equal(report.status, 'degraded');
+      const listed = (await helper.request().get('/faceflow/galleries').expect(200)).body as {
+        galleries: { id: string; sync?: { state: string; error?: string } }[];
+      };
+      assert.equal(listed.galleries.find((g) => g.id === 'gN')?.sync?.state, 'off', 'the sidebar is told');
       assert.deepEqual(clients, [], 'no gallery connected to the broker');
     } finally {
       broker.broker.removeListener('client', seen);
