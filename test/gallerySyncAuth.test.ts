@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
@@ -20,6 +21,7 @@ import { checkSyncSecret, SyncRefusal, syncKey, SyncSigner, type SyncBody } from
 import { BACKLOG_GRACE_MS, SyncState } from '../src/gallery/syncState';
 import { GallerySync } from '../src/io/gallerySync';
 import { RateLimitedLog } from '../src/io/rateLimitedLog';
+import { freePort } from './helpers/demoProcess';
 import { subscriber } from './helpers/mqttBroker';
 import { requireMosquitto, SyncMosquitto } from './helpers/mosquittoSync';
 import { PROJECT_ROOT } from './helpers/shared';
@@ -138,8 +140,13 @@ describe('gallery sync: replays and stale messages', () => {
     const state = new SyncState({ file, now });
     assert.deepEqual(state.judge(body(10, clock), 'sig10'), { kind: 'accept' });
     state.applied(body(10, clock), 'sig10');
-    assert.equal(state.judge(body(10, clock), 'sig10').kind, 'duplicate');
-    assert.equal(state.judge(body(10, clock), 'other').kind, 'refuse');
+    assert.equal(
+      state.judge(body(10, clock), 'sig10', true).kind,
+      'duplicate',
+      'the broker delivering it again',
+    );
+    assert.equal(state.judge(body(10, clock), 'sig10').kind, 'refuse', 'a copy published again');
+    assert.equal(state.judge(body(10, clock), 'other', true).kind, 'refuse');
     const older = state.judge(body(9, clock), 'sig9');
     assert.ok(older.kind === 'refuse' && older.reason === 'replay', JSON.stringify(older));
     assert.equal(state.judge(body(11, clock), 'sig11').kind, 'accept');
@@ -426,6 +433,153 @@ describe('docs/gallery-sync.md: the Mosquitto ACL it shows, on a real Mosquitto'
       assert.deepEqual(got.home, ['faceflow/hall/recognized an event'], 'no embeddings for home automation');
     } finally {
       await Promise.all([office.endAsync(), home.endAsync()]);
+    }
+  });
+});
+
+/** A TCP path from one client to the broker that the test can cut and mend, as a network would. */
+class CuttableLink {
+  #server: net.Server | undefined;
+  readonly #sockets = new Set<net.Socket>();
+
+  private constructor(
+    readonly port: number,
+    private readonly target: number,
+  ) {}
+
+  static async open(target: number): Promise<CuttableLink> {
+    const link = new CuttableLink(await freePort(), target);
+    await link.mend();
+    return link;
+  }
+
+  get url(): string {
+    return `mqtt://127.0.0.1:${this.port}`;
+  }
+
+  async mend(): Promise<void> {
+    const server = net.createServer((inbound) => {
+      const outbound = net.connect(this.target, '127.0.0.1');
+      for (const s of [inbound, outbound]) {
+        this.#sockets.add(s);
+        s.on('close', () => this.#sockets.delete(s));
+        s.on('error', () => undefined);
+      }
+      inbound.pipe(outbound).pipe(inbound);
+      inbound.on('close', () => outbound.destroy());
+      outbound.on('close', () => inbound.destroy());
+    });
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(this.port, '127.0.0.1', () => resolve());
+    });
+    this.#server = server;
+  }
+
+  async cut(): Promise<void> {
+    const server = this.#server;
+    this.#server = undefined;
+    for (const s of this.#sockets) s.destroy();
+    if (server) await new Promise((r) => server.close(r));
+  }
+}
+
+describe('gallery sync across a time away, on a real Mosquitto', function () {
+  this.timeout(60_000);
+  const WINDOW_MS = 1500;
+  let broker: SyncMosquitto;
+  let dir: string;
+  const running = new Set<GallerySync>();
+  const links = new Set<CuttableLink>();
+  before(async function () {
+    requireMosquitto(this);
+    broker = await SyncMosquitto.start();
+    dir = mkdtempSync(path.join(os.tmpdir(), 'faceflow-sync-away-'));
+  });
+  afterEach(async () => {
+    await Promise.all([...running].map((s) => s.close()));
+    running.clear();
+    await Promise.all([...links].map((l) => l.cut()));
+    links.clear();
+  });
+  after(async () => {
+    await broker?.stop();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  const until = async (ok: () => boolean, what: string, ms = 15_000) => {
+    const end = Date.now() + ms;
+    while (!ok()) {
+      if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  };
+  const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+  /** An instance behind a link of its own, with a window of WINDOW_MS. */
+  async function instance(g: Gallery, name: string) {
+    const link = await CuttableLink.open(broker.port);
+    links.add(link);
+    const sync = new GallerySync({
+      url: link.url,
+      secret: SECRET,
+      clientId: `faceflow-gallery-away-${name}`,
+      stateFile: path.join(dir, `${name}.sync-state`),
+      maxAgeMs: WINDOW_MS,
+      onRemoteChange: (c) => {
+        applyGalleryChange(g, c);
+      },
+      reconnectPeriodMs: 100,
+    });
+    running.add(sync);
+    await until(() => sync.connected, `${name} connected`);
+    await pause(200); // the subscription settles
+    return { sync, link };
+  }
+
+  function publishChange(sync: GallerySync, g: Gallery, change: () => void): void {
+    const before = galleryDigest(g);
+    change();
+    sync.publish(galleryChanges(before, g));
+  }
+
+  it('a change made while its instance was cut off is signed when sent, so it is not stale on arrival', async () => {
+    const a = new Gallery('m', D, new ExactIndex(D));
+    const b = new Gallery('m', D, new ExactIndex(D));
+    const A = await instance(a, 'a1');
+    const B = await instance(b, 'b1');
+    await A.link.cut();
+    await until(() => !A.sync.connected, 'A cut off');
+    publishChange(A.sync, a, () => a.addEmbedding('Gus', vec(7)));
+    await pause(WINDOW_MS + 1000); // longer ago than B's window
+    await A.link.mend();
+    await until(() => b.has('Gus') || B.sync.refused.stale > 0, 'Gus at B');
+    assert.ok(b.has('Gus'), `refused: ${JSON.stringify(B.sync.refused)}`);
+  });
+
+  it('the backlog of a time away longer than the window is applied; replaying it later is not', async () => {
+    const a = new Gallery('m', D, new ExactIndex(D));
+    const b = new Gallery('m', D, new ExactIndex(D));
+    const A = await instance(a, 'a2');
+    const B = await instance(b, 'b2');
+    const tap = await subscriber(broker.url, 'faceflow/gallery/+');
+    try {
+      await B.link.cut();
+      await until(() => !B.sync.connected, 'B cut off');
+      publishChange(A.sync, a, () => a.addEmbedding('Hal', vec(8)));
+      await until(() => tap.got.length === 1, 'the change at the broker');
+      await pause(WINDOW_MS + 1000); // B's persistent session holds it meanwhile
+      await B.link.mend();
+      await until(() => b.has('Hal') || B.sync.refused.stale > 0, 'Hal at B');
+      assert.ok(b.has('Hal'), `refused: ${JSON.stringify(B.sync.refused)}`);
+
+      // The same message published again is a replay by its number.
+      b.removeIdentity('Hal');
+      await broker.publish(tap.got[0].topic, tap.got[0].text);
+      await until(() => B.sync.refused.replay > 0, 'the refusal');
+      assert.ok(!b.has('Hal'));
+    } finally {
+      await tap.client.endAsync();
     }
   });
 });

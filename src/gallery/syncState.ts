@@ -3,7 +3,10 @@
  * cannot be played again: per origin the highest `seq` applied, and when it was last connected.
  *
  * - A message whose `seq` is not above the last applied from its origin is a replay. The very same
- *   message again (same seq, same signature) is a QoS 1 redelivery and is ignored quietly.
+ *   message again (same seq, same signature) that the broker marks as a redelivery (MQTT's DUP
+ *   flag, set when it sends a QoS 1 message again after a reconnect) is ignored quietly instead:
+ *   counting those would make the replay count cry wolf. A stranger's copy arrives without the flag,
+ *   since the broker sets it per delivery.
  * - A message signed more than `maxAgeMs` ago (24 h by default) is stale, unless it is backlog: the
  *   broker keeps what was published while this instance was away (a persistent session) and hands
  *   it over right after the next connect, however long the absence. So for a short while after each
@@ -82,10 +85,11 @@ export class SyncState {
     return this.#origins.get(origin)?.seq;
   }
 
-  judge(body: SyncBody, sig: string): SyncVerdict {
+  /** `redelivered`: the broker's DUP flag of the delivery. */
+  judge(body: SyncBody, sig: string, redelivered = false): SyncVerdict {
     const seen = this.#origins.get(body.origin);
     if (seen && body.seq <= seen.seq) {
-      if (body.seq === seen.seq && sig === seen.sig) return { kind: 'duplicate' };
+      if (redelivered && body.seq === seen.seq && sig === seen.sig) return { kind: 'duplicate' };
       return {
         kind: 'refuse',
         reason: 'replay',

@@ -93,6 +93,8 @@ export class GallerySync {
   // outgoing ones wait for the key and leave in the order they were made.
   #applying: Promise<void> = Promise.resolve();
   #sending: Promise<void> = Promise.resolve();
+  /** This instance's changes not yet signed and handed to mqtt.js. */
+  readonly #waiting: GalleryChange[] = [];
 
   constructor(private readonly options: GallerySyncOptions) {
     checkSyncSecret(options.secret);
@@ -127,6 +129,7 @@ export class GallerySync {
       if (!ack.sessionPresent || !persistent) {
         this.#client.subscribe(topic, { qos: 1 }, (err) => err && this.#error(err));
       }
+      this.#send();
       options.onConnect?.();
     });
     this.#client.on('close', () => {
@@ -136,7 +139,7 @@ export class GallerySync {
       options.onClose?.();
     });
     this.#client.on('error', (err) => this.#error(err));
-    this.#client.on('message', (t, payload) => this.#receive(t, payload));
+    this.#client.on('message', (t, payload, packet) => this.#receive(t, payload, packet.dup));
   }
 
   get connected(): boolean {
@@ -148,24 +151,10 @@ export class GallerySync {
     return { ...this.#refused };
   }
 
-  /** Signs and publishes this instance's changes; mqtt.js keeps them while the broker is away. */
+  /** Signs and publishes this instance's changes, or keeps them until the broker is back. */
   publish(changes: readonly GalleryChange[]): void {
-    // Numbered and timed now, in the order they were made, though signed once the key is ready.
-    const bodies = changes.map((change): SyncBody => ({
-      origin: this.origin,
-      seq: this.#nextSeq(),
-      sentAt: new Date().toISOString(),
-      change,
-    }));
-    this.#sending = this.#sending
-      .then(() => this.#signer)
-      .then((signer) => {
-        for (const body of bodies) {
-          const topic = `${this.#prefix}/gallery/${body.change.type}`;
-          this.#client.publish(topic, signer.seal(topic, body), { qos: 1 }, (err) => err && this.#error(err));
-        }
-      })
-      .catch((err: Error) => this.#error(err));
+    this.#waiting.push(...changes);
+    this.#send();
   }
 
   /** Waits for the changes being applied and sent, then disconnects (after sending what is queued). */
@@ -173,7 +162,40 @@ export class GallerySync {
     await this.#applying;
     await this.#sending;
     clearInterval(this.#onlineTimer);
+    if (this.#waiting.length > 0) {
+      this.#error(
+        new Error(
+          `gallery sync: ${this.#waiting.length} change(s) not sent, the broker was away; ` +
+            'the other instances miss them until the galleries are exported and imported again',
+        ),
+      );
+    }
     await new Promise<void>((resolve) => this.#client.end(false, {}, () => resolve()));
+  }
+
+  /**
+   * Signs and hands over the waiting changes while connected. They are numbered and timed when
+   * signed, not when made: a change made while the broker was away for days then reaches the others
+   * as fresh, where signed at once it would arrive stale. Called again on every connect, which
+   * mqtt.js emits after resending what was in flight, so the numbers still arrive in order.
+   */
+  #send(): void {
+    this.#sending = this.#sending
+      .then(() => this.#signer)
+      .then((signer) => {
+        if (!this.#client.connected) return;
+        for (const change of this.#waiting.splice(0)) {
+          const topic = `${this.#prefix}/gallery/${change.type}`;
+          const body: SyncBody = {
+            origin: this.origin,
+            seq: this.#nextSeq(),
+            sentAt: new Date().toISOString(),
+            change,
+          };
+          this.#client.publish(topic, signer.seal(topic, body), { qos: 1 }, (err) => err && this.#error(err));
+        }
+      })
+      .catch((err: Error) => this.#error(err));
   }
 
   /**
@@ -186,7 +208,7 @@ export class GallerySync {
     return this.#lastSeq;
   }
 
-  #receive(topic: string, payload: Buffer): void {
+  #receive(topic: string, payload: Buffer, redelivered: boolean): void {
     this.#applying = this.#applying
       .then(async () => {
         const signer = await this.#signer;
@@ -199,7 +221,7 @@ export class GallerySync {
         }
         const { body, sig } = opened;
         if (body.origin === this.origin) return;
-        const verdict = this.#state.judge(body, sig);
+        const verdict = this.#state.judge(body, sig, redelivered);
         if (verdict.kind === 'duplicate') return;
         if (verdict.kind === 'refuse')
           return this.#refuse(topic, new SyncRefusal(verdict.reason, verdict.message));
