@@ -7,9 +7,10 @@ import { GalleryFile } from '../src/gallery/galleryFile';
 import type { VectorBackend } from '../src/gallery/indexFactory';
 import { GalleryStoreError, isEncryptedFile } from '../src/gallery/store';
 import { applyGalleryChange, galleryChanges, galleryDigest } from '../src/gallery/sync';
+import { SYNC_REFUSAL_REASONS, SyncSecretError } from '../src/gallery/syncAuth';
 import { GallerySync } from '../src/io/gallerySync';
 import { maskUrl } from '../src/io/maskUrl';
-import { watchGallery } from '../src/metrics';
+import { gallerySyncRefused, watchGallery, type GallerySyncStatus } from '../src/metrics';
 import type { ModelsNode } from './faceflow-models';
 import { registerGalleryAdmin } from './lib/galleryAdmin';
 
@@ -36,6 +37,7 @@ interface GalleryCredentials {
   key?: string;
   syncUser?: string;
   syncPassword?: string;
+  syncSecret?: string;
 }
 
 export interface GalleryNode extends Node<GalleryCredentials> {
@@ -52,6 +54,8 @@ export interface GalleryNode extends Node<GalleryCredentials> {
   readonly imageDir: string | undefined;
   /** The gallery file's absolute path. */
   readonly file: string;
+  /** The MQTT sync's state and refusals, when sync is configured. */
+  syncStatus(): GallerySyncStatus | undefined;
 }
 
 /**
@@ -93,6 +97,13 @@ module.exports = (RED: NodeAPI) => {
     let openError: string | undefined;
     let stopWatching: (() => void) | undefined;
     let closed = false;
+    // Remote changes go through the same queue as local ones (runUpdate is defined below; the
+    // callback runs only once a message arrives).
+    const sync = startSync(this, def, file, (change) =>
+      runUpdate(({ file }) => {
+        applyGalleryChange(file.gallery, change);
+      }, false),
+    );
     // Read at scrape time: enrolments and deletions need not tell the metrics anything.
     const unwatch = watchGallery(this.id, () => ({
       id: this.id,
@@ -101,7 +112,9 @@ module.exports = (RED: NodeAPI) => {
       people: opened ? opened.file.gallery.size : null,
       embeddings: opened ? opened.file.gallery.embeddingCount : null,
       ...(openError === undefined ? {} : { error: openError }),
+      ...(sync ? { sync: sync.status() } : {}),
     }));
+    this.syncStatus = () => sync?.status();
 
     this.open = () => {
       if (!models) return Promise.reject(new Error('choose a faceflow-models configuration in the gallery'));
@@ -162,24 +175,17 @@ module.exports = (RED: NodeAPI) => {
       return opened.file.gallery.threshold ?? opened.flow.threshold;
     };
 
-    // Remote changes go through the same queue as local ones (runUpdate is defined below; the
-    // callback runs only once a message arrives).
-    const sync = startSync(this, def, (change) =>
-      runUpdate(({ file }) => {
-        applyGalleryChange(file.gallery, change);
-      }, false),
-    );
-
     // `publish` false: a change that came from another instance is not sent back out.
     const runUpdate = <T>(change: (o: OpenGallery) => Promise<T> | T, publish: boolean): Promise<T> => {
       const run = queue.then(async () => {
         const o = await this.open();
         // Others' changes first, so this one applies to the file as it is and is all that gets published.
         await o.file.refresh();
-        const before = sync && publish ? galleryDigest(o.file.gallery) : undefined;
+        const client = publish ? sync?.client : undefined;
+        const before = client ? galleryDigest(o.file.gallery) : undefined;
         const result = await change(o);
         await o.file.save();
-        if (before) sync!.publish(galleryChanges(before, o.file.gallery));
+        if (before) client!.publish(galleryChanges(before, o.file.gallery));
         return result;
       });
       queue = run.catch(() => undefined);
@@ -209,6 +215,7 @@ module.exports = (RED: NodeAPI) => {
         key: { type: 'password' },
         syncUser: { type: 'text' },
         syncPassword: { type: 'password' },
+        syncSecret: { type: 'password' },
       },
     },
   );
@@ -239,32 +246,67 @@ function optionalNumber(value: string | number | undefined): number | undefined 
   return Number.isFinite(n) ? n : undefined;
 }
 
+/** A gallery's MQTT sync as the node keeps it: the client, if it could start, and what to report. */
+interface NodeSync {
+  client: GallerySync | undefined;
+  status(): GallerySyncStatus;
+  close(): Promise<void>;
+}
+
 /**
  * The gallery's MQTT sync when a broker is set; `apply` runs a change another instance made.
- * Problems go to the log: a config node has no status dot.
+ * Without a shared secret it does not start: an open sync would let anyone who can publish on the
+ * broker change the gallery. Problems go to the log and to the gallery's entry in the health
+ * report and the sidebar: a config node has no status dot.
  */
 function startSync(
   node: GalleryNode,
   def: GalleryDef,
+  galleryFile: string,
   apply: (change: unknown) => Promise<unknown>,
-): GallerySync | undefined {
+): NodeSync | undefined {
   const url = (def.syncUrl ?? '').trim();
   if (url === '') return undefined;
+  const label = node.name || node.id;
+  let client: GallerySync | undefined;
+  let error: string | undefined;
   let wasConnected = false;
-  return new GallerySync({
-    url,
-    prefix: def.syncPrefix || 'faceflow',
-    username: node.credentials?.syncUser || undefined,
-    password: node.credentials?.syncPassword || undefined,
-    // Fixed per node, so that the broker keeps changes made while this instance was away.
-    clientId: `faceflow-gallery-${node.id}`,
-    onRemoteChange: async (change) => {
-      await apply(change);
-    },
-    onError: (err) => node.warn(err.message),
-    onConnect: () => {
-      if (!wasConnected) node.log(`gallery sync: connected to ${maskUrl(url)}`);
-      wasConnected = true;
-    },
-  });
+  try {
+    client = new GallerySync({
+      url,
+      prefix: def.syncPrefix || 'faceflow',
+      username: node.credentials?.syncUser || undefined,
+      password: node.credentials?.syncPassword || undefined,
+      secret: node.credentials?.syncSecret ?? '',
+      // Beside the gallery: which messages were applied belongs with the gallery they changed.
+      stateFile: `${galleryFile}.sync-state`,
+      // Fixed per node, so that the broker keeps changes made while this instance was away.
+      clientId: `faceflow-gallery-${node.id}`,
+      onRemoteChange: async (change) => {
+        await apply(change);
+      },
+      onRefused: (reason) => gallerySyncRefused.labels(label, reason).inc(),
+      onError: (err) => node.warn(err.message),
+      onConnect: () => {
+        if (!wasConnected) node.log(`gallery sync: connected to ${maskUrl(url)}`);
+        wasConnected = true;
+      },
+    });
+    // Present from the start, so that a dashboard shows 0 rather than no data.
+    for (const reason of SYNC_REFUSAL_REASONS) gallerySyncRefused.labels(label, reason).inc(0);
+  } catch (err) {
+    const hint = err instanceof SyncSecretError ? ': set "Sync secret" in the gallery configuration' : '';
+    error = `${(err as Error).message}${hint}; sync is off`;
+    node.error(error);
+  }
+  return {
+    client,
+    status: () => ({
+      state: client ? (client.connected ? 'connected' : 'disconnected') : 'off',
+      refused: client ? { ...client.refused } : {},
+      ...(error === undefined ? {} : { error }),
+    }),
+    // The counters stay: a redeploy's new node counts on under the same label, as a counter should.
+    close: async () => client?.close(),
+  };
 }
