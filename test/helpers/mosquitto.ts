@@ -28,6 +28,7 @@ export class Mosquitto {
   /** Everything the broker logged, for assertion messages. */
   log = '';
   #process: ChildProcess | undefined;
+  #paused = false;
 
   private constructor() {
     this.dir = mkdtempSync(path.join(tmpdir(), 'faceflow-mosquitto-'));
@@ -73,6 +74,15 @@ export class Mosquitto {
 
   get running(): boolean {
     return this.#process !== undefined;
+  }
+
+  /**
+   * Freeze the broker (SIGSTOP): connections stay open but nothing is read or acknowledged, so
+   * what is published next is certainly in flight when it is then stopped or killed.
+   */
+  pause(): void {
+    this.#process?.kill('SIGSTOP');
+    this.#paused = true;
   }
 
   /** Graceful stop (SIGTERM): Mosquitto writes its persistence file and closes every connection. */
@@ -139,6 +149,9 @@ export class Mosquitto {
     if (!child) return;
     const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
     child.kill(signal);
+    // A frozen process handles SIGTERM only once it runs again (SIGKILL needs no help).
+    if (this.#paused) child.kill('SIGCONT');
+    this.#paused = false;
     await exited;
     this.#process = undefined;
   }
