@@ -54,18 +54,22 @@ module.exports = (RED: NodeAPI) => {
         queueLimit,
         username: node.credentials?.user || undefined,
         password: node.credentials?.password || undefined,
-        // The publisher masks the password in what it reports; a warning, not an error: it reconnects.
+        // The publisher masks the password in what it reports, and tells a failing connection once
+        // per reason, not at every retry; a warning, not an error: it keeps retrying.
         onError: (err) => {
           meter?.error();
-          node.warn(err.message);
+          node.warn(`broker unreachable, retrying: ${err.message}`);
         },
+        onRecovered: () => node.log('connected to the broker again'),
+        onRejected: (reason) => node.warn(`message dropped: ${reason}`),
       });
       const p = publisher;
       meter = new PublisherMeter(p.camera);
       const show = () => {
         meter?.sample(p.connected, p.dropped);
         const backlog = p.queued + p.inFlight;
-        const dropped = p.dropped > 0 ? `, ${p.dropped} dropped` : '';
+        const rejected = p.rejected > 0 ? ` (${p.rejected} rejected)` : '';
+        const dropped = p.dropped > 0 ? `, ${p.dropped} dropped${rejected}` : '';
         if (p.connected) {
           node.status({ fill: 'green', shape: 'dot', text: `connected, ${sent} sent${dropped}` });
         } else {

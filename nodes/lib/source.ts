@@ -75,8 +75,5 @@ export function flag(value: unknown, fallback: boolean): boolean {
   return value === true || value === 'true';
 }
 
-/** MQTT topic levels cannot hold '/', '+' or '#': camera ids and names may. */
-export function topicLevel(text: string): string {
-  const cleaned = text.replace(/[/+#]/g, '_').trim();
-  return cleaned === '' ? '_' : cleaned;
-}
+/** Camera ids and names as MQTT topic levels, by the one collision-free rule of the core. */
+export { topicLevel } from '../../src/io/topicLevel';
