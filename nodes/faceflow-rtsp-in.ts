@@ -6,6 +6,8 @@ import { CameraMeter } from '../src/metrics';
 import { registerMetricsAdmin } from './lib/metricsAdmin';
 import { cameraInput, flag, positiveOption, type SourceKind, type SourceCredentials } from './lib/source';
 import { handleInput, shorten } from './lib/runtime';
+import { PASSWORD_IN_URL_WARNING, passwordStoredInFlow } from './lib/urlCredentials';
+import { registerUrlCredentialsScript } from './lib/urlCredentialsScript';
 
 interface RtspInDef extends NodeDef {
   source?: SourceKind;
@@ -36,6 +38,7 @@ const FPS_WINDOW_MS = 1000;
  */
 module.exports = (RED: NodeAPI) => {
   registerMetricsAdmin(RED);
+  registerUrlCredentialsScript(RED);
 
   function FaceflowRtspInNode(this: RtspInNode, def: RtspInDef) {
     RED.nodes.createNode(this, def);
@@ -70,6 +73,10 @@ module.exports = (RED: NodeAPI) => {
       );
     } catch (err) {
       configError = err instanceof Error ? err : new Error(String(err));
+    }
+    // Still connects (flows written before the Password field keep working), but says so once.
+    if ((def.source ?? 'rtsp') === 'rtsp' && passwordStoredInFlow(def.url ?? '', process.env)) {
+      node.warn(PASSWORD_IN_URL_WARNING);
     }
     // The label is the masked input (password as ***): it is what the health endpoint shows.
     const meter = camera ? new CameraMeter(camera.cameraId, camera.label) : undefined;
