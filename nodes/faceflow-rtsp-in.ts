@@ -1,6 +1,7 @@
 import type { Node, NodeAPI, NodeDef, NodeMessageInFlow } from 'node-red';
 import { Subscription } from 'rxjs';
 
+import { CameraLog } from '../src/io/cameraLog';
 import { CameraSource, type CameraEvent } from '../src/io/cameraSource';
 import { CameraMeter } from '../src/metrics';
 import { registerMetricsAdmin } from './lib/metricsAdmin';
@@ -80,6 +81,10 @@ module.exports = (RED: NodeAPI) => {
     }
     // The label is the masked input (password as ***): it is what the health endpoint shows.
     const meter = camera ? new CameraMeter(camera.cameraId, camera.label) : undefined;
+    // A camera that keeps refusing is retried for ever: the status shows every attempt, the log
+    // only the start, changes, sparse reminders and the recovery.
+    const cameraLog = camera ? new CameraLog(camera.cameraId) : undefined;
+    let lastReason = '';
 
     let windowStart = 0;
     let windowFrames = 0;
@@ -104,22 +109,32 @@ module.exports = (RED: NodeAPI) => {
 
     const onEvent = (event: CameraEvent) => {
       meter?.event(event);
+      const line = cameraLog?.note(event);
+      if (line?.level === 'warn') node.warn(line.text);
+      else if (line) node.log(line.text);
       switch (event.type) {
         case 'connecting':
           if (event.attempt === 0) node.status({ fill: 'yellow', shape: 'ring', text: 'connecting' });
           break;
         case 'up':
           windowStart = 0;
+          lastReason = '';
           node.status({ fill: 'green', shape: 'dot', text: `up ${event.width}×${event.height}` });
           break;
         case 'down':
+          lastReason = event.reason;
           node.status({ fill: 'red', shape: 'ring', text: shorten(`down: ${event.reason}`) });
           break;
         case 'reconnecting':
           node.status({
             fill: 'yellow',
             shape: 'ring',
-            text: `reconnecting (attempt ${event.attempt}, in ${(event.delayMs / 1000).toFixed(1)}s)`,
+            // The reason stays in view between attempts: the log no longer repeats it.
+            text: shorten(
+              `reconnecting (attempt ${event.attempt}, in ${(event.delayMs / 1000).toFixed(1)}s)` +
+                (lastReason ? `: ${lastReason}` : ''),
+              80,
+            ),
           });
           break;
         case 'stalled':
