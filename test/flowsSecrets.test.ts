@@ -5,6 +5,7 @@
  * as a credential, against a real broker that checks it.
  */
 import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
@@ -12,6 +13,7 @@ import * as vm from 'node:vm';
 
 import type { AedesOptions } from 'aedes';
 
+import { CHROMIUM, launchChromium } from './helpers/demoProcess';
 import { TestBroker } from './helpers/mqttBroker';
 import { NodeRedProcess } from './helpers/nodeRedProcess';
 
@@ -218,5 +220,58 @@ describe('Node-RED: passwords stay out of flows.json (real runtime, file storage
       'node-config-input-syncPassword': SYNC_PASSWORD,
     });
     assert.equal(notices.length, 1);
+  });
+
+  it('in the real editor: a password typed into the URL moves to the Password field with a notice, and the deploy keeps it out of flows.json', async function () {
+    if (!existsSync(CHROMIUM)) {
+      console.warn(`    skipped: no Chromium at ${CHROMIUM} (apt-get install chromium, or set CHROMIUM)`);
+      this.skip();
+    }
+    await red.deploy(mqttFlow(mqtt.broker.url, undefined));
+    const browser = await launchChromium();
+    try {
+      const page = await browser.newPage();
+      await page.goto(`http://127.0.0.1:${red.port}/`);
+      await page.waitForSelector('#red-ui-workspace-chart svg g.red-ui-flow-node', { timeout: 60_000 });
+      await page.waitForFunction(() => 'faceflowMoveUrlCredentials' in window);
+      await page.evaluate(() => {
+        const RED = (
+          window as unknown as {
+            RED: { editor: { edit(n: unknown): void }; nodes: { node(id: string): unknown } };
+          }
+        ).RED;
+        RED.editor.edit(RED.nodes.node('pub'));
+      });
+      await page.waitForSelector('#node-input-url', { state: 'visible' });
+      const typed = mqtt.broker.url.replace('mqtt://', `mqtt://pub:${encodeURIComponent(PASSWORD)}@`);
+      await page.fill('#node-input-url', typed);
+      await page.click('#node-dialog-ok');
+      await page.locator('.red-ui-notification', { hasText: 'moved to the Password field' }).waitFor();
+
+      const mark = red.mark();
+      await page.click('#red-ui-header-button-deploy');
+      await red.waitForOutput('Started flows', 30_000, mark);
+    } finally {
+      await browser.close();
+    }
+    await until('the message published with the moved password', () =>
+      mqtt.published.some((p) => p.topic === 'home/door/test'),
+    );
+    assert.ok(mqtt.logins.some((l) => l.username === 'pub' && l.accepted));
+    const flows = (await red.request('GET', '/flows')).text;
+    const onDisk = await red.file('flows.json');
+    for (const [where, text] of [
+      ['GET /flows', flows],
+      ['flows.json', onDisk],
+    ]) {
+      assert.ok(
+        !text.includes(PASSWORD) && !text.includes(encodeURIComponent(PASSWORD)),
+        `${where} holds the password`,
+      );
+    }
+    const pub = (JSON.parse(flows) as { id: string; url?: string }[]).find((n) => n.id === 'pub');
+    assert.equal(pub?.url, mqtt.broker.url, 'the URL keeps no userinfo');
+    const creds = JSON.parse((await red.request('GET', '/credentials/faceflow-mqtt-out/pub')).text) as object;
+    assert.deepEqual(creds, { user: 'pub', has_password: true });
   });
 });
