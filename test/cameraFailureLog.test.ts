@@ -77,6 +77,36 @@ describe('FailureLog: which retries of a failing connection are logged', () => {
   });
 });
 
+describe("CameraLog: a camera's events as log lines", () => {
+  const base = { cameraId: 'clip', source: '/videos/clip.mp4', ts: 0 };
+  const down = {
+    ...base,
+    type: 'down',
+    reason: 'Invalid data found when processing input',
+    cause: 'failed',
+    frames: 0,
+    code: 1,
+    signal: null,
+  } as const;
+
+  it('says nothing of a failure that is not retried: the error that ends the stream is logged as such', () => {
+    const log = new CameraLog('clip');
+    assert.equal(log.note(down), undefined);
+    assert.equal(log.note({ ...base, type: 'connecting', attempt: 0 }), undefined);
+  });
+
+  it('logs a retried failure once, at its reconnecting event', () => {
+    const log = new CameraLog('door');
+    assert.equal(log.note(down), undefined);
+    assert.match(
+      log.note({ ...base, type: 'reconnecting', attempt: 1, delayMs: 1000 })?.text ?? '',
+      /^camera door: Invalid data/,
+    );
+    assert.equal(log.note(down), undefined);
+    assert.equal(log.note({ ...base, type: 'reconnecting', attempt: 2, delayMs: 2000 }), undefined);
+  });
+});
+
 describe('CameraSource against a refused port (real ffmpeg, 127.0.0.1)', function () {
   this.timeout(90_000);
 

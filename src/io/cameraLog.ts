@@ -1,4 +1,4 @@
-import type { CameraEvent } from './cameraSource';
+import type { CameraEvent, DownEvent } from './cameraSource';
 import { FailureLog, type FailureLogOptions } from './failureLog';
 
 export interface CameraLogLine {
@@ -12,6 +12,7 @@ export interface CameraLogLine {
  */
 export class CameraLog {
   private readonly failures: FailureLog;
+  private lastDown: DownEvent | undefined;
 
   constructor(cameraId: string, options: FailureLogOptions = {}) {
     this.failures = new FailureLog(`camera ${cameraId}`, options);
@@ -19,16 +20,27 @@ export class CameraLog {
 
   /** The line this event calls for, if any. Events carry the source masked, so lines hold no password. */
   note(event: CameraEvent): CameraLogLine | undefined {
-    if (event.type === 'down') {
-      // The cause, not the wording, tells a new reason: "camera error (503 …)" and "(500 …)" differ
-      // in words only, but `failed` lumps unrelated errors together, so there the words count.
-      const text = this.failures.failed(event.reason, event.cause === 'failed' ? event.reason : event.cause);
-      return text === undefined ? undefined : { level: 'warn', text };
+    switch (event.type) {
+      case 'down':
+        // Judged at the `reconnecting` that follows: a failure that is not retried (a file, the
+        // last allowed attempt) ends in an error, which is logged as such.
+        this.lastDown = event;
+        return undefined;
+      case 'reconnecting': {
+        const down = this.lastDown;
+        this.lastDown = undefined;
+        if (!down) return undefined;
+        // The cause, not the wording, tells a new reason, except for `failed`, which lumps
+        // unrelated errors together.
+        const text = this.failures.failed(down.reason, down.cause === 'failed' ? down.reason : down.cause);
+        return text === undefined ? undefined : { level: 'warn', text };
+      }
+      case 'up': {
+        const text = this.failures.recovered();
+        return text === undefined ? undefined : { level: 'info', text };
+      }
+      default:
+        return undefined;
     }
-    if (event.type === 'up') {
-      const text = this.failures.recovered();
-      return text === undefined ? undefined : { level: 'info', text };
-    }
-    return undefined;
   }
 }

@@ -136,7 +136,7 @@ export async function watchCommand(
       cameraId: values.camera,
       fps,
       width,
-      onEvent: cameraReporter(io),
+      onEvent: cameraReporter(io, input.kind !== 'file'),
     });
     io.err(`watching ${source.label} as '${source.cameraId}'; threshold ${threshold}`);
     if (mjpegPort !== undefined) {
@@ -249,19 +249,20 @@ function run(flow: FaceFlow, gallery: Matcher, source: CameraSource, o: RunOptio
  * first failure, each change of reason, reminders after 1 and 10 minutes and then hourly, and the
  * recovery. FACEFLOW_DEBUG prints every event, ffmpeg's own log lines included.
  */
-function cameraReporter(io: CommandIO): (event: CameraEvent) => void {
-  const debug = Boolean(process.env.FACEFLOW_DEBUG);
+function cameraReporter(io: CommandIO, live: boolean): (event: CameraEvent) => void {
+  // A file is not retried: each of its few events is news.
+  const everyEvent = Boolean(process.env.FACEFLOW_DEBUG) || !live;
   let health: CameraLog | undefined;
   return (event) => {
     health ??= new CameraLog(event.cameraId);
     const line = health.note(event);
     if (line) io.err(line.text);
+    if (event.type === 'log' && !process.env.FACEFLOW_DEBUG) return;
     const quiet =
-      event.type === 'log' ||
       event.type === 'down' ||
       event.type === 'reconnecting' ||
       (event.type === 'connecting' && event.attempt > 0);
-    if (quiet && !debug) return;
+    if (quiet && !everyEvent) return;
     const details = Object.entries(event).filter(([k]) => !['type', 'cameraId', 'source', 'ts'].includes(k));
     const rest = details.length > 0 ? ` ${JSON.stringify(Object.fromEntries(details))}` : '';
     io.err(`camera ${event.cameraId}: ${event.type}${rest}`);
