@@ -13,6 +13,8 @@ import { maskUrl } from '../src/io/maskUrl';
 import { gallerySyncRefused, watchGallery, type GallerySyncStatus } from '../src/metrics';
 import type { ModelsNode } from './faceflow-models';
 import { registerGalleryAdmin } from './lib/galleryAdmin';
+import { PASSWORD_IN_URL_WARNING, passwordStoredInFlow, resolveUrlCredentials } from './lib/urlCredentials';
+import { registerUrlCredentialsScript } from './lib/urlCredentialsScript';
 
 interface GalleryDef extends NodeDef {
   path?: string;
@@ -71,6 +73,7 @@ module.exports = (RED: NodeAPI) => {
   // replaced is never served, even if a request raced its close.
   const live = new Set<string>();
   registerGalleryAdmin(RED, () => live);
+  registerUrlCredentialsScript(RED);
   // The metrics endpoints, which report this gallery too, are registered by faceflow-models: a gallery cannot
   // work without one, and this module's endpoints keep to the gallery permissions.
 
@@ -265,8 +268,16 @@ function startSync(
   galleryFile: string,
   apply: (change: unknown) => Promise<unknown>,
 ): NodeSync | undefined {
-  const url = (def.syncUrl ?? '').trim();
-  if (url === '') return undefined;
+  const given = (def.syncUrl ?? '').trim();
+  if (given === '') return undefined;
+  // Still connects (flows written before the Password field keep working), but says so once.
+  if (passwordStoredInFlow(def.syncUrl ?? '', process.env))
+    node.warn(`gallery sync: ${PASSWORD_IN_URL_WARNING}`);
+  const broker = resolveUrlCredentials(given, {
+    user: node.credentials?.syncUser,
+    password: node.credentials?.syncPassword,
+  });
+  const url = broker.url;
   const label = node.name || node.id;
   let client: GallerySync | undefined;
   let error: string | undefined;
@@ -275,8 +286,8 @@ function startSync(
     client = new GallerySync({
       url,
       prefix: def.syncPrefix || 'faceflow',
-      username: node.credentials?.syncUser || undefined,
-      password: node.credentials?.syncPassword || undefined,
+      username: broker.user,
+      password: broker.password,
       secret: node.credentials?.syncSecret ?? '',
       // Beside the gallery: which messages were applied belongs with the gallery they changed.
       stateFile: `${galleryFile}.sync-state`,
