@@ -5,13 +5,16 @@ import type { Node, NodeAPI, NodeDef } from 'node-red';
 import type { FaceFlow } from '../src/faceflow';
 import { GalleryFile } from '../src/gallery/galleryFile';
 import type { VectorBackend } from '../src/gallery/indexFactory';
-import { GalleryStoreError } from '../src/gallery/store';
+import { GalleryStoreError, isEncryptedFile } from '../src/gallery/store';
 import { applyGalleryChange, galleryChanges, galleryDigest } from '../src/gallery/sync';
+import { SYNC_REFUSAL_REASONS, SyncSecretError } from '../src/gallery/syncAuth';
 import { GallerySync } from '../src/io/gallerySync';
 import { maskUrl } from '../src/io/maskUrl';
-import { watchGallery } from '../src/metrics';
+import { gallerySyncRefused, watchGallery, type GallerySyncStatus } from '../src/metrics';
 import type { ModelsNode } from './faceflow-models';
 import { registerGalleryAdmin } from './lib/galleryAdmin';
+import { PASSWORD_IN_URL_WARNING, passwordStoredInFlow, resolveUrlCredentials } from './lib/urlCredentials';
+import { registerUrlCredentialsScript } from './lib/urlCredentialsScript';
 
 interface GalleryDef extends NodeDef {
   path?: string;
@@ -20,6 +23,8 @@ interface GalleryDef extends NodeDef {
   threshold?: string | number;
   backups?: string | number;
   imageDir?: string;
+  /** With a key: encrypt the gallery file if it is still plain (a deliberate, one-time step; off by default). */
+  encryptExisting?: boolean;
   /** MQTT broker through which instances keep this gallery alike; empty for none. */
   syncUrl?: string;
   syncPrefix?: string;
@@ -34,6 +39,7 @@ interface GalleryCredentials {
   key?: string;
   syncUser?: string;
   syncPassword?: string;
+  syncSecret?: string;
 }
 
 export interface GalleryNode extends Node<GalleryCredentials> {
@@ -50,6 +56,8 @@ export interface GalleryNode extends Node<GalleryCredentials> {
   readonly imageDir: string | undefined;
   /** The gallery file's absolute path. */
   readonly file: string;
+  /** The MQTT sync's state and refusals, when sync is configured. */
+  syncStatus(): GallerySyncStatus | undefined;
 }
 
 /**
@@ -65,6 +73,7 @@ module.exports = (RED: NodeAPI) => {
   // replaced is never served, even if a request raced its close.
   const live = new Set<string>();
   registerGalleryAdmin(RED, () => live);
+  registerUrlCredentialsScript(RED);
   // The metrics endpoints, which report this gallery too, are registered by faceflow-models: a gallery cannot
   // work without one, and this module's endpoints keep to the gallery permissions.
 
@@ -79,6 +88,8 @@ module.exports = (RED: NodeAPI) => {
     const backups = optionalNumber(def.backups);
     const backend = (def.backend || 'auto') as VectorBackend;
     const key = this.credentials?.key || undefined;
+    // Without the option a key refuses a plain file (someone may have put it there); see store.ts.
+    const allowPlaintext = key && def.encryptExisting === true ? 'migrate' : undefined;
     Object.defineProperty(this, 'file', { value: file });
     Object.defineProperty(this, 'imageDir', { value: imageDir });
 
@@ -87,6 +98,15 @@ module.exports = (RED: NodeAPI) => {
     // Every change and save is chained here; a failed one must not block those after it.
     let queue: Promise<unknown> = Promise.resolve();
     let openError: string | undefined;
+    let stopWatching: (() => void) | undefined;
+    let closed = false;
+    // Remote changes go through the same queue as local ones (runUpdate is defined below; the
+    // callback runs only once a message arrives).
+    const sync = startSync(this, def, file, (change) =>
+      runUpdate(({ file }) => {
+        applyGalleryChange(file.gallery, change);
+      }, false),
+    );
     // Read at scrape time: enrolments and deletions need not tell the metrics anything.
     const unwatch = watchGallery(this.id, () => ({
       id: this.id,
@@ -95,7 +115,9 @@ module.exports = (RED: NodeAPI) => {
       people: opened ? opened.file.gallery.size : null,
       embeddings: opened ? opened.file.gallery.embeddingCount : null,
       ...(openError === undefined ? {} : { error: openError }),
+      ...(sync ? { sync: sync.status() } : {}),
     }));
+    this.syncStatus = () => sync?.status();
 
     this.open = () => {
       if (!models) return Promise.reject(new Error('choose a faceflow-models configuration in the gallery'));
@@ -105,16 +127,42 @@ module.exports = (RED: NodeAPI) => {
           modelId: flow.embedder.id,
           dimension: flow.embedder.dimension,
           key,
+          allowPlaintext,
           backups,
           backend,
+          writer: `Node-RED gallery ${this.name || this.id}`,
+          onMerged: (report) => {
+            this.log(
+              `gallery file changed on disk: merged ${report.changes} changes ` +
+                `(${report.added.length} people added, ${report.deleted.length} deleted) (${file})`,
+            );
+            for (const conflict of report.conflicts) this.warn(`gallery ${file}: ${conflict}`);
+          },
         }).catch((err: unknown) => {
           throw readable(err, file);
         });
         for (const problem of gallery.problems) this.warn(`gallery ${file}: ${problem}`);
         if (gallery.recoveredFrom)
           this.warn(`gallery ${file}: recovered from backup ${gallery.recoveredFrom}`);
+        if (allowPlaintext && (await isEncryptedFile(file)) === false) {
+          // Encrypted now rather than at the first change; the plain backups would keep the data in the clear.
+          await gallery.save();
+          await gallery.purgeBackups();
+          this.warn(
+            `gallery ${file}: encrypted the plain gallery file and deleted its plain backups; ` +
+              '"Encrypt an existing plain file" can be turned off again',
+          );
+        }
         opened = { file: gallery, flow };
         openError = undefined;
+        // Changes other processes (the CLI, another flow) write to the file are taken in within seconds,
+        // so a person deleted there stops being recognised here and is not written back by our next save.
+        if (!closed) {
+          stopWatching = gallery.watch(() => {
+            const run = queue.then(() => gallery.refresh());
+            queue = run.catch((err: Error) => this.warn(`gallery ${file}: ${err.message}`));
+          });
+        }
         return opened;
       })().catch((err: Error) => {
         opening = undefined; // the next message tries again, e.g. once the models are built
@@ -130,22 +178,17 @@ module.exports = (RED: NodeAPI) => {
       return opened.file.gallery.threshold ?? opened.flow.threshold;
     };
 
-    // Remote changes go through the same queue as local ones (runUpdate is defined below; the
-    // callback runs only once a message arrives).
-    const sync = startSync(this, def, (change) =>
-      runUpdate(({ file }) => {
-        applyGalleryChange(file.gallery, change);
-      }, false),
-    );
-
     // `publish` false: a change that came from another instance is not sent back out.
     const runUpdate = <T>(change: (o: OpenGallery) => Promise<T> | T, publish: boolean): Promise<T> => {
       const run = queue.then(async () => {
         const o = await this.open();
-        const before = sync && publish ? galleryDigest(o.file.gallery) : undefined;
+        // Others' changes first, so this one applies to the file as it is and is all that gets published.
+        await o.file.refresh();
+        const client = publish ? sync?.client : undefined;
+        const before = client ? galleryDigest(o.file.gallery) : undefined;
         const result = await change(o);
         await o.file.save();
-        if (before) sync!.publish(galleryChanges(before, o.file.gallery));
+        if (before) client!.publish(galleryChanges(before, o.file.gallery));
         return result;
       });
       queue = run.catch(() => undefined);
@@ -155,6 +198,8 @@ module.exports = (RED: NodeAPI) => {
     this.on('close', (done: () => void) => {
       live.delete(this.id);
       unwatch();
+      closed = true;
+      stopWatching?.();
       queue
         .then(() => sync?.close())
         .catch(() => undefined)
@@ -173,6 +218,7 @@ module.exports = (RED: NodeAPI) => {
         key: { type: 'password' },
         syncUser: { type: 'text' },
         syncPassword: { type: 'password' },
+        syncSecret: { type: 'password' },
       },
     },
   );
@@ -185,7 +231,13 @@ module.exports = (RED: NodeAPI) => {
 function readable(err: unknown, file: string): Error {
   if (!(err instanceof GalleryStoreError)) return err instanceof Error ? err : new Error(String(err));
   const cause = err.message.startsWith(`${file}: `) ? err.message.slice(file.length + 2) : err.message;
-  const hint = err.code === 'WRONG_KEY' ? 'wrong key: ' : err.code === 'KEY_REQUIRED' ? 'key required: ' : '';
+  const hints: Partial<Record<string, string>> = {
+    WRONG_KEY: 'wrong key: ',
+    KEY_REQUIRED: 'key required: ',
+    PLAINTEXT_REFUSED: 'plain file refused: ',
+    ROLLBACK: 'older copy refused: ',
+  };
+  const hint = hints[err.code] ?? '';
   const out = new Error(`${hint && cause.startsWith(hint.slice(0, -2)) ? '' : hint}${cause} (${file})`);
   (out as Error & { code?: string }).code = err.code;
   return out;
@@ -197,32 +249,75 @@ function optionalNumber(value: string | number | undefined): number | undefined 
   return Number.isFinite(n) ? n : undefined;
 }
 
+/** A gallery's MQTT sync as the node keeps it: the client, if it could start, and what to report. */
+interface NodeSync {
+  client: GallerySync | undefined;
+  status(): GallerySyncStatus;
+  close(): Promise<void>;
+}
+
 /**
  * The gallery's MQTT sync when a broker is set; `apply` runs a change another instance made.
- * Problems go to the log: a config node has no status dot.
+ * Without a shared secret it does not start: an open sync would let anyone who can publish on the
+ * broker change the gallery. Problems go to the log and to the gallery's entry in the health
+ * report and the sidebar: a config node has no status dot.
  */
 function startSync(
   node: GalleryNode,
   def: GalleryDef,
+  galleryFile: string,
   apply: (change: unknown) => Promise<unknown>,
-): GallerySync | undefined {
-  const url = (def.syncUrl ?? '').trim();
-  if (url === '') return undefined;
-  let wasConnected = false;
-  return new GallerySync({
-    url,
-    prefix: def.syncPrefix || 'faceflow',
-    username: node.credentials?.syncUser || undefined,
-    password: node.credentials?.syncPassword || undefined,
-    // Fixed per node, so that the broker keeps changes made while this instance was away.
-    clientId: `faceflow-gallery-${node.id}`,
-    onRemoteChange: async (change) => {
-      await apply(change);
-    },
-    onError: (err) => node.warn(err.message),
-    onConnect: () => {
-      if (!wasConnected) node.log(`gallery sync: connected to ${maskUrl(url)}`);
-      wasConnected = true;
-    },
+): NodeSync | undefined {
+  const given = (def.syncUrl ?? '').trim();
+  if (given === '') return undefined;
+  // Still connects (flows written before the Password field keep working), but says so once.
+  if (passwordStoredInFlow(def.syncUrl ?? '', process.env))
+    node.warn(`gallery sync: ${PASSWORD_IN_URL_WARNING}`);
+  const broker = resolveUrlCredentials(given, {
+    user: node.credentials?.syncUser,
+    password: node.credentials?.syncPassword,
   });
+  const url = broker.url;
+  const label = node.name || node.id;
+  let client: GallerySync | undefined;
+  let error: string | undefined;
+  let wasConnected = false;
+  try {
+    client = new GallerySync({
+      url,
+      prefix: def.syncPrefix || 'faceflow',
+      username: broker.user,
+      password: broker.password,
+      secret: node.credentials?.syncSecret ?? '',
+      // Beside the gallery: which messages were applied belongs with the gallery they changed.
+      stateFile: `${galleryFile}.sync-state`,
+      // Fixed per node, so that the broker keeps changes made while this instance was away.
+      clientId: `faceflow-gallery-${node.id}`,
+      onRemoteChange: async (change) => {
+        await apply(change);
+      },
+      onRefused: (reason) => gallerySyncRefused.labels(label, reason).inc(),
+      onError: (err) => node.warn(err.message),
+      onConnect: () => {
+        if (!wasConnected) node.log(`gallery sync: connected to ${maskUrl(url)}`);
+        wasConnected = true;
+      },
+    });
+    // Present from the start, so that a dashboard shows 0 rather than no data.
+    for (const reason of SYNC_REFUSAL_REASONS) gallerySyncRefused.labels(label, reason).inc(0);
+  } catch (err) {
+    const hint = err instanceof SyncSecretError ? ': set "Sync secret" in the gallery configuration' : '';
+    error = `${(err as Error).message}${hint}; sync is off`;
+    node.error(error);
+  }
+  return {
+    client,
+    status: () => ({
+      state: client ? (client.connected ? 'connected' : 'disconnected') : 'off',
+      refused: client ? { ...client.refused } : {},
+      ...(error === undefined ? {} : { error }),
+    }),
+    // The counters stay: a redeploy's new node counts on under the same label, as a counter should.
+    close: async () => client?.close(),
+  };
 }

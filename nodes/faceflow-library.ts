@@ -20,6 +20,7 @@ import {
   scanFolder,
   librarySummary,
   peopleSummary,
+  repairLibrary,
   scanSummary,
   unassignedFaces,
   watchLoop,
@@ -53,6 +54,7 @@ export const LIBRARY_COMMANDS = [
   'thumbnail',
   'sheet',
   'compact',
+  'repair',
 ] as const;
 type LibraryCommand = (typeof LIBRARY_COMMANDS)[number];
 
@@ -82,7 +84,7 @@ interface PendingScan {
 /**
  * `faceflow-library`: keeps a photo library (src/library) of a folder up to date, scanning it on
  * deploy, when files change and every interval, and carries out the library's commands
- * (`msg.topic` scan, status, match, cluster, recluster, name, people, export, thumbnail, compact).
+ * (`msg.topic` scan, status, match, cluster, recluster, name, people, export, thumbnail, compact, repair).
  * Everything that writes the library, scans and commands alike, runs one at a time through one queue.
  */
 module.exports = (RED: NodeAPI) => {
@@ -304,6 +306,19 @@ module.exports = (RED: NodeAPI) => {
               const before = (await fs.stat(db.file)).size;
               await db.compact();
               return { bytesBefore: before, bytesAfter: (await fs.stat(db.file)).size };
+            } finally {
+              compacting = false;
+            }
+          });
+        case 'repair':
+          // Through the queue like any writer; the library is closed first (the repair takes its
+          // lock) and opened again by the next command, from the repaired file.
+          return serial(async () => {
+            compacting = true;
+            try {
+              await opened?.db.close();
+              opened = undefined;
+              return await repairLibrary(dbFile, { key });
             } finally {
               compacting = false;
             }

@@ -5,6 +5,13 @@ import { MqttEventPublisher } from '../src/io/mqttPublisher';
 import { PublisherMeter } from '../src/metrics';
 import { registerMetricsAdmin } from './lib/metricsAdmin';
 import { handleInput, shorten } from './lib/runtime';
+import {
+  PASSWORD_IN_URL_WARNING,
+  passwordStoredInFlow,
+  resolveUrlCredentials,
+  type UrlCredentials,
+} from './lib/urlCredentials';
+import { registerUrlCredentialsScript } from './lib/urlCredentialsScript';
 
 interface MqttOutDef extends NodeDef {
   url?: string;
@@ -13,12 +20,7 @@ interface MqttOutDef extends NodeDef {
   queueLimit?: string | number;
 }
 
-interface MqttOutCredentials {
-  user?: string;
-  password?: string;
-}
-
-type MqttOutNode = Node<MqttOutCredentials>;
+type MqttOutNode = Node<UrlCredentials>;
 
 /** How often the status line is brought up to date with the queue and delivery counts. */
 const STATUS_INTERVAL_MS = 1000;
@@ -31,6 +33,7 @@ const STATUS_INTERVAL_MS = 1000;
  */
 module.exports = (RED: NodeAPI) => {
   registerMetricsAdmin(RED);
+  registerUrlCredentialsScript(RED);
 
   function FaceflowMqttOutNode(this: MqttOutNode, def: MqttOutDef) {
     RED.nodes.createNode(this, def);
@@ -45,27 +48,35 @@ module.exports = (RED: NodeAPI) => {
     let sent = 0;
     let meter: PublisherMeter | undefined;
     try {
+      const url = (def.url ?? '').trim() || 'mqtt://127.0.0.1:1883';
+      // Still connects (flows written before the Password field keep working), but says so once.
+      if (passwordStoredInFlow(def.url ?? '', process.env)) node.warn(PASSWORD_IN_URL_WARNING);
+      const broker = resolveUrlCredentials(url, node.credentials);
       const queueLimit =
         def.queueLimit === undefined || def.queueLimit === '' ? 1000 : Number(def.queueLimit);
       publisher = new MqttEventPublisher({
-        url: (def.url ?? '').trim() || 'mqtt://127.0.0.1:1883',
+        url: broker.url,
         prefix: (def.prefix ?? '').trim().replace(/\/+$/, '') || 'faceflow',
         camera: (def.camera ?? '').trim() || 'faceflow',
         queueLimit,
-        username: node.credentials?.user || undefined,
-        password: node.credentials?.password || undefined,
-        // The publisher masks the password in what it reports; a warning, not an error: it reconnects.
+        username: broker.user,
+        password: broker.password,
+        // The publisher masks the password in what it reports, and tells a failing connection once
+        // per reason, not at every retry; a warning, not an error: it keeps retrying.
         onError: (err) => {
           meter?.error();
-          node.warn(err.message);
+          node.warn(`broker unreachable, retrying: ${err.message}`);
         },
+        onRecovered: () => node.log('connected to the broker again'),
+        onRejected: (reason) => node.warn(`message dropped: ${reason}`),
       });
       const p = publisher;
       meter = new PublisherMeter(p.camera);
       const show = () => {
         meter?.sample(p.connected, p.dropped);
         const backlog = p.queued + p.inFlight;
-        const dropped = p.dropped > 0 ? `, ${p.dropped} dropped` : '';
+        const rejected = p.rejected > 0 ? ` (${p.rejected} rejected)` : '';
+        const dropped = p.dropped > 0 ? `, ${p.dropped} dropped${rejected}` : '';
         if (p.connected) {
           node.status({ fill: 'green', shape: 'dot', text: `connected, ${sent} sent${dropped}` });
         } else {
@@ -107,7 +118,7 @@ module.exports = (RED: NodeAPI) => {
       );
     });
   }
-  RED.nodes.registerType<MqttOutNode, MqttOutDef, unknown, MqttOutCredentials>(
+  RED.nodes.registerType<MqttOutNode, MqttOutDef, unknown, UrlCredentials>(
     'faceflow-mqtt-out',
     FaceflowMqttOutNode,
     { credentials: { user: { type: 'text' }, password: { type: 'password' } } },

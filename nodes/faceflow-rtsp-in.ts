@@ -1,11 +1,14 @@
 import type { Node, NodeAPI, NodeDef, NodeMessageInFlow } from 'node-red';
 import { Subscription } from 'rxjs';
 
+import { CameraLog } from '../src/io/cameraLog';
 import { CameraSource, type CameraEvent } from '../src/io/cameraSource';
 import { CameraMeter } from '../src/metrics';
 import { registerMetricsAdmin } from './lib/metricsAdmin';
 import { cameraInput, flag, positiveOption, type SourceKind, type SourceCredentials } from './lib/source';
 import { handleInput, shorten } from './lib/runtime';
+import { PASSWORD_IN_URL_WARNING, passwordStoredInFlow } from './lib/urlCredentials';
+import { registerUrlCredentialsScript } from './lib/urlCredentialsScript';
 
 interface RtspInDef extends NodeDef {
   source?: SourceKind;
@@ -36,6 +39,7 @@ const FPS_WINDOW_MS = 1000;
  */
 module.exports = (RED: NodeAPI) => {
   registerMetricsAdmin(RED);
+  registerUrlCredentialsScript(RED);
 
   function FaceflowRtspInNode(this: RtspInNode, def: RtspInDef) {
     RED.nodes.createNode(this, def);
@@ -71,8 +75,16 @@ module.exports = (RED: NodeAPI) => {
     } catch (err) {
       configError = err instanceof Error ? err : new Error(String(err));
     }
+    // Still connects (flows written before the Password field keep working), but says so once.
+    if ((def.source ?? 'rtsp') === 'rtsp' && passwordStoredInFlow(def.url ?? '', process.env)) {
+      node.warn(PASSWORD_IN_URL_WARNING);
+    }
     // The label is the masked input (password as ***): it is what the health endpoint shows.
     const meter = camera ? new CameraMeter(camera.cameraId, camera.label) : undefined;
+    // A camera that keeps refusing is retried for ever: the status shows every attempt, the log
+    // only the start, changes, sparse reminders and the recovery.
+    const cameraLog = camera ? new CameraLog(camera.cameraId) : undefined;
+    let lastReason = '';
 
     let windowStart = 0;
     let windowFrames = 0;
@@ -97,22 +109,32 @@ module.exports = (RED: NodeAPI) => {
 
     const onEvent = (event: CameraEvent) => {
       meter?.event(event);
+      const line = cameraLog?.note(event);
+      if (line?.level === 'warn') node.warn(line.text);
+      else if (line) node.log(line.text);
       switch (event.type) {
         case 'connecting':
           if (event.attempt === 0) node.status({ fill: 'yellow', shape: 'ring', text: 'connecting' });
           break;
         case 'up':
           windowStart = 0;
+          lastReason = '';
           node.status({ fill: 'green', shape: 'dot', text: `up ${event.width}×${event.height}` });
           break;
         case 'down':
+          lastReason = event.reason;
           node.status({ fill: 'red', shape: 'ring', text: shorten(`down: ${event.reason}`) });
           break;
         case 'reconnecting':
           node.status({
             fill: 'yellow',
             shape: 'ring',
-            text: `reconnecting (attempt ${event.attempt}, in ${(event.delayMs / 1000).toFixed(1)}s)`,
+            // The reason stays in view between attempts: the log no longer repeats it.
+            text: shorten(
+              `reconnecting (attempt ${event.attempt}, in ${(event.delayMs / 1000).toFixed(1)}s)` +
+                (lastReason ? `: ${lastReason}` : ''),
+              80,
+            ),
           });
           break;
         case 'stalled':

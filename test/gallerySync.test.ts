@@ -1,7 +1,10 @@
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+
+import mqtt from 'mqtt';
 
 import { makeEnrolmentPhoto } from '../src/demo/sampleMedia';
 import { ExactIndex } from '../src/gallery/exactIndex';
@@ -15,10 +18,14 @@ import {
   type GalleryChange,
 } from '../src/gallery/sync';
 import { GallerySync } from '../src/io/gallerySync';
+import { healthReport, metricsText } from '../src/metrics';
 import { TestBroker } from './helpers/mqttBroker';
+import { sampleValue } from './helpers/promText';
 import { PROJECT_ROOT } from './helpers/shared';
 
 const D = 8;
+/** The shared secret of the instances in these tests: a random 32-byte key, as `openssl rand -hex 32` gives. */
+const SECRET = randomBytes(32).toString('hex');
 const vec = (seed: number) => {
   const v = Float32Array.from({ length: D }, (_, k) => Math.cos(seed * 3.1 + k));
   const n = Math.hypot(...v);
@@ -159,6 +166,7 @@ describe('gallery sync over a real MQTT broker', function () {
     const received: GalleryChange[] = [];
     const sync = new GallerySync({
       url: broker.url,
+      secret: SECRET,
       clientId,
       onRemoteChange: (c) => {
         received.push(c);
@@ -197,6 +205,7 @@ describe('gallery sync over a real MQTT broker', function () {
 });
 
 describe('gallery sync between two Node-RED galleries', function () {
+  const PASSPHRASE = 'correct horse battery staple';
   this.timeout(120_000);
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const helper = require('node-red-node-test-helper');
@@ -218,8 +227,10 @@ describe('gallery sync between two Node-RED galleries', function () {
     await makeEnrolmentPhoto(path.join(dir, 'sam.jpg'));
     await new Promise((r) => helper.startServer(r));
   });
-  after(async () => {
+  afterEach(async () => {
     await helper.unload();
+  });
+  after(async () => {
     await new Promise((r) => helper.stopServer(r));
     await broker.stop();
     rmSync(dir, { recursive: true, force: true });
@@ -234,25 +245,30 @@ describe('gallery sync between two Node-RED galleries', function () {
     return answered;
   }
 
+  const gallery = (id: string, file: string) => ({
+    id,
+    type: 'faceflow-gallery',
+    models: 'm1',
+    path: path.join(dir, file),
+    backend: 'exact',
+    syncUrl: broker.url,
+    syncPrefix: 'site',
+  });
+
   it('an enrolment in one shows up in the other, and a deletion there comes back', async () => {
-    const gallery = (id: string, file: string) => ({
-      id,
-      type: 'faceflow-gallery',
-      models: 'm1',
-      path: path.join(dir, file),
-      backend: 'exact',
-      syncUrl: broker.url,
-      syncPrefix: 'site',
-    });
-    await helper.load(NODES, [
-      { id: 'm1', type: 'faceflow-models', pack: 'default' },
-      gallery('gA', 'a.fgal'),
-      gallery('gB', 'b.fgal'),
-      { id: 'matchA', type: 'faceflow-match', gallery: 'gA', wires: [['outA']] },
-      { id: 'matchB', type: 'faceflow-match', gallery: 'gB', wires: [['outB']] },
-      { id: 'outA', type: 'helper' },
-      { id: 'outB', type: 'helper' },
-    ]);
+    await helper.load(
+      NODES,
+      [
+        { id: 'm1', type: 'faceflow-models', pack: 'default' },
+        gallery('gA', 'a.fgal'),
+        gallery('gB', 'b.fgal'),
+        { id: 'matchA', type: 'faceflow-match', gallery: 'gA', wires: [['outA']] },
+        { id: 'matchB', type: 'faceflow-match', gallery: 'gB', wires: [['outB']] },
+        { id: 'outA', type: 'helper' },
+        { id: 'outB', type: 'helper' },
+      ],
+      { gA: { syncSecret: PASSPHRASE }, gB: { syncSecret: PASSPHRASE } },
+    );
     const enrolled = await command('matchA', 'enroll', { name: 'Sam', images: [path.join(dir, 'sam.jpg')] });
     assert.equal(enrolled.error, undefined);
     const listB = async () =>
@@ -271,5 +287,67 @@ describe('gallery sync between two Node-RED galleries', function () {
     const until = Date.now() + 20_000;
     while (Date.now() < until && (await listA()) > 0) await new Promise((r) => setTimeout(r, 200));
     assert.equal(await listA(), 0);
+  });
+
+  it('refuses a forged change, counts it in the metrics and shows it in the health report', async () => {
+    await helper.load(
+      NODES,
+      [{ id: 'm1', type: 'faceflow-models', pack: 'default' }, gallery('gF', 'f.fgal')],
+      { gF: { syncSecret: PASSPHRASE } },
+    );
+    const refusedUnsigned = async () =>
+      sampleValue(await metricsText(), 'faceflow_gallery_sync_refused_total', {
+        gallery: 'gF',
+        reason: 'unsigned',
+      });
+    const syncOf = () => healthReport().galleries.find((g) => g.id === 'gF')?.sync;
+    const deadline = Date.now() + 20_000;
+    while (syncOf()?.state !== 'connected' && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 100));
+    assert.equal(syncOf()?.state, 'connected');
+    assert.equal(await refusedUnsigned(), 0, 'the counter is there before anything is refused');
+
+    const stranger = await mqtt.connectAsync(broker.url, { clientId: `stranger-${process.pid}` });
+    const forged = { format: SYNC_FORMAT, type: 'deleted', modelId: 'any', name: 'Sam', ts: '', origin: 'x' };
+    await stranger.publishAsync('site/gallery/deleted', JSON.stringify(forged), { qos: 1 });
+    await stranger.endAsync();
+    const until = Date.now() + 20_000;
+    while ((await refusedUnsigned()) !== 1 && Date.now() < until)
+      await new Promise((r) => setTimeout(r, 100));
+    assert.equal(await refusedUnsigned(), 1);
+    assert.equal(syncOf()?.refused.unsigned, 1);
+  });
+
+  it('does not start sync without a shared secret, and says why', async () => {
+    const clients: string[] = [];
+    const seen = (client: { id: string }) => clients.push(client.id);
+    broker.broker.on('client', seen);
+    try {
+      await helper.load(
+        NODES,
+        [
+          { id: 'm1', type: 'faceflow-models', pack: 'default' },
+          gallery('gN', 'n.fgal'),
+          gallery('gW', 'w.fgal'),
+        ],
+        { gW: { syncSecret: 'too short' } },
+      );
+      await new Promise((r) => setTimeout(r, 500)); // time enough for a client to connect, if one started
+      const report = healthReport();
+      const none = report.galleries.find((g) => g.id === 'gN')?.sync;
+      const weak = report.galleries.find((g) => g.id === 'gW')?.sync;
+      assert.equal(none?.state, 'off');
+      assert.match(none?.error ?? '', /gallery sync needs a shared secret.*set "Sync secret"/);
+      assert.equal(weak?.state, 'off');
+      assert.match(weak?.error ?? '', /at least 16 characters/);
+      assert.equal(report.status, 'degraded');
+      const listed = (await helper.request().get('/faceflow/galleries').expect(200)).body as {
+        galleries: { id: string; sync?: { state: string; error?: string } }[];
+      };
+      assert.equal(listed.galleries.find((g) => g.id === 'gN')?.sync?.state, 'off', 'the sidebar is told');
+      assert.deepEqual(clients, [], 'no gallery connected to the broker');
+    } finally {
+      broker.broker.removeListener('client', seen);
+    }
   });
 });

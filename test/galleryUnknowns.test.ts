@@ -206,8 +206,10 @@ describe('gallery/GalleryFile unknown faces', () => {
       assert.equal(removed, how === 'removeUnknowns' ? 1 : 2);
       assert.deepEqual(holders(), []);
       assert.deepEqual(
-        readdirSync(dir).filter((f) => f.startsWith(`${how}.ffg`)),
-        [`${how}.ffg`],
+        readdirSync(dir)
+          .filter((f) => f.startsWith(`${how}.ffg`))
+          .sort(),
+        [`${how}.ffg`, `${how}.ffg.gen`], // the generation record holds a number, no personal data
       );
       const reopened = await GalleryFile.open(file, options);
       assert.equal(reopened.gallery.unknowns.has(secret), false);

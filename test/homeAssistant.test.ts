@@ -57,7 +57,7 @@ describe('output/homeAssistant: MQTT discovery of presence sensors', () => {
     const odd = presenceDiscovery('yard/gate', 'a+b#c');
     assert.equal(odd.topic.split('/').length, 4);
     assert.doesNotMatch(odd.topic.split('/')[2], /[/+#]/);
-    assert.equal(odd.payload.state_topic, 'faceflow/person/a_b_c');
+    assert.equal(odd.payload.state_topic, 'faceflow/person/a%2Bb%23c');
     assert.equal(odd.payload.state_topic, presenceTopic('faceflow', 'a+b#c'));
   });
 

@@ -4,37 +4,14 @@ import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
-import { LibraryDb, LibraryError, type NewFace } from '../src/library/libraryDb';
+import { crc32Combine } from '../src/library/crc32';
+import { LibraryDb, LibraryError } from '../src/library/libraryDb';
 import { crc32, createLog, LogAppender, readLog, RecordLogError } from '../src/library/recordLog';
+import { TEST_DIMENSION, testEmbedding, testFace } from './helpers/libraryFaces';
 
-const D = 8;
-
-function unit(seed: number): Float32Array {
-  const v = Float32Array.from({ length: D }, (_, k) => Math.sin(seed * 7.3 + k * 1.7));
-  const n = Math.hypot(...v);
-  return v.map((x) => x / n);
-}
-
-function face(seed: number, thumbnail = Buffer.from(`thumb-${seed}`)): NewFace {
-  return {
-    box: [seed, seed, seed + 50, seed + 60],
-    score: 0.9,
-    landmarks: [
-      [1, 2],
-      [3, 4],
-      [5, 6],
-      [7, 8],
-      [9, 10],
-    ],
-    quality: {
-      scores: { sharpness: 100, brightness: 120, contrast: 40, size: 50, yaw: 0, pitch: 0, roll: 0 },
-      passed: true,
-      reasons: [],
-    },
-    embedding: unit(seed),
-    thumbnail,
-  };
-}
+const D = TEST_DIMENSION;
+const unit = testEmbedding;
+const face = testFace;
 
 const file = (p: string, hash: string) => ({ path: p, hash, size: 100, mtimeMs: 1 });
 
@@ -52,6 +29,14 @@ describe('photo library storage: the record log and the library database', () =>
   it('computes the standard CRC-32', () => {
     assert.equal(crc32(Buffer.from('123456789')), 0xcbf43926);
     assert.equal(crc32(Buffer.alloc(0)), 0);
+  });
+
+  it('works out the CRC-32 of a whole from its parts (what finding records after damage relies on)', () => {
+    const bytes = Buffer.from(Array.from({ length: 5000 }, (_, i) => (i * 131 + (i >> 3)) & 0xff));
+    for (const cut of [0, 1, 7, 8, 255, 256, 1000, 4999, 5000]) {
+      const [a, b] = [bytes.subarray(0, cut), bytes.subarray(cut)];
+      assert.equal(crc32Combine(crc32(a), crc32(b), b.length), crc32(bytes), `cut at ${cut}`);
+    }
   });
 
   it('keeps faces, files, names and groups across a reopen, thumbnails read back from disk', async () => {

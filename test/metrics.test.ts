@@ -285,7 +285,7 @@ describe('metrics: the faceflow registry and its instruments', () => {
     const labels = new Set(
       exprs.flatMap((e) => [...e.matchAll(/(?:by \(|\{|, )([a-z]+)(?==~|\)|,)/g)].map((m) => m[1])),
     );
-    assert.deepEqual([...labels].sort(), ['camera', 'cause', 'le', 'reason', 'result']);
+    assert.deepEqual([...labels].sort(), ['camera', 'cause', 'gallery', 'le', 'reason', 'result']);
     assert.equal(new Set(dashboard.panels.map((p) => p.id)).size, dashboard.panels.length);
     assert.ok(dashboard.panels.every((p) => p.datasource.uid === '${datasource}'));
     assert.deepEqual(

@@ -67,7 +67,7 @@ describe('io/MqttEventPublisher with a real broker (aedes on loopback)', functio
     await until('the offline status', () => sub.got.some((m) => m.text === 'offline'));
 
     const byTopic = (topic: string) => sub.got.filter((m) => m.topic === topic);
-    const recognized = byTopic('home/faces/front_door_1/recognized');
+    const recognized = byTopic('home/faces/front%2Fdoor%2B1/recognized');
     assert.equal(recognized.length, 1, JSON.stringify(sub.got));
     assert.deepEqual(JSON.parse(recognized[0].text), events[0]);
     assert.equal(recognized[0].qos, 1);
@@ -82,7 +82,7 @@ describe('io/MqttEventPublisher with a real broker (aedes on loopback)', functio
       [['home/faces/person/ann', { camera: 'front/door+1', ts: events[0].ts }]],
     );
     assert.deepEqual(
-      byTopic('home/faces/front_door/status').map((m) => m.text),
+      byTopic('home/faces/front%2Fdoor/status').map((m) => m.text),
       ['online', 'offline'],
     );
 
@@ -279,9 +279,9 @@ describe('io/MqttEventPublisher with a real broker (aedes on loopback)', functio
       () => new MqttEventPublisher({ url: 'http://admin:hunter2-secret@broker', camera: 'door' }),
       (err: Error) => /not a broker URL/.test(err.message) && !err.message.includes('hunter2-secret'),
     );
-    assert.equal(mqttTopicLevel(' a/b+c#d '), 'a_b_c_d');
-    assert.equal(mqttTopicLevel('///'), '___');
-    assert.equal(mqttTopicLevel('  '), '_');
+    assert.equal(mqttTopicLevel(' a/b+c#d '), '%20a%2Fb%2Bc%23d%20');
+    assert.equal(mqttTopicLevel('///'), '%2F%2F%2F');
+    assert.equal(mqttTopicLevel('  '), '%20%20');
   });
 
   it('masks the password in connection errors and never shows it when inspected', async () => {

@@ -12,6 +12,7 @@ import sharp from 'sharp';
 
 import { samplePhotosDir } from '../src/demo/sampleMedia';
 import type { ScanSummary } from '../src/library';
+import { recordPlaces } from './helpers/libraryFaces';
 import { PROJECT_ROOT, requireSharedData, shared } from './helpers/shared';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -415,6 +416,47 @@ describe('node: faceflow-library (real Node-RED runtime, real models and photos)
     const later = await command('scan');
     assert.equal(later.error, undefined, later.error?.message);
     assert.equal((later.payload as ScanAnswer).scanned, 1);
+  });
+
+  it('a library damaged in the middle: red status naming the byte, nothing changed, until repair keeps the rest', async () => {
+    // A copy of the scanned library with one bit flipped in the length of its third face record.
+    const damagedDb = path.join(dir, 'damaged.ffl');
+    const bytes = await fs.readFile(dbFile);
+    const faceRecords = recordPlaces(bytes).filter((r) => bytes[r.offset + 8] === 2);
+    const target = faceRecords[2];
+    bytes[target.offset + 2] ^= 0x10;
+    await fs.writeFile(damagedDb, bytes);
+
+    await deploy({ db: damagedDb, watch: false });
+    const status = await command('status');
+    assert.match(
+      status.error?.message ?? '',
+      new RegExp(`damaged at byte ${target.offset} .*library repair`),
+    );
+    await until(() => statuses.some((s) => s.fill === 'red'), 'a red status');
+    assert.match(statuses.find((s) => s.fill === 'red')!.text ?? '', /^library: damaged at byte/);
+    const scan = await command('scan');
+    assert.match(scan.error?.message ?? '', /damaged at byte/);
+    assert.deepEqual(await fs.readFile(damagedDb), bytes, 'the damaged library was changed');
+
+    const repair = await command('repair');
+    assert.equal(repair.error, undefined, repair.error?.message);
+    const report = repair.payload as {
+      repaired: boolean;
+      dropped: { offset: number }[];
+      photosToRescan: number;
+    };
+    assert.equal(report.repaired, true);
+    assert.deepEqual(
+      report.dropped.map((d) => d.offset),
+      [target.offset],
+    );
+    assert.ok(report.photosToRescan >= 1);
+    // The next scan reads again only the photos whose faces were lost.
+    const rescan = await command('scan');
+    assert.equal(rescan.error, undefined, rescan.error?.message);
+    assert.equal((rescan.payload as ScanAnswer).scanned, report.photosToRescan);
+    assert.equal((rescan.payload as ScanAnswer).library.photos, 11);
   });
 
   it('another process holding the library: red status with the reason', async () => {

@@ -182,4 +182,27 @@ describe('node: faceflow-mqtt-out (real Node-RED runtime, real aedes broker)', f
     );
     for (const s of statuses) assert.doesNotMatch(JSON.stringify(s), /hunter2/);
   });
+
+  it('warns once that the broker refuses it, not at every retry, and keeps retrying', async () => {
+    await broker.stop();
+    let attempts = 0;
+    broker = await TestBroker.start(0, {
+      authenticate: (_client, _user, _password, callback) => {
+        attempts++;
+        callback(null, false);
+      },
+    });
+    const node = await load({}, { user: 'me', password: 'hunter2-secret' });
+    const warnings: string[] = [];
+    const warn = node.warn.bind(node);
+    node.warn = (text: string) => {
+      warnings.push(text);
+      return warn(text);
+    };
+    await until('a retry after the refusal', () => attempts >= 2);
+    assert.equal(warnings.length, 1, warnings.join('\n'));
+    assert.match(warnings[0], /broker unreachable, retrying: .*(Not authorized|Bad user)/i);
+    assert.doesNotMatch(warnings[0], /hunter2/);
+    assert.ok(statuses.some((s) => s.fill === 'yellow' && /reconnecting/.test(s.text ?? '')));
+  });
 });

@@ -377,7 +377,8 @@ describe('node: faceflow-face-events (real Node-RED runtime)', function () {
     const messages = [0, 1, 2, 3, 4, 5].map((i) => frameMsg(i, [known('Unknown', 7)], 'yard/gate'));
     const got = await run({ unknownAfter: '3', presence: true, snapshot: true }, messages);
     assert.equal(got.length, 1, JSON.stringify(got.map((m) => m.topic)));
-    assert.equal(got[0].topic, 'faceflow/yard_gate/unknown');
+    assert.equal(got[0].topic, 'faceflow/yard%2Fgate/unknown');
+    // The camera id as one topic level: its '/' is escaped (collision-free), not a level of its own.
     assert.equal(got[0].payload.camera, 'yard/gate');
     assert.equal(got[0].payload.ts, testFrame(2).ts);
     assert.match(got[0].payload.snapshot ?? '', /^\/9j\//, 'a base64 JPEG');

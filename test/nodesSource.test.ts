@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import * as path from 'node:path';
 import { inspect } from 'node:util';
 
-import { cameraInput, withCredentials } from '../nodes/lib/source';
+import { cameraInput } from '../nodes/lib/source';
+import { freePort } from './helpers/demoProcess';
 import { leftoverProcesses, waitForNoLeftovers } from './helpers/processes';
 import { requireGstRtspServer, RtspTestServer } from './helpers/rtspServer';
 import { PROJECT_ROOT, requireSharedData, shared } from './helpers/shared';
@@ -62,13 +63,19 @@ const ffmpegCount = () => leftoverProcesses().filter((c) => c.comm.startsWith('f
 
 describe('node: faceflow-rtsp-in settings', () => {
   it('puts the credentials into the URL only at run time, encoded and replacing any written there', () => {
+    const url = (u: string, credentials: { user?: string; password?: string }) => {
+      const input = cameraInput({ kind: 'rtsp', url: u }, credentials);
+      return input.kind === 'rtsp' ? input.url : '';
+    };
     assert.equal(
-      withCredentials('rtsp://cam.local:554/s1', { user: 'ad min', password: 'p@ss:w/rd' }),
+      url('rtsp://cam.local:554/s1', { user: 'ad min', password: 'p@ss:w/rd' }),
       'rtsp://ad%20min:p%40ss%3Aw%2Frd@cam.local:554/s1',
     );
-    assert.equal(withCredentials('rtsp://old:x@cam/s', { user: 'u', password: 'p' }), 'rtsp://u:p@cam/s');
-    assert.equal(withCredentials('rtsp://cam/s', {}), 'rtsp://cam/s');
-    assert.equal(withCredentials('rtsp://cam/s', { user: 'viewer' }), 'rtsp://viewer@cam/s');
+    assert.equal(url('rtsp://old:x@cam/s', { user: 'u', password: 'p' }), 'rtsp://u:p@cam/s');
+    assert.equal(url('rtsp://cam/s', {}), 'rtsp://cam/s');
+    assert.equal(url('rtsp://cam/s', { user: 'viewer' }), 'rtsp://viewer@cam/s');
+    // A flow from before the Password field: the password in the URL still connects.
+    assert.equal(url('rtsp://admin:old%40pw@cam/s', {}), 'rtsp://admin:old%40pw@cam/s');
   });
 
   it('names the missing field of each source kind', () => {
@@ -257,5 +264,123 @@ describe('node: faceflow-rtsp-in against a real RTSP server with credentials', f
       events.some((e) => (e as { payload: { source: string } }).payload.source.includes(':***@')),
       'events name the source with the password masked',
     );
+  });
+});
+
+describe('node: faceflow-rtsp-in with a password full of URL characters (real RTSP server)', function () {
+  this.timeout(90_000);
+  const user = 'door cam';
+  const password = 'p@ss:w/rd%40#?&= é';
+  let server: RtspTestServer;
+
+  before(async function () {
+    requireSharedData(this);
+    requireGstRtspServer(this);
+    server = await RtspTestServer.start({ file: HAMILTON, user, password });
+    await new Promise<void>((resolve) => helper.startServer(resolve));
+  });
+  after(async () => {
+    await server?.stop();
+    await new Promise<void>((resolve) => helper.stopServer(resolve));
+  });
+  afterEach(async () => {
+    await helper.unload();
+    assert.deepEqual(await waitForNoLeftovers(), [], 'no ffmpeg left behind');
+  });
+
+  const camera = (url: string) =>
+    onTab([
+      {
+        id: 'cam',
+        type: 'faceflow-rtsp-in',
+        source: 'rtsp',
+        url,
+        fps: '5',
+        width: '160',
+        wires: [['frames'], ['events']],
+      },
+      { id: 'frames', type: 'helper' },
+      { id: 'events', type: 'helper' },
+    ]);
+
+  it('logs in with the password from the Password field', async () => {
+    await helper.load(rtspInNode, camera(server.url()), { cam: { user, password } });
+    const frames = await collect<FrameMsg>('frames', 2);
+    assert.equal(frames[0].payload.width, 160);
+  });
+
+  it('is refused with a wrong password (the server does check it)', async () => {
+    await helper.load(rtspInNode, camera(server.url()), { cam: { user, password: `${password}x` } });
+    const down = await new Promise<{ cause: string }>((resolve) => {
+      helper.getNode('events').on('input', (m: { payload: { type: string; cause: string } }) => {
+        if (m.payload.type === 'down') resolve(m.payload);
+      });
+    });
+    assert.equal(down.cause, 'auth');
+  });
+
+  it('still logs in with the password percent-encoded in the URL of an older flow', async () => {
+    await helper.load(rtspInNode, camera(server.url({ user, password })));
+    const frames = await collect<FrameMsg>('frames', 2);
+    assert.equal(frames[0].payload.width, 160);
+  });
+});
+
+describe('node: faceflow-rtsp-in against a refused port (real Node-RED runtime, real ffmpeg)', function () {
+  this.timeout(60_000);
+  before((done) => {
+    helper.startServer(done);
+  });
+  after((done) => {
+    helper.stopServer(done);
+  });
+  afterEach(async () => {
+    await helper.unload();
+    assert.deepEqual(await waitForNoLeftovers(), [], 'no ffmpeg left behind');
+  });
+
+  it('logs one warning over several refused retries, keeps the reason in its status, and warns once about a password in the URL', async () => {
+    const port = await freePort(); // nothing listens there
+    await helper.load(
+      rtspInNode,
+      onTab([
+        {
+          id: 'cam',
+          type: 'faceflow-rtsp-in',
+          source: 'rtsp',
+          // An imported flow with the password in the URL: it still connects, with one warning.
+          url: `rtsp://viewer:n0t-in-logs@127.0.0.1:${port}/stream`,
+          cameraId: 'door',
+          wires: [[], ['events']],
+        },
+        { id: 'events', type: 'helper' },
+      ]),
+    );
+    const statuses = recordStatuses(helper.getNode('cam'));
+    const downs: unknown[] = [];
+    helper.getNode('events').on('input', (m: { payload: { type: string } }) => {
+      if (m.payload.type === 'down') downs.push(m.payload);
+    });
+    // The default back-off: 1, 2 then 4 s.
+    await until('3 refused attempts', () => downs.length >= 3, 30_000);
+    const log = helper.log();
+    const warnings = log.args
+      .filter((a: [{ level: number; id?: string }]) => a[0].level === log.WARN && a[0].id === 'cam')
+      .map((a: [{ msg: unknown }]) => String(a[0].msg));
+    const failing = warnings.filter((w: string) => w.startsWith('camera door:'));
+    assert.equal(failing.length, 1, warnings.join('\n'));
+    assert.match(failing[0], /^camera door: connection refused \(retrying/);
+    assert.equal(
+      warnings.filter((w: string) => /stored in clear in flows\.json/.test(w)).length,
+      1,
+      warnings.join('\n'),
+    );
+    assert.ok(
+      statuses.some((s) =>
+        /^reconnecting \(attempt \d+, in [\d.]+s\): connection refused$/.test(s.text ?? ''),
+      ),
+      JSON.stringify(statuses),
+    );
+    assert.ok(!inspect({ statuses, downs, log: log.args }, { depth: Infinity }).includes('n0t-in-logs'));
   });
 });

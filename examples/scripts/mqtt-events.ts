@@ -49,7 +49,9 @@ async function main(): Promise<void> {
     presence: true,
     username: process.env.MQTT_USER || undefined,
     password: process.env.MQTT_PASSWORD || undefined,
-    onError: (err) => console.error(`mqtt: ${err.message}`),
+    onError: (err) => console.error(`mqtt: ${err.message}; retrying`),
+    onRecovered: () => console.error('mqtt: connected again'),
+    onRejected: (reason) => console.error(`mqtt: message dropped: ${reason}`),
   });
 
   // A camera reconnects by itself; a file plays once at its own pace, as a camera would.
@@ -77,7 +79,10 @@ async function main(): Promise<void> {
     clearInterval(report);
     await publisher.stop();
     await flow.dispose();
-    console.error(`done; ${publisher.delivered} messages delivered, ${publisher.dropped} dropped`);
+    console.error(
+      `done; ${publisher.delivered} messages delivered, ${publisher.dropped} dropped ` +
+        `(${publisher.rejected} rejected), ${publisher.resent} sent again after a reconnect`,
+    );
     process.exit(code);
   };
   process.once('SIGINT', () => void finish(0));

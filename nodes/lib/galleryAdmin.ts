@@ -62,6 +62,7 @@ export function registerGalleryAdmin(RED: NodeAPI, liveIds: () => Iterable<strin
             name: node.name || '',
             file: node.file,
             encrypted: Boolean(node.credentials?.key),
+            ...(node.syncStatus() ? { sync: node.syncStatus() } : {}),
           };
           try {
             const { file } = await node.open();

@@ -1,4 +1,5 @@
 import type { CameraInput } from '../../src/io/ffmpegArgs';
+import { joinUrlCredentials, resolveUrlCredentials, type UrlCredentials } from './urlCredentials';
 
 export type SourceKind = 'rtsp' | 'file' | 'device';
 
@@ -12,26 +13,7 @@ export interface SourceSettings {
   device?: string;
 }
 
-export interface SourceCredentials {
-  user?: string;
-  password?: string;
-}
-
-/**
- * The URL with the node's credentials put in as userinfo. They are kept out of the URL field so
- * that an exported flow, the editor and the status line never hold them; they meet the URL only
- * here, at run time, and the result goes straight to CameraSource, which masks it everywhere.
- */
-export function withCredentials(url: string, credentials: SourceCredentials = {}): string {
-  const user = credentials.user ?? '';
-  const password = credentials.password ?? '';
-  if (user === '' && password === '') return url;
-  const m = /^([a-z][a-z0-9+.-]*:\/\/)([^/?#]*@)?(.*)$/i.exec(url.trim());
-  if (!m) throw new Error('the camera URL must look like rtsp://host[:port]/path');
-  const info = encodeURIComponent(user) + (password === '' ? '' : `:${encodeURIComponent(password)}`);
-  // Credentials given in the node replace any written into the URL: one place decides.
-  return `${m[1]}${info}@${m[3]}`;
-}
+export type SourceCredentials = UrlCredentials;
 
 /** What CameraSource reads, from the node's settings; says which field is missing otherwise. */
 export function cameraInput(settings: SourceSettings, credentials?: SourceCredentials): CameraInput {
@@ -39,9 +21,11 @@ export function cameraInput(settings: SourceSettings, credentials?: SourceCreden
     case 'rtsp': {
       const url = (settings.url ?? '').trim();
       if (!/^rtsps?:\/\//i.test(url)) throw new Error('the camera URL must start with rtsp:// or rtsps://');
+      // The credentials meet the URL only here, at run time; CameraSource masks the result everywhere.
+      const { user, password } = resolveUrlCredentials(url, credentials);
       return {
         kind: 'rtsp',
-        url: withCredentials(url, credentials),
+        url: joinUrlCredentials(url, { user, password }),
         transport: settings.transport === 'udp' ? 'udp' : 'tcp',
       };
     }
@@ -75,8 +59,5 @@ export function flag(value: unknown, fallback: boolean): boolean {
   return value === true || value === 'true';
 }
 
-/** MQTT topic levels cannot hold '/', '+' or '#': camera ids and names may. */
-export function topicLevel(text: string): string {
-  const cleaned = text.replace(/[/+#]/g, '_').trim();
-  return cleaned === '' ? '_' : cleaned;
-}
+/** Camera ids and names as MQTT topic levels, by the one collision-free rule of the core. */
+export { topicLevel } from '../../src/io/topicLevel';

@@ -17,6 +17,8 @@
  * |     64 |   32 | SHA-256 over header bytes 0..63 followed by the payload as stored        |
  * |     96 |    … | payload: UTF-8 JSON (snapshot without vectors) ‖ float32 LE vectors     |
  *
+ * The JSON section's optional top-level `generation` (a positive integer, see Generations below) counts saves.
+ *
  * The vector section holds the identities' embeddings (`embeddings.length` rows of `dimension` values, in the
  * order of `embeddings`) followed by the unknown faces' embeddings (`unknowns.records.length` rows, in the order
  * of those records); the two array lengths in the JSON are the row counts.
@@ -30,15 +32,15 @@
  * reader checks that the vector section is exactly embeddings × dimension, so it would take a file with unknown
  * faces for a damaged one, fall back to an older backup and write that back over the newer file. Such files are
  * therefore stamped version 2, which a version 1 reader refuses as "newer than supported" without touching it.
- * A snapshot without an `unknowns` section is still written as version 1, byte for byte what earlier faceflow
- * wrote and read; both versions are read.
+ * A snapshot without an `unknowns` section is still written as version 1, laid out as earlier faceflow wrote it
+ * (with the `generation` field added to the JSON, which earlier readers ignore); both versions are read.
  *
  * When encrypted, the payload is the AES-256-GCM ciphertext (same length) of that plaintext, with header bytes
  * 0..31 as additional authenticated data. Because the SHA-256 covers the stored bytes, truncation and bit rot
  * are told apart from a wrong key: a file whose checksum verifies but does not decrypt was opened with the wrong
  * key. The file must be exactly 96 + JSON length + 4 × float count bytes long. Magic and version stay at these
- * offsets in every future version: a version 3..255 is refused as "newer than supported" (and never overwritten),
- * a version above 255 is treated as damage.
+ * offsets in every future version: a version 3..255 is refused as "newer than supported" (and never overwritten)
+ * unless its checksum shows a damaged version 1 or 2 header (see Damaged headers), a version above 255 is damage.
  *
  * Durability: `save()` writes `<file>.tmp-<pid>`, fsyncs it, rotates backups, renames it over `<file>` and fsyncs
  * the directory, so `<file>` is always either the previous or the new complete snapshot. Backups `<file>.1`
@@ -50,9 +52,39 @@
  * purge removes); the new main file is then the only copy left. `GalleryFile` does this.
  *
  * Keys: an encrypted file opened without a key, or with the wrong key, is an error (never garbage, never a
- * fallback to an older backup). An unencrypted file opened by a store that has a key loads normally, with a note
- * in `problems`; the next `save()` writes it encrypted (the older plaintext copy stays in `<file>.1` until it
- * rotates out or `purgeBackups()` is called).
+ * fallback to an older backup).
+ *
+ * Encrypted stays encrypted. A plain file where an encrypted one is expected may have been put there by someone
+ * without the key (a copied-in file of their own that makes a stranger "Amy"), so it is refused (`PLAINTEXT_REFUSED`)
+ * and never loaded: a plain main file opened by a store with a key, a plain main file opened without a key when the
+ * generation record says this gallery was encrypted, and a plain backup during a recovery (skipped, reported in
+ * `problems`). Changing between the two is a deliberate step, named by `allowPlaintext`:
+ *  - `'migrate'` (with a key): a plain gallery is loaded once, with a note, and written encrypted by the next save
+ *    (`faceflow gallery encrypt`, the Node-RED option "encrypt an existing plain file"). Once the record says the
+ *    gallery was encrypted, 'migrate' no longer accepts a plain file, so leaving the option on does not reopen the
+ *    hole;
+ *  - `'downgrade'` (with a key): encrypted files are read with the key and saves are written in plain
+ *    (`faceflow gallery decrypt`). A store without a key refuses to save over an encrypted main file.
+ *
+ * Generations (rollback detection). Every save stamps the JSON section with `generation`, one more than the highest
+ * generation this store has seen, and then records that number in `<file>.gen` (JSON `{"generation", "encrypted"}`,
+ * written atomically; `options.generationFile` puts it elsewhere, e.g. in a folder only faceflow can write). A load
+ * compares the main file's generation (0 when absent: files of older faceflow) with the highest of the record and
+ * of what this store loaded or saved: an older main file means an older copy was put back in place, and is refused
+ * (`ROLLBACK`) unless `acceptRollback` is set (then the next save continues above the old highest, so the counter
+ * never goes back). A recovery from a backup is older by nature: it is allowed and reported with both generations.
+ * In an encrypted file the generation is inside the AES-GCM ciphertext, so nobody without the key can forge it; in a
+ * plain file it only catches accidents (an old copy restored by a sync tool or by hand). The record itself is as safe
+ * as the folder it lies in: whoever can delete or replace it as well as the gallery can roll back unseen, which is why
+ * its place can be chosen. Loads never write the record (they work in read-only folders); saves do.
+ * `generation` is a JSON field, not a header field, because the header bytes outside 0..31 are not authenticated;
+ * it needs no new format version since readers of either version ignore top-level fields they do not know (checked
+ * with the reader before this change). An older faceflow that saves such a gallery drops the field (a `GalleryFile`
+ * save; the next load here reports a rollback to generation 0) or writes back the number it read (a bare store
+ * save; taken as that generation).
+ *
+ * Damaged headers: a version field in 3..255 whose checksum verifies only when the field reads 1 or 2 is a flipped
+ * bit, not a newer format, and falls back to the backups like any other damage.
  */
 import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
@@ -124,6 +156,8 @@ export interface GallerySnapshot {
 
 /** The JSON section: the snapshot without vectors, thumbnails as base64. */
 type SnapshotJson = Omit<GallerySnapshot, 'vectors' | 'unknowns' | 'identities'> & {
+  /** Counts saves (see Generations in the header comment); absent in files of older faceflow. */
+  generation?: number;
   identities: { name: string; meta: Record<string, unknown>; createdAt: string; thumbnail?: string }[];
   unknowns?: {
     nextId: number;
@@ -137,6 +171,16 @@ export interface GalleryStoreOptions {
   backups?: number;
   /** 32-byte Buffer, 64-char hex string, or a passphrase of at least 8 characters. */
   key?: Buffer | string;
+  /**
+   * The deliberate step between plain and encrypted (both need `key`): 'migrate' loads a plain gallery once so
+   * that the next save encrypts it; 'downgrade' reads with the key and saves in plain. Without it a plain file
+   * where an encrypted one is expected is refused (`PLAINTEXT_REFUSED`).
+   */
+  allowPlaintext?: 'migrate' | 'downgrade';
+  /** Load a main file older than the newest generation seen (an older copy put back on purpose) instead of refusing it. */
+  acceptRollback?: boolean;
+  /** Where the newest generation seen is remembered across restarts (default `<file>.gen`). */
+  generationFile?: string;
 }
 
 export interface GalleryLoadResult {
@@ -144,8 +188,12 @@ export interface GalleryLoadResult {
   snapshot: GallerySnapshot | undefined;
   /** The backup the snapshot was read from, when the main file was unusable. */
   recoveredFrom?: string;
-  /** What was wrong with the files that were skipped, plus notes (e.g. a plaintext file opened with a key). */
+  /** What was wrong with the files that were skipped, plus notes (e.g. a plain file migrated, a rollback accepted). */
   problems: string[];
+  /** The loaded file's save counter; 0 for a file written before generations existed. */
+  generation?: number;
+  /** Whether the loaded file was encrypted. */
+  encrypted?: boolean;
 }
 
 export type GalleryStoreErrorCode =
@@ -155,13 +203,17 @@ export type GalleryStoreErrorCode =
   | 'WRONG_KEY'
   | 'INVALID_SNAPSHOT'
   | 'WRITE_FAILED'
-  | 'UNRECOVERABLE';
+  | 'UNRECOVERABLE'
+  | 'PLAINTEXT_REFUSED'
+  | 'ROLLBACK';
 
 export class GalleryStoreError extends Error {
   constructor(
     readonly code: GalleryStoreErrorCode,
     message: string,
     readonly file?: string,
+    /** The system error code behind a WRITE_FAILED (EACCES, EROFS, ENOSPC…), when there was one. */
+    readonly reason?: string,
   ) {
     super(message);
     this.name = 'GalleryStoreError';
@@ -225,6 +277,13 @@ function verifyFile(buf: Buffer, file: string): ParsedHeader {
   const version = buf.readUInt16LE(5);
   // Versions above 255 are taken for damage rather than a future format, so such a file falls back to backups.
   if (version > FORMAT_VERSION && version <= MAX_PLAUSIBLE_VERSION) {
+    const before = versionBeforeDamage(buf);
+    if (before !== undefined) {
+      throw corrupt(
+        file,
+        `damaged header: the version field reads ${version}, but the checksum matches version ${before}`,
+      );
+    }
     throw new GalleryStoreError(
       'FUTURE_VERSION',
       `${file}: gallery format version ${version} is newer than this faceflow supports (${FORMAT_VERSION}); ` +
@@ -261,6 +320,22 @@ function verifyFile(buf: Buffer, file: string): ParsedHeader {
   };
 }
 
+/**
+ * The version a file had when its version field was damaged: one whose checksum verifies with that field set back
+ * to a version this faceflow writes. A genuine newer file cannot pass this (its checksum covers the version it
+ * claims), unless SHA-256 collides.
+ */
+function versionBeforeDamage(buf: Buffer): number | undefined {
+  if (buf.length < HEADER_BYTES) return undefined;
+  const stored = buf.subarray(CHECKSUM_OFFSET, CHECKSUM_OFFSET + 32);
+  const head = Buffer.from(buf.subarray(0, CHECKSUM_OFFSET));
+  for (let v = 1; v <= FORMAT_VERSION; v++) {
+    head.writeUInt16LE(v, 5);
+    if (sha256(head, buf.subarray(HEADER_BYTES)).equals(stored)) return v;
+  }
+  return undefined;
+}
+
 function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
@@ -272,6 +347,8 @@ function snapshotProblem(s: SnapshotJson, vectorLength: number, version: number)
   if (!Number.isInteger(s.dimension) || s.dimension <= 0) return 'dimension must be a positive integer';
   if (s.threshold !== undefined && typeof s.threshold !== 'number') return 'threshold must be a number';
   if (!Number.isInteger(s.nextId) || s.nextId < 0) return 'nextId must be a non-negative integer';
+  if (s.generation !== undefined && (!Number.isSafeInteger(s.generation) || s.generation < 1))
+    return 'generation must be a positive integer';
   if (!Array.isArray(s.identities)) return 'identities must be an array';
   for (const id of s.identities) {
     if (
@@ -336,6 +413,7 @@ function toJson(snapshot: GallerySnapshot): SnapshotJson | string {
   const { unknowns, ...withVectors } = snapshot;
   const rest: Record<string, unknown> = { ...withVectors };
   delete rest.vectors;
+  delete rest.generation; // the store's counter, never a caller's
   if (Array.isArray(snapshot.identities)) {
     const identities: SnapshotJson['identities'] = [];
     for (const p of snapshot.identities) {
@@ -402,10 +480,53 @@ function escapeRegExp(s: string): string {
   return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
 
+/**
+ * Whether a gallery file is encrypted, from its header flag alone (nothing verified): undefined when there is no
+ * file or it is not a gallery file. For deciding whether an "encrypt" step still has work to do.
+ */
+export async function isEncryptedFile(file: string): Promise<boolean | undefined> {
+  let fh: fs.FileHandle | undefined;
+  try {
+    fh = await fs.open(file, 'r');
+    const head = Buffer.alloc(8);
+    const { bytesRead } = await fh.read(head, 0, 8, 0);
+    if (bytesRead < 8 || !head.subarray(0, MAGIC.length).equals(MAGIC)) return undefined;
+    return (head.readUInt8(7) & FLAG_ENCRYPTED) !== 0;
+  } catch {
+    return undefined;
+  } finally {
+    await fh?.close().catch(() => undefined);
+  }
+}
+
+/** What `<file>.gen` remembers between runs. */
+interface GenerationRecord {
+  /** The highest generation saved. */
+  generation: number;
+  /** Whether that save was encrypted. */
+  encrypted: boolean;
+}
+
+const NO_RECORD: GenerationRecord = { generation: 0, encrypted: false };
+
+interface Decoded {
+  snapshot: GallerySnapshot;
+  generation: number;
+  encrypted: boolean;
+}
+
 export class GalleryStore {
   readonly file: string;
   readonly backups: number;
+  /** Where the highest generation seen is remembered (see Generations in the header comment). */
+  readonly generationFile: string;
   private readonly keySource?: KeySource;
+  private readonly allowPlaintext?: 'migrate' | 'downgrade';
+  private readonly acceptRollback: boolean;
+  /** The highest generation this store loaded or saved; the record on disk may lag behind (or be gone). */
+  private newestSeen = 0;
+  /** Whether this store's last save was encrypted, or it loaded an encrypted file since. */
+  private sawEncrypted = false;
   /** Salt used for passphrase-derived keys on save (taken from the loaded file, else random per store). */
   private salt?: Buffer;
   private readonly derived = new Map<string, Promise<Buffer>>();
@@ -419,6 +540,20 @@ export class GalleryStore {
     }
     this.backups = backups;
     if (options.key !== undefined) this.keySource = parseKey(options.key);
+    const allow = options.allowPlaintext;
+    if (allow !== undefined) {
+      if (allow !== 'migrate' && allow !== 'downgrade') {
+        throw new RangeError(`allowPlaintext must be 'migrate' or 'downgrade', got '${String(allow)}'`);
+      }
+      if (!this.keySource) {
+        throw new RangeError(
+          `allowPlaintext '${allow}' needs the key: it changes a gallery between plain and encrypted`,
+        );
+      }
+      this.allowPlaintext = allow;
+    }
+    this.acceptRollback = options.acceptRollback === true;
+    this.generationFile = path.resolve(options.generationFile ?? `${this.file}.gen`);
   }
 
   /** Path of backup n (1 = newest). */
@@ -440,12 +575,19 @@ export class GalleryStore {
   /**
    * Reads the gallery. A missing file gives an undefined snapshot; a damaged one is reported in `problems` and
    * the newest good backup is returned with `recoveredFrom`. Throws when nothing is usable, when the key is
-   * missing or wrong, or when the file is from a newer format version.
+   * missing or wrong, when the file is from a newer format version, when a plain file stands where an encrypted
+   * one is expected (`PLAINTEXT_REFUSED`) and when the main file is older than a save seen before (`ROLLBACK`).
+   * Writes nothing, so it works in a read-only folder.
    */
   async load(): Promise<GalleryLoadResult> {
     await this.queue;
     const problems: string[] = [];
     const tried: string[] = [];
+    // Notes about the record are kept apart: they are no reason to call a missing gallery unrecoverable.
+    const recordNotes: string[] = [];
+    const record = await this.readRecord(recordNotes);
+    const newest = Math.max(this.newestSeen, record.generation);
+    const wasEncrypted = this.sawEncrypted || record.encrypted;
     const backups = await this.listBackups();
     const candidates = [this.file, ...backups.map((b) => b.path)];
     let mainMissing = false;
@@ -465,12 +607,13 @@ export class GalleryStore {
         tried.push(why);
         continue;
       }
+      let decoded: Decoded;
       try {
-        const notes: string[] = [];
-        const snapshot = await this.decode(buf, file, notes);
-        if (i === 0) return { snapshot, problems: [...problems, ...notes] };
-        if (mainMissing) problems.unshift(`${this.file}: missing although backups exist`);
-        return { snapshot, recoveredFrom: file, problems: [...problems, ...notes] };
+        const header = verifyFile(buf, file);
+        const refusal = this.plaintextRefusal(header, file, i === 0, wasEncrypted);
+        if (refusal !== undefined && i === 0) throw new GalleryStoreError('PLAINTEXT_REFUSED', refusal, file);
+        if (refusal !== undefined) throw corrupt(file, refusal);
+        decoded = await this.decode(buf, header, file);
       } catch (e) {
         if (e instanceof GalleryStoreError && e.code === 'CORRUPT') {
           problems.push(e.message);
@@ -479,8 +622,23 @@ export class GalleryStore {
         }
         throw e;
       }
+      const notes = [...recordNotes, ...this.loadNotes(decoded, file, i === 0, newest)];
+      this.newestSeen = Math.max(newest, decoded.generation);
+      if (decoded.encrypted) this.sawEncrypted = true;
+      const { snapshot, generation, encrypted } = decoded;
+      if (i === 0) return { snapshot, generation, encrypted, problems: [...problems, ...notes] };
+      if (mainMissing) problems.unshift(`${this.file}: missing although backups exist`);
+      return { snapshot, generation, encrypted, recoveredFrom: file, problems: [...problems, ...notes] };
     }
-    if (mainMissing && problems.length === 0) return { snapshot: undefined, problems: [] };
+    if (mainMissing && problems.length === 0) {
+      if (newest > 0) {
+        recordNotes.push(
+          `${this.file}: missing, and no backups, although generation ${newest} was saved ` +
+            `(${this.generationFile}); starting an empty gallery`,
+        );
+      }
+      return { snapshot: undefined, problems: recordNotes };
+    }
     throw new GalleryStoreError(
       'UNRECOVERABLE',
       `no usable gallery file; tried:\n  ${tried.join('\n  ')}`,
@@ -506,29 +664,51 @@ export class GalleryStore {
 
   // --- internals -------------------------------------------------------------------------------------------
 
+  /** Whether saves are encrypted: with a key, unless the caller is downgrading on purpose. */
+  private get writesEncrypted(): boolean {
+    return this.keySource !== undefined && this.allowPlaintext !== 'downgrade';
+  }
+
   private async doSave(snapshot: GallerySnapshot): Promise<void> {
-    const buf = await this.encode(snapshot);
+    // Above everything seen here and everything any process recorded, so the counter never goes back.
+    const record = await this.readRecord([]);
+    const generation = Math.max(this.newestSeen, record.generation) + 1;
+    const encrypted = this.writesEncrypted;
+    const buf = await this.encode(snapshot, generation);
 
     // Never replace a file written by a newer faceflow; only rotate files that verify.
-    let rotateMain = false;
     let existing: Buffer | undefined;
     try {
       existing = await fs.readFile(this.file);
     } catch (e) {
       if (errCode(e) !== 'ENOENT' && errCode(e) !== 'ENOTDIR') {
-        throw new GalleryStoreError('WRITE_FAILED', `cannot save gallery: ${errMessage(e)}`, this.file);
+        throw new GalleryStoreError(
+          'WRITE_FAILED',
+          `cannot save gallery: ${errMessage(e)}`,
+          this.file,
+          errCode(e),
+        );
       }
     }
+    let existingHeader: ParsedHeader | undefined;
     if (existing) {
       try {
-        verifyFile(existing, this.file);
-        rotateMain = true;
+        existingHeader = verifyFile(existing, this.file);
       } catch (e) {
         if (e instanceof GalleryStoreError && e.code === 'FUTURE_VERSION') {
           throw new GalleryStoreError('FUTURE_VERSION', `refusing to overwrite: ${e.message}`, this.file);
         }
       }
     }
+    if (existingHeader && existingHeader.flags & FLAG_ENCRYPTED && !this.keySource) {
+      throw new GalleryStoreError(
+        'PLAINTEXT_REFUSED',
+        `refusing to write a plain gallery over the encrypted ${this.file}: give the key, or turn encryption ` +
+          `off on purpose with the key and allowPlaintext 'downgrade' (faceflow gallery decrypt)`,
+        this.file,
+      );
+    }
+    const rotateMain = existingHeader !== undefined;
 
     const tmp = this.tmpPath;
     try {
@@ -547,10 +727,132 @@ export class GalleryStore {
         'WRITE_FAILED',
         `could not save gallery to ${this.file} (${errMessage(e)}); the previous file was left as it was`,
         this.file,
+        errCode(e),
       );
     }
     await this.syncDir();
+    this.newestSeen = generation;
+    this.sawEncrypted = encrypted;
+    // The gallery is saved at this point; a record that could not be written only lags behind the file,
+    // which loads accept, and the next save that can write it catches up.
+    await this.writeRecord({ generation, encrypted }).catch(() => undefined);
     await this.removeStaleTemps(false).catch(() => undefined);
+  }
+
+  /**
+   * Why a plain file must not be used here, or undefined when it may be (or is encrypted). A refused backup is
+   * skipped; a refused main file stops the load (see "Encrypted stays encrypted" in the header comment).
+   */
+  private plaintextRefusal(
+    header: ParsedHeader,
+    file: string,
+    isMain: boolean,
+    wasEncrypted: boolean,
+  ): string | undefined {
+    if (header.flags & FLAG_ENCRYPTED) return undefined;
+    if (this.allowPlaintext === 'downgrade') return undefined;
+    if (this.allowPlaintext === 'migrate' && !wasEncrypted) return undefined;
+    if (!this.keySource && !wasEncrypted) return undefined;
+    if (!isMain) return 'backup is not encrypted; a plain copy is never used for an encrypted gallery';
+    if (!this.keySource) {
+      return (
+        `${file}: the gallery file is not encrypted, but ${this.generationFile} says this gallery was ` +
+        'encrypted: a plain file put in its place is not loaded. Give the key; to turn encryption off on ' +
+        "purpose, decrypt it with the key (faceflow gallery decrypt, or allowPlaintext 'downgrade')"
+      );
+    }
+    if (wasEncrypted) {
+      return (
+        `${file}: the gallery file is not encrypted, but this gallery was encrypted before ` +
+        `(${this.generationFile}): a plain file put in its place is not loaded, not even to migrate it. ` +
+        `If you replaced it on purpose, delete ${this.generationFile} and encrypt it again`
+      );
+    }
+    return (
+      `${file}: the gallery file is not encrypted, but a key was given. A plain file where an encrypted one ` +
+      'is expected may have been put there by anyone who can write the folder, so it is not loaded. To ' +
+      'encrypt an existing plain gallery on purpose: faceflow gallery encrypt --key-file FILE, the Node-RED ' +
+      `option "Encrypt an existing plain file", or allowPlaintext 'migrate'`
+    );
+  }
+
+  /** Notes on a file about to be returned; throws ROLLBACK for a main file older than a save seen before. */
+  private loadNotes(decoded: Decoded, file: string, isMain: boolean, newest: number): string[] {
+    const notes: string[] = [];
+    if (!decoded.encrypted && this.allowPlaintext === 'migrate') {
+      notes.push(`${file}: file is not encrypted; it will be written encrypted on the next save`);
+    }
+    const g = decoded.generation;
+    if (g >= newest) return notes;
+    if (!isMain) {
+      notes.push(
+        `${file}: generation ${g}, older than the newest save seen (generation ${newest}): ` +
+          'what was saved after it is lost',
+      );
+    } else if (this.acceptRollback) {
+      notes.push(
+        `${file}: generation ${g} is older than the newest save seen (generation ${newest}); ` +
+          'loaded because rollbacks are accepted',
+      );
+    } else {
+      throw new GalleryStoreError(
+        'ROLLBACK',
+        `${file}: the file is generation ${g}, but generation ${newest} was saved before ` +
+          `(${this.generationFile}): an older copy was put in its place, which could bring back deleted ` +
+          `people or undo changes, so it is not loaded. If you restored it on purpose, delete ${this.generationFile} ` +
+          '(or accept it for one run: acceptRollback, faceflow gallery --accept-rollback)',
+        file,
+      );
+    }
+    return notes;
+  }
+
+  /** The record of the newest save; problems reading it are noted (a missing record is simply none yet). */
+  private async readRecord(notes: string[]): Promise<GenerationRecord> {
+    let text: string;
+    try {
+      text = await fs.readFile(this.generationFile, 'utf8');
+    } catch (e) {
+      if (errCode(e) !== 'ENOENT' && errCode(e) !== 'ENOTDIR') {
+        notes.push(`${this.generationFile}: unreadable (${errMessage(e)}); rollbacks are not detected`);
+      }
+      return NO_RECORD;
+    }
+    try {
+      const r: unknown = JSON.parse(text);
+      if (
+        isObject(r) &&
+        Number.isSafeInteger(r.generation) &&
+        (r.generation as number) >= 0 &&
+        typeof r.encrypted === 'boolean'
+      ) {
+        return { generation: r.generation as number, encrypted: r.encrypted };
+      }
+    } catch {
+      // reported below
+    }
+    notes.push(
+      `${this.generationFile}: not a generation record; rollbacks are not detected until the next save`,
+    );
+    return NO_RECORD;
+  }
+
+  /** Replaces the record atomically (temporary file, fsync, rename), so a crash leaves the old or the new one. */
+  private async writeRecord(record: GenerationRecord): Promise<void> {
+    const tmp = `${this.generationFile}.tmp-${process.pid}`;
+    try {
+      const fh = await fs.open(tmp, 'w', 0o600);
+      try {
+        await fh.writeFile(`${JSON.stringify(record)}\n`);
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+      await fs.rename(tmp, this.generationFile);
+    } catch (e) {
+      await fs.rm(tmp, { force: true }).catch(() => undefined);
+      throw e;
+    }
   }
 
   /** Shifts `<file>.k` to `<file>.k+1` (dropping the oldest) and links the current main file as `<file>.1`. */
@@ -588,10 +890,19 @@ export class GalleryStore {
       .sort((a, b) => a.n - b.n);
   }
 
-  /** Removes `<file>.tmp-<pid>` files left by processes that died mid-save (all of them when `all`). */
+  /**
+   * Removes `<file>.tmp-<pid>` (and `<record>.tmp-<pid>`) files left by processes that died mid-save (all of them
+   * when `all`).
+   */
   private async removeStaleTemps(all: boolean): Promise<string[]> {
-    const dir = path.dirname(this.file);
-    const re = new RegExp(`^${escapeRegExp(path.basename(this.file))}\\.tmp-(\\d+)$`);
+    const removed = await this.removeStaleTempsOf(this.file, all);
+    removed.push(...(await this.removeStaleTempsOf(this.generationFile, all)));
+    return removed;
+  }
+
+  private async removeStaleTempsOf(target: string, all: boolean): Promise<string[]> {
+    const dir = path.dirname(target);
+    const re = new RegExp(`^${escapeRegExp(path.basename(target))}\\.tmp-(\\d+)$`);
     const removed: string[] = [];
     let names: string[];
     try {
@@ -637,7 +948,7 @@ export class GalleryStore {
     return p;
   }
 
-  private async encode(snapshot: GallerySnapshot): Promise<Buffer> {
+  private async encode(snapshot: GallerySnapshot, generation: number): Promise<Buffer> {
     if (!isObject(snapshot) || !(snapshot.vectors instanceof Float32Array)) {
       throw new GalleryStoreError('INVALID_SNAPSHOT', 'cannot save gallery: vectors must be a Float32Array');
     }
@@ -653,7 +964,7 @@ export class GalleryStore {
     const floatCount = snapshot.vectors.length + unknownVectors.length;
     const why = typeof meta === 'string' ? meta : snapshotProblem(meta, floatCount, version);
     if (why) throw new GalleryStoreError('INVALID_SNAPSHOT', `cannot save gallery: ${why}`, this.file);
-    const json = Buffer.from(JSON.stringify(meta), 'utf8');
+    const json = Buffer.from(JSON.stringify({ ...(meta as SnapshotJson), generation }), 'utf8');
     let payload: Buffer = Buffer.concat([json, floatBytes(snapshot.vectors), floatBytes(unknownVectors)]);
 
     const header = Buffer.alloc(HEADER_BYTES);
@@ -661,7 +972,7 @@ export class GalleryStore {
     header.writeUInt16LE(version, 5);
     header.writeUInt32LE(json.length, 8);
     header.writeUInt32LE(floatCount, 12);
-    if (this.keySource) {
+    if (this.keySource && this.writesEncrypted) {
       let flags = FLAG_ENCRYPTED;
       let salt: Buffer = Buffer.alloc(SALT_BYTES);
       if (this.keySource.kind === 'passphrase') {
@@ -680,8 +991,9 @@ export class GalleryStore {
     return Buffer.concat([header, payload]);
   }
 
-  private async decode(buf: Buffer, file: string, notes: string[]): Promise<GallerySnapshot> {
-    const h = verifyFile(buf, file);
+  /** Decrypts (when encrypted) and parses a file whose header `h` verified. */
+  private async decode(buf: Buffer, h: ParsedHeader, file: string): Promise<Decoded> {
+    const encrypted = (h.flags & FLAG_ENCRYPTED) !== 0;
     let payload = buf.subarray(HEADER_BYTES);
     if (h.flags & FLAG_ENCRYPTED) {
       const src = this.keySource;
@@ -715,8 +1027,6 @@ export class GalleryStore {
         throw e;
       }
       if (wantsPassphrase) this.salt = h.salt;
-    } else if (this.keySource) {
-      notes.push(`${file}: file is not encrypted; it will be written encrypted on the next save`);
     }
 
     let meta: SnapshotJson;
@@ -727,15 +1037,15 @@ export class GalleryStore {
     }
     const why = snapshotProblem(meta, h.floatCount, h.version);
     if (why) throw corrupt(file, `invalid snapshot (${why})`);
-    const { unknowns, identities: storedIdentities, ...rest } = meta;
+    const { unknowns, identities: storedIdentities, generation = 0, ...rest } = meta;
     const identities: GalleryIdentityRecord[] = storedIdentities.map(({ thumbnail, ...p }) => ({
       ...p,
       ...(thumbnail !== undefined && { thumbnail: Buffer.from(thumbnail, 'base64') }),
     }));
     const embeddingFloats = meta.embeddings.length * meta.dimension;
     const vectors = readFloats(payload, h.jsonLength, embeddingFloats);
-    if (unknowns === undefined) return { ...rest, identities, vectors };
-    return {
+    if (unknowns === undefined) return { snapshot: { ...rest, identities, vectors }, generation, encrypted };
+    const snapshot: GallerySnapshot = {
       ...rest,
       identities,
       vectors,
@@ -749,5 +1059,6 @@ export class GalleryStore {
         vectors: readFloats(payload, h.jsonLength + embeddingFloats * 4, h.floatCount - embeddingFloats),
       },
     };
+    return { snapshot, generation, encrypted };
   }
 }

@@ -448,12 +448,18 @@ export function galleryWriter(source: GallerySource): GalleryWriter {
       gallery,
       update: (change) =>
         inTurn(async () => {
+          // What other processes wrote to the file first, so the change applies to the file as it is.
+          await source.refresh();
           const result = await change(gallery);
           await source.save();
           return result;
         }),
       // Saves and deletes the backups, which still hold the person.
-      remove: (name) => inTurn(() => source.removeIdentity(name)),
+      remove: (name) =>
+        inTurn(async () => {
+          await source.refresh();
+          return source.removeIdentity(name);
+        }),
     };
   }
   const save = () => (source as { save(): Promise<void> }).save();

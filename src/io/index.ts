@@ -18,6 +18,8 @@ export {
   type LogEvent,
   type EndEvent,
 } from './cameraSource';
+export { CameraLog, type CameraLogLine } from './cameraLog';
+export { FailureLog, type FailureLogOptions } from './failureLog';
 export { ffmpegArgs, type CameraInput, type OutputOptions } from './ffmpegArgs';
 export {
   CameraError,

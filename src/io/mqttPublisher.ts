@@ -1,14 +1,12 @@
-import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+import mqtt, { type IClientOptions, type MqttClient, type Packet } from 'mqtt';
 import { BehaviorSubject, distinctUntilChanged, Observable, type MonoTypeOperatorFunction } from 'rxjs';
 
 import { UNKNOWN, type FaceEvent } from '../types';
 import { maskUrl, SecretMasker } from './maskUrl';
+import { topicLevel, topicProblem } from './topicLevel';
 
-/** MQTT topic levels cannot hold '/', '+' or '#': camera ids and names may. */
-export function mqttTopicLevel(text: string): string {
-  const cleaned = text.replace(/[/+#]/g, '_').trim();
-  return cleaned === '' ? '_' : cleaned;
-}
+/** A camera id or name as one topic level, by the collision-free rule of `./topicLevel`. */
+export const mqttTopicLevel = topicLevel;
 
 export interface MqttEventPublisherOptions {
   /** Broker URL: mqtt://host:1883, mqtts://, ws:// or wss://. Userinfo in it is accepted. */
@@ -29,8 +27,13 @@ export interface MqttEventPublisherOptions {
   password?: string;
   /** Default `faceflow-<camera>-<random>`. */
   clientId?: string;
-  /** Wait between reconnection attempts (default 2000 ms). */
+  /**
+   * Wait before the first reconnection attempt (default 2000 ms); it doubles with each failed
+   * attempt up to `maxReconnectPeriodMs`, and starts over once connected.
+   */
   reconnectPeriodMs?: number;
+  /** The longest wait between reconnection attempts (default 60 000 ms, at least reconnectPeriodMs). */
+  maxReconnectPeriodMs?: number;
   /** Give up one connection attempt after this long (default 10 000 ms). */
   connectTimeoutMs?: number;
   /** Keepalive in seconds (default 30): how soon the broker notices a dead publisher and sends the will. */
@@ -39,8 +42,15 @@ export interface MqttEventPublisherOptions {
   stopTimeoutMs?: number;
   /** TLS and other connection settings passed to mqtt.js; will, reconnect and credentials are set above. */
   clientOptions?: Omit<IClientOptions, 'will' | 'username' | 'password' | 'clientId' | 'reconnectPeriod'>;
-  /** Told about connection problems, with any password masked. */
+  /**
+   * Told when the connection starts failing and again when the reason changes (not at every
+   * retry), with any password masked.
+   */
   onError?: (err: Error) => void;
+  /** Told once when the connection is back after `onError`, with the last reason it failed. */
+  onRecovered?: (lastError: string) => void;
+  /** Told of each message given up as undeliverable (bad topic, refused by the broker), with why. */
+  onRejected?: (reason: string, topic: string) => void;
 }
 
 /** The periodic health report on the status topic. */
@@ -51,6 +61,8 @@ export interface PublisherStatus {
 }
 
 interface Outgoing {
+  /** Order of publishing, so that a message handed back by mqtt.js goes back to its place. */
+  seq: number;
   topic: string;
   payload: string;
   retain: boolean;
@@ -60,6 +72,17 @@ interface Outgoing {
 // it again after a reconnect, without any limit; this window keeps that store small, so that
 // queueLimit (here, where dropping is counted) bounds what a long outage can hold.
 const MAX_IN_FLIGHT = 50;
+
+// A broker that closes the connection each time one message is the first unacknowledged one on
+// it (Mosquitto does so for a malformed or oversized packet) would get it again after every
+// reconnect, forever, with everything behind it stuck: after this many times it is given up.
+const CLOSES_BEFORE_GIVING_UP = 3;
+
+/** The broker's own verdict on a publish (an MQTT 5 PUBACK reason code ≥ 0x80), as mqtt.js reports it. */
+function isBrokerVerdict(err: Error): boolean {
+  const code = (err as Error & { code?: unknown }).code;
+  return typeof code === 'number' && code >= 0x80;
+}
 
 const BROKER_PROTOCOLS = new Set(['mqtt:', 'mqtts:', 'tcp:', 'tls:', 'ssl:', 'ws:', 'wss:']);
 
@@ -90,7 +113,9 @@ function checkOptions(options: MqttEventPublisherOptions): CheckedOptions {
     throw new Error(`${where}: the topic prefix '${prefix}' must not hold the wildcards '+' or '#'`);
   // Brokers keep '$' topics for themselves ($SYS) and refuse or hide publishes to them.
   if (prefix.startsWith('$')) throw new Error(`${where}: the topic prefix must not start with '$'`);
-  if (prefix.includes('\u0000')) throw new Error(`${where}: the topic prefix must not hold a NUL character`);
+  const prefixProblem = topicProblem(prefix);
+  if (prefixProblem)
+    throw new Error(`${where}: the topic prefix ${JSON.stringify(prefix)} is unusable: ${prefixProblem}`);
   const camera = typeof options.camera === 'string' ? options.camera.trim() : '';
   if (camera === '')
     throw new Error(`${where}: camera must name the camera whose status this publisher owns`);
@@ -101,6 +126,7 @@ function checkOptions(options: MqttEventPublisherOptions): CheckedOptions {
     throw new Error(`${where}: queueLimit must be a whole number ≥ 0, got ${String(options.queueLimit)}`);
   for (const [name, value] of [
     ['reconnectPeriodMs', options.reconnectPeriodMs],
+    ['maxReconnectPeriodMs', options.maxReconnectPeriodMs],
     ['connectTimeoutMs', options.connectTimeoutMs],
     ['stopTimeoutMs', options.stopTimeoutMs],
     ['keepaliveS', options.keepaliveS],
@@ -116,66 +142,108 @@ function checkOptions(options: MqttEventPublisherOptions): CheckedOptions {
  * a retained `online` on every (re)connection, the retained `offline` as last will and again on
  * `stop()`. While the broker is away events wait in a bounded queue, oldest dropped first
  * (counted in `dropped`), and go out in order once it is back.
+ *
+ * At least once: a message counts as delivered only when the broker's PUBACK for it arrives.
+ * One sent but not acknowledged when the connection drops is sent again after the reconnect
+ * (mqtt.js keeps it), so a subscriber may get it twice; such resends are counted in `resent`.
+ * A message that cannot be delivered at all (a topic no broker takes, a broker refusal, a broker
+ * that closes the connection on it again and again) is given up and counted in `rejected`, so
+ * that it never holds up the ones behind it.
  */
 export class MqttEventPublisher {
   readonly prefix: string;
   readonly camera: string;
   readonly statusTopic: string;
   readonly queueLimit: number;
-  /** Messages given up on: pushed out of a full queue, or still queued when `stop()` had to give up. */
+  /**
+   * Messages given up on: pushed out of a full queue, rejected, or not acknowledged when `stop()`
+   * had to give up.
+   */
   dropped = 0;
-  /** Messages the broker has acknowledged. */
+  /** Of `dropped`, those that could not be delivered at all; the last reason is `lastRejection`. */
+  rejected = 0;
+  /** Messages the broker has acknowledged (PUBACK received). */
   delivered = 0;
-  /** The last connection problem, password masked. */
+  /** Messages sent again after a reconnection: the broker may have had them already (duplicates). */
+  resent = 0;
+  /** The last connection problem, password masked; cleared once connected again. */
   lastError: string | undefined;
+  /** Why the last rejected message was given up. */
+  lastRejection: string | undefined;
 
   // Private fields, so that logging or inspecting a publisher never shows the credentials.
   readonly #client: MqttClient;
   readonly #mask: (text: string) => string;
   readonly #presence: boolean;
   readonly #stopTimeoutMs: number;
+  readonly #reconnectPeriodMs: number;
+  readonly #maxReconnectPeriodMs: number;
   readonly #onError: ((err: Error) => void) | undefined;
+  readonly #onRecovered: ((lastError: string) => void) | undefined;
+  readonly #onRejected: ((reason: string, topic: string) => void) | undefined;
   readonly #queue: Outgoing[] = [];
+  readonly #inFlight = new Set<Outgoing>();
   readonly #connected = new BehaviorSubject<boolean>(false);
-  #inFlight = 0;
+  #published = 0;
   #stopping: Promise<void> | undefined;
   #drainWaiters: (() => void)[] = [];
+  /** The reason last told to onError, until the connection is back. */
+  #failingWith: string | undefined;
+  readonly #closes = new ClosesWithoutAck();
 
   constructor(options: MqttEventPublisherOptions) {
     const checked = checkOptions(options);
     this.prefix = checked.prefix;
     this.camera = checked.camera;
     this.queueLimit = checked.queueLimit;
-    this.statusTopic = `${this.prefix}/${mqttTopicLevel(this.camera)}/status`;
+    this.statusTopic = `${this.prefix}/${topicLevel(this.camera)}/status`;
     this.#presence = options.presence === true;
     this.#stopTimeoutMs = options.stopTimeoutMs ?? 3000;
+    this.#reconnectPeriodMs = options.reconnectPeriodMs ?? 2000;
+    this.#maxReconnectPeriodMs = Math.max(this.#reconnectPeriodMs, options.maxReconnectPeriodMs ?? 60_000);
     this.#onError = options.onError;
+    this.#onRecovered = options.onRecovered;
+    this.#onRejected = options.onRejected;
     this.#mask = maskerFor(checked.url, options.password);
 
     this.#client = mqtt.connect(checked.url, {
       ...options.clientOptions,
       clientId:
         options.clientId ??
-        `faceflow-${mqttTopicLevel(this.camera).slice(0, 40)}-${Math.random().toString(16).slice(2, 10)}`,
+        `faceflow-${topicLevel(this.camera).slice(0, 40)}-${Math.random().toString(16).slice(2, 10)}`,
       ...(options.username === undefined ? {} : { username: options.username }),
       ...(options.password === undefined ? {} : { password: options.password }),
-      reconnectPeriod: options.reconnectPeriodMs ?? 2000,
+      reconnectPeriod: this.#reconnectPeriodMs,
+      // A refused CONNACK (bad credentials, not authorised) would otherwise end the retries for
+      // good; the broker's configuration may be fixed while we wait.
+      reconnectOnConnackError: true,
       connectTimeout: options.connectTimeoutMs ?? 10_000,
       keepalive: options.keepaliveS ?? 30,
       // Stale status reports are worthless after an outage; events (QoS 1) wait in our own queue.
       queueQoSZero: false,
       will: { topic: this.statusTopic, payload: Buffer.from('offline'), qos: 1, retain: true },
     });
+    this.#watchDelivery();
+    // mqtt.js emits 'connect' only after it has sent again what the last connection left
+    // unacknowledged, so what is queued here goes out behind those, in order.
     this.#client.on('connect', () => {
-      this.#client.publish(this.statusTopic, 'online', { qos: 1, retain: true }, (err) => {
-        if (err) this.#problem(err);
-      });
+      this.#client.options.reconnectPeriod = this.#reconnectPeriodMs;
+      this.#client.publish(this.statusTopic, 'online', { qos: 1, retain: true }, () => {});
+      this.#recovered();
       this.#connected.next(true);
       this.#pump();
     });
-    this.#client.on('close', () => this.#connected.next(false));
+    // Each attempt that follows a failed one waits twice as long, up to the longest wait.
+    this.#client.on('reconnect', () => {
+      const period = this.#client.options.reconnectPeriod ?? this.#reconnectPeriodMs;
+      this.#client.options.reconnectPeriod = Math.min(period * 2, this.#maxReconnectPeriodMs);
+    });
+    this.#client.on('close', () => {
+      if (this.connected) this.#failing('the connection to the broker was lost');
+      this.#connected.next(false);
+    });
     // Without a listener mqtt.js would throw its connection errors out of the event loop.
-    this.#client.on('error', (err) => this.#problem(err));
+    this.#client.on('error', (err) => this.#failing(err.message));
   }
 
   /** True while connected; changes on every connect and disconnect. Completes after `stop()`. */
@@ -194,7 +262,7 @@ export class MqttEventPublisher {
 
   /** Messages handed to the connection and not yet acknowledged. */
   get inFlight(): number {
-    return this.#inFlight;
+    return this.#inFlight.size;
   }
 
   /** The mqtt.js client, for what this class does not cover; do not end it yourself, call `stop()`. */
@@ -202,33 +270,44 @@ export class MqttEventPublisher {
     return this.#client;
   }
 
-  /** `<prefix>/<camera>/<recognized|unknown>` with the event as JSON, QoS 1; presence too if asked. */
+  /**
+   * `<prefix>/<camera>/<recognized|unknown>` with the event as JSON, QoS 1; presence too if asked.
+   * Camera and name become topic levels by the collision-free rule of `topicLevel`; the payload
+   * keeps them as they are. An event with an empty camera or name is rejected (counted), not thrown.
+   */
   publish(event: FaceEvent): void {
     if (this.#stopping) throw new Error('MqttEventPublisher: publish after stop()');
-    this.#enqueue({
-      topic: `${this.prefix}/${mqttTopicLevel(event.camera)}/${event.type}`,
-      payload: JSON.stringify(event),
-      retain: false,
-    });
+    let camera: string;
+    try {
+      camera = topicLevel(event.camera);
+    } catch {
+      this.#reject(`the event has no camera id: ${JSON.stringify(event.camera)}`, '');
+      return;
+    }
+    this.#enqueue(`${this.prefix}/${camera}/${event.type}`, JSON.stringify(event), false);
     if (this.#presence && event.type === 'recognized' && event.name !== UNKNOWN) {
-      this.#enqueue({
-        topic: `${this.prefix}/person/${mqttTopicLevel(event.name)}`,
-        payload: JSON.stringify({ camera: event.camera, ts: event.ts }),
-        retain: true,
-      });
+      if (typeof event.name !== 'string' || event.name === '') {
+        this.#reject(`the event has no name for its presence topic: ${JSON.stringify(event.name)}`, '');
+        return;
+      }
+      const payload = JSON.stringify({ camera: event.camera, ts: event.ts });
+      this.#enqueue(`${this.prefix}/person/${topicLevel(event.name)}`, payload, true);
     }
   }
 
   /**
    * A message made elsewhere (the face events node's events, last sightings, discovery configs,
    * status reports), through the same bounded queue as events, QoS 1. An object payload goes as
-   * JSON. Topics with wildcards or empty levels at the ends are refused: a broker would drop them
-   * silently.
+   * JSON. A topic no broker would take (wildcards, a leading `$`, control characters, NUL) is
+   * rejected: counted, told to onRejected, and thrown, so the caller sees why.
    */
   publishMessage(topic: string, payload: unknown, options: { retain?: boolean } = {}): void {
     if (this.#stopping) throw new Error('MqttEventPublisher: publish after stop()');
-    if (typeof topic !== 'string' || topic === '' || /[+#\0]/.test(topic) || topic.startsWith('$')) {
-      throw new Error(`MqttEventPublisher: cannot publish to topic ${JSON.stringify(topic)}`);
+    const problem = topicProblem(topic);
+    if (problem) {
+      const reason = `cannot publish to topic ${JSON.stringify(topic)}: ${problem}`;
+      this.#reject(reason, typeof topic === 'string' ? topic : '');
+      throw new Error(`MqttEventPublisher: ${reason}`);
     }
     const text =
       typeof payload === 'string'
@@ -236,7 +315,7 @@ export class MqttEventPublisher {
         : Buffer.isBuffer(payload)
           ? payload.toString('utf8')
           : JSON.stringify(payload ?? '');
-    this.#enqueue({ topic, payload: text, retain: options.retain === true });
+    this.#enqueue(topic, text, options.retain === true);
   }
 
   /**
@@ -251,9 +330,7 @@ export class MqttEventPublisher {
       lagMs: Math.round(status.lagMs),
       faces: Math.round(status.faces),
     });
-    this.#client.publish(this.statusTopic, payload, { qos: 0, retain: false }, (err) => {
-      if (err) this.#problem(err);
-    });
+    this.#client.publish(this.statusTopic, payload, { qos: 0, retain: false }, () => {});
     return true;
   }
 
@@ -291,6 +368,9 @@ export class MqttEventPublisher {
     } else {
       await this.#end(true);
     }
+    // Sent but never acknowledged: the broker may or may not have them; they were not delivered.
+    this.dropped += this.#inFlight.size;
+    this.#inFlight.clear();
     this.#connected.next(false);
     this.#connected.complete();
   }
@@ -299,8 +379,8 @@ export class MqttEventPublisher {
     return new Promise((resolve) => this.#client.end(force, {}, () => resolve(true)));
   }
 
-  #enqueue(message: Outgoing): void {
-    this.#queue.push(message);
+  #enqueue(topic: string, payload: string, retain: boolean): void {
+    this.#queue.push({ seq: this.#published++, topic, payload, retain });
     while (this.#queue.length > this.queueLimit) {
       this.#queue.shift();
       this.dropped++;
@@ -309,36 +389,143 @@ export class MqttEventPublisher {
   }
 
   #pump(): void {
-    while (this.connected && this.#inFlight < MAX_IN_FLIGHT && this.#queue.length > 0) {
+    while (this.connected && this.#inFlight.size < MAX_IN_FLIGHT && this.#queue.length > 0) {
       const message = this.#queue.shift() as Outgoing;
-      this.#inFlight++;
+      this.#inFlight.add(message);
       // For QoS 1 the callback comes with the broker's PUBACK, after a reconnect if need be.
-      this.#client.publish(message.topic, message.payload, { qos: 1, retain: message.retain }, (err) => {
-        this.#inFlight--;
-        if (err) this.#problem(err);
-        else this.delivered++;
-        this.#pump();
-      });
+      this.#client.publish(message.topic, message.payload, { qos: 1, retain: message.retain }, (err) =>
+        this.#settle(message, err),
+      );
     }
-    if (this.#queue.length === 0 && this.#inFlight === 0) {
+    if (this.#queue.length === 0 && this.#inFlight.size === 0) {
       const waiters = this.#drainWaiters;
       this.#drainWaiters = [];
       for (const wake of waiters) wake();
     }
   }
 
+  /** The end of one message's trip through mqtt.js: acknowledged, refused, or handed back. */
+  #settle(message: Outgoing, err: Error | undefined): void {
+    // Already counted: stop() gave up on it.
+    if (!this.#inFlight.delete(message)) return;
+    if (!err) {
+      this.delivered++;
+    } else if (isBrokerVerdict(err)) {
+      this.#reject(`the broker refused it: ${err.message}`, message.topic);
+    } else if (err.message === 'Message removed') {
+      this.#reject(
+        `the broker closed the connection each of the ${CLOSES_BEFORE_GIVING_UP} times it was sent (malformed or too large?)`,
+        message.topic,
+      );
+    } else if (this.#stopping) {
+      this.dropped++;
+    } else {
+      // Handed back unsent (the connection closed before mqtt.js gave it an id): queue it again.
+      const at = this.#queue.findIndex((queued) => queued.seq > message.seq);
+      this.#queue.splice(at === -1 ? this.#queue.length : at, 0, message);
+    }
+    this.#pump();
+  }
+
+  #reject(reason: string, topic: string): void {
+    this.rejected++;
+    this.dropped++;
+    this.lastRejection = this.#mask(reason);
+    this.#onRejected?.(this.lastRejection, topic);
+  }
+
+  /**
+   * Watches the packets on the wire: resends after a reconnection are counted, and a message
+   * that the broker answers by closing the connection again and again is given up.
+   */
+  #watchDelivery(): void {
+    const unacknowledged = new Set<number>();
+    this.#client.on('packetsend', (packet: Packet) => {
+      if (packet.cmd !== 'publish' || !packet.messageId) return;
+      if (unacknowledged.has(packet.messageId)) this.resent++;
+      unacknowledged.add(packet.messageId);
+      this.#closes.sent(packet.messageId);
+    });
+    this.#client.on('packetreceive', (packet: Packet) => {
+      if (packet.cmd === 'connack') this.#closes.connected();
+      if (packet.cmd === 'puback' && packet.messageId) {
+        unacknowledged.delete(packet.messageId);
+        this.#closes.acknowledged();
+      }
+    });
+    this.#client.on('close', () => {
+      const hopeless = this.#closes.closed(CLOSES_BEFORE_GIVING_UP);
+      if (hopeless !== undefined) {
+        unacknowledged.delete(hopeless);
+        // mqtt.js answers the message's callback with 'Message removed'; #settle counts it.
+        this.#client.removeOutgoingMessage(hopeless);
+      }
+    });
+  }
+
   #drained(deadline: number): Promise<boolean> {
-    if (this.#queue.length === 0 && this.#inFlight === 0) return Promise.resolve(true);
+    if (this.#queue.length === 0 && this.#inFlight.size === 0) return Promise.resolve(true);
     return withDeadline(
       deadline,
       new Promise<boolean>((resolve) => this.#drainWaiters.push(() => resolve(true))),
     );
   }
 
-  #problem(err: Error): void {
-    const masked = new Error(this.#mask(err.message));
-    this.lastError = masked.message;
-    this.#onError?.(masked);
+  /** Told once per reason, not at every retry: a broker down for a day would fill the log. */
+  #failing(message: string): void {
+    const masked = this.#mask(message);
+    this.lastError = masked;
+    if (masked === this.#failingWith) return;
+    this.#failingWith = masked;
+    this.#onError?.(new Error(masked));
+  }
+
+  #recovered(): void {
+    const was = this.#failingWith;
+    this.#failingWith = undefined;
+    this.lastError = undefined;
+    if (was !== undefined) this.#onRecovered?.(was);
+  }
+}
+
+/**
+ * Which message, if any, a broker keeps closing the connection on: the first one sent on a
+ * connection, when the connection closes before any acknowledgement, several times in a row.
+ */
+class ClosesWithoutAck {
+  #firstSent: number | undefined;
+  #acknowledged = false;
+  #open = false;
+  #suspect: number | undefined;
+  #strikes = 0;
+
+  connected(): void {
+    this.#open = true;
+    this.#firstSent = undefined;
+    this.#acknowledged = false;
+  }
+
+  sent(messageId: number): void {
+    if (this.#open) this.#firstSent ??= messageId;
+  }
+
+  acknowledged(): void {
+    this.#acknowledged = true;
+    this.#suspect = undefined;
+    this.#strikes = 0;
+  }
+
+  /** The message to give up, once it has been the culprit `limit` times in a row. */
+  closed(limit: number): number | undefined {
+    const culprit = this.#open && !this.#acknowledged ? this.#firstSent : undefined;
+    this.#open = false;
+    if (culprit === undefined) return undefined;
+    this.#strikes = culprit === this.#suspect ? this.#strikes + 1 : 1;
+    this.#suspect = culprit;
+    if (this.#strikes < limit) return undefined;
+    this.#suspect = undefined;
+    this.#strikes = 0;
+    return culprit;
   }
 }
 

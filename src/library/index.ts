@@ -1,5 +1,6 @@
 /** Photo libraries: scan folders of photos for faces, group them into people, name and export. */
 export {
+  LibraryDamagedError,
   LibraryDb,
   LibraryError,
   LIBRARY_FORMAT,
@@ -12,6 +13,8 @@ export {
   type StoredClusters,
   type UnreadableEntry,
 } from './libraryDb';
+export { repairLibrary, type RepairReport } from './repair';
+export type { DamagedRange } from './recordLog';
 export { scanFolder, listPhotos, type ScanOptions, type ScanProgress, type ScanReport } from './scan';
 export { watchFolder, watchLoop, type WatchLoop, type WatchLoopOptions, type WatchOptions } from './watch';
 export {

@@ -9,18 +9,22 @@
  * 10,000 faces take about 45 MB.
  */
 import { promises as fs } from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import type { QualityReason, QualityScores } from '../quality';
 import type { Box, Point } from '../types';
+import { FileLock, FileLockError } from '../util/fileLock';
 import { LibraryKeyError, newLibraryKey, unlockLibrary } from './libraryKey';
 import {
   createLog,
   LogAppender,
+  LogDamageError,
   readBytes,
   readLog,
   readRecordBlob,
   RecordLogError,
   syncDir,
+  type DamagedRange,
   type LogRecord,
   type RecordSealer,
 } from './recordLog';
@@ -41,6 +45,17 @@ export class LibraryError extends Error {
   constructor(message: string) {
     super(message);
     this.name = 'LibraryError';
+  }
+}
+
+/** The library file is damaged in the middle (not a crash's torn tail): see `faceflow library repair`. */
+export class LibraryDamagedError extends LibraryError {
+  constructor(
+    message: string,
+    readonly damage: DamagedRange,
+  ) {
+    super(message);
+    this.name = 'LibraryDamagedError';
   }
 }
 
@@ -158,6 +173,11 @@ export interface OpenOptions {
   /** Open for reading only: no lock, no repair, nothing written. */
   readOnly?: boolean;
   /**
+   * With `readOnly`: read past damage in the middle of the file (listing it in `damage`) instead of
+   * refusing. Only for a caller that shows the damage next to what it read, such as `status`.
+   */
+  skipDamage?: boolean;
+  /**
    * The key of an encrypted library: a passphrase (8 characters or more) or a raw 32-byte key (Buffer or 64 hex
    * digits). A new library is created encrypted with it; an existing one must have been made with it.
    */
@@ -173,12 +193,17 @@ export class LibraryDb {
   clusters: StoredClusters | undefined;
   /** Bytes of a torn last record dropped on open (a crash during the previous write). */
   recoveredBytes = 0;
+  /** Stretches of the file that could not be read (opened read-only with `skipDamage`). */
+  damage: DamagedRange[] = [];
+  /** Photos whose face record was lost to damage: forgotten, so that the next scan reads them again. */
+  forgottenFiles = 0;
 
   private readonly places = new Map<string, ContentPlace>();
   private readonly faceById = new Map<number, LibraryFace>();
   private nextFaceId = 1;
   private records = 0;
   private appender: LogAppender | undefined;
+  private lock: FileLock | undefined;
   private closed = false;
   /** The key record and sealer of an encrypted library. */
   private sealing: { record: unknown; sealer: RecordSealer } | undefined;
@@ -195,7 +220,11 @@ export class LibraryDb {
       (err: NodeJS.ErrnoException) => (err.code === 'ENOENT' ? false : Promise.reject(err)),
     );
     if (!exists && !options.create) throw new LibraryError(`${file}: no such library (scan a folder first)`);
-    if (!db.readOnly) await acquireLock(db.file);
+    if (options.skipDamage && !db.readOnly) {
+      // A writer appends after the last record it read: past damage that would bury it for good.
+      throw new LibraryError('damage can only be skipped when reading (readOnly)');
+    }
+    if (!db.readOnly) db.lock = await lockLibrary(db.file);
     try {
       if (!exists) {
         if (!options.modelId || !options.dimension) {
@@ -217,6 +246,7 @@ export class LibraryDb {
       } else {
         const result = await readLog(db.file, (r) => db.apply(r), {
           repair: !db.readOnly,
+          onDamage: options.skipDamage ? 'skip' : 'refuse',
           unlock: async (record) => {
             const sealer = await unlockLibrary(record, options.key, file);
             db.sealing = { record, sealer };
@@ -227,7 +257,9 @@ export class LibraryDb {
           throw new LibraryKeyError(`${file} is not encrypted: open it without a key`);
         }
         db.recoveredBytes = result.truncatedBytes;
+        db.damage = result.damage;
         if (!db.meta) throw new LibraryError(`${file}: library file without its description record`);
+        db.forgetFilesWithoutFaces();
         if (options.modelId && options.modelId !== db.meta.modelId) {
           throw new LibraryError(
             `${file} holds faces embedded by '${db.meta.modelId}', not '${options.modelId}': use one library per model`,
@@ -238,7 +270,8 @@ export class LibraryDb {
       return db;
     } catch (err) {
       await db.appender?.close().catch(() => undefined);
-      if (!db.readOnly) await releaseLock(db.file);
+      await db.lock?.release();
+      if (err instanceof LogDamageError) throw new LibraryDamagedError(err.message, err.damage);
       if (err instanceof RecordLogError) throw new LibraryError(err.message);
       throw err;
     }
@@ -246,6 +279,19 @@ export class LibraryDb {
 
   // -------------------------------------------------------------------------------------------
   // Reading the log
+
+  /**
+   * A file record whose content record is missing can only come from damage (a scan writes the
+   * content first) and a repair that dropped it: the photo is forgotten, so that the next scan
+   * reads it again instead of taking it for unchanged and its faces for none.
+   */
+  private forgetFilesWithoutFaces(): void {
+    for (const [p, f] of this.files) {
+      if (this.contents.has(f.hash)) continue;
+      this.files.delete(p);
+      this.forgottenFiles++;
+    }
+  }
 
   private apply(r: LogRecord): void {
     this.records++;
@@ -585,7 +631,7 @@ export class LibraryDb {
     try {
       await this.appender?.close();
     } finally {
-      if (!this.readOnly) await releaseLock(this.file);
+      await this.lock?.release();
     }
   }
 }
@@ -611,37 +657,21 @@ export function checkPersonName(name: string): void {
 // ---------------------------------------------------------------------------------------------
 // One writer at a time: two scans appending to one file would hand out the same face ids.
 
-async function acquireLock(file: string): Promise<void> {
-  const lock = `${file}.lock`;
-  for (let attempt = 0; attempt < 2; attempt++) {
-    try {
-      await fs.writeFile(lock, `${process.pid}\n`, { flag: 'wx', mode: 0o600 });
-      return;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-      const pid = Number((await fs.readFile(lock, 'utf8').catch(() => '')).trim());
-      if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && isRunning(pid)) {
-        throw new LibraryError(`${file} is in use by process ${pid} (a scan still running?)`);
-      }
-      if (pid === process.pid) throw new LibraryError(`${file} is already open in this process`);
-      // Left behind by a process that died: take it over.
-      await fs.rm(lock, { force: true });
-    }
-  }
-  throw new LibraryError(`${file}: could not take its lock file ${lock}`);
-}
-
-async function releaseLock(file: string): Promise<void> {
-  const lock = `${file}.lock`;
-  const pid = Number((await fs.readFile(lock, 'utf8').catch(() => '')).trim());
-  if (pid === process.pid) await fs.rm(lock, { force: true });
-}
-
-function isRunning(pid: number): boolean {
+/** The writer's lock of a library file; a second writer is refused at once, told who holds it. */
+export async function lockLibrary(file: string, purpose = 'faceflow library scan'): Promise<FileLock> {
   try {
-    process.kill(pid, 0);
-    return true;
+    return await FileLock.acquire(file, { purpose });
   } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
+    if (!(err instanceof FileLockError)) throw err;
+    if (!err.holder) throw new LibraryError(err.message);
+    const { pid, host, purpose, since } = err.holder;
+    if (pid === process.pid && host === os.hostname()) {
+      throw new LibraryError(`${file} is already open in this process (${purpose}, since ${since})`);
+    }
+    const where = host === os.hostname() ? '' : ` on ${host}`;
+    throw new LibraryError(
+      `${file} is in use by process ${pid}${where} (${purpose}, since ${since}): a scan still running? ` +
+        `(lock file ${err.lockFile})`,
+    );
   }
 }

@@ -8,7 +8,9 @@
  * "these faces are Ann"), reads them all back at start, and is interrupted at any moment by Ctrl+C
  * or a crash; an append-only log fits that exactly, needs no dependency, and a crash can only ever
  * cut its last record short, which is detected by the checksum and dropped, so the next scan redoes
- * that one photo.
+ * that one photo. Damage anywhere else (a flipped bit on disk, an outside edit) is told from that by
+ * the readable records after it (resync.ts finds them), and is never cut: reading refuses or skips
+ * it, and `faceflow library repair` (repair.ts) rewrites the file without it.
  *
  * Layout (integers little-endian):
  *   header, 16 bytes: magic `FFLIB` ‖ u8 0 ‖ u16 format version ‖ 8 reserved zero bytes
@@ -22,6 +24,11 @@
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 
+import { crc32 } from './crc32';
+import { findNextRecord, type RecordFrame } from './resync';
+
+export { crc32 } from './crc32';
+
 export const LOG_MAGIC = 'FFLIB';
 export const LOG_VERSION = 1;
 /** The version of a log whose record bodies are sealed. */
@@ -33,6 +40,7 @@ const RECORD_HEAD = 8;
 const BODY_HEAD = 5;
 /** No record is anywhere near this; a larger length is damage, not a record. */
 const MAX_BODY = 256 * 1024 * 1024;
+const FRAME: RecordFrame = { headBytes: RECORD_HEAD, minBody: BODY_HEAD, maxBody: MAX_BODY };
 
 export class RecordLogError extends Error {
   constructor(message: string) {
@@ -63,25 +71,10 @@ export interface ReadResult {
   records: number;
   /** The log's bodies are sealed (version 2). */
   sealed: boolean;
-  /** Bytes of a record cut short by a crash, removed from the end of the file. */
+  /** Bytes of a record cut short by a crash at the end of the file: removed when repairing. */
   truncatedBytes: number;
-}
-
-const CRC_TABLE = (() => {
-  const table = new Uint32Array(256);
-  for (let n = 0; n < 256; n++) {
-    let c = n;
-    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-    table[n] = c >>> 0;
-  }
-  return table;
-})();
-
-/** CRC-32 (IEEE 802.3), as zip and PNG use it. */
-export function crc32(bytes: Uint8Array): number {
-  let c = 0xffffffff;
-  for (let i = 0; i < bytes.length; i++) c = CRC_TABLE[(c ^ bytes[i]) & 0xff] ^ (c >>> 8);
-  return (c ^ 0xffffffff) >>> 0;
+  /** Stretches skipped as damage in the middle (only when asked to skip them). */
+  damage: DamagedRange[];
 }
 
 /** One record's bytes, ready to append; its body sealed when a sealer is given. */
@@ -144,22 +137,74 @@ function header(version: number): Buffer {
   return h;
 }
 
+/** A stretch of the file that holds no readable record, with readable records after it. */
+export interface DamagedRange {
+  /** Where the unreadable bytes start: the start of the record that could not be read. */
+  offset: number;
+  /** How many bytes up to the next readable record. */
+  bytes: number;
+  /** The number the unreadable record has in the file (1: the first record after the header). */
+  record: number;
+  /** What was wrong with it (checksum mismatch, impossible record length, ...). */
+  reason: string;
+}
+
 /**
- * Reads every record in order, calling `onRecord` for each. A last record cut short by a crash
- * (its length runs past the end of the file, or it ends exactly at the end and fails its
- * checksum) is cut off the file when `repair` is set, and counted. A bad record with good data
- * after it is not a torn write but damage: that is an error, and nothing is changed, so that no
- * later record is thrown away.
+ * Damage in the middle of a log: a bad record with readable records after it. A crash only ever
+ * cuts the last record short, so this is disk damage or an outside edit, and cutting the file
+ * there would throw the good records after it away; the file is left as it is.
+ */
+export class LogDamageError extends RecordLogError {
+  constructor(
+    readonly file: string,
+    readonly damage: DamagedRange,
+    /** False for a last record with a good checksum and bad contents: damage too, with nothing after it. */
+    recordsAfter = true,
+  ) {
+    super(
+      `${file}: damaged at byte ${damage.offset} (${damage.reason}) ` +
+        (recordsAfter ? 'with more records after it: ' : 'in its last record, whose checksum is good: ') +
+        `record ${damage.record} and the ${damage.bytes} bytes up to byte ${damage.offset + damage.bytes} ` +
+        'cannot be read. A crash only ever cuts the last record short, so this is disk damage or an ' +
+        'outside edit, and nothing was changed. ' +
+        `Run 'faceflow library repair --db ${file}' to keep every readable record (the damaged file is ` +
+        'kept beside it), or restore the file from a backup.',
+    );
+    this.name = 'LogDamageError';
+  }
+}
+
+/** What to do with damage in the middle of the log. */
+export type DamagePolicy =
+  /** Refuse with a {@link LogDamageError} (the default). */
+  | 'refuse'
+  /** Go on at the next readable record, listing what was skipped in `damage` (reading and repair). */
+  | 'skip';
+
+/**
+ * Reads every record in order, calling `onRecord` for each.
+ *
+ * A bad record (length out of range, checksum mismatch) is told apart by what follows it: the
+ * rest of the file is searched byte by byte for a whole record with a good checksum (and, in a
+ * sealed log, one that decrypts). When there is none, the bad bytes are the last record cut short
+ * by a crash: with `repair` set they are cut off the file, and counted either way. When there is
+ * one, the bad record is damage in the middle, and the file is never cut: `onDamage` says whether
+ * to refuse or to skip to the readable record. A record whose checksum is good but whose contents
+ * do not decode (or decrypt) is damage wherever it is: a crash cannot leave a good checksum behind.
  */
 export async function readLog(
   file: string,
   onRecord: (record: LogRecord) => void,
   options: {
     repair?: boolean;
+    /** Middle damage: refuse (default) or skip; skipping is for reading only, never with `repair`. */
+    onDamage?: DamagePolicy;
     /** Called with the key record of a sealed log; gives the sealer of its bodies, or throws (no key, wrong key). */
     unlock?: (keyRecord: unknown) => Promise<RecordSealer>;
   } = {},
 ): Promise<ReadResult> {
+  const skipDamage = options.onDamage === 'skip';
+  if (skipDamage && options.repair) throw new RecordLogError('damage is skipped only when reading');
   const handle = await fs.open(file, options.repair ? 'r+' : 'r');
   try {
     const size = (await handle.stat()).size;
@@ -178,44 +223,101 @@ export async function readLog(
     let sealer: RecordSealer | undefined;
     let offset = HEADER_BYTES;
     let records = 0;
+    /** Records met so far, good or bad, key record included: the number of the next one is this plus 1. */
+    let seen = 0;
+    const damage: DamagedRange[] = [];
+    const noKeyRecord = () => new RecordLogError(`${file}: encrypted library without its key record`);
     const recordHead = Buffer.alloc(RECORD_HEAD);
-    const torn = async (): Promise<ReadResult> => {
-      // The key record is written with the header, durably: a sealed log without it was never a log.
-      if (sealed && !sealer) throw new RecordLogError(`${file}: encrypted library without its key record`);
-      const truncatedBytes = size - offset;
-      if (options.repair) await handle.truncate(offset);
-      return { records, sealed, truncatedBytes };
+
+    /** The decoded record at `at` whose body passed its checksum; throws what is wrong with it. */
+    const decode = (at: number, body: Buffer) => {
+      const plain = plainBody(body, sealer, () =>
+        damaged(at, 'a record that does not decrypt with the key that opened the file'),
+      );
+      return { plain, ...decodeBody(plain, () => damaged(at, 'unreadable record')) };
     };
+    /** A bad record at `offset`: skipped or refused when a readable record follows; else a torn tail. */
+    const badRecord = async (reason: string, knownEnd?: number): Promise<ReadResult | undefined> => {
+      // Before the key record nothing can be checked for real, and nothing can be read without it.
+      if (sealed && !sealer) throw noKeyRecord();
+      // A record with a good checksum has a known end; anything else may hide the next record anywhere.
+      const next = await findNextRecord(handle, knownEnd ?? offset + 1, size, FRAME, isReadableAt);
+      if (next === undefined) {
+        if (knownEnd !== undefined) {
+          // Good checksum, bad contents, nothing readable after: still not a crash's doing.
+          const range = { offset, bytes: size - offset, record: seen + 1, reason };
+          if (!skipDamage) throw new LogDamageError(file, range, false);
+          damage.push(range);
+          return { records, sealed, truncatedBytes: 0, damage };
+        }
+        const truncatedBytes = size - offset;
+        if (options.repair) await handle.truncate(offset);
+        return { records, sealed, truncatedBytes, damage };
+      }
+      const range = { offset, bytes: next - offset, record: seen + 1, reason };
+      if (!skipDamage) throw new LogDamageError(file, range);
+      damage.push(range);
+      seen++;
+      offset = next;
+      return undefined;
+    };
+    /** Whether a whole record that passes its checksum and decodes starts at `at`. */
+    const isReadableAt = async (at: number): Promise<boolean> => {
+      const body = await checkedBody(handle, at, size);
+      if (!body) return false;
+      try {
+        decode(at, body);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    const damaged = (at: number, why: string) =>
+      new LogDamageError(file, { offset: at, bytes: 0, record: seen + 1, reason: why });
+
     while (offset < size) {
-      if (size - offset < RECORD_HEAD) return torn();
+      if (size - offset < RECORD_HEAD) {
+        const done = await badRecord('a record head cut short');
+        if (done) return done;
+        continue;
+      }
       await handle.read(recordHead, 0, RECORD_HEAD, offset);
       const bodyLength = recordHead.readUInt32LE(0);
       const end = offset + RECORD_HEAD + bodyLength;
-      if (bodyLength < BODY_HEAD || bodyLength > MAX_BODY) {
-        if (end >= size || bodyLength > MAX_BODY) return torn();
-        throw damaged(file, offset, 'impossible record length');
+      if (bodyLength < BODY_HEAD || bodyLength > MAX_BODY || end > size) {
+        const done = await badRecord(
+          end > size ? 'a record running past the end' : 'impossible record length',
+        );
+        if (done) return done;
+        continue;
       }
-      if (end > size) return torn();
       const body = Buffer.alloc(bodyLength);
       await handle.read(body, 0, bodyLength, offset + RECORD_HEAD);
       if (crc32(body) !== recordHead.readUInt32LE(4)) {
-        if (end === size) return torn();
-        throw damaged(file, offset, 'checksum mismatch');
+        const done = await badRecord('checksum mismatch');
+        if (done) return done;
+        continue;
       }
       const at = offset;
       if (sealed && !sealer) {
-        const key = decodeBody(body, () => damaged(file, at, 'unreadable key record'));
-        if (key.type !== KEY_RECORD)
-          throw new RecordLogError(`${file}: encrypted library without its key record`);
+        const key = decodeBody(body, noKeyRecord);
+        if (key.type !== KEY_RECORD) throw noKeyRecord();
         if (!options.unlock) throw new RecordLogError(`${file}: the library is encrypted: give its key`);
         sealer = await options.unlock(key.json);
+        seen++;
         offset = end;
         continue;
       }
-      const plain = plainBody(body, sealer, () =>
-        damaged(file, at, 'a record that does not decrypt with the key that opened the file'),
-      );
-      const { type, json, blobStart } = decodeBody(plain, () => damaged(file, at, 'unreadable record'));
+      let decoded: ReturnType<typeof decode>;
+      try {
+        decoded = decode(at, body);
+      } catch (err) {
+        if (!(err instanceof LogDamageError)) throw err;
+        const done = await badRecord(err.damage.reason, end);
+        if (done) return done;
+        continue;
+      }
+      const { plain, type, json, blobStart } = decoded;
       onRecord({
         type,
         json,
@@ -225,21 +327,26 @@ export async function readLog(
         length: RECORD_HEAD + bodyLength,
       });
       records++;
+      seen++;
       offset = end;
     }
-    if (sealed && !sealer) throw new RecordLogError(`${file}: encrypted library without its key record`);
-    return { records, sealed, truncatedBytes: 0 };
+    if (sealed && !sealer) throw noKeyRecord();
+    return { records, sealed, truncatedBytes: 0, damage };
   } finally {
     await handle.close();
   }
 }
 
-function damaged(file: string, offset: number, what: string): RecordLogError {
-  return new RecordLogError(
-    `${file}: damaged at byte ${offset} (${what}) with more records after it; ` +
-      'a crash only ever cuts the last record short, so this is disk damage or an outside edit. ' +
-      'Restore the file from a backup, or delete it and scan again.',
-  );
+/** The body of the record at `at` if it lies whole in the file with a good checksum. */
+async function checkedBody(handle: fs.FileHandle, at: number, size: number): Promise<Buffer | undefined> {
+  if (at + RECORD_HEAD > size) return undefined;
+  const head = Buffer.alloc(RECORD_HEAD);
+  await handle.read(head, 0, RECORD_HEAD, at);
+  const length = head.readUInt32LE(0);
+  if (length < BODY_HEAD || length > MAX_BODY || at + RECORD_HEAD + length > size) return undefined;
+  const body = Buffer.alloc(length);
+  await handle.read(body, 0, length, at + RECORD_HEAD);
+  return crc32(body) === head.readUInt32LE(4) ? body : undefined;
 }
 
 /**

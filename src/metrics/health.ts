@@ -5,7 +5,8 @@ import { galleryStatuses, modelsStatuses, type GalleryStatus, type ModelsStatus 
 export interface HealthReport {
   /**
    * `degraded` when a camera is down, reconnecting, stalled or failed, or models or a gallery failed to
-   * open; a camera that was stopped on purpose or a file that ended is not a problem.
+   * open, or a gallery's sync could not start; a camera that was stopped on purpose or a file that
+   * ended is not a problem.
    */
   status: 'ok' | 'degraded';
   /** When the report was made, ISO 8601. */
@@ -24,7 +25,7 @@ export function healthReport(now = Date.now()): HealthReport {
   const degraded =
     cameras.some((c) => TROUBLE.has(c.state)) ||
     models.some((m) => m.state === 'failed') ||
-    galleries.some((g) => g.error !== undefined);
+    galleries.some((g) => g.error !== undefined || g.sync?.error !== undefined);
   return {
     status: degraded ? 'degraded' : 'ok',
     time: new Date(now).toISOString(),

@@ -26,7 +26,9 @@ export {
   galleryStatuses,
   modelsStatuses,
   type GalleryStatus,
+  type GallerySyncStatus,
   type ModelsStatus,
   type ModelsState,
 } from './sources';
+export { gallerySyncRefused } from './registry';
 export { healthReport, type HealthReport } from './health';

@@ -93,3 +93,10 @@ export const mqttPublishFailures = new Counter({
   labelNames: ['camera', 'reason'] as const,
   registers,
 });
+
+export const gallerySyncRefused = new Counter({
+  name: 'faceflow_gallery_sync_refused_total',
+  help: 'Gallery sync messages refused and not applied, by reason: unsigned, bad_signature (another secret or altered), replay, stale (outside the time window) or malformed.',
+  labelNames: ['gallery', 'reason'] as const,
+  registers,
+});

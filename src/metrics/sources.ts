@@ -2,6 +2,15 @@ import { Gauge } from 'prom-client';
 
 import { mqttPublishFailures, registers } from './registry';
 
+/** A gallery's MQTT sync, when one is configured. */
+export interface GallerySyncStatus {
+  /** `off`: configured but not started (see `error`). */
+  state: 'connected' | 'disconnected' | 'off';
+  /** Messages refused since the start, by reason (unsigned, bad_signature, replay, stale, malformed). */
+  refused: Record<string, number>;
+  error?: string;
+}
+
 /** A gallery as the health endpoint reports it: sizes only, never names, file contents or its key. */
 export interface GalleryStatus {
   id: string;
@@ -12,6 +21,7 @@ export interface GalleryStatus {
   embeddings: number | null;
   /** Why the last attempt to open it failed. */
   error?: string;
+  sync?: GallerySyncStatus;
 }
 
 export type ModelsState = 'idle' | 'loading' | 'loaded' | 'failed';

@@ -24,6 +24,7 @@
  */
 import { createHash } from 'node:crypto';
 
+import { topicLevel } from '../io/topicLevel';
 import { UNKNOWN } from '../types';
 
 export const DEFAULT_DISCOVERY_PREFIX = 'homeassistant';
@@ -57,13 +58,12 @@ export interface PresenceDiscoveryConfig {
   origin: { name: string };
 }
 
-/** MQTT topic levels cannot hold '/', '+' or '#', which camera ids and names may. */
-export function topicLevel(text: string): string {
-  const cleaned = text.replace(/[/+#]/g, '_').trim();
-  return cleaned === '' ? '_' : cleaned;
-}
+export { topicLevel };
 
-/** The retained last-sighting topic of a person, the discovered sensors' state topic. */
+/**
+ * The retained last-sighting topic of a person, the discovered sensors' state topic. The name
+ * becomes one level by the collision-free rule of `topicLevel`: two people never share it.
+ */
 export function presenceTopic(prefix: string, name: string): string {
   return `${prefix}/person/${topicLevel(name)}`;
 }

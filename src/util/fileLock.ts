@@ -46,6 +46,8 @@ export class FileLockError extends Error {
     message: string,
     readonly lockFile: string,
     readonly holder?: LockHolder,
+    /** The system error code when the lock file could not be created at all (EROFS, EACCES, …). */
+    readonly reason?: string,
   ) {
     super(message);
     this.name = 'FileLockError';
@@ -92,6 +94,8 @@ export class FileLock {
           throw new FileLockError(
             `cannot create the lock file ${lockPath}: ${(err as Error).message}`,
             lockPath,
+            undefined,
+            (err as NodeJS.ErrnoException).code,
           );
         }
       }

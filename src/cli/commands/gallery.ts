@@ -33,7 +33,7 @@ import { identityNameProblem } from '../../gallery/names';
 import { contactSheet, faceThumbnail } from '../../gallery/thumbnail';
 import { faceSharpness } from '../../quality/sharpness';
 import { UNKNOWN } from '../../types';
-import { GalleryStore } from '../../gallery/store';
+import { GalleryStore, type GalleryStoreOptions } from '../../gallery/store';
 import { decodeImage } from '../../image/decode';
 import { UsageError } from '../errors';
 import { eachImage, type CommandIO } from '../io';
@@ -53,6 +53,9 @@ export const GALLERY_HELP = `Usage: faceflow gallery <subcommand> --gallery FILE
 
 A gallery file keeps the people faceflow recognises: many photos' embeddings per person, their
 metadata and a calibrated threshold, written atomically with rotating backups (FILE.1, FILE.2, FILE.3).
+Other processes may use the same file at once (Node-RED, other gallery commands): each write takes
+FILE.lock and first merges what the others wrote since this command read the file, so nobody's
+enrolments are lost and deleted people stay deleted.
 
 Subcommands:
   enroll NAME IMAGE...          enrol photos of one person
@@ -83,12 +86,23 @@ Subcommands:
                                 enrols them), the rest grouped into likely people (DBSCAN); --thumbs
                                 writes a contact sheet per group
   name-cluster ID NAME          enrol group ID of the last 'cluster' (same options) as NAME
+  encrypt                       encrypt an existing plain gallery with --key-file (a deliberate step:
+                                every other command refuses a plain file when given a key); its plain
+                                backups are deleted
+  decrypt --yes                 write the gallery in plain again (needs the key); its encrypted
+                                backups are deleted
 
 Options:
   --gallery FILE        the gallery file (default: $FACEFLOW_GALLERY); created by the first enroll
   --key-file FILE       encryption key (or passphrase) for the file; default: $FACEFLOW_GALLERY_KEY.
-                        A new gallery is encrypted when a key is given; an encrypted one needs it
+                        A new gallery is encrypted when a key is given; an encrypted one needs it.
+                        A plain file where an encrypted one is expected is refused: see 'encrypt'
+  --accept-rollback     open the file although it is older than a save made before (an older copy
+                        put back on purpose; FILE.gen remembers the newest save). Once a command
+                        with it has saved, the file opens without it again
   --backend B           vector index: auto (default; FAISS when installed), exact or faiss
+  --lock-wait S         how long a write waits for another process writing FILE (default 10 s);
+                        then the command fails, naming that process
   --min-face-size PX    enroll: smallest face accepted (default ${DEFAULT_MIN_FACE_SIZE})
   --min-sharpness X     enroll: least sharpness accepted (default ${DEFAULT_MIN_SHARPNESS}; 0 turns the check off)
   --meta JSON           enroll: metadata for the person
@@ -104,7 +118,9 @@ const OPTIONS = {
   ...MODEL_OPTIONS,
   gallery: { type: 'string' },
   'key-file': { type: 'string' },
+  'accept-rollback': { type: 'boolean' },
   backend: { type: 'string' },
+  'lock-wait': { type: 'string' },
   dir: { type: 'string' },
   'min-face-size': { type: 'string' },
   'min-sharpness': { type: 'string' },
@@ -151,6 +167,8 @@ const SUBCOMMANDS = [
   'unknowns',
   'cluster',
   'name-cluster',
+  'encrypt',
+  'decrypt',
 ] as const;
 type Subcommand = (typeof SUBCOMMANDS)[number];
 
@@ -170,7 +188,18 @@ export async function galleryCommand(argv: string[], io: CommandIO, env = proces
   const backend = values.backend ?? 'auto';
   if (!['auto', 'exact', 'faiss'].includes(backend))
     throw new UsageError(`--backend must be auto, exact or faiss, got '${backend}'`);
-  const ctx: Context = { io, file, key, backend: backend as Context['backend'], values, positionals };
+  const lockWaitS = parseNumber('lock-wait', values['lock-wait'], 0, 3600);
+  const ctx: Context = {
+    io,
+    file,
+    key,
+    backend: backend as Context['backend'],
+    values,
+    positionals,
+    writer: `faceflow gallery ${sub}`,
+    lockWaitMs: lockWaitS === undefined ? undefined : lockWaitS * 1000,
+    store: { acceptRollback: values['accept-rollback'] === true },
+  };
   switch (sub as Subcommand) {
     case 'enroll':
       return enroll(ctx);
@@ -183,6 +212,9 @@ export async function galleryCommand(argv: string[], io: CommandIO, env = proces
     case 'cluster':
     case 'name-cluster':
       return cluster(sub as 'cluster' | 'name-cluster', ctx);
+    case 'encrypt':
+    case 'decrypt':
+      return changeEncryption(sub as 'encrypt' | 'decrypt', ctx);
     default:
       return manage(sub as Subcommand, ctx);
   }
@@ -195,6 +227,11 @@ interface Context {
   backend: 'auto' | 'exact' | 'faiss';
   values: Values;
   positionals: string[];
+  /** Named to another process that finds the file locked. */
+  writer: string;
+  lockWaitMs?: number;
+  /** How the gallery file may be opened: rollbacks accepted, a change between plain and encrypted. */
+  store: Pick<GalleryStoreOptions, 'allowPlaintext' | 'acceptRollback'>;
 }
 
 /** A name from the command line, checked before any file or model is touched, by the rule every other way in uses. */
@@ -211,7 +248,7 @@ async function readKey(values: Values, env: NodeJS.ProcessEnv): Promise<string |
 
 /** Opens an existing gallery with the model it was made with, without loading any model. */
 async function openExisting(ctx: Context): Promise<GalleryFile> {
-  const loaded = await new GalleryStore(ctx.file, { key: ctx.key }).load();
+  const loaded = await new GalleryStore(ctx.file, { key: ctx.key, ...ctx.store }).load();
   if (!loaded.snapshot) {
     throw new Error(`${ctx.file}: no gallery there yet; create it with 'faceflow gallery enroll'`);
   }
@@ -219,7 +256,19 @@ async function openExisting(ctx: Context): Promise<GalleryFile> {
 }
 
 async function openFor(ctx: Context, modelId: string, dimension: number): Promise<GalleryFile> {
-  const opened = await GalleryFile.open(ctx.file, { modelId, dimension, key: ctx.key, backend: ctx.backend });
+  const opened = await GalleryFile.open(ctx.file, {
+    modelId,
+    dimension,
+    key: ctx.key,
+    backend: ctx.backend,
+    writer: ctx.writer,
+    lockWaitMs: ctx.lockWaitMs,
+    onMerged: (report) => {
+      ctx.io.err(`note: merged ${report.changes} changes another process wrote to ${ctx.file} meanwhile`);
+      for (const conflict of report.conflicts) ctx.io.err(`note: ${conflict}`);
+    },
+    ...ctx.store,
+  });
   for (const problem of opened.problems) ctx.io.err(`warning: ${problem}`);
   if (opened.recoveredFrom) ctx.io.err(`warning: recovered the gallery from ${opened.recoveredFrom}`);
   return opened;
@@ -236,6 +285,41 @@ async function withModels<T>(
   } finally {
     await flow.dispose();
   }
+}
+
+/**
+ * `encrypt` / `decrypt`: the deliberate change between a plain and an encrypted gallery (any other command
+ * refuses a plain file where an encrypted one is expected). The backups in the old form are deleted: plain ones
+ * would keep the biometric data in the clear, and neither kind could be used for a recovery any more.
+ */
+async function changeEncryption(sub: 'encrypt' | 'decrypt', ctx: Context): Promise<number> {
+  const { io, file, values, positionals } = ctx;
+  if (positionals.length > 0) throw new UsageError(`usage: faceflow gallery ${sub} --key-file FILE`);
+  if (!ctx.key) {
+    throw new UsageError(`${sub} needs the gallery key: --key-file FILE (or $FACEFLOW_GALLERY_KEY)`);
+  }
+  if (sub === 'decrypt' && !values.yes) {
+    throw new UsageError('decrypt writes the biometric data in the clear: add --yes to go ahead');
+  }
+  const step = {
+    ...ctx,
+    store: { ...ctx.store, allowPlaintext: sub === 'encrypt' ? 'migrate' : 'downgrade' },
+  } as const;
+  const loaded = await new GalleryStore(file, { key: ctx.key, ...step.store }).load();
+  if (!loaded.snapshot)
+    throw new Error(`${file}: no gallery there yet; create it with 'faceflow gallery enroll'`);
+  if (loaded.encrypted === (sub === 'encrypt')) {
+    io.err(`${file} is already ${sub === 'encrypt' ? 'encrypted' : 'plain'}; nothing changed`);
+    return 0;
+  }
+  const opened = await openFor(step, loaded.snapshot.modelId, loaded.snapshot.dimension);
+  await opened.save();
+  const removed = await opened.purgeBackups();
+  io.err(
+    `${sub === 'encrypt' ? 'encrypted' : 'decrypted'} ${file}; deleted ${removed.length} ` +
+      `${sub === 'encrypt' ? 'plain' : 'encrypted'} backup file(s)`,
+  );
+  return 0;
 }
 
 function parseMeta(text: string | undefined, what: string): Record<string, unknown> | undefined {

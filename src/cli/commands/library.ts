@@ -17,9 +17,11 @@ import {
   nameFaces,
   peopleSummary,
   scanFolder,
+  repairLibrary,
   scanSummary,
   unassignedFaces,
   watchFolder,
+  type DamagedRange,
   type ScanReport,
 } from '../../library';
 import { UsageError } from '../errors';
@@ -53,6 +55,12 @@ Subcommands:
                                 who appears in which photo: CSV (one row per face) or JSON (one
                                 entry per photo); stdout without --out
   compact                       rewrite the file without what was deleted or superseded
+  repair                        a library damaged in the middle (a flipped bit on disk, an outside
+                                edit: every other command refuses it and says where) is rewritten
+                                with every record that can still be read, before and after the
+                                damage; the damaged file is kept as FILE.damaged-<time>, and the
+                                next scan reads again the photos whose faces were lost (JSON:
+                                what was dropped, byte ranges)
 
 Options:
   --db FILE             the library file (default: $FACEFLOW_LIBRARY); created by the first scan
@@ -99,6 +107,7 @@ const SUBCOMMANDS = [
   'people',
   'export',
   'compact',
+  'repair',
 ];
 
 type Values = ReturnType<typeof parse>['values'];
@@ -143,6 +152,8 @@ export async function libraryCommand(
     case 'cluster':
     case 'recluster':
       return people(sub, ctx);
+    case 'repair':
+      return repair(ctx);
     default:
       return readOnly(sub, ctx);
   }
@@ -248,6 +259,7 @@ async function openGallery(ctx: Context, db: LibraryDb): Promise<GalleryFile | u
     dimension: db.meta.dimension,
     key,
     backend: 'exact',
+    writer: 'faceflow library',
   });
 }
 
@@ -356,17 +368,35 @@ async function readOnly(sub: string, ctx: Context): Promise<number> {
       await db.close();
     }
   }
-  const db = await LibraryDb.open(ctx.file, { readOnly: true, key: await libraryKey(ctx) });
+  // `status` reads past damage and says so: it is where one looks when something is wrong, and
+  // "damaged here, this much still readable" is the answer then. Every other command refuses a
+  // damaged library instead: a people list or an export from part of it would be wrong while
+  // looking complete, as `status` used to be when damage read as the end of the file.
+  const db = await LibraryDb.open(ctx.file, {
+    readOnly: true,
+    skipDamage: sub === 'status',
+    key: await libraryKey(ctx),
+  });
   try {
     if (sub === 'status') {
+      for (const d of db.damage) io.err(`damaged: ${damageLine(d)}`);
+      if (db.damage.length > 0) {
+        io.err(
+          `${ctx.file} is damaged: the counts are of what can still be read; nothing can be written to it ` +
+            `until 'faceflow library repair --db ${ctx.file}' keeps what is readable`,
+        );
+      }
       io.out(
         JSON.stringify({
           ...librarySummary(db),
           model: db.meta.modelId,
           groups: db.clusters?.clusters.length ?? 0,
           unreadableFiles: [...db.unreadable.values()].map((u) => ({ path: u.path, error: u.error })),
+          ...(db.damage.length > 0 ? { damaged: db.damage } : {}),
         }),
       );
+      // A script that checks a library by its exit status learns of the damage too.
+      if (db.damage.length > 0) return 1;
     } else if (sub === 'people') {
       io.out(JSON.stringify(peopleSummary(db)));
     } else {
@@ -384,4 +414,42 @@ async function readOnly(sub: string, ctx: Context): Promise<number> {
   } finally {
     await db.close();
   }
+}
+
+/** One damaged stretch, as `status` and `repair` say it. */
+function damageLine(d: DamagedRange): string {
+  return `record ${d.record}, bytes ${d.offset} to ${d.offset + d.bytes} (${d.bytes} bytes): ${d.reason}`;
+}
+
+async function repair(ctx: Context): Promise<number> {
+  const { io, positionals } = ctx;
+  if (positionals.length > 0) throw new UsageError('repair takes no arguments');
+  const report = await repairLibrary(ctx.file, { key: await libraryKey(ctx) });
+  if (!report.repaired) {
+    io.err(`${ctx.file} has no damage: nothing to repair, the file was not changed`);
+  } else {
+    for (const d of report.dropped) io.err(`dropped: ${damageLine(d)}`);
+    if (report.tornTailBytes > 0)
+      io.err(`dropped: the last ${report.tornTailBytes} bytes, a record cut short by a crash`);
+    io.err(
+      `kept ${report.keptRecords} records; the damaged file is kept as ${report.damagedCopy}` +
+        (report.photosToRescan > 0 ? `; the next scan reads ${report.photosToRescan} photos again` : ''),
+    );
+  }
+  io.out(
+    JSON.stringify({
+      repaired: report.repaired,
+      keptRecords: report.keptRecords,
+      droppedRecords: report.dropped.length,
+      droppedBytes: report.dropped.reduce((sum, d) => sum + d.bytes, 0) + report.tornTailBytes,
+      dropped: report.dropped,
+      tornTailBytes: report.tornTailBytes,
+      bytesBefore: report.bytesBefore,
+      bytesAfter: report.bytesAfter,
+      photos: report.photos,
+      photosToRescan: report.photosToRescan,
+      ...(report.damagedCopy ? { damagedCopy: report.damagedCopy } : {}),
+    }),
+  );
+  return 0;
 }

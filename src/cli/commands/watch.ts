@@ -4,6 +4,7 @@ import { of, share, Subscription } from 'rxjs';
 
 import type { FaceFlow } from '../../faceflow';
 import { GalleryFile } from '../../gallery/galleryFile';
+import { CameraLog } from '../../io/cameraLog';
 import { CameraSource, type CameraEvent } from '../../io/cameraSource';
 import type { CameraInput } from '../../io/ffmpegArgs';
 import { MjpegServer } from '../../io/mjpegServer';
@@ -21,7 +22,9 @@ export const WATCH_HELP = `Usage: faceflow watch SOURCE (--enroll DIR | --galler
 Recognises people in a video stream and prints one JSON line per event on stdout:
 {"type":"recognized"|"unknown","camera","name","similarity","trackId","box","ts"}
 once per track and person, again only after the person was out of sight for the cooldown.
-Camera events (up, down, reconnecting, stalled, dropped frames) go to stderr. Ctrl-C stops it.
+Camera events (up, stalled, dropped frames) go to stderr; a camera that keeps failing is reported
+when it starts, when the reason changes, after 1 and 10 minutes, hourly, and when it works again
+(FACEFLOW_DEBUG=1 prints every attempt). Ctrl-C stops it.
 
 SOURCE is a video file, an rtsp:// URL (TCP; credentials are never printed) or a V4L2 device
 such as /dev/video0.
@@ -117,6 +120,7 @@ export async function watchCommand(
         modelId: flow.embedder.id,
         dimension: flow.embedder.dimension,
         key: values['key-file'] ? readFileSync(values['key-file'], 'utf8').replace(/\r?\n$/, '') : key,
+        writer: 'faceflow watch --collect-unknowns',
       });
       for (const problem of galleryFile.problems) io.err(`warning: ${problem}`);
       if (galleryFile.gallery.embeddingCount === 0)
@@ -133,7 +137,7 @@ export async function watchCommand(
       cameraId: values.camera,
       fps,
       width,
-      onEvent: (e) => reportCamera(io, e),
+      onEvent: cameraReporter(io, input.kind !== 'file'),
     });
     io.err(`watching ${source.label} as '${source.cameraId}'; threshold ${threshold}`);
     if (mjpegPort !== undefined) {
@@ -240,10 +244,28 @@ function run(flow: FaceFlow, gallery: Matcher, source: CameraSource, o: RunOptio
   });
 }
 
-/** Camera events as one line each on stderr; ffmpeg's own log lines only with FACEFLOW_DEBUG. */
-function reportCamera(io: CommandIO, event: CameraEvent): void {
-  if (event.type === 'log' && !process.env.FACEFLOW_DEBUG) return;
-  const details = Object.entries(event).filter(([k]) => !['type', 'cameraId', 'source', 'ts'].includes(k));
-  const rest = details.length > 0 ? ` ${JSON.stringify(Object.fromEntries(details))}` : '';
-  io.err(`camera ${event.cameraId}: ${event.type}${rest}`);
+/**
+ * Camera events as lines on stderr. A camera that keeps failing is retried for ever, so its
+ * connecting, down and reconnecting events are not printed one by one: CameraLog lets through the
+ * first failure, each change of reason, reminders after 1 and 10 minutes and then hourly, and the
+ * recovery. FACEFLOW_DEBUG prints every event, ffmpeg's own log lines included.
+ */
+function cameraReporter(io: CommandIO, live: boolean): (event: CameraEvent) => void {
+  // A file is not retried: each of its few events is news.
+  const everyEvent = Boolean(process.env.FACEFLOW_DEBUG) || !live;
+  let health: CameraLog | undefined;
+  return (event) => {
+    health ??= new CameraLog(event.cameraId);
+    const line = health.note(event);
+    if (line) io.err(line.text);
+    if (event.type === 'log' && !process.env.FACEFLOW_DEBUG) return;
+    const quiet =
+      event.type === 'down' ||
+      event.type === 'reconnecting' ||
+      (event.type === 'connecting' && event.attempt > 0);
+    if (quiet && !everyEvent) return;
+    const details = Object.entries(event).filter(([k]) => !['type', 'cameraId', 'source', 'ts'].includes(k));
+    const rest = details.length > 0 ? ` ${JSON.stringify(Object.fromEntries(details))}` : '';
+    io.err(`camera ${event.cameraId}: ${event.type}${rest}`);
+  };
 }
