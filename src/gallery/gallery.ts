@@ -1,4 +1,5 @@
 import type { Candidate, Identity } from '../types';
+import { embeddingKey } from './embeddingKey';
 import { identityFromRanking, type MatchOptions } from './memoryGallery';
 import { identityNameProblem } from './names';
 import type { GalleryEmbeddingRecord, GallerySnapshot } from './store';
@@ -61,6 +62,12 @@ export class Gallery {
   private vectors = new Map<number, Float32Array>();
   /** Which embedding holds a photo, so re-enrolling the same photo is refused without a scan. */
   private bySha = new Map<string, number>();
+  /**
+   * Embedding keys already computed, by id. A vector never changes after it is added and ids are
+   * not reused, so each is hashed once rather than at every save (merging a gallery file digests it
+   * several times per save).
+   */
+  private keys = new Map<number, string>();
   private nextId = 1;
   threshold?: number;
   /** Faces that matched nobody, of this gallery's model and dimension. */
@@ -143,6 +150,7 @@ export class Gallery {
     this.people = people;
     this.records = records;
     this.vectors = vectors;
+    this.keys = new Map();
     this.bySha = bySha;
     this.nextId = nextId;
     this.threshold = state.threshold;
@@ -281,6 +289,18 @@ export class Gallery {
     p.thumbnail = Buffer.from(jpeg);
   }
 
+  /** The content key of embedding `id` (see embeddingKey.ts), computed once. */
+  keyOf(id: number): string {
+    let key = this.keys.get(id);
+    if (key === undefined) {
+      const vector = this.vectors.get(id);
+      if (!vector) throw new GalleryError(`no embedding ${id}`);
+      key = embeddingKey(vector);
+      this.keys.set(id, key);
+    }
+    return key;
+  }
+
   embeddingsOf(name: string): EmbeddingRecord[] {
     const p = this.person(name);
     return [...p.ids].map((id) => ({ ...(this.records.get(id) as EmbeddingRecord) }));
@@ -335,6 +355,7 @@ export class Gallery {
     this.index.remove([...this.records.keys()]);
     this.records.clear();
     this.vectors.clear();
+    this.keys.clear();
     this.bySha.clear();
     this.people.clear();
   }
@@ -342,6 +363,7 @@ export class Gallery {
   private forget(rec: EmbeddingRecord): void {
     this.records.delete(rec.id);
     this.vectors.delete(rec.id);
+    this.keys.delete(rec.id);
     if (rec.sha256 && this.bySha.get(rec.sha256) === rec.id) this.bySha.delete(rec.sha256);
   }
 

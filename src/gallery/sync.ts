@@ -8,8 +8,10 @@
  * from its vector (SHA-256 of its float32 bytes, 16 hex digits): applying a change twice, or one
  * that came back around, changes nothing.
  */
-import { createHash } from 'node:crypto';
+import { embeddingKey } from './embeddingKey';
 import type { Gallery } from './gallery';
+
+export { embeddingKey } from './embeddingKey';
 
 export const SYNC_FORMAT = 'faceflow-gallery-change';
 
@@ -59,19 +61,10 @@ interface PersonDigest {
 /** What `galleryChanges` compares against: per person, their embeddings' keys and metadata. */
 export type GalleryDigest = Map<string, PersonDigest>;
 
-export function embeddingKey(vector: Float32Array): string {
-  return createHash('sha256')
-    .update(Buffer.from(vector.buffer, vector.byteOffset, vector.byteLength))
-    .digest('hex')
-    .slice(0, 16);
-}
-
 export function galleryDigest(gallery: Gallery): GalleryDigest {
   const digest: GalleryDigest = new Map();
   for (const { name, meta } of gallery.list({ limit: Number.MAX_SAFE_INTEGER }).items) {
-    const keys = new Map(
-      gallery.vectorsOf(name).map(({ record, vector }) => [embeddingKey(vector), record.id]),
-    );
+    const keys = new Map(gallery.embeddingsOf(name).map(({ id }) => [gallery.keyOf(id), id]));
     digest.set(name, { keys, meta: JSON.stringify(meta) });
   }
   return digest;
@@ -158,7 +151,7 @@ export function applyGalleryChange(gallery: Gallery, input: unknown): boolean {
     );
   }
   const keysOf = (name: string) =>
-    new Map(gallery.vectorsOf(name).map(({ record, vector }) => [embeddingKey(vector), record.id]));
+    new Map(gallery.embeddingsOf(name).map(({ id }) => [gallery.keyOf(id), id]));
   switch (change.type) {
     case 'deleted':
       if (!gallery.has(change.name)) return false;
