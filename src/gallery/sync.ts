@@ -8,7 +8,6 @@
  * from its vector (SHA-256 of its float32 bytes, 16 hex digits): applying a change twice, or one
  * that came back around, changes nothing.
  */
-import { embeddingKey } from './embeddingKey';
 import type { Gallery } from './gallery';
 
 export { embeddingKey } from './embeddingKey';
