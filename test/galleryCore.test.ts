@@ -4,6 +4,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { Gallery, GalleryError } from '../src/gallery/gallery';
 import { GalleryFile } from '../src/gallery/galleryFile';
+import { embeddingKey } from '../src/gallery/embeddingKey';
 import { createIndex } from '../src/gallery/indexFactory';
 import { UNKNOWN } from '../src/types';
 import { seededRandom } from '../src/util/seededRandom';
@@ -27,6 +28,23 @@ function randomUnit(rand: () => number, d = D): Float32Array {
 const newGallery = () => new Gallery('model-a', D, createIndex(D, { backend: 'exact' }));
 
 describe('gallery/Gallery', () => {
+  it('keeps embedding keys right across removals and a swapped-in state that reuses the same ids', () => {
+    const g = newGallery();
+    g.addEmbedding('ann', unit(0));
+    g.addEmbedding('bob', unit(40));
+    const [annId] = g.embeddingsOf('ann').map((r) => r.id);
+    assert.equal(g.keyOf(annId), embeddingKey(unit(0)));
+    // Another gallery's state whose embedding has ann's id but another vector, as an import that replaces does.
+    const other = newGallery();
+    other.addEmbedding('cy', unit(90));
+    g.replaceState(other.toState());
+    const [cyId] = g.embeddingsOf('cy').map((r) => r.id);
+    assert.equal(cyId, annId, 'the test needs the id to be reused');
+    assert.equal(g.keyOf(cyId), embeddingKey(unit(90)));
+    g.removeIdentity('cy');
+    assert.throws(() => g.keyOf(cyId), GalleryError);
+  });
+
   it('matches by each identity’s best embedding, with top-k, margin and Unknown', () => {
     const g = newGallery();
     g.addEmbedding('ann', unit(0));
