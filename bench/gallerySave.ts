@@ -18,7 +18,7 @@ import * as path from 'node:path';
 import { GalleryFile } from '../src/gallery/galleryFile';
 import { GalleryStore } from '../src/gallery/store';
 import { seededRandom } from '../src/util/seededRandom';
-import { machineLine, positiveInt, positiveInts, randomUnitVector, rankPercentile, settle } from './common';
+import { machineLine, median, positiveInt, positiveInts, randomUnitVector, settle } from './common';
 
 const USAGE =
   'usage: node --expose-gc dist/bench/gallerySave.js [--sizes 1000,10000,50000] [--dim 512] [--runs 5]';
@@ -45,12 +45,6 @@ function parseArgs(argv: string[]): Options {
   }
   return options;
 }
-
-const median = (xs: number[]) =>
-  rankPercentile(
-    [...xs].sort((a, b) => a - b),
-    50,
-  );
 
 async function timed(work: () => Promise<unknown>): Promise<number> {
   await settle();
