@@ -133,6 +133,9 @@ interface PairsJson {
   imagesWithoutFace: string[];
   skippedPairs: number;
   charts: string[];
+  thresholdAtFar: Record<string, { threshold: number; tar: number } | null>;
+  kfold?: { mean: number; sd: number; folds: { fold: number; threshold: number; accuracy: number }[] };
+  atThreshold?: { threshold: number; accuracy: number; falseAcceptRate: number; falseRejectRate: number };
 }
 
 const byLeft = <T extends { box: Box }>(faces: T[]): T[] => [...faces].sort((a, b) => a.box[0] - b.box[0]);
@@ -637,10 +640,160 @@ describe('faceflow CLI', function () {
         assert.ok(report.impostor.max < report.threshold, `impostor max ${report.impostor.max}`);
         assert.deepEqual(report.imagesWithoutFace, ['grey.png', 'missing.png']);
         assert.equal(report.skippedPairs, 2);
+        // No fold column: no k-fold figures.
+        assert.equal(report.kfold, undefined);
+        assert.equal(report.atThreshold, undefined);
         assert.deepEqual(report.charts, [
           path.join(out(), 'roc.png'),
           path.join(out(), 'similarity-histogram.png'),
         ]);
+      });
+
+      describe('with a fold column', function () {
+        const foldedCsv = (name: string, rows: string[]) => {
+          const file = path.join(scratch, name);
+          return writeFile(file, ['file_x,file_y,decision,fold', ...rows, ''].join('\n')).then(() => file);
+        };
+        const FOLDED_ROWS = [
+          'amy/amy1.png,amy/amy2.png,Yes,1',
+          'amy/amy1.png,penny/penny1.png,No,1',
+          'penny/penny1.png,penny/penny3.png,Yes,2',
+          'penny/penny2.png,sheldon/sheldon3.png,No,2',
+          'sheldon/sheldon1.png,sheldon/sheldon2.png,Yes,3',
+          'sheldon/sheldon4.png,amy/amy3.png,No,3',
+          // Left out (no face): fold 3 keeps its other genuine pair.
+          'grey.png,amy/amy1.png,Yes,3',
+        ];
+        const foldedArgs = (file: string) => [
+          'eval',
+          'pairs',
+          '--models',
+          MODELS_DIR,
+          '--pairs',
+          file,
+          '--images',
+          images,
+        ];
+
+        it('--json adds k-fold accuracy and the rates at the threshold', async function () {
+          const file = await foldedCsv('folded-pairs.csv', FOLDED_ROWS);
+          const r = await runCli([...foldedArgs(file), '--out', out(), '--json']);
+          assert.equal(r.code, 0, r.stderr);
+          const report = JSON.parse(lines(r.stdout)[0]) as PairsJson;
+          assert.equal(report.pairs, 6);
+          assert.equal(report.skippedPairs, 1);
+          const kfold = report.kfold!;
+          assert.deepEqual(
+            kfold.folds.map((f) => f.fold),
+            [1, 2, 3],
+          );
+          for (const f of kfold.folds) {
+            // Two pairs per held fold; a threshold from the other folds' genuine/impostor range.
+            assert.ok([0, 0.5, 1].includes(f.accuracy), `fold ${f.fold} accuracy ${f.accuracy}`);
+            assert.ok(
+              f.threshold > report.impostor.min && f.threshold < report.genuine.max,
+              `fold ${f.fold}`,
+            );
+          }
+          const accs = kfold.folds.map((f) => f.accuracy);
+          const mean = (accs[0] + accs[1] + accs[2]) / 3;
+          const sd = Math.sqrt(accs.reduce((sum, a) => sum + (a - mean) ** 2, 0) / 2);
+          assert.ok(Math.abs(kfold.mean - mean) < 1e-4, `mean ${kfold.mean} vs ${mean}`);
+          assert.ok(Math.abs(kfold.sd - sd) < 1e-4, `sd ${kfold.sd} vs ${sd}`);
+          // These six pairs separate cleanly at the models' threshold (see the plain CSV above).
+          assert.deepEqual(report.atThreshold, {
+            threshold: report.threshold,
+            accuracy: 1,
+            falseAcceptRate: 0,
+            falseRejectRate: 0,
+          });
+          assert.deepEqual(Object.keys(report.thresholdAtFar), ['0.01', '0.001']);
+        });
+
+        it('prints the k-fold figures in a few lines', async function () {
+          const file = await foldedCsv('folded-pairs.csv', FOLDED_ROWS);
+          const r = await runCli([...foldedArgs(file), '--out', out()]);
+          assert.equal(r.code, 0, r.stderr);
+          const text = lines(r.stdout);
+          assert.ok(
+            text.some((l) =>
+              /^k-fold accuracy over 3 folds \(threshold chosen on the other folds\): [\d.]+% ± [\d.]+%$/.test(
+                l,
+              ),
+            ),
+            r.stdout,
+          );
+          for (const fold of [1, 2, 3]) {
+            const re = new RegExp(`^  fold ${fold}: threshold -?[\\d.]+, accuracy (0|50|100)\\.00%$`);
+            assert.ok(
+              text.some((l) => re.test(l)),
+              `fold ${fold}:\n${r.stdout}`,
+            );
+          }
+          assert.ok(
+            text.some((l) =>
+              /^at threshold [\d.]+: accuracy 100\.00%, false-accept rate 0\.00%, false-reject rate 0\.00%$/.test(
+                l,
+              ),
+            ),
+            r.stdout,
+          );
+          assert.ok(
+            text.some((l) =>
+              /^true accepts at false-accept rate 1%: [\d.]+% \(threshold [\d.-]+\); at 0\.1%: /.test(l),
+            ),
+            r.stdout,
+          );
+        });
+
+        it('refuses a bad fold, a single fold and a fold without impostors before loading models', async function () {
+          const bad = await foldedCsv('bad-fold.csv', [
+            'amy/amy1.png,amy/amy2.png,Yes,1',
+            'amy/amy1.png,penny/penny1.png,No,one',
+          ]);
+          assertOneLineError(
+            await runCli(foldedArgs(bad)),
+            1,
+            /bad-fold\.csv line 3: fold must be a positive integer, got 'one'/,
+          );
+          const single = await foldedCsv(
+            'single-fold.csv',
+            FOLDED_ROWS.map((row) => row.replace(/,\d$/, ',1')),
+          );
+          assertOneLineError(
+            await runCli(foldedArgs(single)),
+            1,
+            /single-fold\.csv: needs at least 2 folds, got only fold 1/,
+          );
+          const short = await foldedCsv('short-fold.csv', [
+            ...FOLDED_ROWS,
+            'amy/amy2.png,amy/amy3.png,Yes,4',
+          ]);
+          // --models points nowhere: the error must come from the CSV check, not the model load.
+          const r = await runCli([
+            ...foldedArgs(short).map((a) => (a === MODELS_DIR ? '/nonexistent/models' : a)),
+          ]);
+          assertOneLineError(r, 1, /short-fold\.csv: fold 4 has no impostor \(different people\) pairs/);
+        });
+
+        it('names a fold left without genuine pairs once faceless images are left out', async function () {
+          const file = await foldedCsv('faceless-fold.csv', [
+            ...FOLDED_ROWS,
+            'grey.png,amy/amy2.png,Yes,4',
+            'amy/amy2.png,penny/penny2.png,No,4',
+          ]);
+          const r = await runCli([...foldedArgs(file), '--out', out()]);
+          assert.equal(r.code, 1, r.stderr);
+          // First the image without a face, then the fold it emptied.
+          const err = lines(r.stderr);
+          assert.equal(err.length, 2, r.stderr);
+          assert.match(err[0], /grey\.png.*no face/);
+          assert.match(
+            err[1],
+            /faceless-fold\.csv \(after leaving out 2 pairs without a face\): fold 4 has no genuine \(same person\) pairs/,
+          );
+          assert.equal(r.stdout, '');
+        });
       });
 
       it('a CSV with a bad decision exits 1 with a message naming the line', async function () {

@@ -14,6 +14,8 @@ import {
   summarize,
   thresholdForFar,
 } from '../src/eval/metrics';
+import { checkFolds, kFoldAccuracy } from '../src/eval/kfold';
+import { parsePairsCsv } from '../src/cli/commands/evalPairs';
 import {
   escapeXml,
   HISTOGRAM_SIZE,
@@ -406,5 +408,149 @@ describe('eval plots', () => {
     assert.throws(() => histogramSvg({ genuine: [0.1, NaN], impostor: [] }), /genuine\[1\]/);
     assert.throws(() => histogramSvg({ genuine: [0.1], impostor: [] }, { bins: 0 }), /bins/);
     assert.throws(() => rocSvg([{ threshold: 1, far: NaN, tar: 0 }]), /points\[0\]/);
+  });
+});
+
+/** Parallel score, label and fold arrays from `[similarity, same, fold]` rows. */
+function folded(rows: [number, boolean, number][]): [number[], boolean[], number[]] {
+  return [rows.map((r) => r[0]), rows.map((r) => r[1]), rows.map((r) => r[2])];
+}
+
+describe('kFoldAccuracy', () => {
+  it('scores each fold at the threshold the other folds chose, never its own', () => {
+    // Each fold alone is perfectly separable (fold 1 at 0.425, fold 2 at 0.65), but each
+    // other's threshold misplaces one pair: held at 0.65, fold 1 rejects its genuine 0.45;
+    // held at 0.425, fold 2 accepts its impostor 0.6. Choosing on the held fold would give 100 %.
+    const result = kFoldAccuracy(
+      ...folded([
+        [0.9, true, 1],
+        [0.45, true, 1],
+        [0.4, false, 1],
+        [0.1, false, 1],
+        [0.8, true, 2],
+        [0.7, true, 2],
+        [0.6, false, 2],
+        [0.2, false, 2],
+      ]),
+    );
+    assert.deepEqual(
+      result.folds.map((f) => [f.fold, f.pairs, f.accuracy]),
+      [
+        [1, 4, 0.75],
+        [2, 4, 0.75],
+      ],
+    );
+    close(result.folds[0].threshold, 0.65);
+    close(result.folds[1].threshold, 0.425);
+    assert.equal(result.mean, 0.75);
+    assert.equal(result.sd, 0);
+  });
+
+  it('breaks ties for the lowest threshold, counts tied scores together, and reports the sample sd', () => {
+    // Fold order in the input does not matter; results come in ascending fold order.
+    const result = kFoldAccuracy(
+      ...folded([
+        [0.7, true, 3],
+        [0.7, false, 3],
+        [0.6, true, 2],
+        [0.2, false, 2],
+        [0.8, true, 1],
+        [0.3, false, 1],
+      ]),
+    );
+    const [f1, f2, f3] = result.folds;
+    assert.deepEqual(
+      result.folds.map((f) => f.fold),
+      [1, 2, 3],
+    );
+    // Held fold 1: folds 2+3 are best split at 0.4 (3 of 4 right); fold 1 is then all right.
+    close(f1.threshold, 0.4);
+    assert.equal(f1.accuracy, 1);
+    // Held fold 2: on folds 1+3 the splits 0.5 and 0.75 both get 3 of 4 right; the lower one wins
+    // and accepts fold 2's genuine 0.6 (the higher one would have rejected it: 50 %).
+    close(f2.threshold, 0.5);
+    assert.equal(f2.accuracy, 1);
+    // Held fold 3: folds 1+2 split at 0.45; fold 3's genuine and impostor tie at 0.7, so both are
+    // accepted: one right, one wrong.
+    close(f3.threshold, 0.45);
+    assert.equal(f3.accuracy, 0.5);
+    close(result.mean, 5 / 6);
+    // Deviations 1/6, 1/6, -1/3: squares sum to 1/6, divided by k - 1 = 2.
+    close(result.sd, Math.sqrt(1 / 12));
+  });
+
+  it('agrees with bestThreshold and accuracyAt applied fold by fold', () => {
+    const rand = lcg(11);
+    const rows: [number, boolean, number][] = Array.from({ length: 240 }, (_, i) => {
+      const same = rand() < 0.5;
+      const similarity = Math.round((same ? 0.3 + 0.6 * rand() : 0.55 * rand()) * 40) / 40;
+      return [similarity, same, 1 + (i % 4)];
+    });
+    const result = kFoldAccuracy(...folded(rows));
+    assert.equal(result.folds.length, 4);
+    for (const f of result.folds) {
+      const others = rows.filter((r) => r[2] !== f.fold).map(([similarity, same]) => ({ similarity, same }));
+      const held = rows.filter((r) => r[2] === f.fold).map(([similarity, same]) => ({ similarity, same }));
+      assert.equal(f.threshold, bestThreshold(others).threshold);
+      assert.equal(f.accuracy, accuracyAt(held, f.threshold).accuracy);
+      assert.equal(f.pairs, 60);
+    }
+    const accs = result.folds.map((f) => f.accuracy);
+    const mean = accs.reduce((a, b) => a + b, 0) / 4;
+    close(result.mean, mean);
+    close(result.sd, Math.sqrt(accs.reduce((a, b) => a + (b - mean) ** 2, 0) / 3));
+  });
+
+  it('rejects fold numbers that are not positive integers', () => {
+    for (const bad of [0, -1, 1.5, NaN]) {
+      assert.throws(
+        () => kFoldAccuracy([0.9, 0.1, 0.8, 0.2], [true, false, true, false], [1, 1, 2, bad]),
+        /fold of pair 3 must be a positive integer/,
+      );
+    }
+  });
+
+  it('needs at least two folds, each with genuine and impostor pairs, and says which is short', () => {
+    assert.throws(
+      () => kFoldAccuracy([0.9, 0.1], [true, false], [4, 4]),
+      /needs at least 2 folds, got only fold 4/,
+    );
+    assert.throws(() => checkFolds([], []), /needs at least 2 folds, got no pairs/);
+    assert.throws(
+      () => kFoldAccuracy([0.9, 0.1, 0.8, 0.2], [true, false, false, false], [1, 1, 2, 2]),
+      /fold 2 has no genuine \(same person\) pairs/,
+    );
+    assert.throws(
+      () => kFoldAccuracy([0.9, 0.1, 0.8, 0.2, 0.7], [true, false, true, false, true], [1, 1, 2, 2, 3]),
+      /fold 3 has no impostor \(different people\) pairs/,
+    );
+    assert.throws(() => kFoldAccuracy([0.9], [true, false], [1, 2]), /1 scores but 2 labels/);
+    assert.throws(() => checkFolds([true, false], [1]), /2 labels but 1 fold numbers/);
+  });
+});
+
+describe('parsePairsCsv fold column', () => {
+  it('reads the fold when the header names it, and leaves it out otherwise', () => {
+    const withFolds = parsePairsCsv('file_x,file_y,decision,fold\na.jpg,b.jpg,Yes,2\nc.jpg,d.jpg,No,10\n');
+    assert.deepEqual(withFolds, [
+      { a: 'a.jpg', b: 'b.jpg', same: true, fold: 2 },
+      { a: 'c.jpg', b: 'd.jpg', same: false, fold: 10 },
+    ]);
+    const plain = parsePairsCsv('file_x,file_y,decision\na.jpg,b.jpg,Yes\n');
+    assert.deepEqual(plain, [{ a: 'a.jpg', b: 'b.jpg', same: true }]);
+    // Without a header the three columns are positional, as before; a fourth cell is ignored.
+    assert.deepEqual(parsePairsCsv('a.jpg,b.jpg,No,7\n'), [{ a: 'a.jpg', b: 'b.jpg', same: false }]);
+  });
+
+  it('names the line of a fold that is not a positive integer', () => {
+    for (const bad of ['0', '-1', '1.5', 'x', '', '1e0']) {
+      assert.throws(
+        () =>
+          parsePairsCsv(`file_x,file_y,decision,fold\na.jpg,b.jpg,Yes,1\nc.jpg,d.jpg,No,${bad}\n`, 'p.csv'),
+        new RegExp(
+          `^Error: p\\.csv line 3: fold must be a positive integer, got '${bad.replace('.', '\\.')}'$`,
+        ),
+      );
+    }
   });
 });

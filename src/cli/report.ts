@@ -11,6 +11,7 @@ import {
   type ScoredPair,
   type Summary,
 } from '../eval/metrics';
+import { kFoldAccuracy } from '../eval/kfold';
 import { writeHistogramPng, writeRocPng } from '../eval/plot';
 import { round } from './options';
 
@@ -102,4 +103,64 @@ export async function writeCharts(
   });
   await writeHistogramPng(hist, splitScores(pairs), { threshold: report.threshold });
   return [roc, hist];
+}
+
+/** What a pairs CSV with a `fold` column adds: LFW-style k-fold accuracy and rates at the shipped threshold. */
+export interface FoldedReport {
+  kfold: { mean: number; sd: number; folds: { fold: number; threshold: number; accuracy: number }[] };
+  atThreshold: {
+    threshold: number;
+    accuracy: number;
+    /** Impostor pairs accepted / impostor pairs. */
+    falseAcceptRate: number;
+    /** Genuine pairs rejected / genuine pairs. */
+    falseRejectRate: number;
+  };
+}
+
+/** The k-fold figures of `pairs` split by `folds` (parallel arrays), beside the rates of `report`'s threshold. */
+export function foldedReport(
+  pairs: readonly ScoredPair[],
+  folds: readonly number[],
+  report: VerificationReport,
+): FoldedReport {
+  const k = kFoldAccuracy(
+    pairs.map((p) => p.similarity),
+    pairs.map((p) => p.same),
+    folds,
+  );
+  return {
+    kfold: {
+      mean: round(k.mean),
+      sd: round(k.sd),
+      folds: k.folds.map((f) => ({
+        fold: f.fold,
+        threshold: round(f.threshold),
+        accuracy: round(f.accuracy),
+      })),
+    },
+    atThreshold: {
+      threshold: report.threshold,
+      accuracy: report.accuracy,
+      falseAcceptRate: round(report.falseAccepts / report.impostorPairs),
+      falseRejectRate: round(report.falseRejects / report.genuinePairs),
+    },
+  };
+}
+
+export function formatFoldedReport(f: FoldedReport, r: VerificationReport): string[] {
+  const pct = (x: number) => `${(100 * x).toFixed(2)}%`;
+  const a = f.atThreshold;
+  const tar = (far: string) => {
+    const p = r.thresholdAtFar[far];
+    return p ? `${pct(p.tar)} (threshold ${p.threshold})` : 'n/a';
+  };
+  return [
+    `k-fold accuracy over ${f.kfold.folds.length} folds (threshold chosen on the other folds): ` +
+      `${pct(f.kfold.mean)} ± ${pct(f.kfold.sd)}`,
+    ...f.kfold.folds.map((x) => `  fold ${x.fold}: threshold ${x.threshold}, accuracy ${pct(x.accuracy)}`),
+    `at threshold ${a.threshold}: accuracy ${pct(a.accuracy)}, false-accept rate ${pct(a.falseAcceptRate)}, ` +
+      `false-reject rate ${pct(a.falseRejectRate)}`,
+    `true accepts at false-accept rate 1%: ${tar('0.01')}; at 0.1%: ${tar('0.001')}`,
+  ];
 }
