@@ -109,6 +109,18 @@ describe('metrics: the faceflow registry and its instruments', () => {
     assert.equal(meter.fps(now + 10_000), 0);
   });
 
+  it('counts nothing for a frame still in a stage when its camera was closed (no series come back)', async () => {
+    const meter = track(new CameraMeter('unit-late', 'test'));
+    const stages = stageMetrics('unit-late');
+    stages.detected(0.01, 1);
+    meter.close();
+    // What a detect or match node still working on the camera's last frame does after an unload.
+    stages.detected(0.01, 1);
+    stages.embedded(0.004);
+    stages.matched(true);
+    assert.ok(!hasLabelValue(await metricsText(), 'camera', 'unit-late'));
+  });
+
   it('puts latencies into the buckets they belong to, per camera', async () => {
     const meter = track(new CameraMeter('unit-stages', 'test'));
     const stages = stageMetrics('unit-stages');

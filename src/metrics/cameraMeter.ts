@@ -67,18 +67,23 @@ function bind(camera: string): StageInstruments {
   const faces = facesPerFrame.labels(camera);
   const known = recognitions.labels(camera, 'recognized');
   const unknown = recognitions.labels(camera, 'unknown');
-  return {
+  // A prom-client child writes through to its parent, so a frame still in a stage when its camera's
+  // series were removed (an unload, under load) would bring them back: such late frames count nowhere.
+  const live = () => camera === OTHER_CAMERA || cameras.get(camera)?.stages === instruments;
+  const instruments: StageInstruments = {
     detected(seconds, n) {
+      if (!live()) return;
       detect.observe(seconds);
       faces.observe(n);
     },
     embedded(seconds) {
-      embed.observe(seconds);
+      if (live()) embed.observe(seconds);
     },
     matched(recognized) {
-      (recognized ? known : unknown).inc();
+      if (live()) (recognized ? known : unknown).inc();
     },
   };
+  return instruments;
 }
 
 /**
