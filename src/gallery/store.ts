@@ -90,6 +90,7 @@ import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { processExists } from '../util/fileLock';
 import {
   decrypt,
   deriveKey,
@@ -465,15 +466,6 @@ function readFloats(payload: Buffer, start: number, count: number): Float32Array
   payload.copy(bytes, 0, start, start + count * 4);
   if (BIG_ENDIAN) bytes.swap32();
   return out;
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return errCode(e) === 'EPERM';
-  }
 }
 
 function escapeRegExp(s: string): string {
@@ -914,8 +906,8 @@ export class GalleryStore {
       const m = re.exec(name);
       if (!m) continue;
       const pid = Number(m[1]);
-      if (!all && (pid === process.pid || isAlive(pid))) continue;
-      if (all && pid !== process.pid && isAlive(pid)) continue; // another live writer's file
+      if (!all && (pid === process.pid || processExists(pid))) continue;
+      if (all && pid !== process.pid && processExists(pid)) continue; // another live writer's file
       await fs.rm(path.join(dir, name), { force: true });
       removed.push(path.join(dir, name));
     }

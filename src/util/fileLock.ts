@@ -224,14 +224,20 @@ function parseHolder(text: string): LockHolder | undefined {
 function isAlive(holder: LockHolder): boolean {
   if (holder.host !== os.hostname()) return true;
   if (holder.pid === process.pid) return heldHere.has(holder.nonce);
-  try {
-    process.kill(holder.pid, 0);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EPERM') return false;
-  }
+  if (!processExists(holder.pid)) return false;
   if (holder.started === undefined) return true;
   const started = processStartTime(holder.pid);
   return started === undefined || started === holder.started;
+}
+
+/** Whether a process with this pid exists on this host (one of another user's counts). */
+export function processExists(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
 
 /** Field 22 of /proc/<pid>/stat (start time in clock ticks), or undefined where there is no /proc. */
