@@ -24,7 +24,9 @@ export {
   arcfaceTemplate,
   framedTemplate,
   type Framing,
+  type TemplateName,
 } from './template';
+export { dlibChipTemplate, DLIB_CHIP_PADDING } from './dlibTemplate';
 export { warpAffineRgb, type RgbImage } from './warp';
 
 export interface AlignedFace {

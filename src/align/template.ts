@@ -6,6 +6,7 @@
  */
 
 import type { Point } from '../types';
+import { dlibChipTemplate } from './dlibTemplate';
 
 /** Side length of the aligned face crop the ArcFace template is defined for. */
 export const ALIGNED_SIZE = 112;
@@ -33,22 +34,30 @@ export function arcfaceTemplate(size: number = ALIGNED_SIZE): Point[] {
   return ARCFACE_TEMPLATE_112.map((p): Point => [p[0] * k, p[1] * k]);
 }
 
+/** The point layouts a crop can be framed on. */
+export type TemplateName = 'arcface' | 'dlib';
+
 /**
- * How an embedder wants its crop framed, relative to the ArcFace template: `zoom` < 1 shows more
- * of the head around the face (0.8: the face takes 80% of the ArcFace framing), `shiftY` moves the
- * face down by that fraction of the crop. Models trained on loose face boxes need this.
+ * How an embedder wants its crop framed, relative to a template (`arcface` unless said: InsightFace's
+ * 112 layout; `dlib`: dlib's face chip with padding 0.25): `zoom` < 1 shows more of the head around
+ * the face (0.8: the face takes 80% of the template's framing), `shiftY` moves the face down by that
+ * fraction of the crop. Models trained on loose face boxes need this.
  */
 export interface Framing {
   size: number;
   zoom: number;
   shiftY: number;
+  template?: TemplateName;
 }
 
-export function framedTemplate({ size, zoom, shiftY }: Framing): Point[] {
+export function framedTemplate({ size, zoom, shiftY, template = 'arcface' }: Framing): Point[] {
   if (!(zoom > 0) || !Number.isFinite(shiftY))
     throw new Error(`invalid framing: zoom ${zoom}, shiftY ${shiftY}`);
+  if (template !== 'arcface' && template !== 'dlib')
+    throw new Error(`invalid framing: unknown template '${String(template)}' (arcface or dlib)`);
   const c = size / 2;
-  return arcfaceTemplate(size).map(([x, y]): Point => [
+  const base = template === 'dlib' ? dlibChipTemplate(size) : arcfaceTemplate(size);
+  return base.map(([x, y]): Point => [
     c + (x - c) * zoom,
     c + (y - c) * zoom + shiftY * size,
   ]);

@@ -25,6 +25,12 @@ export interface EmbedderConfig {
   output?: string;
   /** Crop framing; default the ArcFace framing at the model's input size. */
   framing?: Omit<Framing, 'size'>;
+  /**
+   * The mean of many people's L2-normalised embeddings, taken off every embedding before it is
+   * normalised again. Some nets (face-api's) put every face in one narrow cone, where cosines of
+   * strangers run 0.8–0.9; centring spreads them so thresholds and margins mean what they say.
+   */
+  center?: number[];
 }
 
 /** N×3×S×S float input (N×S×S×3 for `nhwc`), N×D output: the ArcFace / MobileFaceNet family. */
@@ -50,6 +56,7 @@ export class OnnxEmbedder implements Embedder {
   private readonly inputName: string;
   private readonly outputName: string;
   private readonly maxBatch: number;
+  private readonly center: Float32Array | undefined;
 
   constructor(
     readonly id: string,
@@ -71,11 +78,20 @@ export class OnnxEmbedder implements Embedder {
       size: this.inputSize,
       zoom: config.framing?.zoom ?? 1,
       shiftY: config.framing?.shiftY ?? 0,
+      template: config.framing?.template ?? 'arcface',
     };
     const fixedBatch = fixedDim(inp.shape[0]);
     this.maxBatch = fixedBatch ?? Math.max(1, config.maxBatch ?? 16);
     this.defaultThreshold = config.defaultThreshold;
+    if (config.center !== undefined) {
+      const c = config.center;
+      if (!Array.isArray(c) || c.length !== this.dimension || !c.every(Number.isFinite)) {
+        throw new Error(`${id}: center must be ${this.dimension} finite numbers`);
+      }
+      this.center = Float32Array.from(c);
+    }
   }
+
 
   async embed(crops: Buffer[]): Promise<Float32Array[]> {
     const size = this.inputSize;
@@ -93,7 +109,7 @@ export class OnnxEmbedder implements Embedder {
         const mirrored = await this.run(batch, true);
         vectors.forEach((v, i) => v.forEach((_, j) => (v[j] += mirrored[i][j])));
       }
-      out.push(...vectors.map(l2Normalize));
+      out.push(...vectors.map((v) => this.centred(l2Normalize(v))));
     }
     return out;
   }
@@ -130,6 +146,12 @@ export class OnnxEmbedder implements Embedder {
     const flat = result[this.outputName].data as Float32Array;
     const d = this.dimension;
     return batch.map((_, n) => Float32Array.from(flat.subarray(n * d, (n + 1) * d)));
+  }
+
+  private centred(v: Float32Array): Float32Array {
+    if (!this.center) return v;
+    for (let i = 0; i < v.length; i++) v[i] -= this.center[i];
+    return l2Normalize(v);
   }
 
   async dispose(): Promise<void> {
