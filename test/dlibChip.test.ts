@@ -2,13 +2,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import {
-  alignFace,
-  applyTransform,
-  dlibChipTemplate,
-  framedTemplate,
-  type RgbImage,
-} from '../src/align';
+import { alignFace, applyTransform, dlibChipTemplate, framedTemplate, type RgbImage } from '../src/align';
 import { OnnxEmbedder } from '../src/models/embedder';
 import { OnnxGraphBuilder } from '../src/models/onnx/builder';
 import { openSession, signatureOf } from '../src/models/session';
@@ -60,7 +54,10 @@ describe('align/dlibChipTemplate', () => {
     const angle = (20 * Math.PI) / 180;
     const face = template.map(([x, y]): Point => {
       const [dx, dy] = [(x - 75) * 1.7, (y - 75) * 1.7];
-      return [210 + dx * Math.cos(angle) - dy * Math.sin(angle), 140 + dx * Math.sin(angle) + dy * Math.cos(angle)];
+      return [
+        210 + dx * Math.cos(angle) - dy * Math.sin(angle),
+        140 + dx * Math.sin(angle) + dy * Math.cos(angle),
+      ];
     });
     const { aligned, transform } = alignFace(frame, face, 150, template);
     assert.equal(aligned.length, 150 * 150 * 3);

@@ -57,8 +57,5 @@ export function framedTemplate({ size, zoom, shiftY, template = 'arcface' }: Fra
     throw new Error(`invalid framing: unknown template '${String(template)}' (arcface or dlib)`);
   const c = size / 2;
   const base = template === 'dlib' ? dlibChipTemplate(size) : arcfaceTemplate(size);
-  return base.map(([x, y]): Point => [
-    c + (x - c) * zoom,
-    c + (y - c) * zoom + shiftY * size,
-  ]);
+  return base.map(([x, y]): Point => [c + (x - c) * zoom, c + (y - c) * zoom + shiftY * size]);
 }

@@ -92,7 +92,6 @@ export class OnnxEmbedder implements Embedder {
     }
   }
 
-
   async embed(crops: Buffer[]): Promise<Float32Array[]> {
     const size = this.inputSize;
     const expected = size * size * 3;
