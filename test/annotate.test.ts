@@ -151,6 +151,14 @@ describe('annotate', () => {
     assert.equal(colourOf(face([0, 0, 10, 10], UNKNOWN, 0.1)), COLOURS.red);
   });
 
+  it("shrinks the bands with the room above a high threshold (face-api's 0.92)", () => {
+    const named = (s: number) => face([0, 0, 10, 10], 'x', s);
+    // Room 0.08 of FaceRes's 0.48: green from 0.0167 above, yellow from 0.0083 above.
+    assert.equal(colourOf(named(0.94), { threshold: 0.92 }), COLOURS.green);
+    assert.equal(colourOf(named(0.93), { threshold: 0.92 }), COLOURS.yellow);
+    assert.equal(colourOf(named(0.922), { threshold: 0.92 }), COLOURS.orange);
+  });
+
   it('annotate() adds a JPEG to every frame, in order, with a measured frame rate', async () => {
     const items: FaceFrame[] = [0, 1, 2, 3].map((i) => ({
       frame: greyFrame(i, 1_700_000_000_000 + i * 100),

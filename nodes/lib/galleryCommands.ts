@@ -10,7 +10,6 @@ import {
 } from '../../src/gallery/calibrate';
 import {
   clusterUnknowns,
-  DEFAULT_CLUSTER_EPS,
   DEFAULT_MIN_POINTS,
   DEFAULT_SAMPLES,
   nameCluster,
@@ -23,6 +22,7 @@ import { GalleryError, identityNameProblem } from '../../src/gallery/gallery';
 import { confinedPhotos, MAX_FOLDER_PHOTOS, PhotoFolderError } from '../../src/gallery/photoFolder';
 import { contactSheet } from '../../src/gallery/thumbnail';
 import type { GalleryNode, OpenGallery } from '../faceflow-gallery';
+import { similarityScaleOf } from '../../src/models/similarityScale';
 
 export const GALLERY_COMMANDS = [
   'enroll',
@@ -327,8 +327,8 @@ async function listUnknowns(gallery: GalleryNode, p: Payload): Promise<unknown> 
  * as `faceflow gallery cluster` does.
  */
 async function cluster(gallery: GalleryNode, p: Payload): Promise<unknown> {
-  const eps = p.eps === undefined ? DEFAULT_CLUSTER_EPS : p.eps;
-  if (typeof eps !== 'number' || !(eps > 0 && eps <= 2)) {
+  const eps = p.eps === undefined ? undefined : p.eps;
+  if (eps !== undefined && (typeof eps !== 'number' || !(eps > 0 && eps <= 2))) {
     throw new CommandError('cluster: payload.eps must be a cosine distance within (0, 2], e.g. 0.35');
   }
   const minPoints = optionalCount(p, 'minPoints', 'cluster') ?? DEFAULT_MIN_POINTS;
@@ -340,7 +340,7 @@ async function cluster(gallery: GalleryNode, p: Payload): Promise<unknown> {
 
   const run = async ({ file }: OpenGallery) => {
     const faces = file.gallery.unknowns.all();
-    const options = { eps, minPoints, samples };
+    const options = { eps: eps ?? similarityScaleOf(file.gallery.modelId).clusterEps, minPoints, samples };
     const result =
       file.gallery.embeddingCount > 0
         ? recluster(file.gallery, faces, { ...options, threshold: gallery.threshold() })

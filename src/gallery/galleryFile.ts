@@ -7,6 +7,7 @@ import { Gallery, GalleryError } from './gallery';
 import { createIndex, type CreateIndexOptions } from './indexFactory';
 import { mergeBaseOf, mergeInto, type MergeBase, type MergeReport } from './merge';
 import { GalleryStore, GalleryStoreError, type GalleryStoreOptions } from './store';
+import { packsWithEmbedder } from '../models/pack/packs';
 
 export type { MergeReport } from './merge';
 
@@ -103,7 +104,8 @@ export class GalleryFile {
       index.dispose();
       throw new GalleryError(
         `${file} holds ${s.dimension}-d embeddings of '${s.modelId}', not ${options.dimension}-d of '${options.modelId}'; ` +
-          'use one gallery file per model',
+          'use one gallery file per model' +
+          packHint(s.modelId),
       );
     }
     const gallery = Gallery.fromState(s, index, galleryOptions);
@@ -323,4 +325,12 @@ function sameFile(now: Stats, stamp: DiskStamp): boolean {
     now.mtimeMs === stamp.mtimeMs &&
     now.ctimeMs === stamp.ctimeMs
   );
+}
+
+/** Where a gallery's model is still the embedder of a built-in pack, say which: after the default changed, that is the way back. */
+function packHint(modelId: string): string {
+  const packs = packsWithEmbedder(modelId);
+  if (packs.length === 0) return '';
+  const names = packs.map((p) => `'${p}'`).join(' or ');
+  return ` (to keep using this file, choose the model pack ${names}; or enrol the people again in a new file)`;
 }

@@ -7,7 +7,7 @@
  * enough) are matched and clustered unless `includeLowQuality` is set: a blurred or sideways face
  * is where a wrong match and a chain joining two people's clusters come from.
  */
-import { clusterUnknowns, DEFAULT_CLUSTER_EPS, DEFAULT_MIN_POINTS } from '../gallery/cluster';
+import { clusterUnknowns, DEFAULT_MIN_POINTS } from '../gallery/cluster';
 import type { Gallery } from '../gallery/gallery';
 import {
   checkPersonName,
@@ -16,6 +16,7 @@ import {
   type LibraryFace,
   type StoredClusters,
 } from './libraryDb';
+import { similarityScaleOf } from '../models/similarityScale';
 
 export interface PeopleOptions {
   includeLowQuality?: boolean;
@@ -121,22 +122,30 @@ function dot(a: Float32Array, b: Float32Array): number {
  *
  * Two faces of one photo are two people, which DBSCAN does not know: a chain of look-alikes can
  * join them. A group holding two faces of one photo is therefore clustered again on its own with
- * a radius 0.05 tighter, until no group holds two faces of a photo (or the radius reaches 0.1,
- * where the rest is left ungrouped).
+ * a radius a seventh of the first one tighter (0.05 at FaceRes's 0.35), until no group holds two
+ * faces of a photo (or the radius reaches two sevenths of the first, where the rest is left ungrouped).
  */
 export function clusterLibrary(db: LibraryDb, options: ClusterLibraryOptions = {}): StoredClusters {
   const faces = unassignedFaces(db, options);
-  const eps = options.eps ?? DEFAULT_CLUSTER_EPS;
+  const eps = options.eps ?? similarityScaleOf(db.meta.modelId).clusterEps;
   const minPoints = options.minPoints ?? DEFAULT_MIN_POINTS;
-  const clusters = splitByPhoto(faces, eps, minPoints).sort((a, b) => b.length - a.length);
+  // Tighter by a seventh of the starting radius each time, down to two sevenths of it (0.35: steps
+  // of 0.05 down to 0.1, as measured for FaceRes); in proportion for models with another scale.
+  const clusters = splitByPhoto(faces, eps, minPoints, eps / 7, (eps * 2) / 7).sort(
+    (a, b) => b.length - a.length,
+  );
   const stored: StoredClusters = { at: new Date().toISOString(), eps, minPoints, clusters };
   db.setClusters(stored);
   return stored;
 }
 
-const MIN_SPLIT_EPS = 0.1;
-
-function splitByPhoto(faces: LibraryFace[], eps: number, minPoints: number): number[][] {
+function splitByPhoto(
+  faces: LibraryFace[],
+  eps: number,
+  minPoints: number,
+  step: number,
+  minEps: number,
+): number[][] {
   if (faces.length === 0) return [];
   const byId = new Map(faces.map((f) => [f.id, f]));
   const { clusters } = clusterUnknowns(
@@ -147,12 +156,14 @@ function splitByPhoto(faces: LibraryFace[], eps: number, minPoints: number): num
   for (const { members } of clusters) {
     const photos = new Set(members.map((id) => byId.get(id)!.hash));
     if (photos.size === members.length) out.push(members);
-    else if (eps - 0.05 >= MIN_SPLIT_EPS) {
+    else if (eps - step >= minEps - 1e-9) {
       out.push(
         ...splitByPhoto(
           members.map((id) => byId.get(id)!),
-          eps - 0.05,
+          eps - step,
           minPoints,
+          step,
+          minEps,
         ),
       );
     }

@@ -4,6 +4,7 @@ import type { FaceFlow } from '../faceflow';
 import { FaceTracking, type FaceTrackingOptions } from '../tracking/operators';
 import type { Face, FaceFrame, Frame } from '../types';
 import { matchThreshold, type Matcher, type MatchFacesOptions } from './operators';
+import { similarityScaleOf } from '../models/similarityScale';
 
 export interface LiveRecognitionOptions extends MatchFacesOptions {
   /**
@@ -44,6 +45,7 @@ export function recognizeFrames(
   }
   const tracking =
     options.tracking instanceof FaceTracking ? options.tracking : new FaceTracking(options.tracking);
+  tracking.useScale(similarityScaleOf(flow.embedder.id));
   const scoreThreshold = options.scoreThreshold ?? 0.3;
   const accept = options.accept;
   const matchOptions: MatchFacesOptions = {

@@ -46,6 +46,7 @@ import {
   type TrackState,
 } from './byteTracker';
 import { faceQuality, TrackIdentities, type TrackIdentity, type TrackIdentityOptions } from './trackIdentity';
+import { similarityScaleOf, type SimilarityScale } from '../models/similarityScale';
 
 export interface FaceTrackingOptions extends Omit<ByteTrackerOptions, 'nextId'>, TrackIdentityOptions {}
 
@@ -67,6 +68,11 @@ export class FaceTracking {
     // Built once here so that bad options fail at construction, not on the first frame.
     this.trackBuffer = new ByteTracker(options).trackBuffer;
     this.identities = new TrackIdentities(options);
+  }
+
+  /** Adopt the similarity values of the embedder whose embeddings are voted (see `TrackIdentities.useScale`). */
+  useScale(scale: Pick<SimilarityScale, 'reidSimilarity' | 'changeSimilarity'>): void {
+    this.identities.useScale(scale);
   }
 
   /** The camera's tracker (created on first use). */
@@ -159,6 +165,7 @@ export function embedTrackedFaces(
 ): OperatorFunction<FaceFrame, FaceFrame> {
   const template = framedTemplate(embedder.framing);
   const bytes = embedder.inputSize * embedder.inputSize * 3;
+  tracking.useScale(similarityScaleOf(embedder.id));
   return concatMap((item) => {
     const chosen: number[] = [];
     item.faces.forEach((f, i) => {

@@ -16,6 +16,7 @@
 
 import { UNKNOWN, type Box, type Candidate, type Identity } from '../types';
 import type { TrackStatus } from './byteTracker';
+import { FACERES_SCALE, type SimilarityScale } from '../models/similarityScale';
 
 export interface TrackIdentityOptions {
   /**
@@ -122,10 +123,12 @@ interface TrackRecord {
 export class TrackIdentities {
   readonly embedEvery: number;
   readonly qualityGain: number;
-  readonly changeSimilarity: number;
+  private changeAt: number;
   readonly window: number;
   readonly reidWindowMs: number;
-  readonly reidSimilarity: number;
+  private reidAt: number;
+  /** Set by the options: a model's scale does not override them. */
+  private readonly fixedByOptions: { reid: boolean; change: boolean };
   readonly reidAttempts: number;
   private readonly records = new Map<number, TrackRecord>();
 
@@ -134,19 +137,39 @@ export class TrackIdentities {
     this.qualityGain = options.qualityGain ?? 0.25;
     this.window = options.window ?? 10;
     this.reidWindowMs = options.reidWindowMs ?? 5000;
-    this.reidSimilarity = options.reidSimilarity ?? 0.65;
+    this.reidAt = options.reidSimilarity ?? FACERES_SCALE.reidSimilarity;
     this.reidAttempts = options.reidAttempts ?? 3;
-    this.changeSimilarity = options.changeSimilarity ?? 0.5;
-    if (!Number.isFinite(this.changeSimilarity)) throw new RangeError('changeSimilarity must be a number');
+    this.changeAt = options.changeSimilarity ?? FACERES_SCALE.changeSimilarity;
+    this.fixedByOptions = {
+      reid: options.reidSimilarity !== undefined,
+      change: options.changeSimilarity !== undefined,
+    };
+    if (!Number.isFinite(this.changeAt)) throw new RangeError('changeSimilarity must be a number');
     if (!Number.isInteger(this.embedEvery) || this.embedEvery < 1)
       throw new RangeError('embedEvery must be a positive integer');
     if (!Number.isInteger(this.window) || this.window < 1)
       throw new RangeError('window must be a positive integer');
     if (!(this.qualityGain >= 0)) throw new RangeError('qualityGain must be ≥ 0');
     if (!(this.reidWindowMs >= 0)) throw new RangeError('reidWindowMs must be ≥ 0');
-    if (!Number.isFinite(this.reidSimilarity)) throw new RangeError('reidSimilarity must be a number');
+    if (!Number.isFinite(this.reidAt)) throw new RangeError('reidSimilarity must be a number');
     if (!Number.isInteger(this.reidAttempts) || this.reidAttempts < 0)
       throw new RangeError('reidAttempts must be a non-negative integer');
+  }
+  get reidSimilarity(): number {
+    return this.reidAt;
+  }
+
+  get changeSimilarity(): number {
+    return this.changeAt;
+  }
+
+  /**
+   * Adopt the similarity values of the model that makes the embeddings (those the options did not
+   * set): a stage that knows the embedder calls this before its first vote.
+   */
+  useScale(scale: Pick<SimilarityScale, 'reidSimilarity' | 'changeSimilarity'>): void {
+    if (!this.fixedByOptions.reid) this.reidAt = scale.reidSimilarity;
+    if (!this.fixedByOptions.change) this.changeAt = scale.changeSimilarity;
   }
 
   /** Tracks with a record (observed or voted for and not yet forgotten). */

@@ -48,6 +48,7 @@ import {
   readKeyFile,
 } from '../options';
 import { ProgressBar } from '../progress';
+import { similarityScaleOf } from '../../models/similarityScale';
 
 export const GALLERY_HELP = `Usage: faceflow gallery <subcommand> --gallery FILE [options]
 
@@ -109,7 +110,8 @@ Options:
   --top K               match: candidates listed per face (default 3)
   --mode best|centroid  match: a person's score is their best photo (default) or their mean
   --margin X            match: flag a match as ambiguous when the runner-up is closer than X
-  --eps X               cluster: DBSCAN radius in cosine distance (default ${DEFAULT_CLUSTER_EPS})
+  --eps X               cluster: DBSCAN radius in cosine distance (default: the model's;
+                        ${DEFAULT_CLUSTER_EPS} for FaceRes, ${similarityScaleOf('faceapi-recognition').clusterEps} for face-api's ResNet)
   --min-points N        cluster: faces that make a group's core (default ${DEFAULT_MIN_POINTS})
 ${MODEL_HELP}
 The threshold used by match is --threshold, else the gallery's calibrated one, else the model's.`;
@@ -711,6 +713,7 @@ async function cluster(sub: 'cluster' | 'name-cluster', ctx: Context): Promise<n
     sub === 'name-cluster' ? parseNumber('ID', positionals[0], 0, Number.MAX_SAFE_INTEGER) : undefined;
   const opened = await openExisting(ctx);
   const gallery = opened.gallery;
+  options.eps ??= similarityScaleOf(gallery.modelId).clusterEps;
   const faces = gallery.unknowns.all();
   if (faces.length === 0)
     throw new Error(`${ctx.file}: no unknown faces kept; add some with 'gallery unknowns add'`);

@@ -28,6 +28,7 @@ import { UsageError } from '../errors';
 import type { CommandIO } from '../io';
 import { MODEL_HELP, MODEL_OPTIONS, openFaceFlow, parseNumber, readKeyFile, round } from '../options';
 import { ProgressBar } from '../progress';
+import { similarityScaleOf } from '../../models/similarityScale';
 
 export const LIBRARY_HELP = `Usage: faceflow library <subcommand> --db FILE [options]
 
@@ -72,7 +73,8 @@ Options:
   --max-side PX         scan: long side photos are decoded at (default 2048)
   --all-faces           match, cluster: include faces that failed the quality check (blurred,
                         tiny, turned away); they make wrong matches and chain groups together
-  --eps X               cluster: DBSCAN radius in cosine distance (default ${DEFAULT_CLUSTER_EPS})
+  --eps X               cluster: DBSCAN radius in cosine distance (default: the model's;
+                        ${DEFAULT_CLUSTER_EPS} for FaceRes, ${similarityScaleOf('faceapi-recognition').clusterEps} for face-api's ResNet)
   --min-points N        cluster: faces that make a group's core (default ${DEFAULT_MIN_POINTS})
   --gallery FILE        match, name: a gallery file of known people (--key-file FILE or
                         $FACEFLOW_GALLERY_KEY when it is encrypted)

@@ -84,16 +84,4 @@ function wrap(source: ModelSource, session: Awaited<ReturnType<typeof openSessio
   }
 }
 
-/** A detector, an optional landmarker that refines its five points, and an embedder. */
-export interface PackSpec {
-  detector: string;
-  landmarker?: string;
-  embedder: string;
-}
-
-/** The combinations measured in models/README.md; `default` is the best of them. */
-export const PACKS: Record<string, PackSpec> = {
-  default: { detector: 'human-blazeface', embedder: 'human-faceres' },
-  mesh: { detector: 'human-blazeface', landmarker: 'human-facemesh', embedder: 'human-faceres' },
-  faceapi: { detector: 'faceapi-ssd', landmarker: 'human-facemesh', embedder: 'faceapi-recognition' },
-};
+export { PACKS, packsWithEmbedder, type PackSpec } from './packs';

@@ -1,0 +1,20 @@
+/** A detector, an optional landmarker that refines its five points, and an embedder. */
+export interface PackSpec {
+  detector: string;
+  landmarker?: string;
+  embedder: string;
+}
+
+/** The combinations measured in models/README.md; `default` is the best of them. */
+export const PACKS: Record<string, PackSpec> = {
+  default: { detector: 'human-blazeface', embedder: 'human-faceres' },
+  mesh: { detector: 'human-blazeface', landmarker: 'human-facemesh', embedder: 'human-faceres' },
+  faceapi: { detector: 'human-blazeface', embedder: 'faceapi-recognition' },
+};
+
+/** The packs whose embedder is `modelId`, `default` first: what a gallery of that model needs. */
+export function packsWithEmbedder(modelId: string): string[] {
+  return Object.entries(PACKS)
+    .filter(([, spec]) => spec.embedder === modelId)
+    .map(([name]) => name);
+}

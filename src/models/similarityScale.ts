@@ -1,0 +1,60 @@
+/**
+ * The similarity values that belong to an embedder besides its match threshold. Cosine
+ * similarities of one embedder are not comparable with another's: FaceRes puts strangers near 0.39
+ * and the same person near 0.67, face-api's ResNet puts them near 0.83 and 0.95. Every fixed
+ * similarity the pipeline uses must therefore come from the model that made the embeddings.
+ */
+import { loadSources } from './pack/sources';
+
+export interface SimilarityScale {
+  /** A lost track's mean embedding and a new track's embedding at least this similar: the same person. */
+  reidSimilarity: number;
+  /** A track's new embedding less similar than this to its mean: the box now shows someone else. */
+  changeSimilarity: number;
+  /** DBSCAN radius (cosine distance) for clustering unknown faces into people. */
+  clusterEps: number;
+}
+
+/**
+ * The values measured for FaceRes (the 0.1 default embedder), kept for models that state none:
+ * see `TrackIdentityOptions` and `DEFAULT_CLUSTER_EPS` for how each was measured.
+ */
+export const FACERES_SCALE: Readonly<SimilarityScale> = Object.freeze({
+  reidSimilarity: 0.65,
+  changeSimilarity: 0.5,
+  clusterEps: 0.35,
+});
+
+/** Checks a manifest's `scale` block; throws naming the bad field. */
+export function parseSimilarityScale(value: unknown, source: string): SimilarityScale {
+  const v = value as Partial<Record<keyof SimilarityScale, unknown>>;
+  const out = { ...FACERES_SCALE };
+  if (typeof value !== 'object' || value === null) throw new Error(`${source}: scale must be an object`);
+  for (const key of Object.keys(FACERES_SCALE) as (keyof SimilarityScale)[]) {
+    if (v[key] === undefined) continue;
+    const x = v[key];
+    if (typeof x !== 'number' || !Number.isFinite(x))
+      throw new Error(`${source}: scale.${key} must be a number`);
+    out[key] = x;
+  }
+  if (!(out.clusterEps > 0 && out.clusterEps < 2))
+    throw new Error(`${source}: scale.clusterEps must be in (0, 2)`);
+  return out;
+}
+
+let packaged: Map<string, SimilarityScale> | undefined;
+
+/**
+ * The scale of a model by id: a packaged model's from its source manifest, FaceRes's for anything
+ * else (a user's own ONNX model, whose manifest does not carry one).
+ */
+export function similarityScaleOf(modelId: string): SimilarityScale {
+  if (!packaged) {
+    packaged = new Map();
+    for (const source of loadSources()) {
+      const scale = (source as { embedder?: { scale?: unknown } }).embedder?.scale;
+      if (scale !== undefined) packaged.set(source.id, parseSimilarityScale(scale, source.id));
+    }
+  }
+  return packaged.get(modelId) ?? { ...FACERES_SCALE };
+}
