@@ -13,6 +13,8 @@ export interface SimilarityScale {
   changeSimilarity: number;
   /** DBSCAN radius (cosine distance) for clustering unknown faces into people. */
   clusterEps: number;
+  /** An unknown face this similar to one just kept is the same face again, not kept twice. */
+  dedupeSimilarity: number;
 }
 
 /**
@@ -23,6 +25,7 @@ export const FACERES_SCALE: Readonly<SimilarityScale> = Object.freeze({
   reidSimilarity: 0.65,
   changeSimilarity: 0.5,
   clusterEps: 0.35,
+  dedupeSimilarity: 0.8,
 });
 
 /** Checks a manifest's `scale` block; throws naming the bad field. */

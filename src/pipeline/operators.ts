@@ -9,6 +9,7 @@ import type { UnknownPool } from '../gallery/unknownPool';
 import { cosine } from '../models/embedder';
 import { faceSharpness } from '../quality/sharpness';
 import { UNKNOWN, type Candidate, type Face, type FaceFrame, type Frame, type Identity } from '../types';
+import { FACERES_SCALE, similarityScaleOf } from '../models/similarityScale';
 
 /**
  * Every operator keeps the order of its input and works on one item at a time (`concatMap`):
@@ -115,8 +116,9 @@ export interface CollectUnknownsOptions {
   /**
    * A face this similar (cosine) to one of the last `recent` faces kept is not kept again: a person
    * standing in front of a camera would otherwise fill the pool with the same face every frame.
-   * Default 0.8, above what two different people reach with the default model (impostor
-   * similarities stay under about 0.62 on the test photos) and below consecutive frames of one.
+   * Default: the gallery model's (`SimilarityScale.dedupeSimilarity`). FaceRes: 0.8, above what two
+   * different people reach (impostor similarities stay under about 0.62 on the test photos) and
+   * below consecutive frames of one; face-api's ResNet: 0.96 (its impostors reach 0.94).
    */
   dedupeSimilarity?: number;
   recent?: number;
@@ -131,12 +133,13 @@ export interface CollectUnknownsOptions {
  * interval), since writing a file per frame would cost more than the recognition.
  */
 export function collectUnknowns(
-  gallery: { unknowns: UnknownPool },
+  gallery: { unknowns: UnknownPool; modelId?: string },
   options: CollectUnknownsOptions = {},
 ): OperatorFunction<FaceFrame, FaceFrame> {
   const minFaceSize = options.minFaceSize ?? DEFAULT_MIN_FACE_SIZE;
   const minSharpness = options.minSharpness ?? DEFAULT_MIN_SHARPNESS;
-  const dedupe = options.dedupeSimilarity ?? 0.8;
+  const scale = gallery.modelId ? similarityScaleOf(gallery.modelId) : FACERES_SCALE;
+  const dedupe = options.dedupeSimilarity ?? scale.dedupeSimilarity;
   const recentMax = Math.max(1, options.recent ?? 100);
   const recent: Float32Array[] = [];
   return concatMap(async (item) => {

@@ -5,9 +5,13 @@ export interface PackSpec {
   embedder: string;
 }
 
-/** The combinations measured in models/README.md; `default` is the best of them. */
+/**
+ * The combinations measured in models/README.md; `default` is the best of them. `faceres` is the
+ * default of 0.1 (kept for galleries enrolled with it); `faceapi` names the default's models.
+ */
 export const PACKS: Record<string, PackSpec> = {
-  default: { detector: 'human-blazeface', embedder: 'human-faceres' },
+  default: { detector: 'human-blazeface', embedder: 'faceapi-recognition' },
+  faceres: { detector: 'human-blazeface', embedder: 'human-faceres' },
   mesh: { detector: 'human-blazeface', landmarker: 'human-facemesh', embedder: 'human-faceres' },
   faceapi: { detector: 'human-blazeface', embedder: 'faceapi-recognition' },
 };
