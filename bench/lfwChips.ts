@@ -17,6 +17,7 @@ import { kFoldAccuracy } from '../src/eval/kfold';
 import { auc, bestThreshold, rocCurve, thresholdForFar, type ScoredPair } from '../src/eval/metrics';
 import { FaceFlow } from '../src/faceflow';
 import { decodeImage } from '../src/image/decode';
+import { resizeRgb } from '../src/image/letterbox';
 import type { Embedder } from '../src/models/roles';
 import { loadPackModel } from '../src/models/pack/load';
 import type { Face, Frame, Point } from '../src/types';
@@ -140,6 +141,7 @@ async function embedWith(
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
+      scale: { type: 'string' },
       'no-centre': { type: 'boolean' },
       folds: { type: 'string' },
       variants: { type: 'string' },
@@ -166,7 +168,14 @@ async function main(): Promise<void> {
   const started = Date.now();
   let meshMissing = 0;
   for (const [i, file] of files.entries()) {
-    const frame = await decodeImage(path.join(lfw, 'images', file));
+    let frame = await decodeImage(path.join(lfw, 'images', file));
+    if (values.scale) {
+      // Small faces, as a camera sees people across a room: the photo shrunk, face and all.
+      const k = Number(values.scale);
+      const w = Math.round(frame.width * k);
+      const h = Math.round(frame.height * k);
+      frame = { ...frame, width: w, height: h, rgb: await resizeRgb(frame, w, h) };
+    }
     const faces = await flow.analyzePortrait(frame);
     if (faces.length === 0) {
       vectors.set(

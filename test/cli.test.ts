@@ -244,7 +244,7 @@ describe('faceflow CLI', function () {
       };
       assert.deepEqual(
         list.packs.map((p) => p.name),
-        ['default', 'mesh', 'faceapi'],
+        ['default', 'faceres', 'mesh', 'faceapi'],
       );
       assert.ok(
         list.packs.every((p) => p.built),

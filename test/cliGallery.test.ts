@@ -207,7 +207,18 @@ describe('cli: faceflow gallery', function () {
 
   it('keeps unknown faces, groups them, names a group and assigns the rest', async () => {
     const g = path.join(scratch, 'unknowns.ffgal');
-    const enrolled = await runCli(['gallery', 'enroll', '--gallery', g, '--dir', path.join(KNN, 'train')]);
+    // FaceRes (the faceres pack): the thresholds below are on its scale; cluster and name-cluster
+    // read the model from the gallery and need no --pack.
+    const enrolled = await runCli([
+      'gallery',
+      'enroll',
+      '--pack',
+      'faceres',
+      '--gallery',
+      g,
+      '--dir',
+      path.join(KNN, 'train'),
+    ]);
     assert.equal(enrolled.code, 0, enrolled.stderr);
     const photos: string[] = [];
     for (const person of ['amy', 'bernadette', 'sheldon']) {
@@ -218,6 +229,8 @@ describe('cli: faceflow gallery', function () {
       'gallery',
       'unknowns',
       'add',
+      '--pack',
+      'faceres',
       '--gallery',
       g,
       ...photos,
@@ -279,6 +292,8 @@ describe('cli: faceflow gallery', function () {
       'gallery',
       'unknowns',
       'add',
+      '--pack',
+      'faceres',
       '--gallery',
       g,
       '--threshold',

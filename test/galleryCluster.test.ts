@@ -15,6 +15,7 @@ import { createIndex } from '../src/gallery/indexFactory';
 import { decodeImage } from '../src/image/decode';
 import { seededRandom } from '../src/util/seededRandom';
 import { requireSharedData, shared } from './helpers/shared';
+import { similarityScaleOf } from '../src/models/similarityScale';
 import { gaussian, normalized } from '../src/util/vectors';
 
 /** A unit vector at `deg` degrees in the plane. */
@@ -240,12 +241,12 @@ describe('gallery/cluster: unknown faces', () => {
   });
 });
 
-describe('gallery/cluster: the bbt faces with the default model', function () {
+describe('gallery/cluster: the bbt faces with FaceRes (the faceres pack, where the defaults were measured)', function () {
   let flow: FaceFlow;
   const faces: (UnknownFace & { person: string })[] = [];
   before(async function () {
     requireSharedData(this);
-    flow = await FaceFlow.open({ threads: 2 });
+    flow = await FaceFlow.open({ pack: 'faceres', threads: 2 });
     const root = shared('bbt', 'faces');
     for (const person of readdirSync(root).sort()) {
       for (const file of readdirSync(path.join(root, person)).sort()) {
@@ -324,5 +325,35 @@ describe('gallery/cluster: the bbt faces with the default model', function () {
     assert.equal(ids.length, first.members.length);
     const after = recluster(g, unknowns);
     for (const id of first.members) assert.ok(after.assigned.some((a) => a.id === id && a.name === name));
+  });
+});
+
+describe('gallery/cluster: the bbt faces with the default model, at its own radius', function () {
+  it("groups them into pure clusters with the radius of its scale, where FaceRes's radius joins everyone", async function () {
+    requireSharedData(this);
+    this.timeout(60_000);
+    const flow = await FaceFlow.open({ threads: 2 });
+    try {
+      const faces: (UnknownFace & { person: string })[] = [];
+      const root = shared('bbt', 'faces');
+      for (const person of readdirSync(root).sort()) {
+        for (const file of readdirSync(path.join(root, person)).sort()) {
+          const face = await flow.singleFace(await decodeImage(path.join(root, person, file)), file);
+          faces.push({ id: faces.length + 1, embedding: face.embedding as Float32Array, seenAt: '', person });
+        }
+      }
+      const eps = similarityScaleOf(flow.embedder.id).clusterEps;
+      const { clusters, noise } = clusterUnknowns(faces, { eps });
+      const pure = clusters.every((c) => new Set(c.members.map((id) => faces[id - 1].person)).size === 1);
+      console.log(
+        `      bbt at eps ${eps}: ${clusters.length} clusters, ${noise.length} noise of ${faces.length}`,
+      );
+      assert.ok(pure, 'every cluster is one person');
+      assert.ok(clusters.length >= 4, `${clusters.length} clusters`);
+      const loose = clusterUnknowns(faces, { eps: DEFAULT_CLUSTER_EPS });
+      assert.equal(loose.clusters.length, 1, "FaceRes's radius is far too wide for this model");
+    } finally {
+      await flow.dispose();
+    }
   });
 });

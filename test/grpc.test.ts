@@ -259,14 +259,15 @@ describe('gRPC service (src/grpc, real models, real client)', function () {
     it('verifies the same person and tells two people apart', async () => {
       const same = await client.call('Verify', { a: photos.sam, b: photos.samAgain });
       assert.equal(same.same, true);
-      assert.ok((same.similarity as number) > 0.6, String(same.similarity));
+      // Clear of the threshold both ways, on the scale of whichever model the default pack holds.
+      assert.ok((same.similarity as number) > flow.threshold + 0.01, String(same.similarity));
       assert.ok(Math.abs((same.threshold as number) - flow.threshold) < 1e-6);
       const a = same.a as { box: Record<string, number>; score: number };
       assert.ok(a.box.x2 - a.box.x1 > 150 && a.score > 0.5, JSON.stringify(a));
 
       const different = await client.call('Verify', { a: photos.sam, b: photos.other });
       assert.equal(different.same, false);
-      assert.ok((different.similarity as number) < 0.45, String(different.similarity));
+      assert.ok((different.similarity as number) < flow.threshold - 0.03, String(different.similarity));
     });
 
     it('lists people a page at a time, deletes one, and answers NOT_FOUND the second time', async () => {
@@ -711,7 +712,7 @@ describe('gRPC service (src/grpc, real models, real client)', function () {
         b: await fs.readFile(train('obama', 'obama2.jpg')),
       });
       assert.equal(same.same, true, String(same.similarity));
-      // biden.jpg, not biden2.jpg: the default pack puts obama.jpg and biden2.jpg at 0.53, just over its 0.52.
+      // biden.jpg, not biden2.jpg: FaceRes (0.1's default) put obama.jpg and biden2.jpg at 0.53, just over its 0.52.
       const different = await client.call('Verify', {
         a: obama,
         b: await fs.readFile(train('biden', 'biden.jpg')),

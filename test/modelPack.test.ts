@@ -121,11 +121,22 @@ describe('models/pack: the default pack on real photos from npm packages', () =>
   });
   after(async () => flow?.dispose());
 
-  it('uses BlazeFace and FaceRes with its calibrated threshold', () => {
+  it("uses BlazeFace and face-api's ResNet on dlib's chip with its calibrated threshold", () => {
     assert.equal(flow.detector.id, 'human-blazeface');
-    assert.equal(flow.embedder.id, 'human-faceres');
+    assert.equal(flow.embedder.id, 'faceapi-recognition');
+    assert.equal(flow.embedder.framing.template, 'dlib');
     assert.equal(flow.landmarker, undefined);
-    assert.equal(flow.threshold, 0.52);
+    assert.equal(flow.threshold, 0.921);
+  });
+
+  it("keeps 0.1's default as the faceres pack", async () => {
+    const old = await FaceFlow.open({ pack: 'faceres', threads: 2 });
+    try {
+      assert.equal(old.embedder.id, 'human-faceres');
+      assert.equal(old.threshold, 0.52);
+    } finally {
+      await old.dispose();
+    }
   });
 
   it('finds the people of the face-api sample photos with sane landmarks', async () => {
@@ -140,7 +151,7 @@ describe('models/pack: the default pack on real photos from npm packages', () =>
         const [le, re, nose] = f.landmarks;
         assert.ok(le[0] < re[0], `${file}: left eye left of right eye`);
         assert.ok(nose[1] > Math.min(le[1], re[1]), `${file}: nose below the eyes`);
-        assert.equal(f.embedding?.length, 1024);
+        assert.equal(f.embedding?.length, 128);
       }
     }
   });

@@ -42,7 +42,10 @@ describe('models: released while work is under way', function () {
     await disposed;
     await assert.rejects(flow.analyze(frame), (err: Error) => {
       assert.ok(err instanceof ModelReleasedError, String(err));
-      assert.match(err.message, /human-blazeface \+ human-faceres: released.*stopped or was redeployed/);
+      assert.match(
+        err.message,
+        /human-blazeface \+ faceapi-recognition: released.*stopped or was redeployed/,
+      );
       return true;
     });
     await assert.rejects(flow.singleFace(frame, 'x.jpg'), ModelReleasedError);
@@ -59,7 +62,7 @@ describe('models: released while work is under way', function () {
     });
     await assert.rejects(
       flow.embedder.embed([Buffer.alloc(flow.embedder.inputSize ** 2 * 3)]),
-      /human-faceres\.onnx: released/,
+      /faceapi-recognition\.onnx: released/,
     );
   });
 

@@ -100,7 +100,7 @@ describe('node: faceflow-gallery commands (real Node-RED runtime)', function () 
         ['obama', 2],
       ],
     );
-    assert.equal(listed.payload.threshold, 0.52);
+    assert.equal(listed.payload.threshold, 0.921);
     const page = await command('list', { offset: 1, limit: 1 });
     assert.deepEqual(
       page.payload.items?.map((p) => p.name),

@@ -1,9 +1,9 @@
-import { existsSync } from 'node:fs';
+import { existsSync, promises as fs } from 'node:fs';
 import * as path from 'node:path';
 
 import { FaceFlow } from '../faceflow';
 import { enrollImage } from '../gallery/enroll';
-import { GalleryFile } from '../gallery/galleryFile';
+import { GalleryFile, GalleryModelError } from '../gallery/galleryFile';
 import { DEMO_PERSON, makeEnrolmentPhoto, makeSampleVideo } from './sampleMedia';
 
 export interface DemoFiles {
@@ -40,6 +40,7 @@ export async function prepareDemo(
   }
   const photo = path.join(files.photos, DEMO_PERSON, `${DEMO_PERSON.toLowerCase()}-1.jpg`);
   if (!existsSync(photo)) await makeEnrolmentPhoto(photo);
+  if (existsSync(files.gallery)) await setAsideForeignGallery(files.gallery, log);
   if (!existsSync(files.gallery)) {
     log(`enrolling ${DEMO_PERSON} into ${files.gallery} …`);
     const flow = await FaceFlow.open({});
@@ -56,4 +57,22 @@ export async function prepareDemo(
     }
   }
   return files;
+}
+
+/**
+ * A demo gallery enrolled with another default embedder (0.1's FaceRes) cannot be matched with
+ * today's: it is renamed, kept for the `faceres` pack, and a new one is enrolled in its place.
+ */
+async function setAsideForeignGallery(file: string, log: (line: string) => void): Promise<void> {
+  const flow = await FaceFlow.open({});
+  try {
+    await GalleryFile.open(file, { modelId: flow.embedder.id, dimension: flow.embedder.dimension });
+  } catch (err) {
+    if (!(err instanceof GalleryModelError)) throw err;
+    const aside = file.replace(/\.fgal$/, '') + `.${err.fileModelId}.fgal`;
+    await fs.rename(file, aside);
+    log(`${file} was enrolled with '${err.fileModelId}', not today's default model; kept as ${aside}`);
+  } finally {
+    await flow.dispose();
+  }
 }

@@ -65,7 +65,8 @@ export interface ReclusterResult extends ClusterResult {
 
 /**
  * Default DBSCAN radius for L2-normalised face embeddings, in cosine distance: faces at similarity
- * 0.65 or more are neighbours. Measured with the default pack's embedder (human-faceres, 1024-d) on
+ * 0.65 or more are neighbours: FaceRes's value (human-faceres, 1024-d, the `faceres` pack), used for models
+ * whose manifest states no `scale.clusterEps` (the default embedder's is 0.055, see models/README.md). Measured on
  * the 40 portraits of shared/data/bbt/faces (8 people x 5): genuine pairs have median similarity
  * 0.67, impostor pairs median 0.39 and maximum 0.62. With minPoints 3, every eps from 0.22 to 0.38
  * gave clusters of one person each (0.30: 5 clusters, 18 faces noise; 0.35: 7 clusters, 11 noise;

@@ -102,10 +102,11 @@ export class GalleryFile {
     const s = loaded.snapshot;
     if (s.modelId !== options.modelId || s.dimension !== options.dimension) {
       index.dispose();
-      throw new GalleryError(
+      throw new GalleryModelError(
         `${file} holds ${s.dimension}-d embeddings of '${s.modelId}', not ${options.dimension}-d of '${options.modelId}'; ` +
           'use one gallery file per model' +
           packHint(s.modelId),
+        s.modelId,
       );
     }
     const gallery = Gallery.fromState(s, index, galleryOptions);
@@ -333,4 +334,16 @@ function packHint(modelId: string): string {
   if (packs.length === 0) return '';
   const names = packs.map((p) => `'${p}'`).join(' or ');
   return ` (to keep using this file, choose the model pack ${names}; or enrol the people again in a new file)`;
+}
+
+/** A gallery file made by another embedder than the one it is opened with. */
+export class GalleryModelError extends GalleryError {
+  constructor(
+    message: string,
+    /** The model the file's embeddings come from. */
+    readonly fileModelId: string,
+  ) {
+    super(message);
+    this.name = 'GalleryModelError';
+  }
 }

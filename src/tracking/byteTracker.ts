@@ -108,7 +108,7 @@ export interface ByteTrackerOptions {
    * published, and the detections of the recommended pipeline (embed after tracking) have no
    * embeddings anyway. For a pipeline that embeds every face before tracking, 0.7: on the synthetic
    * "bounce" scenario (two faces meet, one hidden behind the other, both turn back) with the default
-   * pack's embeddings of the bbt photos, it cut ID switches over 10 seeds from 20 (IoU alone) to 1, and
+   * FaceRes embeddings of the bbt photos (the `faceres` pack), it cut ID switches over 10 seeds from 20 (IoU alone) to 1, and
    * 0.5 only to 6. The IoU gate still applies, so appearance only decides between plausible positions.
    */
   fuseEmbedding?: number;
@@ -116,7 +116,7 @@ export interface ByteTrackerOptions {
    * Least cosine similarity between a track's and a detection's embeddings to pair them in those
    * associations (default: none). It makes "clearly someone else" impossible, as DeepSORT's
    * appearance threshold does, where a blend only makes it expensive. Similarities belong to the
-   * model, and a gate too high breaks tracks at every change of pose: with the default pack on the
+   * model, and a gate too high breaks tracks at every change of pose: with FaceRes on the
    * bbt photos, 0.5 already split tracks, 0.4 did not.
    */
   appearanceGate?: number;

@@ -40,8 +40,9 @@ export interface TrackIdentityOptions {
   reidWindowMs?: number;
   /**
    * Least cosine similarity between one embedding of the new track and the ended track's mean
-   * embedding to inherit (default 0.65). Thresholds belong to the model: this one is set for the
-   * default pack (human-faceres) on the bbt photos, mean of four photos against the fifth: at 0.65,
+   * embedding to inherit (default: the embedder's `scale.reidSimilarity`, 0.953 for the default's
+   * face-api net; 0.65 for FaceRes and models without a scale). Thresholds belong to the model: FaceRes's
+   * was set on the bbt photos, mean of four photos against the fifth: at 0.65,
    * 90 % of same-person pairs pass and none of 1,400 different-person pairs (at 0.62, 11 do). A missed
    * re-identification only costs the new track its head start; a wrong one names a stranger.
    */
@@ -53,9 +54,12 @@ export interface TrackIdentityOptions {
   reidAttempts?: number;
   /**
    * When a new embedding's cosine similarity to the track's mean embedding falls below this
-   * (default 0.5), the track is taken to show another face now and its votes start over. Trackers
+   * (default: the embedder's `scale.changeSimilarity`; FaceRes 0.5, the default's face-api net 0.925,
+   * where on the same clip the singer scored 0.927 (5th percentile) to 0.968 (median) against his
+   * running mean and the audience after the cut 0.918 (median) to 0.928), the track is taken to show
+   * another face now and its votes start over. Trackers
    * follow boxes, and a box can pass to someone else: at a scene cut, or when two people swap
-   * places. Measured with the default pack on the hamilton clip: the singer's embeddings scored
+   * places. FaceRes, measured on the hamilton clip: the singer's embeddings scored
    * 0.59–0.84 against his track's mean, and the first embedding after the cut to the audience,
    * still on his track, 0.45. A wrong reset only costs the track its head start; a missed one
    * names a stranger after the person the track began with.
