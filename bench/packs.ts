@@ -1,14 +1,20 @@
 /**
  * Accuracy and speed of every detector × landmarks × embedder combination: the table of
- * models/README.md. Run: `node dist/bench/packs.js` (needs ../shared/data; about 4 minutes).
+ * models/README.md. Run: `node dist/bench/packs.js [--lfw-folds 1,2,3,4,5,6] [--no-lfw]` (needs
+ * ../shared/data; about 4 minutes without LFW, plus about a minute per combination for LFW folds 1–2).
  *
  * Detection: people found in the five bbt group photos. Identification on the bbt faces and on the
  * colour photos of face_recognition_examples: leave-one-out rank-1, ROC AUC and d′.
  */
-import { mkdtempSync, symlinkSync, mkdirSync } from 'node:fs';
+import { mkdtempSync, readFileSync, symlinkSync, mkdirSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { parseArgs } from 'node:util';
+import { parsePairsCsv } from '../src/cli/commands/evalPairs';
+import { kFoldAccuracy } from '../src/eval/kfold';
+import { accuracyAt, thresholdForFar } from '../src/eval/metrics';
+import { cosine } from '../src/models/embedder';
 import { peopleFolders } from '../src/cli/images';
 import { allPairs, leaveOneOutRank1 } from '../src/cli/commands/evalIdentities';
 import { auc, rocCurve, summarize } from '../src/eval/metrics';
@@ -74,11 +80,52 @@ async function identification(flow: FaceFlow, dir: string): Promise<string> {
   return missed ? `${cell} (${missed} missed)` : cell;
 }
 
+/**
+ * LFW View 2 pairs of the chosen folds (../shared/data/lfw): k-fold accuracy (mean ± sd over the
+ * folds), true-accept rates at 1 % and 0.1 % false accepts, and false accepts at the embedder's own
+ * threshold. Photos without a face count as a rejected pair: a pipeline that misses faces pays for it.
+ */
+async function lfw(flow: FaceFlow, folds: Set<number>): Promise<string> {
+  const root = shared('lfw');
+  const pairs = parsePairsCsv(readFileSync(path.join(root, 'pairs.csv'), 'utf8')).filter((p) =>
+    folds.has(p.fold ?? 0),
+  );
+  const vectors = new Map<string, Float32Array | undefined>();
+  for (const file of new Set(pairs.flatMap((p) => [p.a, p.b]))) {
+    const faces = await flow.analyzePortrait(await decodeImage(path.join(root, 'images', file)));
+    const face = faces.length ? faces.reduce((a, b) => (area(b) > area(a) ? b : a)) : undefined;
+    vectors.set(file, face?.embedding);
+  }
+  const scored = pairs.map((p) => {
+    const a = vectors.get(p.a);
+    const b = vectors.get(p.b);
+    return { similarity: a && b ? cosine(a, b) : -1, same: p.same, fold: p.fold ?? 0 };
+  });
+  const pct = (x: number | undefined) => (x === undefined ? '–' : `${(100 * x).toFixed(1)}%`);
+  const kfold =
+    folds.size > 1
+      ? kFoldAccuracy(
+          scored.map((x) => x.similarity),
+          scored.map((x) => x.same),
+          scored.map((x) => x.fold),
+        )
+      : undefined;
+  const at = accuracyAt(scored, flow.threshold);
+  const impostors = scored.filter((x) => !x.same).length;
+  return [
+    kfold ? `${(100 * kfold.mean).toFixed(2)} ± ${(100 * kfold.sd).toFixed(2)}%` : '–',
+    pct(thresholdForFar(scored, 0.01)?.tar),
+    pct(thresholdForFar(scored, 0.001)?.tar),
+    `${at.fp}/${impostors} at ${flow.threshold}`,
+  ].join(' | ');
+}
+
 async function measure(
   detector: string,
   landmarker: string,
   embedder: string,
   colour: string,
+  lfwFolds: Set<number> | undefined,
 ): Promise<string> {
   const flow = await FaceFlow.open({ detector, landmarker, embedder, threads: 2 });
   try {
@@ -107,7 +154,8 @@ async function measure(
     const bbt = await identification(flow, shared('bbt', 'faces'));
     const col = await identification(flow, colour);
     const name = (ref: string) => path.basename(ref).replace(/\.onnx$/, '');
-    return `| ${name(detector)} | ${landmarker} | ${name(embedder)} | ${found}/23 | ${median(detectMs).toFixed(1)} | ${median(embedMs).toFixed(1)} | ${bbt} | ${col} |`;
+    const lfwCells = lfwFolds ? ` ${await lfw(flow, lfwFolds)} |` : '';
+    return `| ${name(detector)} | ${landmarker} | ${name(embedder)} | ${found}/23 | ${median(detectMs).toFixed(1)} | ${median(embedMs).toFixed(1)} | ${bbt} | ${col} |${lfwCells}`;
   } finally {
     await flow.dispose();
   }
@@ -118,19 +166,28 @@ async function main(): Promise<void> {
     console.log('skipped: needs ../shared/data (real photos and the reference ONNX models)');
     return;
   }
+  const { values } = parseArgs({
+    options: { 'lfw-folds': { type: 'string', default: '1,2' }, 'no-lfw': { type: 'boolean' } },
+  });
+  const lfwFolds = values['no-lfw']
+    ? undefined
+    : new Set((values['lfw-folds'] ?? '').split(',').map(Number).filter(Number.isInteger));
   const colour = colourSet();
   const scrfd = shared('models', 'scrfd_500m_bnkps.onnx');
   const mobilefacenet = shared('models', 'mobilefacenet_128_b.onnx');
   const m = machineInfo();
   console.log(`${m.date}, ${m.cpu}, ${m.cores} cores, Node ${m.node}`);
+  const lfwHead = lfwFolds
+    ? ` LFW folds ${[...lfwFolds].join(',')}: k-fold | TAR @1% FAR | TAR @0.1% FAR | false accepts at threshold |`
+    : '';
   console.log(
-    '| detector | landmarks | embedder | group photos | detect ms | embed ms/face | bbt faces | colour photos |',
+    `| detector | landmarks | embedder | group photos | detect ms | embed ms/face | bbt faces | colour photos |${lfwHead}`,
   );
-  console.log('|---|---|---|---|---|---|---|---|');
+  console.log(`|---|---|---|---|---|---|---|---|${lfwFolds ? '---|---|---|---|' : ''}`);
   for (const detector of ['human-blazeface', 'faceapi-ssd', scrfd]) {
     for (const landmarker of ['none', 'human-facemesh']) {
       for (const embedder of ['human-faceres', 'faceapi-recognition', mobilefacenet]) {
-        console.log(await measure(detector, landmarker, embedder, colour));
+        console.log(await measure(detector, landmarker, embedder, colour, lfwFolds));
       }
     }
   }

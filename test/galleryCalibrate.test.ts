@@ -318,3 +318,34 @@ describe('gallery/calibrate: the bbt faces with the default model', function () 
     await checkPng(files.histogram, 860, 540);
   });
 });
+
+describe('gallery/calibrate: the threshold in use and people with one photo', () => {
+  it("reports the share of the gallery's own pairs the threshold lets through, and the stranger risk", () => {
+    const g = clusteredGallery(7, 20, 5);
+    const c = calibrateGallery(g, { threshold: 0.3 });
+    const pairs = pairsOf(c.scores as CalibrationScores);
+    const impostors = pairs.filter((p) => !p.same);
+    const expectedFar = impostors.filter((p) => p.similarity >= 0.3).length / impostors.length;
+    assert.ok(c.inUse);
+    assert.equal(c.inUse.threshold, 0.3);
+    assert.equal(c.inUse.far, expectedFar);
+    assert.ok(expectedFar > 0, 'the synthetic people overlap at 0.3');
+    assert.ok(Math.abs(c.inUse.strangerNamed - (1 - (1 - expectedFar) ** 100)) < 1e-12);
+    assert.ok(c.warnings.some((w) => /at the threshold in use \(0.3\).*a stranger is named/.test(w)));
+    // A strict threshold lets no pair of different people through.
+    const strict = calibrateGallery(g, { threshold: 0.99 });
+    assert.equal(strict.inUse?.far, 0);
+    assert.equal(strict.inUse?.strangerNamed, 0);
+    assert.equal(calibrateGallery(g).inUse, undefined, 'only when a threshold is given');
+  });
+
+  it('names the people enrolled with a single photo', () => {
+    const g = clusteredGallery(8, 4, 3);
+    const rand = seededRandom(9);
+    g.addEmbedding('zoe', normalized(Float32Array.from({ length: D }, () => gaussian(rand))));
+    g.addEmbedding('adam', normalized(Float32Array.from({ length: D }, () => gaussian(rand))));
+    const c = calibrateGallery(g);
+    assert.deepEqual([...c.singlePhoto].sort(), ['adam', 'zoe']);
+    assert.ok(c.warnings.some((w) => /2 identities have a single embedding \(.*zoe.*\)/.test(w)));
+  });
+});

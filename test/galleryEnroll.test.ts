@@ -244,3 +244,44 @@ describe('gallery enrolment from embeddings', () => {
     assert.equal((await run({ threshold: 0.5, mode: 'centroid' })).faces[0].identity?.name, 'ann');
   });
 });
+
+describe('gallery/enroll: a face that already answers to another name', function () {
+  this.timeout(60_000);
+  let flow: FaceFlow;
+  before(async function () {
+    requireSharedData(this);
+    flow = await FaceFlow.open({ threads: 2 });
+  });
+  after(async () => flow?.dispose());
+
+  const newGallery = () =>
+    new Gallery(flow.embedder.id, flow.embedder.dimension, new ExactIndex(flow.embedder.dimension));
+
+  it('is refused with both names, unless look-alikes are allowed', async () => {
+    const g = newGallery();
+    assert.ok((await enrollImage(flow, g, 'obama', knn('train', 'obama', 'obama.jpg'))).ok);
+    assert.ok((await enrollImage(flow, g, 'biden', knn('train', 'biden', 'biden.jpg'))).ok, 'another person');
+
+    const refused = await enrollImage(flow, g, 'barack', knn('train', 'obama', 'obama2.jpg'));
+    assert.equal(refused.ok, false);
+    assert.equal(refused.problem, 'looks-like-another');
+    assert.equal(refused.lookalike?.name, 'obama');
+    assert.ok((refused.lookalike?.similarity ?? 0) >= flow.threshold);
+    assert.match(refused.message, /face matches 'obama' .*not enrolled as 'barack'/);
+    assert.equal(g.has('barack'), false, 'nothing of the refused person is kept');
+
+    // More photos of the same person are what enrolment is for.
+    assert.ok((await enrollImage(flow, g, 'obama', knn('train', 'obama', 'obama2.jpg'))).ok);
+    // Twins, or a second name on purpose.
+    const allowed = await enrollImage(flow, g, 'barack', knn('test', 'obama1.jpg'), { allowLookalike: true });
+    assert.ok(allowed.ok, allowed.message);
+  });
+
+  it("uses the gallery's calibrated threshold when it has one", async () => {
+    const g = newGallery();
+    assert.ok((await enrollImage(flow, g, 'obama', knn('train', 'obama', 'obama.jpg'))).ok);
+    g.threshold = 0.999;
+    const r = await enrollImage(flow, g, 'barack', knn('train', 'obama', 'obama2.jpg'));
+    assert.ok(r.ok, 'under a stricter threshold the two photos are not the same person');
+  });
+});

@@ -66,6 +66,10 @@ describe('gallery: one thumbnail per identity', () => {
         ['bob', false],
       ],
     );
+    // One photo is flagged, so lists can ask for more; a second one clears the flag.
+    assert.equal(g.identity('bob')?.singlePhoto, true);
+    g.addEmbedding('bob', unit(3));
+    assert.equal(g.identity('bob')?.singlePhoto, false);
     g.rename('ann', 'anne');
     assert.ok(g.thumbnailOf('anne')?.equals(red));
     g.setThumbnail('anne', undefined);

@@ -415,6 +415,15 @@ describe('gRPC service (src/grpc, real models, real client)', function () {
       assert.deepEqual(dup.metadata.get('faceflow-problem'), ['duplicate']);
     });
 
+    it('answers FAILED_PRECONDITION for another photo of Sam under another name, naming her', async () => {
+      const lookalike = await failsWith(
+        client.call('Enroll', { name: 'Samantha', image: photos.samAgain }),
+        grpc.status.FAILED_PRECONDITION,
+        /^nothing enrolled for 'Samantha': image: face matches 'Sam' /,
+      );
+      assert.deepEqual(lookalike.metadata.get('faceflow-problem'), ['looks-like-another']);
+    });
+
     it('is called by the example client script (examples/scripts/grpc-client.ts)', async () => {
       const run = (env: Record<string, string>) => runClientScript(service.port, env);
       const ok = await run({ FACEFLOW_GRPC_TOKEN: TOKEN });
@@ -476,15 +485,16 @@ describe('gRPC service (src/grpc, real models, real client)', function () {
         // Sent together; the small DeletePerson message usually arrives first, the order between them is the network's.
         const answers = await Promise.all([
           client.call('Enroll', { name: 'Sam', image: photos.sam }),
-          client.call('Enroll', { name: 'Sam again', image: photos.samAgain }),
+          // Her second photo under her own name: under another one it would be refused as her look-alike.
+          client.call('Enroll', { name: 'Sam', image: photos.samAgain }),
           client.call('DeletePerson', { name: 'Other' }),
         ]);
         assert.deepEqual(overlaps, []);
         assert.equal(saves.length, 4, JSON.stringify(saves));
         assert.deepEqual(answers[2], { deleted: 'Other', embeddings: 1 });
         assert.deepEqual(
-          gallery.list().items.map((p) => p.name),
-          ['Sam', 'Sam again'],
+          gallery.list().items.map((p) => [p.name, p.embeddings]),
+          [['Sam', 2]],
         );
         assert.equal(saves[3], 2, 'the last save holds the final gallery');
       } finally {

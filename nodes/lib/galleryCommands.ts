@@ -127,6 +127,7 @@ async function enroll(gallery: GalleryNode, p: Payload): Promise<unknown> {
   }
   const meta =
     p.meta === undefined ? undefined : (checkObject(p.meta, 'enroll meta') as Record<string, unknown>);
+  const allowLookalike = optionalBoolean(p, 'allowLookalike', 'enroll') ?? false;
   // Paths are checked before the gallery changes, so one bad path refuses the whole command.
   const sources = await Promise.all(images.map((image) => imageSource(image, gallery.imageDir)));
   const results = await gallery.update(async ({ file, flow }) => {
@@ -134,7 +135,7 @@ async function enroll(gallery: GalleryNode, p: Payload): Promise<unknown> {
     const out: EnrollResult[] = [];
     for (const [i, image] of sources.entries()) {
       const label = images.length === 1 ? 'image' : `image ${i + 1}`;
-      out.push(await enrollImage(flow, file.gallery, name, image, { meta, label }, known));
+      out.push(await enrollImage(flow, file.gallery, name, image, { meta, label, allowLookalike }, known));
     }
     return out;
   });
@@ -211,6 +212,7 @@ async function enrollFolder(gallery: GalleryNode, p: Payload, options: CommandOp
   if (nameProblem) throw new CommandError(`enroll: ${nameProblem}`);
   const meta =
     p.meta === undefined ? undefined : (checkObject(p.meta, 'enroll meta') as Record<string, unknown>);
+  const allowLookalike = optionalBoolean(p, 'allowLookalike', 'enroll') ?? false;
   if (gallery.imageDir === undefined) {
     throw new CommandError(
       "enroll: payload.folder needs the gallery's Photos folder to be set (folders are read only inside it)",
@@ -252,7 +254,14 @@ async function enrollFolder(gallery: GalleryNode, p: Payload, options: CommandOp
         if (problem) {
           out.push({ source, name: person, problem: 'invalid-name', message: `${source}: ${problem}` });
         } else {
-          const r: EnrollResult = await enrollImage(flow, file.gallery, person, photo, { meta }, known);
+          const r: EnrollResult = await enrollImage(
+            flow,
+            file.gallery,
+            person,
+            photo,
+            { meta, allowLookalike },
+            known,
+          );
           // enrollImage names the file by its real path; the person knows it by the folder's.
           const message = r.message.startsWith(`${r.source}: `)
             ? `${source}${r.message.slice(r.source.length)}`
@@ -485,6 +494,7 @@ async function calibrate(gallery: GalleryNode, p: Payload): Promise<unknown> {
   const run = ({ file }: OpenGallery) => {
     const calibration = calibrateGallery(file.gallery, {
       targetFars: [...new Set([...DEFAULT_TARGET_FARS, far])],
+      threshold: gallery.threshold(),
     });
     const suggested = suggestedThreshold(calibration, far);
     if (apply) applyCalibration(file.gallery, calibration, far);

@@ -43,6 +43,25 @@ export interface CalibrationOptions {
    * genuine pairs are kept while they fit in half the budget, since they are the scarce kind.
    */
   maxPairs?: number;
+  /**
+   * The threshold the gallery matches with now (its calibrated one, else the model's): the
+   * calibration then reports what it costs on this gallery's own pairs (`inUse`).
+   */
+  threshold?: number;
+}
+
+/** What the threshold in use means for this gallery, measured on its own pairs. */
+export interface ThresholdInUse {
+  threshold: number;
+  /** Share of the gallery's impostor pairs (two different enrolled people) at or above it. */
+  far: number;
+  /** Share of its genuine pairs at or above it; null without genuine pairs. */
+  tar: number | null;
+  /**
+   * The chance that a stranger's face is named, estimated as 1 − (1 − far)^embeddings: live
+   * matching takes a person's best embedding, so every enrolled embedding is a chance to be wrong.
+   */
+  strangerNamed: number;
 }
 
 /** The operating point for one target false-accept rate. */
@@ -82,6 +101,10 @@ export interface Calibration {
   eer: EqualError;
   /** One entry per target FAR, smallest FAR (strictest threshold) first. */
   thresholds: FarThreshold[];
+  /** Present when `options.threshold` was given. */
+  inUse?: ThresholdInUse;
+  /** People enrolled with one photo only: they match less reliably and cannot be calibrated. */
+  singlePhoto: string[];
   warnings: string[];
   /**
    * The scored similarities. Non-enumerable, so JSON output and copies (`{...c}`) leave them out;
@@ -144,10 +167,11 @@ export function calibrateGallery(gallery: Gallery, options: CalibrationOptions =
   if (packed.offNorm > 0) {
     warnings.push(`${packed.offNorm} embeddings are not L2-normalised; similarities are raw inner products`);
   }
-  if (packed.singles > 0) {
+  if (packed.singles.length > 0) {
+    const shown = packed.singles.slice(0, 5).join(', ') + (packed.singles.length > 5 ? ', …' : '');
     warnings.push(
-      `${packed.singles} identities have a single embedding and add impostor pairs only; ` +
-        'enrol more photos of them to calibrate the genuine side too',
+      `${packed.singles.length} identities have a single embedding (${shown}) and add impostor pairs only; ` +
+        'enrol more photos of them: they match less reliably, and calibrate cannot measure them',
     );
   }
   if (genuine.length < FEW_GENUINE_PAIRS) {
@@ -176,6 +200,25 @@ export function calibrateGallery(gallery: Gallery, options: CalibrationOptions =
     );
   }
 
+  let inUse: ThresholdInUse | undefined;
+  if (options.threshold !== undefined) {
+    const t = options.threshold;
+    if (!Number.isFinite(t)) throw new GalleryError(`threshold must be a number, got ${String(t)}`);
+    const far = impostor.length ? countAtLeast(impostor, t) / impostor.length : 0;
+    inUse = {
+      threshold: t,
+      far,
+      tar: genuine.length ? countAtLeast(genuine, t) / genuine.length : null,
+      strangerNamed: 1 - Math.pow(1 - far, packed.count),
+    };
+    if (impostor.length && far > 0) {
+      warnings.push(
+        `at the threshold in use (${t}) ${(100 * far).toFixed(2)} % of pairs of different enrolled people match: ` +
+          `a stranger is named with a chance of about ${(100 * inUse.strangerNamed).toFixed(1)} %`,
+      );
+    }
+  }
+
   const calibration: Calibration = {
     modelId: gallery.modelId,
     identities: packed.identities,
@@ -188,6 +231,8 @@ export function calibrateGallery(gallery: Gallery, options: CalibrationOptions =
     auc: roc.auc,
     eer: roc.eer,
     thresholds,
+    ...(inUse ? { inUse } : {}),
+    singlePhoto: packed.singles,
     warnings,
   };
   Object.defineProperty(calibration, 'scores', {
@@ -337,7 +382,8 @@ interface Packed {
   identities: number;
   /** For each row, the end (exclusive) of its identity's block: rows [i+1, end) pair genuinely. */
   blockEnd: Int32Array;
-  singles: number;
+  /** Names of the identities with one embedding. */
+  singles: string[];
   offNorm: number;
 }
 
@@ -349,12 +395,12 @@ function packEmbeddings(gallery: Gallery): Packed {
   const matrix = new Float32Array(count * d);
   const blockEnd = new Int32Array(count);
   let row = 0;
-  let singles = 0;
+  const singles: string[] = [];
   let offNorm = 0;
   for (const person of people) {
     const vectors = gallery.vectorsOf(person.name);
     const end = row + vectors.length;
-    if (vectors.length === 1) singles++;
+    if (vectors.length === 1) singles.push(person.name);
     for (const { vector } of vectors) {
       matrix.set(vector, row * d);
       let norm = 0;
@@ -564,4 +610,16 @@ function logAxisStart(fars: number[]): number {
 function formatFar(far: number): string {
   const e = Math.log10(far);
   return Math.abs(e - Math.round(e)) < 1e-9 ? `1e${Math.round(e)}` : String(far);
+}
+
+/** How many values of the ascending `sorted` are at least `t`. */
+function countAtLeast(sorted: Float32Array, t: number): number {
+  let lo = 0;
+  let hi = sorted.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (sorted[mid] >= t) hi = mid;
+    else lo = mid + 1;
+  }
+  return sorted.length - lo;
 }

@@ -27,7 +27,14 @@ export const DEFAULT_MIN_FACE_SIZE = 48;
 export const DEFAULT_MIN_SHARPNESS = 30;
 
 export type EnrollProblem =
-  'unreadable' | 'no-face' | 'several-faces' | 'too-small' | 'too-blurry' | 'duplicate' | 'invalid';
+  | 'unreadable'
+  | 'no-face'
+  | 'several-faces'
+  | 'too-small'
+  | 'too-blurry'
+  | 'duplicate'
+  | 'invalid'
+  | 'looks-like-another';
 
 export interface EnrollResult {
   /** The file, or the label given for a buffer. */
@@ -42,6 +49,8 @@ export interface EnrollResult {
   /** Shorter side of the face box, in pixels. */
   faceSize?: number;
   sharpness?: number;
+  /** For `looks-like-another`: the enrolled person the face matched, and how closely. */
+  lookalike?: { name: string; similarity: number };
 }
 
 export interface EnrollOptions {
@@ -51,6 +60,12 @@ export interface EnrollOptions {
   meta?: Record<string, unknown>;
   /** Label for a buffer in messages (default "image"). */
   label?: string;
+  /**
+   * Enrol even a face that already matches another enrolled person at the threshold (twins, or a
+   * deliberate second name). Off by default: such a photo would make both people answer to each
+   * other's face, and a wrong name is worse than Unknown.
+   */
+  allowLookalike?: boolean;
 }
 
 export interface FolderEnrollOptions extends EnrollOptions {
@@ -157,6 +172,16 @@ export async function enrollImage(
       },
     );
   }
+  const lookalike = options.allowLookalike ? undefined : closestOther(gallery, name, face, flow.threshold);
+  if (lookalike) {
+    const { name: other, similarity, threshold } = lookalike;
+    return reject(
+      'looks-like-another',
+      `face matches '${other}' (similarity ${similarity.toFixed(3)}, threshold ${threshold}); not enrolled as ` +
+        `'${name}': if they are different people, enrol clearer photos of both (or allow look-alikes)`,
+      { sha256, faceSize, sharpness, lookalike: { name: other, similarity } },
+    );
+  }
   // Made before the gallery changes, so that a failure here cannot leave an embedding without its picture.
   const thumbnail = gallery.identity(name)?.hasThumbnail
     ? undefined
@@ -177,6 +202,23 @@ export async function enrollImage(
     faceSize,
     sharpness,
   };
+}
+
+/**
+ * The enrolled person other than `name` whom `face` already matches at the gallery's threshold (its
+ * calibrated one, else the model's), if any: enrolling it would make the two answer to each other.
+ */
+function closestOther(
+  gallery: Gallery,
+  name: string,
+  face: Face,
+  modelThreshold: number,
+): { name: string; similarity: number; threshold: number } | undefined {
+  const threshold = gallery.threshold ?? modelThreshold;
+  const other = gallery
+    .rank(face.embedding as Float32Array, 2)
+    .find((c) => c.name !== name && c.similarity >= threshold);
+  return other && { ...other, threshold };
 }
 
 /** Enrols an embedding computed elsewhere; `modelId` must be the gallery's. */

@@ -19,6 +19,8 @@ export interface IdentityInfo {
   meta: Record<string, unknown>;
   createdAt: string;
   embeddings: number;
+  /** Enrolled from one photo only: matched less reliably than with a few views; enrol more. */
+  singlePhoto: boolean;
   /** Whether {@link Gallery.thumbnailOf} has a picture of this identity. */
   hasThumbnail: boolean;
 }
@@ -437,6 +439,7 @@ function info(name: string, p: Person): IdentityInfo {
     meta: { ...p.meta },
     createdAt: p.createdAt,
     embeddings: p.ids.size,
+    singlePhoto: p.ids.size === 1,
     hasThumbnail: p.thumbnail !== undefined,
   };
 }

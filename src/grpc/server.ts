@@ -295,7 +295,11 @@ export async function startFaceService(options: FaceServiceOptions): Promise<Fac
         );
         if (!result.ok) {
           throw new FaceServiceError(
-            result.problem === 'duplicate' ? grpc.status.ALREADY_EXISTS : grpc.status.INVALID_ARGUMENT,
+            result.problem === 'duplicate'
+              ? grpc.status.ALREADY_EXISTS
+              : result.problem === 'looks-like-another'
+                ? grpc.status.FAILED_PRECONDITION
+                : grpc.status.INVALID_ARGUMENT,
             `nothing enrolled for '${name}': ${result.message}`,
             { 'faceflow-problem': result.problem ?? 'invalid' },
           );

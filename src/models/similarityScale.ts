@@ -46,6 +46,19 @@ export function parseSimilarityScale(value: unknown, source: string): Similarity
 }
 
 let packaged: Map<string, SimilarityScale> | undefined;
+let thresholds: Map<string, number> | undefined;
+
+/** A packaged embedder's shipped threshold (its manifest's `defaultThreshold`), if `modelId` is one. */
+export function packagedThresholdOf(modelId: string): number | undefined {
+  if (!thresholds) {
+    thresholds = new Map();
+    for (const source of loadSources()) {
+      const t = (source as { embedder?: { defaultThreshold?: unknown } }).embedder?.defaultThreshold;
+      if (typeof t === 'number') thresholds.set(source.id, t);
+    }
+  }
+  return thresholds.get(modelId);
+}
 
 /**
  * The scale of a model by id: a packaged model's from its source manifest, FaceRes's for anything

@@ -59,7 +59,8 @@ export interface QualityThresholds {
 }
 
 /**
- * The defaults, measured with the default pack (BlazeFace + FaceRes, threshold 0.52) on the 52
+ * The defaults, measured with 0.1's default pack (BlazeFace + FaceRes, threshold 0.52; pixel measures, so they
+ * hold for any embedder) on the 52
  * single-face photos of ../shared/data (bbt/faces, knn/train, misc portraits) and on variants of
  * them made with sharp. "Degraded" below means an embedding whose cosine similarity to the same
  * photo's original fell under 0.75; "fine" means 0.85 or more.

@@ -48,7 +48,7 @@ import {
   readKeyFile,
 } from '../options';
 import { ProgressBar } from '../progress';
-import { similarityScaleOf } from '../../models/similarityScale';
+import { packagedThresholdOf, similarityScaleOf } from '../../models/similarityScale';
 
 export const GALLERY_HELP = `Usage: faceflow gallery <subcommand> --gallery FILE [options]
 
@@ -106,6 +106,8 @@ Options:
                         then the command fails, naming that process
   --min-face-size PX    enroll: smallest face accepted (default ${DEFAULT_MIN_FACE_SIZE})
   --min-sharpness X     enroll: least sharpness accepted (default ${DEFAULT_MIN_SHARPNESS}; 0 turns the check off)
+  --allow-lookalike     enroll: also a face that already matches another enrolled person (twins);
+                        without it such a photo is refused with both names
   --meta JSON           enroll: metadata for the person
   --top K               match: candidates listed per face (default 3)
   --mode best|centroid  match: a person's score is their best photo (default) or their mean
@@ -126,6 +128,7 @@ const OPTIONS = {
   dir: { type: 'string' },
   'min-face-size': { type: 'string' },
   'min-sharpness': { type: 'string' },
+  'allow-lookalike': { type: 'boolean' },
   meta: { type: 'string' },
   embeddings: { type: 'string' },
   offset: { type: 'string' },
@@ -405,6 +408,7 @@ async function enroll(ctx: Context): Promise<number> {
     minFaceSize: parseNumber('min-face-size', values['min-face-size'], 0, 100_000),
     minSharpness: parseNumber('min-sharpness', values['min-sharpness'], 0, 1e9),
     meta: parseMeta(values.meta, '--meta'),
+    allowLookalike: values['allow-lookalike'] === true,
   };
   if (values.embeddings !== undefined) return enrollEmbeddings(ctx);
   if (values.dir && positionals.length > 0) {
@@ -567,7 +571,9 @@ async function manage(sub: Subcommand, ctx: Context): Promise<number> {
     case 'delete':
       return remove(ctx, opened);
     case 'calibrate': {
-      const c = calibrateGallery(gallery);
+      const c = calibrateGallery(gallery, {
+        threshold: gallery.threshold ?? packagedThresholdOf(gallery.modelId),
+      });
       const chosen = far ?? 1e-3;
       for (const w of c.warnings) io.err(`warning: ${w}`);
       const suggested = suggestedThreshold(c, chosen);
