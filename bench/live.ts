@@ -53,7 +53,7 @@ import {
 } from './common';
 import { humanPeerMissing, openHumanPeer, type HumanPeer } from './humanPeer';
 
-const USAGE = 'usage: node dist/bench/live.js [--json] [--no-wait] [--no-peer]';
+const USAGE = 'usage: node dist/bench/live.js [--json] [--no-wait] [--no-peer] [--pack NAME]';
 
 const FILES = {
   clip: path.join(SHARED_DATA, 'face_recognition_examples', 'video', 'short_hamilton_clip.mp4'),
@@ -73,12 +73,16 @@ interface Options {
   json: boolean;
   wait: boolean;
   peer: boolean;
+  /** The model pack (default: the default pack). */
+  pack?: string;
 }
 
 function parseArgs(argv: string[]): Options {
   const options: Options = { json: false, wait: true, peer: true };
-  for (const arg of argv) {
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
     if (arg === '--json') options.json = true;
+    else if (arg === '--pack' && argv[i + 1]) options.pack = argv[++i];
     else if (arg === '--no-wait') options.wait = false;
     else if (arg === '--no-peer') options.peer = false;
     else if (arg === '--help' || arg === '-h') {
@@ -429,8 +433,8 @@ async function run(options: Options, log: (s: string) => void): Promise<Result> 
       { name: 'hamilton 720p', file: hd, cameraId: 'hamilton-720p', fps: HD.fps, size: '1280×720' },
     ];
 
-    log('opening the default pack and enrolling');
-    const flow = await FaceFlow.open({ threads: 2 });
+    log(`opening the ${options.pack ?? 'default'} pack and enrolling`);
+    const flow = await FaceFlow.open({ threads: 2, pack: options.pack });
     const work = instrument(flow);
     const gallery = new MemoryGallery(flow.embedder.id);
     const portrait = await flow.singleFace(await decodeImage(FILES.portrait), PERSON);
