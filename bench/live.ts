@@ -524,7 +524,7 @@ async function run(options: Options, log: (s: string) => void): Promise<Result> 
         onnxruntimeNode: packageVersion('onnxruntime-node'),
         tfjsBackendWasm: packageVersion('@tensorflow/tfjs-backend-wasm'),
         ffmpeg: ffmpegPath(),
-        pack: `default (${flow.detector.id} + ${flow.embedder.id}), threshold ${ctx.threshold}`,
+        pack: `${options.pack ?? 'default'} (${flow.detector.id} + ${flow.embedder.id}), threshold ${ctx.threshold}`,
         date: m.date,
       },
       quiet,
