@@ -129,6 +129,14 @@ describe('models/pack: the default pack on real photos from npm packages', () =>
     assert.equal(flow.threshold, 0.921);
   });
 
+  it("offers the default's models with FaceMesh points as the mesh pack", () => {
+    assert.deepEqual(PACKS.mesh, {
+      detector: 'human-blazeface',
+      landmarker: 'human-facemesh',
+      embedder: PACKS.default.embedder,
+    });
+  });
+
   it("keeps 0.1's default as the faceres pack", async () => {
     const old = await FaceFlow.open({ pack: 'faceres', threads: 2 });
     try {

@@ -50,7 +50,7 @@ describe('demo: a gallery left by an older default model', function () {
         (err: Error) =>
           err instanceof GalleryModelError &&
           err.fileModelId === 'human-faceres' &&
-          /choose the model pack 'faceres' or 'mesh'/.test(err.message),
+          /choose the model pack 'faceres'/.test(err.message),
       );
     } finally {
       await flow.dispose();

@@ -6,13 +6,14 @@ export interface PackSpec {
 }
 
 /**
- * The combinations measured in models/README.md; `default` is the best of them. `faceres` is the
- * default of 0.1 (kept for galleries enrolled with it); `faceapi` names the default's models.
+ * The combinations measured in models/README.md; `default` is the best of them. `mesh` adds FaceMesh's
+ * points (best on greyscale faces, about 20 ms more per frame); `faceres` is the default of 0.1 (kept
+ * for galleries enrolled with it); `faceapi` names the default's models.
  */
 export const PACKS: Record<string, PackSpec> = {
   default: { detector: 'human-blazeface', embedder: 'faceapi-recognition' },
   faceres: { detector: 'human-blazeface', embedder: 'human-faceres' },
-  mesh: { detector: 'human-blazeface', landmarker: 'human-facemesh', embedder: 'human-faceres' },
+  mesh: { detector: 'human-blazeface', landmarker: 'human-facemesh', embedder: 'faceapi-recognition' },
   faceapi: { detector: 'human-blazeface', embedder: 'faceapi-recognition' },
 };
 
