@@ -7,7 +7,7 @@ export interface PackSpec {
 
 /**
  * The combinations measured in models/README.md; `default` is the best of them. `mesh` adds FaceMesh's
- * points (best on greyscale faces, about 20 ms more per frame); `faceres` is the default of 0.1 (kept
+ * points (best on greyscale faces, about 4 ms more per face and frame); `faceres` is the default of 0.1 (kept
  * for galleries enrolled with it); `faceapi` names the default's models.
  */
 export const PACKS: Record<string, PackSpec> = {
