@@ -39,6 +39,20 @@ describe('photo library storage: the record log and the library database', () =>
     }
   });
 
+  it("refuses another model's library, naming the built-in pack that reads it", async () => {
+    const other = path.join(path.dirname(db), 'faceres.ffl');
+    const a = await LibraryDb.open(other, { create: true, modelId: 'human-faceres', dimension: D });
+    await a.close();
+    await assert.rejects(
+      LibraryDb.open(other, { modelId: 'faceapi-recognition', dimension: D }),
+      (err: Error) =>
+        err instanceof LibraryError &&
+        /embedded by 'human-faceres', not 'faceapi-recognition'.*choose the model pack 'faceres'/.test(
+          err.message,
+        ),
+    );
+  });
+
   it('keeps faces, files, names and groups across a reopen, thumbnails read back from disk', async () => {
     const a = await LibraryDb.open(db, { create: true, modelId: 'm', dimension: D, threshold: 0.5 });
     const content = a.addContent('h1', 640, 480, [face(1), face(2, Buffer.alloc(3000, 7))]);

@@ -7,7 +7,7 @@ import { Gallery, GalleryError } from './gallery';
 import { createIndex, type CreateIndexOptions } from './indexFactory';
 import { mergeBaseOf, mergeInto, type MergeBase, type MergeReport } from './merge';
 import { GalleryStore, GalleryStoreError, type GalleryStoreOptions } from './store';
-import { packsWithEmbedder } from '../models/pack/packs';
+import { packHint } from '../models/pack/packs';
 
 export type { MergeReport } from './merge';
 
@@ -326,14 +326,6 @@ function sameFile(now: Stats, stamp: DiskStamp): boolean {
     now.mtimeMs === stamp.mtimeMs &&
     now.ctimeMs === stamp.ctimeMs
   );
-}
-
-/** Where a gallery's model is still the embedder of a built-in pack, say which: after the default changed, that is the way back. */
-function packHint(modelId: string): string {
-  const packs = packsWithEmbedder(modelId);
-  if (packs.length === 0) return '';
-  const names = packs.map((p) => `'${p}'`).join(' or ');
-  return ` (to keep using this file, choose the model pack ${names}; or enrol the people again in a new file)`;
 }
 
 /** A gallery file made by another embedder than the one it is opened with. */

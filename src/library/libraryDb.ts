@@ -28,6 +28,7 @@ import {
   type LogRecord,
   type RecordSealer,
 } from './recordLog';
+import { packHint } from '../models/pack/packs';
 
 export const LIBRARY_FORMAT = 'faceflow-library';
 
@@ -262,7 +263,8 @@ export class LibraryDb {
         db.forgetFilesWithoutFaces();
         if (options.modelId && options.modelId !== db.meta.modelId) {
           throw new LibraryError(
-            `${file} holds faces embedded by '${db.meta.modelId}', not '${options.modelId}': use one library per model`,
+            `${file} holds faces embedded by '${db.meta.modelId}', not '${options.modelId}': use one library per model` +
+              packHint(db.meta.modelId),
           );
         }
         if (!db.readOnly) db.appender = await LogAppender.open(db.file, db.sealing?.sealer);

@@ -23,3 +23,14 @@ export function packsWithEmbedder(modelId: string): string[] {
     .filter(([, spec]) => spec.embedder === modelId)
     .map(([name]) => name);
 }
+
+/**
+ * Where a stored file's model is still the embedder of a built-in pack, the words that say which pack
+ * reads it: after the default changed, that is the way back. Empty for other models.
+ */
+export function packHint(modelId: string): string {
+  const packs = packsWithEmbedder(modelId);
+  if (packs.length === 0) return '';
+  const names = packs.map((p) => `'${p}'`).join(' or ');
+  return ` (to keep using this file, choose the model pack ${names}; or enrol the people again in a new file)`;
+}
