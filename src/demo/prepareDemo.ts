@@ -40,21 +40,21 @@ export async function prepareDemo(
   }
   const photo = path.join(files.photos, DEMO_PERSON, `${DEMO_PERSON.toLowerCase()}-1.jpg`);
   if (!existsSync(photo)) await makeEnrolmentPhoto(photo);
-  if (existsSync(files.gallery)) await setAsideForeignGallery(files.gallery, log);
-  if (!existsSync(files.gallery)) {
-    log(`enrolling ${DEMO_PERSON} into ${files.gallery} …`);
-    const flow = await FaceFlow.open({});
-    try {
-      const file = await GalleryFile.open(files.gallery, {
-        modelId: flow.embedder.id,
-        dimension: flow.embedder.dimension,
-      });
+  // One model load serves both the check of an existing gallery and a new enrolment.
+  const flow = await FaceFlow.open({});
+  try {
+    const open = () =>
+      GalleryFile.open(files.gallery, { modelId: flow.embedder.id, dimension: flow.embedder.dimension });
+    if (existsSync(files.gallery)) await setAsideForeignGallery(files.gallery, open, log);
+    if (!existsSync(files.gallery)) {
+      log(`enrolling ${DEMO_PERSON} into ${files.gallery} …`);
+      const file = await open();
       const result = await enrollImage(flow, file.gallery, DEMO_PERSON, photo);
       if (!result.ok) throw new Error(`could not enrol the demo person: ${result.message}`);
       await file.save();
-    } finally {
-      await flow.dispose();
     }
+  } finally {
+    await flow.dispose();
   }
   return files;
 }
@@ -63,16 +63,17 @@ export async function prepareDemo(
  * A demo gallery enrolled with another default embedder (0.1's FaceRes) cannot be matched with
  * today's: it is renamed, kept for the `faceres` pack, and a new one is enrolled in its place.
  */
-async function setAsideForeignGallery(file: string, log: (line: string) => void): Promise<void> {
-  const flow = await FaceFlow.open({});
+async function setAsideForeignGallery(
+  file: string,
+  open: () => Promise<GalleryFile>,
+  log: (line: string) => void,
+): Promise<void> {
   try {
-    await GalleryFile.open(file, { modelId: flow.embedder.id, dimension: flow.embedder.dimension });
+    await open();
   } catch (err) {
     if (!(err instanceof GalleryModelError)) throw err;
     const aside = file.replace(/\.fgal$/, '') + `.${err.fileModelId}.fgal`;
     await fs.rename(file, aside);
     log(`${file} was enrolled with '${err.fileModelId}', not today's default model; kept as ${aside}`);
-  } finally {
-    await flow.dispose();
   }
 }

@@ -45,19 +45,27 @@ export function parseSimilarityScale(value: unknown, source: string): Similarity
   return out;
 }
 
-let packaged: Map<string, SimilarityScale> | undefined;
-let thresholds: Map<string, number> | undefined;
+/** What the packaged embedders' source manifests say, read once (the manifests ship with the package). */
+let packaged: Map<string, { scale?: SimilarityScale; threshold?: number }> | undefined;
+
+function packagedEmbedders(): Map<string, { scale?: SimilarityScale; threshold?: number }> {
+  if (!packaged) {
+    packaged = new Map();
+    for (const source of loadSources()) {
+      const settings = (source as { embedder?: { scale?: unknown; defaultThreshold?: unknown } }).embedder;
+      if (!settings) continue;
+      packaged.set(source.id, {
+        scale: settings.scale === undefined ? undefined : parseSimilarityScale(settings.scale, source.id),
+        threshold: typeof settings.defaultThreshold === 'number' ? settings.defaultThreshold : undefined,
+      });
+    }
+  }
+  return packaged;
+}
 
 /** A packaged embedder's shipped threshold (its manifest's `defaultThreshold`), if `modelId` is one. */
 export function packagedThresholdOf(modelId: string): number | undefined {
-  if (!thresholds) {
-    thresholds = new Map();
-    for (const source of loadSources()) {
-      const t = (source as { embedder?: { defaultThreshold?: unknown } }).embedder?.defaultThreshold;
-      if (typeof t === 'number') thresholds.set(source.id, t);
-    }
-  }
-  return thresholds.get(modelId);
+  return packagedEmbedders().get(modelId)?.threshold;
 }
 
 /**
@@ -65,12 +73,5 @@ export function packagedThresholdOf(modelId: string): number | undefined {
  * else (a user's own ONNX model, whose manifest does not carry one).
  */
 export function similarityScaleOf(modelId: string): SimilarityScale {
-  if (!packaged) {
-    packaged = new Map();
-    for (const source of loadSources()) {
-      const scale = (source as { embedder?: { scale?: unknown } }).embedder?.scale;
-      if (scale !== undefined) packaged.set(source.id, parseSimilarityScale(scale, source.id));
-    }
-  }
-  return packaged.get(modelId) ?? { ...FACERES_SCALE };
+  return packagedEmbedders().get(modelId)?.scale ?? { ...FACERES_SCALE };
 }
