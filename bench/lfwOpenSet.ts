@@ -6,8 +6,9 @@
  * draws of the enrolled people, seeded) and runner-up margins, it counts how often a stranger is named,
  * how often an enrolled person is named as someone else, and how often they are named right.
  *
- * Run: `node dist/bench/lfwOpenSet.js [--pack NAME] [--enrol N] [--cache FILE]` (embedding every
- * photo takes about 8 minutes on 2 cores; `--cache` keeps the embeddings for later runs).
+ * Run: `node dist/bench/lfwOpenSet.js [--pack NAME] [--enrol N] [--cache FILE] [--thresholds T,T]
+ * [--margins off,M,M]` (embedding every photo takes about 8 minutes on 2 cores; `--cache` keeps the
+ * embeddings for later runs). Thresholds default to the pack's; margins to off, 0.005, 0.01, 0.02.
  */
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
@@ -72,7 +73,13 @@ async function embedAll(
   }
 }
 
-function reportOpenSet(photos: Photo[], threshold: number, model: string, enrol: number): void {
+function reportOpenSet(
+  photos: Photo[],
+  threshold: number,
+  model: string,
+  enrol: number,
+  sweep: { thresholds: number[]; margins: number[] },
+): void {
   const byPerson = new Map<string, Photo[]>();
   for (const p of photos) if (p.embedding) byPerson.set(p.person, [...(byPerson.get(p.person) ?? []), p]);
   const known = [...byPerson.entries()].filter(([, ps]) => ps.length > enrol);
@@ -82,9 +89,9 @@ function reportOpenSet(photos: Photo[], threshold: number, model: string, enrol:
       `${strangers.length} strangers (one photo each); ${photos.filter((p) => !p.embedding).length} photos without a face`,
   );
   console.log(
-    '| enrolled people | margin | strangers named | enrolled named as someone else | named right | unknown or ambiguous |',
+    '| enrolled people | threshold | margin | strangers named | enrolled named as someone else | named right | unknown or ambiguous |',
   );
-  console.log('|---|---|---|---|---|---|');
+  console.log('|---|---|---|---|---|---|---|');
   const rand = seededRandom(16);
   for (const size of [10, 50, 200, known.length]) {
     // The same draw for every margin, so the rows differ by the margin only.
@@ -95,13 +102,15 @@ function reportOpenSet(photos: Photo[], threshold: number, model: string, enrol:
       ps.slice(0, enrol).forEach((p) => gallery.add(person, p.embedding as Float32Array));
       ps.slice(enrol).forEach((p) => probes.push({ person, embedding: p.embedding as Float32Array }));
     }
-    for (const margin of [undefined, 0.005, 0.01, 0.02]) {
+    for (const [t, margin] of sweep.thresholds.flatMap((t) =>
+      sweep.margins.map((m) => [t ?? threshold, m] as const),
+    )) {
       let strangerNamed = 0;
       let wrong = 0;
       let right = 0;
       let unknown = 0;
       const named = (e: Float32Array) => {
-        const id = gallery.match(e, { threshold, topK: 2, ambiguityMargin: margin });
+        const id = gallery.match(e, { threshold: t, topK: 2, ambiguityMargin: margin });
         return id.name === UNKNOWN || id.ambiguous ? undefined : id.name;
       };
       for (const s of strangers) if (named(s.embedding as Float32Array)) strangerNamed++;
@@ -113,7 +122,7 @@ function reportOpenSet(photos: Photo[], threshold: number, model: string, enrol:
       }
       const pct = (x: number, n: number) => `${((100 * x) / n).toFixed(2)} % (${x})`;
       console.log(
-        `| ${size} | ${margin ?? 'off'} | ${pct(strangerNamed, strangers.length)} | ${pct(wrong, probes.length)} | ` +
+        `| ${size} | ${t} | ${margin === 0 ? 'off' : margin} | ${pct(strangerNamed, strangers.length)} | ${pct(wrong, probes.length)} | ` +
           `${pct(right, probes.length)} | ${pct(unknown, probes.length)} |`,
       );
     }
@@ -122,10 +131,18 @@ function reportOpenSet(photos: Photo[], threshold: number, model: string, enrol:
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
-    options: { pack: { type: 'string' }, enrol: { type: 'string', default: '1' }, cache: { type: 'string' } },
+    options: {
+      pack: { type: 'string' },
+      enrol: { type: 'string', default: '1' },
+      cache: { type: 'string' },
+      thresholds: { type: 'string' },
+      margins: { type: 'string', default: 'off,0.005,0.01,0.02' },
+    },
   });
   const { photos, threshold, model } = await embedAll(values.pack, values.cache);
-  reportOpenSet(photos, threshold, model, Math.max(1, Number(values.enrol)));
+  const thresholds = values.thresholds ? values.thresholds.split(',').map(Number) : [threshold];
+  const margins = values.margins.split(',').map((m) => (m === 'off' ? 0 : Number(m)));
+  reportOpenSet(photos, threshold, model, Math.max(1, Number(values.enrol)), { thresholds, margins });
 }
 
 main().catch((err) => {

@@ -39,7 +39,7 @@ import { CameraSource, fileFrames } from '../src/io/cameraSource';
 import { MjpegServer } from '../src/io/mjpegServer';
 import { faceEvents } from '../src/pipeline/events';
 import { recognizeFrames } from '../src/pipeline/live';
-import type { FaceFrame } from '../src/types';
+import type { FaceEvent, FaceFrame } from '../src/types';
 import {
   BENCH_OUT,
   childPids,
@@ -148,7 +148,7 @@ export interface SoakSample {
 }
 
 export interface SoakEvent {
-  type: 'recognized' | 'unknown';
+  type: FaceEvent['type'];
   name: string;
   /** The seq of the frame the event came from, and its pass through the clip. */
   seq: number;

@@ -1,5 +1,6 @@
 import type { Node, NodeAPI, NodeDef, NodeMessageInFlow } from 'node-red';
 
+import { failedQualityGate } from '../src/quality/rejected';
 import { stageMetrics } from '../src/metrics';
 import type { Face } from '../src/types';
 import type { ModelsNode } from './faceflow-models';
@@ -34,10 +35,12 @@ module.exports = (RED: NodeAPI) => {
       const bytes = flow.embedder.inputSize * flow.embedder.inputSize * 3;
       // A crop of another size came from an align node on other models; FaceFlow keeps any crop it finds.
       for (const face of faces) if (face.aligned && face.aligned.length !== bytes) delete face.aligned;
+      // A face the quality gate turned down would never be named: its embedding is not worth the time.
+      const wanted = faces.filter((f) => !failedQualityGate(f));
       const started = performance.now();
-      await flow.embedFaces(frame, faces);
+      await flow.embedFaces(frame, wanted);
       const ms = performance.now() - started;
-      const n = faces.length;
+      const n = wanted.length;
       // A frame without faces costs nothing to embed; counting it would pull the percentiles towards 0.
       if (n > 0) stageMetrics(frame.cameraId).embedded(ms / 1000);
       status.show(`${n} face${n === 1 ? '' : 's'} embedded, ${Math.round(ms)} ms`);

@@ -4,6 +4,7 @@ import { lastValueFrom, of, type OperatorFunction } from 'rxjs';
 import type { GalleryFile } from '../src/gallery/galleryFile';
 import { collectUnknowns } from '../src/pipeline/operators';
 import { stageMetrics } from '../src/metrics';
+import { failedQualityGate } from '../src/quality/rejected';
 import { UNKNOWN, type Face, type FaceFrame, type Frame } from '../src/types';
 import type { GalleryNode } from './faceflow-gallery';
 import { CommandError, GALLERY_COMMANDS, isGalleryCommand, runGalleryCommand } from './lib/galleryCommands';
@@ -105,14 +106,16 @@ module.exports = (RED: NodeAPI) => {
       msg.faces = checkFaces(msg.faces);
       const { file, flow } = await gallery.open();
       const metrics = stageMetrics(frame.cameraId);
-      const missing = msg.faces.filter((f) => !(f.embedding instanceof Float32Array));
+      // Faces the quality gate turned down are neither embedded nor named (see failedQualityGate).
+      const named = msg.faces.filter((f) => !failedQualityGate(f));
+      const missing = named.filter((f) => !(f.embedding instanceof Float32Array));
       if (missing.length > 0) {
         const started = performance.now();
         await flow.embedFaces(frame, missing);
         metrics.embedded((performance.now() - started) / 1000);
       }
       const threshold = gallery.threshold();
-      for (const face of msg.faces) {
+      for (const face of named) {
         face.identity = file.gallery.match(face.embedding as Float32Array, {
           threshold,
           topK,
@@ -128,7 +131,7 @@ module.exports = (RED: NodeAPI) => {
         const added = file.gallery.unknowns.size + file.gallery.unknowns.dropped > before;
         if (added && !saveTimer) saveTimer = setTimeout(() => void save(), COLLECT_SAVE_DELAY_MS);
       }
-      const names = msg.faces.map((f) => f.identity?.name).join(', ');
+      const names = msg.faces.map(shownName).join(', ');
       const n = msg.faces.length;
       status.show(`${n} face${n === 1 ? '' : 's'}${n ? `: ${names}` : ''}`);
       send(msg);
@@ -136,3 +139,16 @@ module.exports = (RED: NodeAPI) => {
   }
   RED.nodes.registerType('faceflow-match', FaceflowMatchNode);
 };
+
+/** A face as the status shows it: its name, `?` for one the gate turned down, `A or B?` if ambiguous. */
+function shownName(face: Face): string {
+  if (failedQualityGate(face)) return '?';
+  const id = face.identity;
+  if (!id) return '?';
+  if (id.ambiguous && id.name === UNKNOWN)
+    return `${id.topK
+      .map((c) => c.name)
+      .slice(0, 2)
+      .join(' or ')}?`;
+  return id.name;
+}

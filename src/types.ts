@@ -25,14 +25,21 @@ export interface Candidate {
 }
 
 export interface Identity {
-  /** The matched name, or `UNKNOWN` when the best similarity is below the threshold. */
+  /**
+   * The matched name; `UNKNOWN` when the best similarity is below the threshold, and when the match
+   * is `ambiguous`: a face two people match about equally well is not named.
+   */
   name: string;
   similarity: number;
   /** Similarity of the best identity minus that of the second-best (1 when there is none). */
   margin: number;
   /** Best identities first, known or not, at most `topK` of them. */
   topK: Candidate[];
-  /** True when the margin to the runner-up is below the gallery's ambiguity setting. */
+  /**
+   * Present only when a runner-up margin is in use and the best similarity passed the threshold:
+   * true when the runner-up came closer than the margin. Then `name` is `UNKNOWN` and `topK` holds
+   * the identities that could not be told apart (at least two).
+   */
   ambiguous?: boolean;
 }
 
@@ -65,11 +72,13 @@ export interface FaceFrame {
 export const UNKNOWN = 'Unknown';
 
 /**
- * What a recognition pipeline announces (MQTT `faceflow/<camera>/recognized|unknown`, Node-RED
- * `face-events`): once per track and identity, then again only after a cooldown.
+ * What a recognition pipeline announces (MQTT `faceflow/<camera>/recognized|unknown|ambiguous`,
+ * Node-RED `face-events`): once per track and identity, then again only after a cooldown.
+ * `ambiguous` is a face that matched two or more enrolled people about equally well: it is never
+ * announced as one of them (`name` is `UNKNOWN`); `candidates` says whom it resembled.
  */
 export interface FaceEvent {
-  type: 'recognized' | 'unknown';
+  type: 'recognized' | 'unknown' | 'ambiguous';
   camera: string;
   /** The identity, or `UNKNOWN`. */
   name: string;
@@ -80,4 +89,6 @@ export interface FaceEvent {
   ts: number;
   /** Base64 JPEG of the face, when asked for. */
   snapshot?: string;
+  /** `ambiguous` events only: the people it could not tell apart, best first, with their similarities. */
+  candidates?: Candidate[];
 }

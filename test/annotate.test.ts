@@ -6,6 +6,7 @@ import {
   annotate,
   annotateFrame,
   colourOf,
+  labelOf,
   COLOURS,
   drawAnnotations,
   escapeXml,
@@ -149,6 +150,22 @@ describe('annotate', () => {
     assert.equal(colourOf(named(0.52), { threshold: 0.5, bands: { green: 0.01 } }), COLOURS.green);
     assert.equal(colourOf(named(0.52)), COLOURS.green);
     assert.equal(colourOf(face([0, 0, 10, 10], UNKNOWN, 0.1)), COLOURS.red);
+  });
+
+  it('draws an ambiguous face purple, labelled with both candidates and no name of its own', () => {
+    const f = face([0, 0, 10, 10], UNKNOWN, 0.93, { trackId: 3 });
+    f.identity = {
+      ...(f.identity as NonNullable<Face['identity']>),
+      ambiguous: true,
+      topK: [
+        { name: 'ann', similarity: 0.93 },
+        { name: 'bea', similarity: 0.929 },
+        { name: 'cy', similarity: 0.5 },
+      ],
+    };
+    assert.equal(colourOf(f, { threshold: 0.92 }), COLOURS.purple);
+    assert.equal(labelOf(f).text, 'ann or bea? #3');
+    assert.equal(labelOf(face([0, 0, 10, 10], UNKNOWN, 0.1)).text, UNKNOWN);
   });
 
   it("shrinks the bands with the room above a high threshold (face-api's 0.92)", () => {

@@ -128,4 +128,85 @@ describe('pipeline/faceEvents', () => {
     assert.throws(() => faceEvents({ cooldownMs: -1 }), /must be positive/);
     assert.throws(() => faceEvents({ forgetTracksAfterMs: 0 }), /must be positive/);
   });
+
+  /** A face two enrolled people matched about equally: not named, the two as candidates. */
+  const ambiguousOf = (item: FaceFrame, i = 0): FaceFrame => {
+    item.faces[i].identity = {
+      name: UNKNOWN,
+      similarity: 0.93,
+      margin: 0.002,
+      ambiguous: true,
+      topK: [
+        { name: 'ann', similarity: 0.93 },
+        { name: 'bea', similarity: 0.928 },
+        { name: 'cy', similarity: 0.7 },
+      ],
+    };
+    return item;
+  };
+
+  it('announces an ambiguous track as ambiguous, never as either person, once, with both candidates', async () => {
+    const frames = [0, 66, 133, 200, 266, 333, 400].map((ts) => ambiguousOf(frameOf(ts, [[4, UNKNOWN]])));
+    const events = await run(frames, { unknownAfterFrames: 3 });
+    assert.equal(events.length, 1, JSON.stringify(events));
+    const [e] = events;
+    assert.equal(e.type, 'ambiguous');
+    assert.equal(e.name, UNKNOWN);
+    assert.equal(e.ts, 133, 'it waits the frames an unknown face waits');
+    assert.deepEqual(e.candidates, [
+      { name: 'ann', similarity: 0.93 },
+      { name: 'bea', similarity: 0.928 },
+    ]);
+  });
+
+  it('announces a track once while it wavers between unknown and ambiguous, and again when it is named', async () => {
+    const frames = [0, 66, 133, 200, 266].map((ts, i) =>
+      i % 2 ? ambiguousOf(frameOf(ts, [[4, UNKNOWN]])) : frameOf(ts, [[4, UNKNOWN]]),
+    );
+    frames.push(frameOf(333, [[4, 'ann']]));
+    const events = await run(frames, { unknownAfterFrames: 2 });
+    assert.deepEqual(
+      events.map((e) => [e.type, e.name]),
+      [
+        ['ambiguous', UNKNOWN],
+        ['recognized', 'ann'],
+      ],
+    );
+  });
+
+  it('gives untracked ambiguous faces one cooldown per camera and pair of candidates', async () => {
+    const events = await run([
+      ambiguousOf(frameOf(0, [[undefined, UNKNOWN]])),
+      ambiguousOf(frameOf(66, [[undefined, UNKNOWN]])),
+      frameOf(133, [[undefined, UNKNOWN]]),
+    ]);
+    assert.deepEqual(
+      events.map((e) => [e.type, e.ts]),
+      [
+        ['ambiguous', 0],
+        ['unknown', 133],
+      ],
+    );
+  });
+
+  it('passes over faces the quality gate turned down: no name, no unknown count', async () => {
+    const rejected = (item: FaceFrame): FaceFrame => {
+      (item.faces[0] as Face & { rejected?: string[] }).rejected = ['too-blurry'];
+      return item;
+    };
+    const named = await run([rejected(frameOf(0, [[1, 'ann']])), rejected(frameOf(66, [[1, 'ann']]))]);
+    assert.equal(named.length, 0, 'a turned-down face names nobody');
+    const strangers = await run(
+      [0, 66, 133, 200]
+        .map((ts) => rejected(frameOf(ts, [[2, UNKNOWN]])))
+        .concat([frameOf(266, [[2, UNKNOWN]])]),
+      { unknownAfterFrames: 2 },
+    );
+    assert.equal(strangers.length, 0, 'turned-down frames do not count towards an unknown event');
+    const later = await run([rejected(frameOf(0, [[1, 'ann']])), frameOf(66, [[1, 'ann']])]);
+    assert.deepEqual(
+      later.map((e) => [e.name, e.ts]),
+      [['ann', 66]],
+    );
+  });
 });

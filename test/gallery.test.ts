@@ -44,13 +44,46 @@ describe('gallery/memory', () => {
     assert.equal(far.topK[0].name, 'ann');
   });
 
-  it('flags a match as ambiguous when the runner-up is close', () => {
+  it('does not name an ambiguous match: Unknown, with the two it could not tell apart', () => {
     const g = new MemoryGallery();
     g.add('ann', unit(0));
     g.add('bob', unit(20));
-    assert.equal(g.match(unit(9), { threshold: 0.5, ambiguityMargin: 0.05 }).ambiguous, true);
-    assert.equal(g.match(unit(-5), { threshold: 0.5, ambiguityMargin: 0.01 }).ambiguous, false);
-    assert.equal(g.match(unit(-5), { threshold: 0.5 }).ambiguous, undefined);
+    g.add('cy', unit(90));
+    const close = g.match(unit(9), { threshold: 0.5, ambiguityMargin: 0.05, topK: 1 });
+    assert.equal(close.ambiguous, true);
+    assert.equal(close.name, UNKNOWN, 'never announced as either person');
+    assert.deepEqual(
+      close.topK.map((c) => c.name),
+      ['ann', 'bob'],
+      'both candidates, though topK asked for one',
+    );
+    const clear = g.match(unit(-5), { threshold: 0.5, ambiguityMargin: 0.01 });
+    assert.deepEqual([clear.name, clear.ambiguous], ['ann', false]);
+    assert.equal(g.match(unit(-5), { threshold: 0.5 }).ambiguous, undefined, 'no model: no margin');
+    const below = g.match(unit(9), { threshold: 0.999, ambiguityMargin: 0.05 });
+    assert.deepEqual(
+      [below.name, below.ambiguous],
+      [UNKNOWN, undefined],
+      'below the threshold: plain Unknown',
+    );
+  });
+
+  it("uses the model's runner-up margin unless told otherwise; 0 turns it off", () => {
+    // The default pack's embedder: margin 0.005 (models/sources/faceapi-recognition.json).
+    const g = new MemoryGallery('faceapi-recognition');
+    g.add('ann', unit(0));
+    g.add('bob', unit(6)); // cosine 0.9945 between them
+    const q = unit(2.9); // 0.99872 to ann, 0.99744 to bob: lead 0.0013
+    const byModel = g.match(q, { threshold: 0.921 });
+    assert.deepEqual([byModel.name, byModel.ambiguous], [UNKNOWN, true]);
+    const off = g.match(q, { threshold: 0.921, ambiguityMargin: 0 });
+    assert.deepEqual([off.name, off.ambiguous], ['ann', false]);
+    // A model of the user's own takes FaceRes's scale: 0.03.
+    const own = new MemoryGallery('my-arcface');
+    own.add('ann', unit(0));
+    own.add('bob', unit(30));
+    assert.equal(own.match(unit(13), { threshold: 0.5 }).name, UNKNOWN);
+    assert.equal(own.match(unit(5), { threshold: 0.5 }).name, 'ann');
   });
 
   it('handles an empty gallery and a single identity', () => {

@@ -597,6 +597,38 @@ describe('TrackIdentities', () => {
     assert.equal(last?.identity.name, UNKNOWN);
   });
 
+  it('keeps a track that is mostly ambiguous unnamed and ambiguous, with its candidates', () => {
+    const ids = new TrackIdentities();
+    const ambiguous = (a: number, b: number) => ({
+      name: UNKNOWN,
+      similarity: a,
+      margin: a - b,
+      ambiguous: true,
+      topK: [
+        { name: 'amy', similarity: a },
+        { name: 'raj', similarity: b },
+      ],
+    });
+    const clear = { ...identity('amy', 0.95), ambiguous: false };
+    let last;
+    for (let i = 0; i < 6; i++) last = ids.vote(1, i % 3 === 0 ? clear : ambiguous(0.94, 0.938));
+    assert.equal(last?.identity.name, UNKNOWN, 'four ambiguous views outvote two clear ones');
+    assert.equal(last?.identity.ambiguous, true);
+    assert.deepEqual(
+      last?.identity.topK.map((c) => [c.name, Number(c.similarity.toFixed(3))]),
+      [
+        ['amy', 0.94],
+        ['raj', 0.938],
+      ],
+    );
+    // A plain stranger is not ambiguous, though one of its views was.
+    for (let i = 0; i < 6; i++) last = ids.vote(2, i === 0 ? ambiguous(0.93, 0.929) : identity(UNKNOWN, 0.8));
+    assert.deepEqual([last?.identity.name, last?.identity.ambiguous], [UNKNOWN, false]);
+    // Clear views win back the name.
+    for (let i = 0; i < 8; i++) last = ids.vote(1, clear);
+    assert.deepEqual([last?.identity.name, last?.identity.ambiguous], ['amy', false]);
+  });
+
   it('re-identifies a new track from an ended one of the same camera, within the window only', () => {
     const e = (x: number, y: number) => {
       const v = Float32Array.of(x, y, 0);

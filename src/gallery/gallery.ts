@@ -1,6 +1,6 @@
 import type { Candidate, Identity } from '../types';
 import { embeddingKey } from './embeddingKey';
-import { identityFromRanking, type MatchOptions } from './memoryGallery';
+import { identityFromRanking, withModelMargin, type MatchOptions } from './memoryGallery';
 import { identityNameProblem } from './names';
 import type { GalleryEmbeddingRecord, GallerySnapshot } from './store';
 import { MAX_THUMBNAIL_BYTES, UnknownPool } from './unknownPool';
@@ -380,7 +380,10 @@ export class Gallery {
   match(query: Float32Array, options: GalleryMatchOptions): Identity {
     const topK = Math.max(1, options.topK ?? 3);
     // One more than asked, so the margin to the runner-up is right even when topK is 1.
-    return identityFromRanking(this.rank(query, topK + 1, options.mode).slice(0, topK + 1), options);
+    return identityFromRanking(
+      this.rank(query, topK + 1, options.mode).slice(0, topK + 1),
+      withModelMargin(options, this.modelId),
+    );
   }
 
   private rankByBest(query: Float32Array, topK: number): Candidate[] {

@@ -1,4 +1,5 @@
 import { cosine } from '../models/embedder';
+import { similarityScaleOf } from '../models/similarityScale';
 import { UNKNOWN, type Candidate, type Identity } from '../types';
 
 export interface MatchOptions {
@@ -6,7 +7,12 @@ export interface MatchOptions {
   threshold: number;
   /** How many identities to list in `topK`. */
   topK?: number;
-  /** A best match whose lead over the runner-up is below this is flagged `ambiguous`. */
+  /**
+   * A best match whose lead over the runner-up is below this is `ambiguous`: not named, since a
+   * wrong name is worse than none. Unset: the gallery model's (`SimilarityScale.ambiguityMargin`:
+   * 0.005 for the default pack's embedder, 0.03 for FaceRes and models of their own), or none for
+   * a `MemoryGallery` made without a model id; 0 turns it off.
+   */
   ambiguityMargin?: number;
 }
 
@@ -82,24 +88,32 @@ export class MemoryGallery {
   }
 
   match(query: Float32Array, options: MatchOptions): Identity {
-    return identityFromRanking(this.rank(query), options);
+    return identityFromRanking(this.rank(query), withModelMargin(options, this.modelId));
   }
+}
+
+/** The options with the model's default runner-up margin where they set none. */
+export function withModelMargin<T extends MatchOptions>(options: T, modelId: string | undefined): T {
+  if (options.ambiguityMargin !== undefined || modelId === undefined) return options;
+  return { ...options, ambiguityMargin: similarityScaleOf(modelId).ambiguityMargin };
 }
 
 /** Turn a ranking into an identity decision: threshold, margin, ambiguity and top-k. */
 export function identityFromRanking(ranked: Candidate[], options: MatchOptions): Identity {
-  const topK = ranked.slice(0, Math.max(1, options.topK ?? 3));
   const first = ranked[0];
   if (!first) return { name: UNKNOWN, similarity: 0, margin: 0, topK: [] };
   const margin = ranked.length > 1 ? first.similarity - ranked[1].similarity : 1;
   const accepted = first.similarity >= options.threshold;
+  const checked = accepted && options.ambiguityMargin !== undefined;
+  const ambiguous = checked && margin < (options.ambiguityMargin as number);
+  // An ambiguous face lists at least the two it could not tell apart, whatever topK asks.
+  const topK = ranked.slice(0, Math.max(ambiguous ? 2 : 1, options.topK ?? 3));
   const identity: Identity = {
-    name: accepted ? first.name : UNKNOWN,
+    name: accepted && !ambiguous ? first.name : UNKNOWN,
     similarity: first.similarity,
     margin,
     topK,
   };
-  if (accepted && options.ambiguityMargin !== undefined)
-    identity.ambiguous = margin < options.ambiguityMargin;
+  if (checked) identity.ambiguous = ambiguous;
   return identity;
 }

@@ -22,6 +22,8 @@ export const COLOURS = {
   orange: [250, 130, 20],
   /** Unknown: below the threshold. */
   red: [230, 40, 40],
+  /** Ambiguous: two enrolled people matched about equally well, so neither is named. */
+  purple: [190, 90, 240],
   /** Detected, not (yet) identified. */
   blue: [40, 160, 240],
   /** Failed the quality gate (`face.rejected`). */
@@ -179,16 +181,24 @@ class RateMeter {
 // ---------------------------------------------------------------------------------------------
 // What to draw
 
-/** The label of a face: its name and similarity (or why the gate rejected it), and its track. */
+/**
+ * The label of a face: its name and similarity (or why the gate rejected it, or `A or B?` when it is
+ * ambiguous), and its track.
+ */
 export function labelOf(face: Face & { rejected?: readonly string[] }): { text: string } {
   const parts: string[] = [];
   if (face.rejected && face.rejected.length > 0) parts.push(face.rejected.join(' '));
   else if (face.identity) {
-    parts.push(
-      face.identity.name === UNKNOWN
-        ? UNKNOWN
-        : `${cleanName(face.identity.name)} ${face.identity.similarity.toFixed(2)}`,
-    );
+    const id = face.identity;
+    if (id.name !== UNKNOWN) parts.push(`${cleanName(id.name)} ${id.similarity.toFixed(2)}`);
+    else if (id.ambiguous)
+      parts.push(
+        `${id.topK
+          .slice(0, 2)
+          .map((c) => cleanName(c.name))
+          .join(' or ')}?`,
+      );
+    else parts.push(UNKNOWN);
   }
   if (face.trackId !== undefined) parts.push(`#${face.trackId}`);
   return { text: parts.join(' ') };
@@ -205,7 +215,7 @@ export function colourOf(face: Face & { rejected?: readonly string[] }, options:
   if (face.rejected && face.rejected.length > 0) return COLOURS.grey;
   const identity = face.identity;
   if (!identity) return COLOURS.blue;
-  if (identity.name === UNKNOWN) return COLOURS.red;
+  if (identity.name === UNKNOWN) return identity.ambiguous ? COLOURS.purple : COLOURS.red;
   if (options.threshold === undefined) return COLOURS.green;
   const above = identity.similarity - options.threshold;
   // Embedders differ in scale: the bands shrink with the room left above the threshold.

@@ -1,7 +1,8 @@
 import { concatMap, type OperatorFunction } from 'rxjs';
 
 import { faceThumbnail } from '../gallery/thumbnail';
-import { UNKNOWN, type Face, type FaceEvent, type FaceFrame } from '../types';
+import { failedQualityGate } from '../quality/rejected';
+import { UNKNOWN, type Candidate, type Face, type FaceEvent, type FaceFrame, type Identity } from '../types';
 
 export interface FaceEventOptions {
   /**
@@ -30,7 +31,9 @@ interface TrackMemory {
 /**
  * Turns named faces into events: `recognized` the first time a track carries a name (and the name
  * was not seen on that camera within the cooldown), `unknown` once a track has stayed unknown
- * for `unknownAfterFrames` frames. Faces without a `trackId` (still photos) are judged by the
+ * for `unknownAfterFrames` frames, or `ambiguous` instead when it is unknown because two enrolled
+ * people matched it about equally well (`Identity.ambiguous`; name `Unknown`, `candidates` both).
+ * Faces the quality gate marked `rejected` are passed over. Faces without a `trackId` (still photos) are judged by the
  * cooldown alone; faces the tracker marked `tentative` wait for their track to be confirmed. Time is the frames' own `ts`, so a recorded video replays the same events.
  */
 export function faceEvents(options: FaceEventOptions = {}): OperatorFunction<FaceFrame, FaceEvent> {
@@ -48,33 +51,37 @@ export function faceEvents(options: FaceEventOptions = {}): OperatorFunction<Fac
     for (const face of faces) {
       const id = face.identity;
       // A face the tracker has not confirmed is left alone entirely: even noting its name would let
-      // the cooldown swallow the event of the confirmed track a few frames later.
-      if (!id || face.tentative === true) continue;
+      // the cooldown swallow the event of the confirmed track a few frames later. A face the quality
+      // gate turned down is left alone too: it neither names anyone nor counts as a stranger.
+      if (!id || face.tentative === true || failedQualityGate(face)) continue;
       const memory =
         face.trackId === undefined
           ? undefined
           : trackMemory(tracks, `${frame.cameraId}\u0000${face.trackId}`, now);
-      const known = id.name !== UNKNOWN;
-      if (!known && memory) {
+      const outcome = outcomeOf(id);
+      if (outcome !== 'recognized' && memory) {
         memory.unknownFrames++;
         if (memory.unknownFrames < unknownAfter) continue;
       }
-      const key = `${frame.cameraId}\u0000${id.name}`;
+      // Per track, one event per name, and one for not being named (unknown or ambiguous, whichever
+      // came first): a face that wavers between the two is one stranger, not two events.
+      const announceAs = outcome === 'recognized' ? id.name : UNNAMED;
+      const key = `${frame.cameraId}\u0000${cooldownKey(outcome, id)}`;
       // Unknown people are told apart by their tracks, not by a name, so tracked unknowns have no shared cooldown.
       // It runs from the last sighting, so a person in view all day is one arrival, however often the
       // tracker loses and finds them.
       // Untracked unknown faces (no tracker upstream) have nothing else to tell them apart: one
       // cooldown for all of them per camera, or every frame would be an event.
-      const shared = known || !memory;
+      const shared = outcome === 'recognized' || !memory;
       const lastSeen = shared ? seenByName.get(key) : undefined;
       if (shared) seenByName.set(key, now);
-      if (memory?.announced.has(id.name)) continue;
+      if (memory?.announced.has(announceAs)) continue;
       if (lastSeen !== undefined && now - lastSeen < cooldownMs) {
-        memory?.announced.add(id.name); // covered by the earlier event
+        memory?.announced.add(announceAs); // covered by the earlier event
         continue;
       }
-      memory?.announced.add(id.name);
-      events.push(await toEvent(frame, face, known, options.snapshot === true));
+      memory?.announced.add(announceAs);
+      events.push(await toEvent(frame, face, outcome, options.snapshot === true));
     }
     for (const [key, memory] of tracks) if (now - memory.lastSeen > forgetAfter) tracks.delete(key);
     for (const [key, at] of seenByName)
@@ -86,6 +93,29 @@ export function faceEvents(options: FaceEventOptions = {}): OperatorFunction<Fac
       announce,
       concatMap((events) => events),
     );
+}
+
+/** Marks a track's not-named announcement; NUL cannot start a gallery name, so no person collides. */
+const UNNAMED = '\u0000unnamed';
+
+type Outcome = FaceEvent['type'];
+
+function outcomeOf(id: Identity): Outcome {
+  if (id.name !== UNKNOWN) return 'recognized';
+  return id.ambiguous === true ? 'ambiguous' : 'unknown';
+}
+
+/** Untracked faces share a cooldown per camera and this key: the name, or the pair not told apart. */
+function cooldownKey(outcome: Outcome, id: Identity): string {
+  if (outcome !== 'ambiguous') return id.name;
+  return `${UNNAMED}${candidatesOf(id)
+    .map((c) => c.name)
+    .sort()
+    .join('\u0000')}`;
+}
+
+function candidatesOf(id: Identity): Candidate[] {
+  return id.topK.slice(0, 2);
 }
 
 function trackMemory(tracks: Map<string, TrackMemory>, key: string, now: number): TrackMemory {
@@ -101,12 +131,12 @@ function trackMemory(tracks: Map<string, TrackMemory>, key: string, now: number)
 async function toEvent(
   frame: FaceFrame['frame'],
   face: Face,
-  known: boolean,
+  outcome: Outcome,
   snapshot: boolean,
 ): Promise<FaceEvent> {
   const id = face.identity as NonNullable<Face['identity']>;
   const event: FaceEvent = {
-    type: known ? 'recognized' : 'unknown',
+    type: outcome,
     camera: frame.cameraId,
     name: id.name,
     similarity: Number(id.similarity.toFixed(4)),
@@ -114,6 +144,12 @@ async function toEvent(
     box: face.box.map((v) => Math.round(v)) as FaceEvent['box'],
     ts: frame.ts,
   };
+  if (outcome === 'ambiguous') {
+    event.candidates = candidatesOf(id).map((c) => ({
+      name: c.name,
+      similarity: Number(c.similarity.toFixed(4)),
+    }));
+  }
   if (snapshot) event.snapshot = (await faceThumbnail(frame, face.landmarks)).toString('base64');
   return event;
 }

@@ -8,6 +8,7 @@ import { faceThumbnail } from '../gallery/thumbnail';
 import type { UnknownPool } from '../gallery/unknownPool';
 import { cosine } from '../models/embedder';
 import { faceSharpness } from '../quality/sharpness';
+import { failedQualityGate } from '../quality/rejected';
 import { UNKNOWN, type Candidate, type Face, type FaceFrame, type Frame, type Identity } from '../types';
 import { FACERES_SCALE, similarityScaleOf } from '../models/similarityScale';
 
@@ -89,7 +90,7 @@ export function matchThreshold(options: { threshold?: number }, gallery: Matcher
   return threshold;
 }
 
-/** Adds the identity (or `Unknown`) to each embedded face. */
+/** Adds the identity (or `Unknown`) to each embedded face; faces the quality gate turned down get none. */
 export function matchFaces(
   gallery: Matcher,
   options: MatchFacesOptions = {},
@@ -99,6 +100,7 @@ export function matchFaces(
     return {
       frame,
       faces: faces.map((face) => {
+        if (failedQualityGate(face)) return face;
         if (!face.embedding) throw new Error('matchFaces needs embeddings: put embedFaces() before it');
         return { ...face, identity: gallery.match(face.embedding, { ...options, threshold }) };
       }),
@@ -144,7 +146,8 @@ export function collectUnknowns(
   const recent: Float32Array[] = [];
   return concatMap(async (item) => {
     for (const face of item.faces) {
-      if (!face.embedding || !face.identity || face.identity.name !== UNKNOWN) continue;
+      if (!face.embedding || !face.identity || face.identity.name !== UNKNOWN || failedQualityGate(face))
+        continue;
       const size = Math.min(face.box[2] - face.box[0], face.box[3] - face.box[1]);
       if (size < minFaceSize) continue;
       if (recent.some((r) => cosine(r, face.embedding as Float32Array) >= dedupe)) continue;

@@ -38,6 +38,7 @@ import { alignFace, framedTemplate } from '../align';
 import type { Embedder } from '../models/roles';
 import { matchThreshold, type Matcher, type MatchFacesOptions } from '../pipeline/operators';
 import type { Face, FaceFrame, Frame, Identity } from '../types';
+import { failedQualityGate } from '../quality/rejected';
 import {
   ByteTracker,
   idSource,
@@ -206,7 +207,8 @@ export function matchTrackedFaces(
     const match = (e: Float32Array) => gallery.match(e, { ...options, threshold });
     // Votes first, so that a track's earlier face in this frame cannot show an older vote than its later one.
     const own = faces.map((f) => {
-      if (!f.embedding) return undefined;
+      // A face the quality gate turned down does not vote; it shows what its track's good views said.
+      if (!f.embedding || failedQualityGate(f)) return undefined;
       const identity = match(f.embedding);
       return f.trackId === undefined ? identity : tracking.vote(f.trackId, identity, f.embedding).identity;
     });

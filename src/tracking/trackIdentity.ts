@@ -79,7 +79,9 @@ export interface TrackIdentity {
   trackId: number;
   /**
    * The voted identity: the name with the most similarity-weighted votes in the window, its mean
-   * similarity and margin over those votes, and `topK` ranking the names voted for by weight.
+   * similarity and margin over those votes, and `topK` ranking the names voted for by weight. A
+   * track that is `Unknown` mostly because its faces were ambiguous is `ambiguous` itself, with
+   * `topK` the candidates of those faces by mean similarity.
    */
   identity: Identity;
   /** Votes in the window (inherited ones included). */
@@ -102,6 +104,8 @@ interface Vote {
   similarity: number;
   margin: number;
   ambiguous?: boolean;
+  /** An ambiguous vote's candidates: whom the face could not be told apart from. */
+  candidates?: Candidate[];
 }
 
 interface TrackRecord {
@@ -247,6 +251,7 @@ export class TrackIdentities {
     }
     const vote: Vote = { name: identity.name, similarity: identity.similarity, margin: identity.margin };
     if (identity.ambiguous !== undefined) vote.ambiguous = identity.ambiguous;
+    if (identity.ambiguous) vote.candidates = identity.topK.slice(0, 2);
     rec.votes.push(vote);
     if (rec.votes.length > this.window) rec.votes.splice(0, rec.votes.length - this.window);
     if (embedding) {
@@ -378,12 +383,30 @@ function summarize(rec: TrackRecord): TrackIdentity | undefined {
   const [name, w] = ranked[0];
   const topK: Candidate[] = ranked.map(([n, t]) => ({ name: n, similarity: t.sim / t.n }));
   const identity: Identity = { name, similarity: w.sim / w.n, margin: w.margin / w.n, topK };
-  if (name !== UNKNOWN && rec.votes.some((v) => v.name === name && v.ambiguous !== undefined)) {
-    identity.ambiguous = w.ambiguous * 2 > w.n;
+  if (rec.votes.some((v) => v.ambiguous !== undefined)) {
+    // Named votes are never ambiguous (an ambiguous face is not named), so only an Unknown track can be.
+    identity.ambiguous = name === UNKNOWN && w.ambiguous * 2 > w.n;
+    if (identity.ambiguous) identity.topK = candidatesOf(rec.votes);
   }
   const out: TrackIdentity = { trackId: rec.id, identity, votes: rec.votes.length, share: w.weight / total };
   if (rec.reidentifiedFrom !== undefined) out.reidentifiedFrom = rec.reidentifiedFrom;
   return out;
+}
+
+/** The candidates of a track's ambiguous votes, by mean similarity, best first. */
+function candidatesOf(votes: Vote[]): Candidate[] {
+  const sums = new Map<string, { sim: number; n: number }>();
+  for (const v of votes) {
+    for (const c of v.candidates ?? []) {
+      const s = sums.get(c.name) ?? { sim: 0, n: 0 };
+      s.sim += c.similarity;
+      s.n++;
+      sums.set(c.name, s);
+    }
+  }
+  return [...sums.entries()]
+    .map(([name, s]) => ({ name, similarity: s.sim / s.n }))
+    .sort((a, b) => b.similarity - a.similarity);
 }
 
 /** Forgets what a track learnt about its face, keeping its place in the tracker and its timing. */
