@@ -378,6 +378,30 @@ describe('examples/Recognition HTTP API.json over real HTTP', function () {
     assert.ok(named[0].similarity >= 0.921 && named[0].box.length === 4);
   });
 
+  it('calls a face two enrolled people match equally ambiguous and names neither; a look-alike needs asking', async () => {
+    const again = await sharp(sam).jpeg({ quality: 95 }).toBuffer(); // the same face, not the same file
+    const refused = await call(port, 'POST', '/faces/enroll?name=Twin', again);
+    assert.equal(refused.status, 400, JSON.stringify(refused.body));
+    assert.match(String(refused.body.error), /Sam/);
+    const twin = await call(port, 'POST', '/faces/enroll?name=Twin&allowLookalike=true', again);
+    assert.equal(twin.status, 201, JSON.stringify(twin.body));
+    const reply = await call(port, 'POST', '/faces/recognize', group);
+    const faces = reply.body.faces as {
+      name: string;
+      ambiguous?: boolean;
+      candidates?: { name: string }[];
+    }[];
+    assert.deepEqual(
+      faces.filter((f) => f.name !== 'Unknown'),
+      [],
+      'neither Sam nor Twin is named',
+    );
+    const ambiguous = faces.filter((f) => f.ambiguous);
+    assert.equal(ambiguous.length, 1, JSON.stringify(faces));
+    assert.deepEqual(ambiguous[0].candidates?.map((c) => c.name).sort(), ['Sam', 'Twin']);
+    assert.equal((await call(port, 'DELETE', '/faces/Twin')).status, 200);
+  });
+
   it('lists and deletes people; a second delete is 404', async () => {
     const list = await call(port, 'GET', '/faces');
     assert.equal(list.status, 200);

@@ -37,6 +37,8 @@ type Reply = Record<string, unknown> & {
     passed: boolean;
     reasons: string[];
     quality: Record<string, number>;
+    ambiguous: boolean;
+    candidates: { name: string; similarity: number }[];
   }[];
 };
 
@@ -422,6 +424,26 @@ describe('gRPC service (src/grpc, real models, real client)', function () {
         /^nothing enrolled for 'Samantha': image: face matches 'Sam' /,
       );
       assert.deepEqual(lookalike.metadata.get('faceflow-problem'), ['looks-like-another']);
+    });
+
+    it('enrols a look-alike when asked, and then names neither of the two: ambiguous, with both', async () => {
+      // Sam's own photo again, re-encoded (the same file is refused as a duplicate): two equal matches.
+      const image = await sharp(photos.sam).jpeg({ quality: 95 }).toBuffer();
+      await failsWith(
+        client.call('Enroll', { name: 'Samantha', image }),
+        grpc.status.FAILED_PRECONDITION,
+        /face matches 'Sam'/,
+      );
+      const twin = await client.call('Enroll', { name: 'Samantha', image, allow_lookalike: true });
+      assert.equal(twin.name, 'Samantha');
+      const answer = await client.call('Recognize', { image: photos.group });
+      const faces = answer.faces ?? [];
+      const sam = faces.filter((f) => f.ambiguous);
+      assert.equal(sam.length, 1, JSON.stringify(faces));
+      assert.equal(sam[0].name, 'Unknown');
+      assert.deepEqual(sam[0].candidates.map((c) => c.name).sort(), ['Sam', 'Samantha']);
+      assert.ok(faces.every((f) => f.name === 'Unknown'));
+      await client.call('DeletePerson', { name: 'Samantha' });
     });
 
     it('is called by the example client script (examples/scripts/grpc-client.ts)', async () => {

@@ -60,7 +60,12 @@ export interface RecognizeRequest {
 export interface RecognizeResponse {
   width: number;
   height: number;
-  faces: (DetectedFaceMessage & { name: string; similarity: number })[];
+  faces: (DetectedFaceMessage & {
+    name: string;
+    similarity: number;
+    ambiguous: boolean;
+    candidates: { name: string; similarity: number }[];
+  })[];
   threshold: number;
 }
 
@@ -80,6 +85,7 @@ export interface VerifyResponse {
 export interface EnrollRequest {
   name: string;
   image: Buffer;
+  allowLookalike?: boolean;
 }
 
 export interface EnrollResponse {

@@ -7,7 +7,7 @@ import { identityNameProblem } from '../gallery/names';
 import { GalleryFile } from '../gallery/galleryFile';
 import { decodeImage, DEFAULT_MAX_PIXELS, ImageDecodeError, ImageTooLargeError } from '../image/decode';
 import { assessQuality, DEFAULT_QUALITY_THRESHOLDS, type QualityThresholds } from '../quality/assess';
-import { UNKNOWN, type Face, type Frame } from '../types';
+import { UNKNOWN, type Face, type Frame, type Identity } from '../types';
 import { AdmissionQueue } from '../util/admission';
 import { BearerToken } from '../util/bearerToken';
 import { packageVersion } from '../version';
@@ -242,11 +242,18 @@ export async function startFaceService(options: FaceServiceOptions): Promise<Fac
           height: frame.height,
           threshold,
           faces: faces.map((face) => {
-            const identity =
+            const identity: Identity =
               gallery && gallery.embeddingCount > 0
                 ? gallery.match(face.embedding as Float32Array, { threshold, topK: 1 })
-                : { name: UNKNOWN, similarity: 0 };
-            return { ...detected(face), name: identity.name, similarity: identity.similarity };
+                : { name: UNKNOWN, similarity: 0, margin: 0, topK: [] };
+            const ambiguous = identity.ambiguous === true;
+            return {
+              ...detected(face),
+              name: identity.name,
+              similarity: identity.similarity,
+              ambiguous,
+              candidates: ambiguous ? identity.topK.slice(0, 2) : [],
+            };
           }),
         };
       }),
@@ -291,7 +298,10 @@ export async function startFaceService(options: FaceServiceOptions): Promise<Fac
         const image = imageBytes(req.image, 'image', 'EnrollRequest.image');
         const { flow, writer } = needGallery();
         const result = await writer.update((gallery) =>
-          enrollImage(flow, gallery, name, image, { label: 'image' }),
+          enrollImage(flow, gallery, name, image, {
+            label: 'image',
+            allowLookalike: req.allowLookalike === true,
+          }),
         );
         if (!result.ok) {
           throw new FaceServiceError(

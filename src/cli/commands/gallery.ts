@@ -111,7 +111,8 @@ Options:
   --meta JSON           enroll: metadata for the person
   --top K               match: candidates listed per face (default 3)
   --mode best|centroid  match: a person's score is their best photo (default) or their mean
-  --margin X            match: flag a match as ambiguous when the runner-up is closer than X
+  --margin X            match: a match whose runner-up is closer than X is ambiguous, not named
+                        (default: the model's, 0.005 for the default pack; 0 turns it off)
   --eps X               cluster: DBSCAN radius in cosine distance (default: the model's;
                         ${DEFAULT_CLUSTER_EPS} for FaceRes, ${similarityScaleOf('faceapi-recognition').clusterEps} for face-api's ResNet)
   --min-points N        cluster: faces that make a group's core (default ${DEFAULT_MIN_POINTS})
