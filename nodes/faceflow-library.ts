@@ -353,12 +353,16 @@ module.exports = (RED: NodeAPI) => {
         const out: Record<string, unknown> = {};
         if (command !== 'cluster') {
           const known = gallery ? (await gallery.open()).file.gallery : undefined;
-          const assigned = matchKnown(db, {
+          const { assigned, ambiguous } = matchKnown(db, {
             threshold: threshold ?? (gallery ? gallery.threshold() : (db.meta.threshold ?? flow.threshold)),
             gallery: known,
             includeLowQuality,
           });
           out.matched = assigned.map((a) => ({ ...a, similarity: round(a.similarity, 4) }));
+          out.ambiguous = ambiguous.map((a) => ({
+            id: a.id,
+            candidates: a.candidates.map((c) => ({ ...c, similarity: round(c.similarity, 4) })),
+          }));
         }
         if (command !== 'match') {
           const stored = clusterLibrary(db, { eps, minPoints, includeLowQuality });

@@ -358,7 +358,7 @@ describe('photo library: people in real photos (bbt: 8 people × 5 portraits, 5 
     assert.throws(() => nameCluster(db, 0, 'Again'), /no unnamed faces left/);
     assert.throws(() => nameCluster(db, 999, 'X'), /no cluster 999/);
 
-    const matched = matchKnown(db, { threshold: db.meta.threshold! });
+    const matched = matchKnown(db, { threshold: db.meta.threshold! }).assigned;
     assert.ok(matched.length > 0, 'matching assigned more faces');
     const wrong = matched.filter((m) => labels.has(m.id) && labels.get(m.id) !== m.person);
     assert.deepEqual(wrong, [], 'no portrait matched to the wrong person');

@@ -27,6 +27,18 @@ export interface MatchKnownOptions extends PeopleOptions {
   threshold: number;
   /** People enrolled elsewhere, matched as well as the people named in the library. */
   gallery?: Gallery;
+  /**
+   * Two people who both pass with best similarities closer than this: the face is ambiguous and
+   * left unassigned (default: the library model's, `SimilarityScale.ambiguityMargin`; 0 turns it off).
+   */
+  ambiguityMargin?: number;
+}
+
+/** What `matchKnown` did: faces assigned to a person, and faces two people matched about equally. */
+export interface MatchKnownResult {
+  assigned: { id: number; person: string; similarity: number }[];
+  /** Left unassigned (a wrong name is worse than none): the people each could not be told apart from. */
+  ambiguous: { id: number; candidates: { person: string; similarity: number }[] }[];
 }
 
 export interface ClusterLibraryOptions extends PeopleOptions {
@@ -56,12 +68,10 @@ export const MATCH_VOTERS = 5;
  * someone whose library holds dozens of photos: the default pack's threshold is a 3 % false-accept
  * rate per pair (models/README.md), and in the bbt portraits an unnamed person's faces reached
  * 0.57–0.58 against one or two of another's nine faces while true matches reached the threshold
- * against most of their person's faces. Among people who pass, the most similar face wins.
+ * against most of their person's faces. Among people who pass, the most similar face wins, unless
+ * the second comes within the ambiguity margin: then the face is left for clustering, unnamed.
  */
-export function matchKnown(
-  db: LibraryDb,
-  options: MatchKnownOptions,
-): { id: number; person: string; similarity: number }[] {
+export function matchKnown(db: LibraryDb, options: MatchKnownOptions): MatchKnownResult {
   if (!(options.threshold > 0 && options.threshold <= 1)) {
     throw new LibraryError(`threshold must be within (0, 1], got ${String(options.threshold)}`);
   }
@@ -76,11 +86,18 @@ export function matchKnown(
     const { items } = options.gallery.list({ limit: Number.MAX_SAFE_INTEGER });
     for (const { name } of items) for (const { vector } of options.gallery.vectorsOf(name)) add(name, vector);
   }
-  if (known.size === 0) return [];
-  const assigned: { id: number; person: string; similarity: number }[] = [];
+  if (known.size === 0) return { assigned: [], ambiguous: [] };
+  const margin = options.ambiguityMargin ?? similarityScaleOf(db.meta.modelId).ambiguityMargin;
+  const assigned: MatchKnownResult['assigned'] = [];
+  const ambiguous: MatchKnownResult['ambiguous'] = [];
   for (const face of unassignedFaces(db, options)) {
-    const best = bestPerson(face.embedding, known, options.threshold);
-    if (best) assigned.push({ id: face.id, ...best });
+    const [best, second] = passingPeople(face.embedding, known, options.threshold);
+    if (!best) continue;
+    if (second && best.similarity - second.similarity < margin) {
+      ambiguous.push({ id: face.id, candidates: [best, second] });
+    } else {
+      assigned.push({ id: face.id, ...best });
+    }
   }
   const byPerson = new Map<string, typeof assigned>();
   for (const a of assigned) byPerson.set(a.person, [...(byPerson.get(a.person) ?? []), a]);
@@ -92,23 +109,23 @@ export function matchKnown(
       list.map((a) => a.similarity),
     );
   }
-  return assigned;
+  return { assigned, ambiguous };
 }
 
-function bestPerson(
+/** The people a face passes the vote of, by their most similar face, best first. */
+function passingPeople(
   query: Float32Array,
   known: Map<string, Float32Array[]>,
   threshold: number,
-): { person: string; similarity: number } | undefined {
-  let best: { person: string; similarity: number } | undefined;
+): { person: string; similarity: number }[] {
+  const passing: { person: string; similarity: number }[] = [];
   for (const [person, vectors] of known) {
     const sims = vectors.map((v) => dot(query, v)).sort((a, b) => b - a);
     const k = Math.min(MATCH_VOTERS, sims.length);
     const votes = sims.slice(0, k).filter((s) => s >= threshold).length;
-    if (votes >= Math.ceil(k / 2) && (!best || sims[0] > best.similarity))
-      best = { person, similarity: sims[0] };
+    if (votes >= Math.ceil(k / 2)) passing.push({ person, similarity: sims[0] });
   }
-  return best;
+  return passing.sort((a, b) => b.similarity - a.similarity);
 }
 
 function dot(a: Float32Array, b: Float32Array): number {

@@ -288,12 +288,16 @@ async function people(sub: 'match' | 'cluster' | 'recluster', ctx: Context): Pro
     const out: Record<string, unknown> = {};
     if (sub !== 'cluster') {
       const gallery = await openGallery(ctx, db);
-      const assigned = matchKnown(db, {
+      const { assigned, ambiguous } = matchKnown(db, {
         threshold: thresholdFor(ctx, gallery, db),
         gallery: gallery?.gallery,
         includeLowQuality,
       });
       out.matched = assigned.map((a) => ({ ...a, similarity: round(a.similarity) }));
+      out.ambiguous = ambiguous.map((a) => ({
+        id: a.id,
+        candidates: a.candidates.map((c) => ({ ...c, similarity: round(c.similarity) })),
+      }));
     }
     if (sub !== 'match') {
       const stored = clusterLibrary(db, { eps, minPoints, includeLowQuality });
