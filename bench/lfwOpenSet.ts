@@ -9,6 +9,7 @@
  * Run: `node dist/bench/lfwOpenSet.js [--pack NAME] [--enrol N] [--cache FILE] [--thresholds T,T]
  * [--margins off,M,M]` (embedding every photo takes about 8 minutes on 2 cores; `--cache` keeps the
  * embeddings for later runs). Thresholds default to the pack's; margins to off, 0.005, 0.01, 0.02.
+ * `--per-person` compares per-person threshold rules with one threshold (`--enrol` 3 or more).
  */
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
@@ -129,6 +130,74 @@ function reportOpenSet(
   }
 }
 
+/**
+ * Per-person thresholds, measured: with `enrol` ≥ 3 photos a person's own spread can be estimated
+ * (the mean similarity between their enrolled photos, μp). Rules compared with one threshold for all,
+ * on the same draws: "floor" raises a tight person's threshold to μp − d (never below the shipped
+ * one); "relative" moves it by half of μp's distance from the gallery's mean μ, either way.
+ */
+function reportPerPerson(photos: Photo[], threshold: number, enrol: number): void {
+  const byPerson = new Map<string, Photo[]>();
+  for (const p of photos) if (p.embedding) byPerson.set(p.person, [...(byPerson.get(p.person) ?? []), p]);
+  const known = [...byPerson.entries()].filter(([, ps]) => ps.length > enrol);
+  const strangers = [...byPerson.entries()].filter(([, ps]) => ps.length === 1).map(([, ps]) => ps[0]);
+  const dot = (a: Float32Array, b: Float32Array) => a.reduce((s, x, i) => s + x * b[i], 0);
+  console.log(`\nper-person thresholds, ${enrol} photos enrolled each, ${known.length} people with more`);
+  console.log('| enrolled people | rule | strangers named | enrolled named as someone else | named right |');
+  console.log('|---|---|---|---|---|');
+  const rand = seededRandom(17);
+  for (const size of [10, 50, known.length]) {
+    const drawn = [...known].sort(() => rand() - 0.5).slice(0, size);
+    const gallery = new MemoryGallery();
+    const own = new Map<string, number>();
+    const probes: { person: string; embedding: Float32Array }[] = [];
+    for (const [person, ps] of drawn) {
+      const enrolled = ps.slice(0, enrol).map((p) => p.embedding as Float32Array);
+      enrolled.forEach((e) => gallery.add(person, e));
+      let sum = 0;
+      let n = 0;
+      for (let i = 0; i < enrolled.length; i++)
+        for (let j = i + 1; j < enrolled.length; j++, n++) sum += dot(enrolled[i], enrolled[j]);
+      own.set(person, sum / n);
+      ps.slice(enrol).forEach((p) => probes.push({ person, embedding: p.embedding as Float32Array }));
+    }
+    const mean = [...own.values()].reduce((a, b) => a + b, 0) / own.size;
+    const rules: [string, (person: string) => number][] = [
+      ...[0, 0.004, 0.009, 0.014].map(
+        (up) =>
+          [`one threshold ${(threshold + up).toFixed(3)}`, () => threshold + up] as [string, () => number],
+      ),
+      ...[0.02, 0.03, 0.04].map(
+        (d) =>
+          [`floor μp − ${d}`, (p: string) => Math.max(threshold, (own.get(p) as number) - d)] as [
+            string,
+            (p: string) => number,
+          ],
+      ),
+      ['relative ½(μp − μ)', (p: string) => threshold + ((own.get(p) as number) - mean) / 2],
+    ];
+    for (const [rule, thresholdOf] of rules) {
+      const named = (e: Float32Array) => {
+        const [best] = gallery.rank(e);
+        return best && best.similarity >= thresholdOf(best.name) ? best.name : undefined;
+      };
+      let strangerNamed = 0;
+      let wrong = 0;
+      let right = 0;
+      for (const s of strangers) if (named(s.embedding as Float32Array)) strangerNamed++;
+      for (const p of probes) {
+        const n = named(p.embedding);
+        if (n === p.person) right++;
+        else if (n !== undefined) wrong++;
+      }
+      const pct = (x: number, n: number) => `${((100 * x) / n).toFixed(2)} % (${x})`;
+      console.log(
+        `| ${size} | ${rule} | ${pct(strangerNamed, strangers.length)} | ${pct(wrong, probes.length)} | ${pct(right, probes.length)} |`,
+      );
+    }
+  }
+}
+
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
@@ -137,12 +206,15 @@ async function main(): Promise<void> {
       cache: { type: 'string' },
       thresholds: { type: 'string' },
       margins: { type: 'string', default: 'off,0.005,0.01,0.02' },
+      'per-person': { type: 'boolean', default: false },
     },
   });
   const { photos, threshold, model } = await embedAll(values.pack, values.cache);
   const thresholds = values.thresholds ? values.thresholds.split(',').map(Number) : [threshold];
   const margins = values.margins.split(',').map((m) => (m === 'off' ? 0 : Number(m)));
-  reportOpenSet(photos, threshold, model, Math.max(1, Number(values.enrol)), { thresholds, margins });
+  const enrol = Math.max(1, Number(values.enrol));
+  if (values['per-person']) reportPerPerson(photos, threshold, Math.max(3, enrol));
+  else reportOpenSet(photos, threshold, model, enrol, { thresholds, margins });
 }
 
 main().catch((err) => {
