@@ -3,7 +3,7 @@ import { lastValueFrom, of, type OperatorFunction } from 'rxjs';
 
 import type { GalleryFile } from '../src/gallery/galleryFile';
 import { collectUnknowns } from '../src/pipeline/operators';
-import { stageMetrics } from '../src/metrics';
+import { recognitionResult, stageMetrics } from '../src/metrics';
 import { failedQualityGate } from '../src/quality/rejected';
 import { UNKNOWN, type Face, type FaceFrame, type Frame } from '../src/types';
 import type { GalleryNode } from './faceflow-gallery';
@@ -122,7 +122,7 @@ module.exports = (RED: NodeAPI) => {
           ambiguityMargin: margin,
           mode,
         });
-        metrics.matched(face.identity.name !== UNKNOWN);
+        metrics.matched(recognitionResult(face.identity));
       }
       if (collect) {
         if (collector?.file !== file) collector = { file, op: collectUnknowns(file.gallery) };

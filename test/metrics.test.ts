@@ -12,6 +12,7 @@ import {
   metricsText,
   OTHER_CAMERA,
   PublisherMeter,
+  recognitionResult,
   stageMetrics,
   watchGallery,
   watchModels,
@@ -117,7 +118,7 @@ describe('metrics: the faceflow registry and its instruments', () => {
     // What a detect or match node still working on the camera's last frame does after an unload.
     stages.detected(0.01, 1);
     stages.embedded(0.004);
-    stages.matched(true);
+    stages.matched('recognized');
     assert.ok(!hasLabelValue(await metricsText(), 'camera', 'unit-late'));
   });
 
@@ -127,9 +128,10 @@ describe('metrics: the faceflow registry and its instruments', () => {
     stages.detected(0.012, 2);
     stages.detected(0.3, 0);
     stages.embedded(0.004);
-    stages.matched(true);
-    stages.matched(false);
-    stages.matched(false);
+    stages.matched('recognized');
+    stages.matched('unknown');
+    stages.matched('unknown');
+    stages.matched(recognitionResult({ name: 'Unknown', ambiguous: true }));
     const text = await metricsText();
     const camera = { camera: 'unit-stages' };
     const bucket = (name: string, le: string) => sampleValue(text, `${name}_bucket`, { ...camera, le });
@@ -144,6 +146,7 @@ describe('metrics: the faceflow registry and its instruments', () => {
     assert.equal(bucket('faceflow_faces_per_frame', '0'), 1);
     assert.equal(sampleValue(text, 'faceflow_recognitions_total', { ...camera, result: 'recognized' }), 1);
     assert.equal(sampleValue(text, 'faceflow_recognitions_total', { ...camera, result: 'unknown' }), 2);
+    assert.equal(sampleValue(text, 'faceflow_recognitions_total', { ...camera, result: 'ambiguous' }), 1);
     // Buckets are cumulative and the +Inf bucket is the count: what histogram_quantile() relies on.
     const counts = [...LATENCY_BUCKETS.map(String), '+Inf'].map((le) =>
       bucket('faceflow_detect_duration_seconds', le),
@@ -161,7 +164,7 @@ describe('metrics: the faceflow registry and its instruments', () => {
     });
     for (let i = 0; i < 50; i++) stageMetrics(`stray-topic-${i}`).detected(0.01, 1);
     stageMetrics(undefined).detected(0.01, 0);
-    stageMetrics({ not: 'a string' }).matched(false);
+    stageMetrics({ not: 'a string' }).matched('unknown');
     const text = await metricsText();
     assert.equal(
       sampleValue(text, 'faceflow_detect_duration_seconds_count', { camera: OTHER_CAMERA }),
@@ -179,7 +182,7 @@ describe('metrics: the faceflow registry and its instruments', () => {
     );
     stageMetrics('unit-gone').detected(0.02, 1);
     stageMetrics('unit-gone').embedded(0.01);
-    stageMetrics('unit-gone').matched(false);
+    stageMetrics('unit-gone').matched('unknown');
     assert.ok(hasLabelValue(await metricsText(), 'camera', 'unit-gone'));
     // Two nodes reading one camera: the series stay while one of them is deployed.
     first.close();

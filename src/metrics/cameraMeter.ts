@@ -1,6 +1,7 @@
 import { Gauge } from 'prom-client';
 
 import type { CameraEvent, DownCause } from '../io/cameraSource';
+import { UNKNOWN as UNKNOWN_NAME } from '../types';
 import {
   cameraDisconnects,
   detectSeconds,
@@ -42,13 +43,22 @@ const CAUSES: Record<DownCause, true> = {
 const DOWN_CAUSES = Object.keys(CAUSES) as DownCause[];
 
 /** What the stages record for the frames of one camera, with the label values bound once. */
+export const RECOGNITION_RESULTS = ['recognized', 'unknown', 'ambiguous'] as const;
+export type RecognitionResult = (typeof RECOGNITION_RESULTS)[number];
+
+/** The result label of an identity: a name, none, or two people too close to tell apart. */
+export function recognitionResult(identity: { name: string; ambiguous?: boolean }): RecognitionResult {
+  if (identity.name !== UNKNOWN_NAME) return 'recognized';
+  return identity.ambiguous === true ? 'ambiguous' : 'unknown';
+}
+
 export interface StageInstruments {
   /** One frame's detection: its duration and the faces found. */
   detected(seconds: number, faces: number): void;
   /** One frame's embedding batch (only frames that had faces to embed). */
   embedded(seconds: number): void;
-  /** One face matched against a gallery. */
-  matched(recognized: boolean): void;
+  /** One face matched against a gallery, by result (never by name). */
+  matched(result: RecognitionResult): void;
 }
 
 interface CameraEntry {
@@ -65,8 +75,11 @@ function bind(camera: string): StageInstruments {
   const detect = detectSeconds.labels(camera);
   const embed = embedSeconds.labels(camera);
   const faces = facesPerFrame.labels(camera);
-  const known = recognitions.labels(camera, 'recognized');
-  const unknown = recognitions.labels(camera, 'unknown');
+  const results = {
+    recognized: recognitions.labels(camera, 'recognized'),
+    unknown: recognitions.labels(camera, 'unknown'),
+    ambiguous: recognitions.labels(camera, 'ambiguous'),
+  };
   // A prom-client child writes through to its parent, so a frame still in a stage when its camera's
   // series were removed (an unload, under load) would bring them back: such late frames count nowhere.
   const live = () => camera === OTHER_CAMERA || cameras.get(camera)?.stages === instruments;
@@ -79,8 +92,8 @@ function bind(camera: string): StageInstruments {
     embedded(seconds) {
       if (live()) embed.observe(seconds);
     },
-    matched(recognized) {
-      if (live()) (recognized ? known : unknown).inc();
+    matched(result) {
+      if (live()) results[result].inc();
     },
   };
   return instruments;
@@ -288,8 +301,7 @@ function removeCameraSeries(camera: string): void {
   detectSeconds.remove(camera);
   embedSeconds.remove(camera);
   facesPerFrame.remove(camera);
-  recognitions.remove(camera, 'recognized');
-  recognitions.remove(camera, 'unknown');
+  for (const result of RECOGNITION_RESULTS) recognitions.remove(camera, result);
 }
 
 /** Every registered camera source, for the health report. */

@@ -13,11 +13,14 @@ export {
 export {
   CameraMeter,
   stageMetrics,
+  recognitionResult,
+  RECOGNITION_RESULTS,
   cameraStatuses,
   OTHER_CAMERA,
   type CameraState,
   type CameraStatus,
   type StageInstruments,
+  type RecognitionResult,
 } from './cameraMeter';
 export {
   PublisherMeter,

@@ -82,7 +82,7 @@ export const facesPerFrame = new Histogram({
 
 export const recognitions = new Counter({
   name: 'faceflow_recognitions_total',
-  help: 'Faces matched against a gallery, by result: recognized (a known person) or unknown.',
+  help: 'Faces matched against a gallery, by result: recognized (a known person), unknown, or ambiguous (two people too close to tell apart).',
   labelNames: ['camera', 'result'] as const,
   registers,
 });
