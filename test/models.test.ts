@@ -11,6 +11,9 @@ import type { Embedder } from '../src/models/roles';
 import { ModelLoadError } from '../src/models/session';
 import { MODELS, requireSharedData, SHARED_DATA, shared } from './helpers/shared';
 import { identityOnnx } from './helpers/tinyOnnx';
+import { MemoryGallery } from '../src/gallery/memoryGallery';
+import { similarityScaleOf } from '../src/models/similarityScale';
+import { UNKNOWN } from '../src/types';
 
 describe('models/registry: signatures', () => {
   it('tells an SCRFD detector and an embedder apart by their tensors alone', () => {
@@ -148,6 +151,33 @@ describe('models/registry: real ONNX files', () => {
     assert.equal(model.id, 'mine');
     assert.equal((model as Embedder).defaultThreshold, 0.5);
     await model.dispose();
+  });
+
+  it("takes a user model's similarity scale from its sidecar manifest, margin included", async () => {
+    const copy = path.join(tmp, 'scaled.onnx');
+    copyFileSync(MODELS.mobilefacenetA, copy);
+    const manifest = { id: 'mine-scaled', role: 'embedder', family: 'arcface', defaultThreshold: 0.34 };
+    writeFileSync(
+      path.join(tmp, 'scaled.json'),
+      JSON.stringify({ ...manifest, scale: { ambiguityMargin: 0.07, clusterEps: 0.4 } }),
+    );
+    assert.equal(similarityScaleOf('mine-scaled').ambiguityMargin, 0.03, 'before loading: FaceRes values');
+    const { model } = await loadModel(copy);
+    const scale = similarityScaleOf('mine-scaled');
+    assert.deepEqual([scale.ambiguityMargin, scale.clusterEps, scale.reidSimilarity], [0.07, 0.4, 0.65]);
+    // A gallery of the model follows it: a lead of 0.014 over the runner-up is ambiguous at 0.07.
+    const g = new MemoryGallery('mine-scaled');
+    g.add('ann', Float32Array.from([1, 0]));
+    g.add('bob', Float32Array.from([0.8, 0.6]));
+    const q = Float32Array.from([Math.cos(0.3), Math.sin(0.3)]);
+    const id = g.match(q, { threshold: 0.34 });
+    assert.deepEqual([id.name, id.ambiguous], [UNKNOWN, true]);
+    await model.dispose();
+    writeFileSync(path.join(tmp, 'bad.json'), JSON.stringify({ ...manifest, scale: { clusterEps: 'wide' } }));
+    assert.throws(
+      () => parseManifest(path.join(tmp, 'bad.json')),
+      /bad\.json: scale\.clusterEps must be a number/,
+    );
   });
 
   it('gives a clear error for missing, corrupt and unknown models', async () => {

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream, existsSync, readdirSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import type { EmbedderNormalization } from './embedder';
+import { parseSimilarityScale, type SimilarityScale } from './similarityScale';
 
 /** What we know about one model file beyond its ONNX signature. */
 export interface ModelManifest {
@@ -19,6 +20,12 @@ export interface ModelManifest {
   flip?: boolean;
   /** When a folder holds several models of one role, the highest preference is used. */
   preference?: number;
+  /**
+   * Embedders: the similarity values that belong to the model besides its threshold (track
+   * re-identification, clustering radius, runner-up margin…; see `SimilarityScale`). Fields left
+   * out keep FaceRes's, which suit ArcFace-scale cosines.
+   */
+  scale?: SimilarityScale;
   notes?: string;
 }
 
@@ -56,6 +63,7 @@ export function parseManifest(file: string): ModelManifest {
   if (m.defaultThreshold !== undefined && !(m.defaultThreshold > -1 && m.defaultThreshold < 1)) {
     throw new Error(`${file}: "defaultThreshold" must be a cosine similarity between -1 and 1`);
   }
+  if (m.scale !== undefined) return { ...m, scale: parseSimilarityScale(m.scale, file) } as ModelManifest;
   return m as ModelManifest;
 }
 

@@ -2,6 +2,7 @@ import { existsSync, readdirSync, statSync } from 'node:fs';
 import * as path from 'node:path';
 import { isEmbedderSignature, OnnxEmbedder, type EmbedderNormalization } from './embedder';
 import { findManifest, loadManifests, type ModelManifest } from './manifest';
+import { declareSimilarityScale } from './similarityScale';
 import type { Detector, Embedder, FaceModel, SessionOptions } from './roles';
 import { isScrfdSignature, ScrfdDetector, type ScrfdOptions } from './scrfd';
 import { ModelLoadError, openSession, signatureOf, type ModelSignature } from './session';
@@ -59,6 +60,7 @@ export async function loadModel(file: string, options: LoadOptions = {}): Promis
     defaultThreshold: manifest?.defaultThreshold ?? FALLBACK_THRESHOLD,
     flip: manifest?.flip ?? false,
   });
+  if (manifest?.scale) declareSimilarityScale(embedder.id, manifest.scale);
   return { model: embedder, manifest };
 }
 

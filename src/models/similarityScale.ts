@@ -78,10 +78,22 @@ export function packagedThresholdOf(modelId: string): number | undefined {
   return packagedEmbedders().get(modelId)?.threshold;
 }
 
+/** Scales stated by the manifests of models loaded from files (a user's own), by model id. */
+const declared = new Map<string, SimilarityScale>();
+
 /**
- * The scale of a model by id: a packaged model's from its source manifest, FaceRes's for anything
- * else (a user's own ONNX model, whose manifest does not carry one).
+ * Records the scale a loaded model's manifest states, so that everything that later knows only
+ * the model's id (a gallery, a photo library, the tracker) uses it.
+ */
+export function declareSimilarityScale(modelId: string, scale: SimilarityScale): void {
+  declared.set(modelId, { ...scale });
+}
+
+/**
+ * The scale of a model by id: one its manifest stated when it was loaded, a packaged model's from
+ * its source manifest, FaceRes's for anything else.
  */
 export function similarityScaleOf(modelId: string): SimilarityScale {
-  return packagedEmbedders().get(modelId)?.scale ?? { ...FACERES_SCALE };
+  const scale = declared.get(modelId) ?? packagedEmbedders().get(modelId)?.scale;
+  return scale ? { ...scale } : { ...FACERES_SCALE };
 }
