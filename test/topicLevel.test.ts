@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 
-import { topicLevel, topicProblem } from '../src/io/topicLevel';
+import { topicLevel, topicProblem } from '../src/util/topicLevel';
 
-describe('io/topicLevel: camera ids and names as MQTT topic levels', () => {
+describe('util/topicLevel: camera ids and names as MQTT topic levels', () => {
   it('keeps plain names, inner spaces and any script as they are', () => {
     for (const name of ['Ann', 'ann', 'Ann Lee', 'Zoë', '李雷', "O'Brien", 'a-b_c.d', 'x$y']) {
       assert.equal(topicLevel(name), name);

@@ -60,4 +60,4 @@ export function flag(value: unknown, fallback: boolean): boolean {
 }
 
 /** Camera ids and names as MQTT topic levels, by the one collision-free rule of the core. */
-export { topicLevel } from '../../src/io/topicLevel';
+export { topicLevel } from '../../src/util/topicLevel';

@@ -3,7 +3,7 @@
  * alike (most likely one person each), so a person can name a whole group at once and enrol it.
  */
 import { UNKNOWN } from '../types';
-import { rowDot } from '../util/vectors';
+import { dot, rowDot } from '../util/vectors';
 import { GalleryError, type Gallery } from './gallery';
 import type { UnknownFace } from './unknownPool';
 
@@ -174,7 +174,7 @@ export function clusterUnknowns(unknowns: UnknownFace[], options: ClusterOptions
     .map(({ indices }, id): UnknownCluster => {
       const members = indices.map((i) => unknowns[i]);
       const centroid = meanDirection(members.map((u) => u.embedding));
-      const similarity = members.map((u) => dotVectors(u.embedding, centroid));
+      const similarity = members.map((u) => dot(u.embedding, centroid));
       const cohesion = similarity.reduce((s, x) => s + x, 0) / members.length;
       const nearest = members
         .map((u, k) => ({ u, s: similarity[k], k }))
@@ -268,12 +268,6 @@ function checkUnknowns(unknowns: UnknownFace[]): void {
     if (seen.has(u.id)) throw new Error(`unknown face id ${u.id} appears twice`);
     seen.add(u.id);
   });
-}
-
-function dotVectors(a: Float32Array, b: Float32Array): number {
-  let s = 0;
-  for (let k = 0; k < a.length; k++) s += a[k] * b[k];
-  return s;
 }
 
 /** The normalised mean; a zero mean (opposite members) falls back to the first member's direction. */

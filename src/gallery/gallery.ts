@@ -1,5 +1,6 @@
 import type { Candidate, Identity } from '../types';
 import { embeddingKey } from './embeddingKey';
+import { GalleryError } from './errors';
 import { identityFromRanking, withModelMargin, type MatchOptions } from './memoryGallery';
 import { identityNameProblem } from './names';
 import type { GalleryEmbeddingRecord, GallerySnapshot } from './store';
@@ -8,6 +9,7 @@ import type { VectorIndex } from './vectorIndex';
 
 // The name rule lives in names.ts; these stay importable from here, where callers have always found them.
 export { identityNameProblem, MAX_NAME_LENGTH } from './names';
+export { GalleryError };
 
 export interface GalleryMatchOptions extends MatchOptions {
   /** `best`: an identity scores its best embedding; `centroid`: the mean of its embeddings. */
@@ -26,14 +28,6 @@ export interface IdentityInfo {
 }
 
 export type EmbeddingRecord = GalleryEmbeddingRecord;
-
-/** A failed gallery operation whose message is meant for a person (bad name, unknown id, …). */
-export class GalleryError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'GalleryError';
-  }
-}
 
 /** Everything a gallery holds, as the store writes it. */
 export type GalleryState = GallerySnapshot;

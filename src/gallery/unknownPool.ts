@@ -1,4 +1,4 @@
-import { GalleryError } from './gallery';
+import { GalleryError } from './errors';
 import type { GalleryUnknownRecord, GalleryUnknownsSnapshot } from './store';
 
 /**

@@ -10,6 +10,7 @@ import { assessQuality, DEFAULT_QUALITY_THRESHOLDS, type QualityThresholds } fro
 import { UNKNOWN, type Face, type Frame, type Identity } from '../types';
 import { AdmissionQueue } from '../util/admission';
 import { BearerToken } from '../util/bearerToken';
+import { dot } from '../util/vectors';
 import { packageVersion } from '../version';
 import {
   loadFaceService,
@@ -615,13 +616,6 @@ function detected(face: Face): DetectedFaceMessage {
   const [x1, y1, x2, y2] = face.box;
   const box: BoxMessage = { x1, y1, x2, y2 };
   return { box, score: face.score };
-}
-
-/** Embeddings are L2-normalised: their dot product is the cosine similarity. */
-function dot(a: Float32Array, b: Float32Array): number {
-  let sum = 0;
-  for (let i = 0; i < a.length; i++) sum += a[i] * b[i];
-  return sum;
 }
 
 function isThenable(value: unknown): value is PromiseLike<unknown> {

@@ -3,7 +3,7 @@ import { BehaviorSubject, distinctUntilChanged, Observable, type MonoTypeOperato
 
 import { UNKNOWN, type FaceEvent } from '../types';
 import { maskUrl, SecretMasker } from './maskUrl';
-import { topicLevel, topicProblem } from './topicLevel';
+import { topicLevel, topicProblem } from '../util/topicLevel';
 
 /** A camera id or name as one topic level, by the collision-free rule of `./topicLevel`. */
 export const mqttTopicLevel = topicLevel;

@@ -17,6 +17,7 @@ import {
   type StoredClusters,
 } from './libraryDb';
 import { similarityScaleOf } from '../models/similarityScale';
+import { dot } from '../util/vectors';
 
 export interface PeopleOptions {
   includeLowQuality?: boolean;
@@ -126,12 +127,6 @@ function passingPeople(
     if (votes >= Math.ceil(k / 2)) passing.push({ person, similarity: sims[0] });
   }
   return passing.sort((a, b) => b.similarity - a.similarity);
-}
-
-function dot(a: Float32Array, b: Float32Array): number {
-  let s = 0;
-  for (let k = 0; k < a.length; k++) s += a[k] * b[k];
-  return s;
 }
 
 /**

@@ -2,6 +2,7 @@ import * as ort from 'onnxruntime-node';
 import type { Framing } from '../align/template';
 import type { Embedder } from './roles';
 import { fixedDim, type ModelSession, type ModelSignature } from './session';
+import { dot } from '../util/vectors';
 
 export interface EmbedderNormalization {
   /** Channel order the network expects. */
@@ -167,10 +168,5 @@ export function l2Normalize(v: Float32Array): Float32Array {
   return v;
 }
 
-/** Cosine similarity of two L2-normalised embeddings. */
-export function cosine(a: Float32Array, b: Float32Array): number {
-  if (a.length !== b.length) throw new Error(`embedding sizes differ: ${a.length} vs ${b.length}`);
-  let dot = 0;
-  for (let i = 0; i < a.length; i++) dot += a[i] * b[i];
-  return dot;
-}
+/** Cosine similarity of two L2-normalised embeddings: their inner product. */
+export const cosine: (a: Float32Array, b: Float32Array) => number = dot;

@@ -24,7 +24,7 @@
  */
 import { createHash } from 'node:crypto';
 
-import { topicLevel } from '../io/topicLevel';
+import { topicLevel } from '../util/topicLevel';
 import { UNKNOWN } from '../types';
 
 export const DEFAULT_DISCOVERY_PREFIX = 'homeassistant';

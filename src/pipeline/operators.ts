@@ -1,7 +1,7 @@
 import { concatMap, from, map, type OperatorFunction } from 'rxjs';
 import { ALIGNED_SIZE, alignFace, framedTemplate, type Framing } from '../align';
 import { decodeImage, type DecodeOptions } from '../image/decode';
-import type { MatchOptions } from '../gallery/memoryGallery';
+import { matchThreshold, type Matcher, type MatchFacesOptions } from '../gallery/matcher';
 import type { DetectOptions, Detector, Embedder } from '../models/roles';
 import { DEFAULT_MIN_FACE_SIZE, DEFAULT_MIN_SHARPNESS } from '../gallery/enroll';
 import { faceThumbnail } from '../gallery/thumbnail';
@@ -9,7 +9,7 @@ import type { UnknownPool } from '../gallery/unknownPool';
 import { cosine } from '../models/embedder';
 import { faceSharpness } from '../quality/sharpness';
 import { failedQualityGate } from '../quality/rejected';
-import { UNKNOWN, type Candidate, type Face, type FaceFrame, type Frame, type Identity } from '../types';
+import { UNKNOWN, type Candidate, type Face, type FaceFrame, type Frame } from '../types';
 import { FACERES_SCALE, similarityScaleOf } from '../models/similarityScale';
 
 /**
@@ -64,31 +64,8 @@ export function embedFaces(embedder: Embedder): OperatorFunction<FaceFrame, Face
   });
 }
 
-/** Anything that can name an embedding: `MemoryGallery`, or the persistent `Gallery`. */
-export interface Matcher {
-  match(query: Float32Array, options: MatchOptions & { mode?: 'best' | 'centroid' }): Identity;
-  /** A calibrated threshold, used when the options give none (see `calibrateGallery`). */
-  threshold?: number;
-}
-
-export interface MatchFacesOptions extends Omit<MatchOptions, 'threshold'> {
-  /** Default: the gallery's calibrated threshold; one of the two must be there. */
-  threshold?: number;
-  /** `Gallery` only: score a person by their best embedding (default) or their centroid. */
-  mode?: 'best' | 'centroid';
-}
-
-/**
- * The threshold to match with: the options', else the gallery's calibrated one. Read per frame by
- * the operators, so a gallery re-calibrated while a stream runs takes effect at once.
- */
-export function matchThreshold(options: { threshold?: number }, gallery: Matcher, who: string): number {
-  const threshold = options.threshold ?? gallery.threshold;
-  if (threshold === undefined) {
-    throw new Error(`${who} needs a threshold: pass { threshold } or calibrate the gallery`);
-  }
-  return threshold;
-}
+// Where the live chain and the tracker both need them, below both (see src/gallery/matcher.ts).
+export { matchThreshold, type Matcher, type MatchFacesOptions };
 
 /** Adds the identity (or `Unknown`) to each embedded face; faces the quality gate turned down get none. */
 export function matchFaces(

@@ -25,6 +25,7 @@
 
 import type { Box } from '../types';
 import { linearAssignment } from './assignment';
+import { dot, iou } from '../util/vectors';
 import {
   boxToMeasurement,
   KalmanFilter,
@@ -407,21 +408,7 @@ export function trackIdsByDetection(states: readonly TrackState[]): Map<number, 
   return out;
 }
 
-/** Intersection over union of two [x1, y1, x2, y2] boxes (0 when either is empty). */
-export function iou(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  const iw = Math.min(a[2], b[2]) - Math.max(a[0], b[0]);
-  const ih = Math.min(a[3], b[3]) - Math.max(a[1], b[1]);
-  if (iw <= 0 || ih <= 0) return 0;
-  const inter = iw * ih;
-  const union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter;
-  return union > 0 ? inter / union : 0;
-}
-
-function dot(a: Float32Array, b: Float32Array): number {
-  let s = 0;
-  for (let i = 0; i < a.length; i++) s += a[i] * b[i];
-  return s;
-}
+export { iou };
 
 function checkDetection(d: TrackerDetection, position: number): Det | undefined {
   const index = d.index ?? position;

@@ -36,7 +36,7 @@
 import { concatMap, from, map, type OperatorFunction } from 'rxjs';
 import { alignFace, framedTemplate } from '../align';
 import type { Embedder } from '../models/roles';
-import { matchThreshold, type Matcher, type MatchFacesOptions } from '../pipeline/operators';
+import { matchThreshold, type Matcher, type MatchFacesOptions } from '../gallery/matcher';
 import type { Face, FaceFrame, Frame, Identity } from '../types';
 import { failedQualityGate } from '../quality/rejected';
 import {

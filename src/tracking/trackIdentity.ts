@@ -17,6 +17,7 @@
 import { UNKNOWN, type Box, type Candidate, type Identity } from '../types';
 import type { TrackStatus } from './byteTracker';
 import { FACERES_SCALE, type SimilarityScale } from '../models/similarityScale';
+import { dot } from '../util/vectors';
 
 export interface TrackIdentityOptions {
   /**
@@ -245,7 +246,9 @@ export class TrackIdentities {
     if (
       embedding &&
       rec.embeddingSum &&
-      cosine(normalized(rec.embeddingSum), embedding) < this.changeSimilarity
+      // A size mismatch is left to addEmbedding, which says which track and which sizes.
+      rec.embeddingSum.length === embedding.length &&
+      dot(normalized(rec.embeddingSum), embedding) < this.changeSimilarity
     ) {
       startOver(rec);
     }
@@ -314,7 +317,7 @@ export class TrackIdentities {
       if (c.lastSeenTs === undefined || c.lastSeenTs >= rec.firstTs) continue;
       if (rec.firstTs - c.lastSeenTs > this.reidWindowMs) continue;
       if (c.embeddingSum.length !== mine.length) continue;
-      const s = cosine(mine, normalized(c.embeddingSum));
+      const s = dot(mine, normalized(c.embeddingSum));
       if (s > bestSimilarity) {
         bestSimilarity = s;
         best = c;
@@ -347,12 +350,6 @@ function normalized(sum: Float64Array): Float32Array {
   const out = new Float32Array(sum.length);
   for (let i = 0; i < sum.length; i++) out[i] = sum[i] / norm;
   return out;
-}
-
-function cosine(a: Float32Array, b: Float32Array): number {
-  let s = 0;
-  for (let i = 0; i < a.length; i++) s += a[i] * b[i];
-  return s;
 }
 
 /**
