@@ -1,16 +1,14 @@
-import type { Node, NodeAPI, NodeDef, NodeMessageInFlow } from 'node-red';
+import type { Node, NodeAPI, NodeDef } from 'node-red';
 
 import { ALIGNED_SIZE, alignFace, arcfaceTemplate, framedTemplate } from '../src/align';
-import type { Face, Point } from '../src/types';
+import type { Point } from '../src/types';
 import type { ModelsNode } from './faceflow-models';
-import { frameAndFaces } from './lib/frames';
+import { frameAndFaces, type FrameMessage } from './lib/frames';
 import { handleInput, StatusThrottle } from './lib/runtime';
 
 interface AlignDef extends NodeDef {
   models?: string;
 }
-
-type FrameMessage = NodeMessageInFlow & { payload: unknown; faces?: Face[] };
 
 /**
  * `faceflow-align`: adds `aligned`, the square RGB crop an embedder takes, to every face of a frame

@@ -1,11 +1,12 @@
-import type { Node, NodeAPI, NodeDef, NodeMessageInFlow } from 'node-red';
+import type { Node, NodeAPI, NodeDef } from 'node-red';
 
 import { annotateFrame } from '../src/output/annotate';
 import { isFrame } from '../src/image/frameInput';
-import type { Face, Frame } from '../src/types';
+import type { Frame } from '../src/types';
 import type { GalleryNode } from './faceflow-gallery';
-import { checkFaces, notAFrame } from './lib/frames';
+import { checkFaces, notAFrame, type FrameMessage } from './lib/frames';
 import { handleInput, StatusThrottle } from './lib/runtime';
+import { optionalNumber } from './lib/source';
 
 interface AnnotateDef extends NodeDef {
   gallery?: string;
@@ -14,7 +15,7 @@ interface AnnotateDef extends NodeDef {
   keepFrame?: boolean;
 }
 
-type FrameMessage = NodeMessageInFlow & { payload: unknown; faces?: Face[]; frame?: Frame };
+type AnnotateMessage = FrameMessage & { frame?: Frame };
 
 /**
  * `faceflow-annotate`: draws the faces' boxes and labels on the frame and sends it on as a JPEG in
@@ -31,7 +32,7 @@ module.exports = (RED: NodeAPI) => {
       this.status({ fill: 'red', shape: 'ring', text: 'gallery configuration missing' });
     else this.status({});
 
-    handleInput<FrameMessage>(this, async (msg, send) => {
+    handleInput<AnnotateMessage>(this, async (msg, send) => {
       if (def.gallery && !gallery)
         throw new Error('the chosen faceflow-gallery configuration does not exist');
       if (!isFrame(msg.payload)) throw new Error(notAFrame(msg.payload));
@@ -57,9 +58,3 @@ module.exports = (RED: NodeAPI) => {
   }
   RED.nodes.registerType('faceflow-annotate', FaceflowAnnotateNode);
 };
-
-function optionalNumber(value: string | number | undefined): number | undefined {
-  if (value === undefined || value === '') return undefined;
-  const n = Number(value);
-  return Number.isFinite(n) ? n : undefined;
-}

@@ -1,18 +1,17 @@
-import type { Node, NodeAPI, NodeDef, NodeMessageInFlow } from 'node-red';
+import type { Node, NodeAPI, NodeDef } from 'node-red';
 
 import { frameFromInput } from '../src/image/frameInput';
 import { stageMetrics } from '../src/metrics';
-import type { Face, Frame } from '../src/types';
+import type { Frame } from '../src/types';
 import type { ModelsNode } from './faceflow-models';
 import { registerMetricsAdmin } from './lib/metricsAdmin';
 import { handleInput, StatusThrottle } from './lib/runtime';
+import type { FrameMessage } from './lib/frames';
 
 interface DetectDef extends NodeDef {
   models: string;
   scoreThreshold?: string | number;
 }
-
-type FrameMessage = NodeMessageInFlow & { payload: unknown; faces?: Face[] };
 
 /**
  * `faceflow-detect`: finds the faces in `msg.payload` (a frame from `rtsp-in`, image bytes or a

@@ -1,18 +1,15 @@
-import type { Node, NodeAPI, NodeDef, NodeMessageInFlow } from 'node-red';
+import type { Node, NodeAPI, NodeDef } from 'node-red';
 
 import { failedQualityGate } from '../src/quality/rejected';
 import { stageMetrics } from '../src/metrics';
-import type { Face } from '../src/types';
 import type { ModelsNode } from './faceflow-models';
-import { frameAndFaces } from './lib/frames';
+import { frameAndFaces, type FrameMessage } from './lib/frames';
 import { registerMetricsAdmin } from './lib/metricsAdmin';
 import { handleInput, StatusThrottle } from './lib/runtime';
 
 interface EmbedDef extends NodeDef {
   models: string;
 }
-
-type FrameMessage = NodeMessageInFlow & { payload: unknown; faces?: Face[] };
 
 /**
  * `faceflow-embed`: gives every face of a frame message its `embedding` (aligning the faces that

@@ -1,4 +1,4 @@
-import type { Node, NodeAPI, NodeDef, NodeMessageInFlow } from 'node-red';
+import type { Node, NodeAPI, NodeDef } from 'node-red';
 import { lastValueFrom, of, toArray } from 'rxjs';
 
 import {
@@ -9,10 +9,10 @@ import {
 } from '../src/output/homeAssistant';
 import { CameraHealthMeter } from '../src/pipeline/cameraHealth';
 import { faceEvents } from '../src/pipeline/events';
-import { UNKNOWN, type Face, type FaceEvent, type FaceFrame, type Frame } from '../src/types';
+import { UNKNOWN, type FaceEvent, type FaceFrame, type Frame } from '../src/types';
 import { flag, topicLevel } from './lib/source';
 import { handleInput, StatusThrottle } from './lib/runtime';
-import { checkFaces } from './lib/frames';
+import { checkFaces, type FrameMessage } from './lib/frames';
 
 interface FaceEventsDef extends NodeDef {
   prefix?: string;
@@ -28,8 +28,6 @@ interface FaceEventsDef extends NodeDef {
 
 /** Without Home Assistant discovery, a last sighting of someone still in view is refreshed this often. */
 const PRESENCE_REFRESH_MS = 60_000;
-
-type FrameMessage = NodeMessageInFlow & { faces?: Face[] };
 
 /**
  * `faceflow-face-events`: frame messages with named, tracked faces in; MQTT-ready event messages

@@ -15,6 +15,7 @@ import type { ModelsNode } from './faceflow-models';
 import { registerGalleryAdmin } from './lib/galleryAdmin';
 import { PASSWORD_IN_URL_WARNING, passwordStoredInFlow, resolveUrlCredentials } from './lib/urlCredentials';
 import { registerUrlCredentialsScript } from './lib/urlCredentialsScript';
+import { optionalNumber } from './lib/source';
 
 interface GalleryDef extends NodeDef {
   path?: string;
@@ -241,12 +242,6 @@ function readable(err: unknown, file: string): Error {
   const out = new Error(`${hint && cause.startsWith(hint.slice(0, -2)) ? '' : hint}${cause} (${file})`);
   (out as Error & { code?: string }).code = err.code;
   return out;
-}
-
-function optionalNumber(value: string | number | undefined): number | undefined {
-  if (value === undefined || value === '') return undefined;
-  const n = Number(value);
-  return Number.isFinite(n) ? n : undefined;
 }
 
 /** A gallery's MQTT sync as the node keeps it: the client, if it could start, and what to report. */

@@ -327,21 +327,21 @@ module.exports = (RED: NodeAPI) => {
     };
 
     const people = (command: 'match' | 'cluster' | 'recluster', p: Payload) => {
-      const eps = optionalNumber(
+      const eps = payloadNumber(
         p,
         'eps',
         command,
         (v) => v > 0 && v <= 2,
         'a cosine distance within (0, 2], e.g. 0.35',
       );
-      const minPoints = optionalNumber(
+      const minPoints = payloadNumber(
         p,
         'minPoints',
         command,
         (v) => Number.isInteger(v) && v >= 1,
         'a whole number, 1 or more',
       );
-      const threshold = optionalNumber(
+      const threshold = payloadNumber(
         p,
         'threshold',
         command,
@@ -491,7 +491,7 @@ function checkObject(payload: unknown, command: string): Payload {
   return payload as Payload;
 }
 
-function optionalNumber(
+function payloadNumber(
   p: Payload,
   key: string,
   command: string,

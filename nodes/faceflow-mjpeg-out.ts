@@ -1,11 +1,10 @@
-import type { Node, NodeAPI, NodeDef, NodeMessageInFlow } from 'node-red';
+import type { Node, NodeAPI, NodeDef } from 'node-red';
 
 import { isFrame } from '../src/image/frameInput';
 import { MjpegServer } from '../src/io/mjpegServer';
-import type { Face } from '../src/types';
 import { positiveOption } from './lib/source';
 import { handleInput, shorten } from './lib/runtime';
-import { checkFaces } from './lib/frames';
+import { checkFaces, type FrameMessage } from './lib/frames';
 
 interface MjpegOutDef extends NodeDef {
   port?: string | number;
@@ -20,8 +19,6 @@ interface MjpegCredentials {
 }
 
 type MjpegOutNode = Node<MjpegCredentials>;
-
-type FrameMessage = NodeMessageInFlow & { faces?: Face[] };
 
 /** Viewers come and go without a message passing: their count is looked at this often. */
 const VIEWER_POLL_MS = 1000;

@@ -1,4 +1,4 @@
-import type { Node, NodeAPI, NodeDef, NodeMessageInFlow } from 'node-red';
+import type { Node, NodeAPI, NodeDef } from 'node-red';
 import { lastValueFrom, of } from 'rxjs';
 
 import {
@@ -8,8 +8,7 @@ import {
   type QualityThresholds,
 } from '../src/quality';
 import { isFrame } from '../src/image/frameInput';
-import type { Face } from '../src/types';
-import { frameAndFaces } from './lib/frames';
+import { frameAndFaces, type FrameMessage } from './lib/frames';
 import { handleInput, StatusThrottle } from './lib/runtime';
 
 /** The limits a person can set in the editor; each left empty takes its default. */
@@ -25,8 +24,6 @@ const LIMITS = [
 ] as const satisfies readonly (keyof QualityThresholds)[];
 
 type QualityGateDef = NodeDef & { mode?: string } & Partial<Record<(typeof LIMITS)[number], string | number>>;
-
-type FrameMessage = NodeMessageInFlow & { payload: unknown; faces?: Face[] };
 
 /**
  * `faceflow-quality-gate`: scores every face (`face.quality`) and marks (`face.rejected`) or drops

@@ -1,16 +1,14 @@
-import type { Node, NodeAPI, NodeDef, NodeMessageInFlow } from 'node-red';
+import type { Node, NodeAPI, NodeDef } from 'node-red';
 
 import { FaceTracking, type FaceTrackingOptions } from '../src/tracking/operators';
-import type { Face } from '../src/types';
-import { frameAndFaces } from './lib/frames';
+import { frameAndFaces, type FrameMessage } from './lib/frames';
 import { handleInput, StatusThrottle } from './lib/runtime';
+import { optionalNumber } from './lib/source';
 
 interface TrackDef extends NodeDef {
   minHits?: string | number;
   trackBuffer?: string | number;
 }
-
-type FrameMessage = NodeMessageInFlow & { payload: unknown; faces?: Face[] };
 
 /**
  * `faceflow-track`: gives the faces of confirmed tracks a `trackId` that stays the same from frame
@@ -55,9 +53,3 @@ module.exports = (RED: NodeAPI) => {
   }
   RED.nodes.registerType('faceflow-track', FaceflowTrackNode);
 };
-
-function optionalNumber(value: string | number | undefined): number | undefined {
-  if (value === undefined || value === '') return undefined;
-  const n = Number(value);
-  return Number.isFinite(n) ? n : undefined;
-}

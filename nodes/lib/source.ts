@@ -60,4 +60,11 @@ export function flag(value: unknown, fallback: boolean): boolean {
 }
 
 /** Camera ids and names as MQTT topic levels, by the one collision-free rule of the core. */
+/** A number from a node's settings: empty or not a number means unset. */
+export function optionalNumber(value: string | number | undefined): number | undefined {
+  if (value === undefined || value === '') return undefined;
+  const n = Number(value);
+  return Number.isFinite(n) ? n : undefined;
+}
+
 export { topicLevel } from '../../src/util/topicLevel';
