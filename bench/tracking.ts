@@ -1,6 +1,6 @@
 /**
  * Tracking quality and cost on synthetic face sequences with known ground truth
- * (src/tracking/synthetic.ts): walkers, crossing, occlusion, lowScore, bounce, 150 frames each at
+ * (test/helpers/trackingScenarios.ts): walkers, crossing, occlusion, lowScore, bounce, 150 frames each at
  * 1280×720, over several seeds; plus a 20-face crowd for the cost of one update.
  *
  *   node dist/bench/tracking.js [--seeds N] [--json]
@@ -11,7 +11,7 @@
  * the default models (one photo's embedding plus noise for 20 frames, then another photo's, as a
  * face turns). Without ../shared that variant is left out and said so.
  *
- * Figures per scenario, pooled over seeds: identity switches, MOTA, IDF1 (src/tracking/metrics.ts);
+ * Figures per scenario, pooled over seeds: identity switches, MOTA, IDF1 (test/helpers/trackingMetrics.ts);
  * and the time of one `ByteTracker.update`, median and p90, also as a ratio to the same plain-JS
  * reference workload as bench/stages.ts, measured in the same run. Prints numbers; asserts nothing.
  */
@@ -22,7 +22,7 @@ import { performance } from 'node:perf_hooks';
 import { FaceFlow } from '../src/faceflow';
 import { decodeImage } from '../src/image/decode';
 import { ByteTracker, trackIdsByDetection, type ByteTrackerOptions } from '../src/tracking/byteTracker';
-import { evaluateTracking, type MotFrame } from '../src/tracking/metrics';
+import { evaluateTracking, type MotFrame } from '../test/helpers/trackingMetrics';
 import {
   gaussian,
   makeScenario,
@@ -31,7 +31,7 @@ import {
   type RenderOptions,
   type Scenario,
   type SyntheticFrame,
-} from '../src/tracking/synthetic';
+} from '../test/helpers/trackingScenarios';
 import { seededRandom } from '../src/util/seededRandom';
 import {
   cpuMark,

@@ -9,7 +9,7 @@ import {
   type ByteTrackerOptions,
 } from '../src/tracking/byteTracker';
 import { boxToMeasurement, CHI2_95, KalmanFilter, measurementToBox } from '../src/tracking/kalman';
-import { evaluateTracking, type MotFrame } from '../src/tracking/metrics';
+import { evaluateTracking, type MotFrame } from './helpers/trackingMetrics';
 import { cholesky, matMul, matMulTransposed, solveSpd } from '../src/tracking/matrix';
 import { FaceTracking, matchTrackedFaces, embedTrackedFaces, trackFaces } from '../src/tracking/operators';
 import {
@@ -19,7 +19,7 @@ import {
   type RenderOptions,
   type ScenarioKind,
   type SyntheticFrame,
-} from '../src/tracking/synthetic';
+} from './helpers/trackingScenarios';
 import { faceQuality, TrackIdentities } from '../src/tracking/trackIdentity';
 import { UNKNOWN, type Box, type Face, type FaceFrame, type Identity } from '../src/types';
 import { seededRandom } from '../src/util/seededRandom';

@@ -13,9 +13,9 @@
  *   per switch.
  */
 
-import type { Box } from '../types';
-import { linearAssignment } from './assignment';
-import { iou } from './byteTracker';
+import type { Box } from '../../src/types';
+import { linearAssignment } from '../../src/tracking/assignment';
+import { iou } from '../../src/util/vectors';
 
 export interface MotObject {
   id: number;

@@ -9,11 +9,11 @@
  * the detector's weakness, which the tracker is meant to bridge, so those frames stay in.
  */
 
-import type { Box } from '../types';
-import { seededRandom } from '../util/seededRandom';
-import type { TrackerDetection } from './byteTracker';
-import { iou } from './byteTracker';
-import type { MotObject } from './metrics';
+import type { Box } from '../../src/types';
+import { seededRandom } from '../../src/util/seededRandom';
+import type { TrackerDetection } from '../../src/tracking/byteTracker';
+import { iou } from '../../src/util/vectors';
+import type { MotObject } from './trackingMetrics';
 
 export interface Waypoint {
   frame: number;
