@@ -39,7 +39,7 @@ const PHOTO = path.join(SHARED_DATA, 'bbt', 'group', 'bbt1.jpg');
 const W = 1280;
 const H = 720;
 const THRESHOLD = 0.52;
-/** DESIGN.md: annotate + JPEG ≤ 8 ms per 720p frame, only when someone watches. */
+/** The budget of docs/ARCHITECTURE.md ("Running live"): annotate + JPEG ≤ 8 ms per 720p frame, only when someone watches. */
 const BUDGET_MS = 8;
 
 interface Row {

@@ -1,5 +1,5 @@
 /**
- * The shared vocabulary of faceflow (see DESIGN.md): every stage speaks these types.
+ * The shared vocabulary of faceflow (see docs/ARCHITECTURE.md): every stage speaks these types.
  */
 
 /** A decoded image or video frame as packed 8-bit RGB, row-major, no padding. */

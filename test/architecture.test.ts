@@ -8,6 +8,31 @@ const SRC = path.join(PROJECT_ROOT, 'src');
 const NODES = path.join(PROJECT_ROOT, 'nodes');
 const rel = (file: string) => path.relative(PROJECT_ROOT, file);
 
+/** The layers of docs/ARCHITECTURE.md: a folder may import only folders of a lower layer. */
+const LAYERS: Record<string, number> = {
+  'types.ts': 0,
+  'version.ts': 0,
+  'align/': 1,
+  'image/': 1,
+  'eval/': 0,
+  'util/': 0,
+  'models/': 2,
+  'faceflow.ts': 3,
+  'quality/': 3,
+  'gallery/': 4,
+  'tracking/': 5,
+  'output/': 5,
+  'pipeline/': 6,
+  'io/': 6,
+  'library/': 7,
+  'metrics/': 7,
+  'cli/': 8,
+  'grpc/': 8,
+  'http/': 8,
+  'demo/': 8,
+  'index.ts': 8,
+};
+
 describe('architecture: what may import what', () => {
   const graph = importGraph(SRC);
 
@@ -58,6 +83,19 @@ describe('architecture: what may import what', () => {
       cyclesOf(graph).map((c) => c.map(rel).join(' → ')),
       [],
     );
+  });
+
+  it('keeps to the layers of docs/ARCHITECTURE.md: each folder imports only lower layers', () => {
+    const folders = folderGraph(graph, SRC);
+    const unlisted = [...folders.keys()].filter((f) => LAYERS[f] === undefined);
+    assert.deepEqual(unlisted, [], 'every folder of src/ has a layer in docs/ARCHITECTURE.md and here');
+    const upward: string[] = [];
+    for (const [from, targets] of folders) {
+      for (const to of targets) {
+        if (LAYERS[to] >= LAYERS[from]) upward.push(`${from} (${LAYERS[from]}) → ${to} (${LAYERS[to]})`);
+      }
+    }
+    assert.deepEqual(upward, []);
   });
 
   it('has no import cycle between the folders of src/ (pipeline, tracking, gallery, io, output, …)', () => {

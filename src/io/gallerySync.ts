@@ -1,5 +1,5 @@
 /**
- * Gallery changes over MQTT (`<prefix>/gallery/<added|deleted|updated>`, DESIGN.md), so that
+ * Gallery changes over MQTT (`<prefix>/gallery/<added|deleted|updated>`, docs/ARCHITECTURE.md), so that
  * instances sharing a broker keep their galleries alike. Each instance publishes its own changes
  * (QoS 1) and applies everyone else's; its own come back from the broker and are recognised by
  * `origin`. With a fixed `clientId` the broker keeps the subscription while an instance is away

@@ -9,7 +9,7 @@ export interface LatestFrameOptions<T> {
  * Runs `work` on one value at a time; values that arrive while it is busy replace each other, so
  * when it is free it takes the newest and the older ones are dropped (and counted). Memory stays
  * at one value in work plus one waiting, however slow the work and however fast the camera:
- * the overload rule of DESIGN.md (drop the oldest, never queue without bound, report drops).
+ * the overload rule of docs/ARCHITECTURE.md (drop the oldest, never queue without bound, report drops).
  *
  * A plain operator without `work` cannot do this: RxJS pushes, so nothing upstream can tell
  * whether downstream is busy unless the busy part runs inside the operator.

@@ -138,7 +138,7 @@ function checkOptions(options: MqttEventPublisherOptions): CheckedOptions {
 }
 
 /**
- * Publishes face events to an MQTT broker on the topics of DESIGN.md, and owns the connection:
+ * Publishes face events to an MQTT broker on the topics of docs/ARCHITECTURE.md, and owns the connection:
  * a retained `online` on every (re)connection, the retained `offline` as last will and again on
  * `stop()`. While the broker is away events wait in a bounded queue, oldest dropped first
  * (counted in `dropped`), and go out in order once it is back.
