@@ -227,6 +227,54 @@ describe('npm start: the demo (Node-RED, embedded MQTT broker, sample clip)', fu
     }
   });
 
+  it('speaks from its message catalogs in the real editor: English, and German palette labels', async function () {
+    if (!existsSync(CHROMIUM)) this.skip();
+    const browser = await launchChromium();
+    try {
+      const paletteLabel = async (locale: string, type: string) => {
+        const page = await browser.newPage({ viewport: { width: 1400, height: 860 }, locale });
+        await page.goto(`http://127.0.0.1:${demo.ports.editor}/`);
+        const label = page.locator(`.red-ui-palette-node[data-palette-type="${type}"] .red-ui-palette-label`);
+        await label.waitFor({ state: 'attached', timeout: 30_000 });
+        // The palette breaks a long label over lines: compare the words.
+        return { page, text: (await label.textContent())?.replace(/\s+/g, ' ').trim() };
+      };
+      const en = await paletteLabel('en-US', 'faceflow-quality-gate');
+      assert.equal(en.text, 'quality gate');
+      // An edit dialog: its labels and placeholders come from the catalog, not from the template.
+      await en.page.waitForSelector('#red-ui-workspace-chart svg g.red-ui-flow-node', { timeout: 30_000 });
+      await en.page.evaluate(() => {
+        const RED = (
+          window as unknown as {
+            RED: {
+              nodes: { eachNode(f: (n: { type: string }) => boolean | void): void };
+              editor: { edit(n: unknown): void };
+            };
+          }
+        ).RED;
+        let match: unknown;
+        RED.nodes.eachNode((n) => {
+          if (n.type === 'faceflow-match') match = n;
+        });
+        RED.editor.edit(match);
+      });
+      await en.page.waitForSelector('#node-input-margin', { state: 'visible', timeout: 10_000 });
+      assert.equal(
+        (await en.page.locator('label[for="node-input-margin"]').textContent())?.trim(),
+        'Ambiguity',
+      );
+      assert.equal(await en.page.getAttribute('#node-input-margin', 'placeholder'), "the model's (0 = off)");
+      assert.equal(
+        (await en.page.locator('#node-input-mode option[value="centroid"]').textContent())?.trim(),
+        "mean of each person's photos",
+      );
+      const de = await paletteLabel('de-DE', 'faceflow-quality-gate');
+      assert.equal(de.text, 'Qualitätsprüfung', 'the German catalog is used for a German browser');
+    } finally {
+      await browser.close();
+    }
+  });
+
   it('imports every example into the real editor with every node known and valid (no red triangles)', async function () {
     if (!existsSync(CHROMIUM)) this.skip();
     const browser = await launchChromium();
