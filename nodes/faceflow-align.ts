@@ -5,6 +5,7 @@ import type { Point } from '../src/types';
 import type { ModelsNode } from './faceflow-models';
 import { frameAndFaces, type FrameMessage } from './lib/frames';
 import { handleInput, StatusThrottle } from './lib/runtime';
+import { translator } from './lib/i18n';
 
 interface AlignDef extends NodeDef {
   models?: string;
@@ -16,12 +17,13 @@ interface AlignDef extends NodeDef {
  * `embed` node on the same configuration uses it as it is.
  */
 module.exports = (RED: NodeAPI) => {
+  const t = translator(RED);
   function FaceflowAlignNode(this: Node, def: AlignDef) {
     RED.nodes.createNode(this, def);
     const models = def.models ? (RED.nodes.getNode(def.models) as ModelsNode | null) : null;
     const status = new StatusThrottle(this);
     if (def.models && !models)
-      this.status({ fill: 'red', shape: 'ring', text: 'models configuration missing' });
+      this.status({ fill: 'red', shape: 'ring', text: t('faceflow-align.status.modelsMissing') });
     else this.status({});
 
     handleInput<FrameMessage>(this, async (msg, send) => {
@@ -37,7 +39,7 @@ module.exports = (RED: NodeAPI) => {
       const started = Date.now();
       for (const face of faces) face.aligned = alignFace(frame, face.landmarks, size, template).aligned;
       const n = faces.length;
-      status.show(`${n} face${n === 1 ? '' : 's'} aligned, ${Date.now() - started} ms`);
+      status.show(t('faceflow-align.status.aligned', { count: n, ms: Date.now() - started }));
       send(msg);
     });
   }

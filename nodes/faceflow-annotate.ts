@@ -7,6 +7,7 @@ import type { GalleryNode } from './faceflow-gallery';
 import { checkFaces, notAFrame, type FrameMessage } from './lib/frames';
 import { handleInput, StatusThrottle } from './lib/runtime';
 import { optionalNumber } from './lib/source';
+import { translator } from './lib/i18n';
 
 interface AnnotateDef extends NodeDef {
   gallery?: string;
@@ -22,6 +23,7 @@ type AnnotateMessage = FrameMessage & { frame?: Frame };
  * `msg.payload`, for a dashboard, `mjpeg-out` or a file.
  */
 module.exports = (RED: NodeAPI) => {
+  const t = translator(RED);
   function FaceflowAnnotateNode(this: Node, def: AnnotateDef) {
     RED.nodes.createNode(this, def);
     const gallery = def.gallery ? (RED.nodes.getNode(def.gallery) as GalleryNode | null) : null;
@@ -29,7 +31,7 @@ module.exports = (RED: NodeAPI) => {
     const quality = Math.min(100, Math.max(1, Math.round(optionalNumber(def.quality) ?? 80)));
     const status = new StatusThrottle(this);
     if (def.gallery && !gallery)
-      this.status({ fill: 'red', shape: 'ring', text: 'gallery configuration missing' });
+      this.status({ fill: 'red', shape: 'ring', text: t('faceflow-annotate.status.galleryMissing') });
     else this.status({});
 
     handleInput<AnnotateMessage>(this, async (msg, send) => {
@@ -52,7 +54,7 @@ module.exports = (RED: NodeAPI) => {
       const jpeg = await annotateFrame({ frame, faces }, { threshold, quality });
       if (def.keepFrame) msg.frame = frame;
       msg.payload = jpeg;
-      status.show(`${faces.length} face${faces.length === 1 ? '' : 's'}, ${Date.now() - started} ms`);
+      status.show(t('faceflow-annotate.status.drawn', { count: faces.length, ms: Date.now() - started }));
       send(msg);
     });
   }

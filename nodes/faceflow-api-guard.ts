@@ -9,6 +9,7 @@ import {
 } from '../src/http/apiGuard';
 import { DEFAULT_MAX_PIXELS } from '../src/image/decode';
 import { AdmissionQueue } from '../src/util/admission';
+import { translator } from './lib/i18n';
 
 interface ApiGuardDef extends NodeDef {
   /** The URL prefix guarded, e.g. /faces: every route at it or under it. */
@@ -44,6 +45,7 @@ const MAX_MB_ENV = 'FACEFLOW_API_MAX_MB';
  * its raw-body handler). Without a token, and without Node-RED's own httpNodeAuth, it answers 503.
  */
 module.exports = (RED: NodeAPI) => {
+  const t = translator(RED);
   function FaceflowApiGuardNode(this: Node, def: ApiGuardDef) {
     RED.nodes.createNode(this, def);
     const prefix = normalisePath(def.path);
@@ -65,7 +67,7 @@ module.exports = (RED: NodeAPI) => {
     ].find(Boolean);
     const nodeApp = RED.httpNode as unknown as ExpressApp | undefined;
     if (RED.settings.httpNodeRoot === false || typeof nodeApp?.use !== 'function') {
-      this.status({ fill: 'red', shape: 'ring', text: 'Node-RED serves no HTTP nodes' });
+      this.status({ fill: 'red', shape: 'ring', text: t('faceflow-api-guard.status.noHttp') });
       return;
     }
     // Node-RED's HTTP nodes are an app mounted in its main one, after the editor's app, whose JSON and form
@@ -99,14 +101,22 @@ module.exports = (RED: NodeAPI) => {
     const initial = settings();
     if (problem) {
       this.error(`closed: ${problem}`);
-      this.status({ fill: 'red', shape: 'ring', text: `closed: ${problem}` });
+      this.status({ fill: 'red', shape: 'ring', text: t('faceflow-api-guard.status.closed', { problem }) });
     } else if (initial.token) {
-      this.status({ fill: 'green', shape: 'dot', text: `${prefix}: token required` });
+      this.status({ fill: 'green', shape: 'dot', text: t('faceflow-api-guard.status.token', { prefix: String(prefix) }) });
     } else if (initial.authenticatedElsewhere) {
-      this.status({ fill: 'green', shape: 'ring', text: `${prefix}: httpNodeAuth` });
+      this.status({
+        fill: 'green',
+        shape: 'ring',
+        text: t('faceflow-api-guard.status.httpNodeAuth', { prefix: String(prefix) }),
+      });
     } else {
       this.warn(`${prefix} answers 503 until ${tokenEnv} is set (or Node-RED's httpNodeAuth is on)`);
-      this.status({ fill: 'yellow', shape: 'ring', text: `closed: set ${tokenEnv}` });
+      this.status({
+        fill: 'yellow',
+        shape: 'ring',
+        text: t('faceflow-api-guard.status.setToken', { variable: tokenEnv }),
+      });
     }
 
     this.on('close', () => {

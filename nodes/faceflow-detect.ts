@@ -7,6 +7,7 @@ import type { ModelsNode } from './faceflow-models';
 import { registerMetricsAdmin } from './lib/metricsAdmin';
 import { handleInput, StatusThrottle } from './lib/runtime';
 import type { FrameMessage } from './lib/frames';
+import { translator } from './lib/i18n';
 
 interface DetectDef extends NodeDef {
   models: string;
@@ -19,6 +20,7 @@ interface DetectDef extends NodeDef {
  * five landmarks per face). Other message properties pass through.
  */
 module.exports = (RED: NodeAPI) => {
+  const t = translator(RED);
   registerMetricsAdmin(RED);
 
   function FaceflowDetectNode(this: Node, def: DetectDef) {
@@ -28,7 +30,7 @@ module.exports = (RED: NodeAPI) => {
       def.scoreThreshold === undefined || def.scoreThreshold === '' ? undefined : Number(def.scoreThreshold);
     const status = new StatusThrottle(this);
     if (!models) {
-      this.status({ fill: 'red', shape: 'ring', text: 'no models configured' });
+      this.status({ fill: 'red', shape: 'ring', text: t('faceflow-detect.status.noModels') });
     } else {
       this.status({});
     }
@@ -45,7 +47,7 @@ module.exports = (RED: NodeAPI) => {
       msg.payload = frame;
       msg.faces = faces;
       if (msg.topic === undefined && frame.cameraId) msg.topic = frame.cameraId;
-      status.show(`${faces.length} face${faces.length === 1 ? '' : 's'}, ${Math.round(ms)} ms`);
+      status.show(t('faceflow-detect.status.found', { count: faces.length, ms: Math.round(ms) }));
       send(msg);
     });
   }

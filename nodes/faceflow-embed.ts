@@ -6,6 +6,7 @@ import type { ModelsNode } from './faceflow-models';
 import { frameAndFaces, type FrameMessage } from './lib/frames';
 import { registerMetricsAdmin } from './lib/metricsAdmin';
 import { handleInput, StatusThrottle } from './lib/runtime';
+import { translator } from './lib/i18n';
 
 interface EmbedDef extends NodeDef {
   models: string;
@@ -16,13 +17,14 @@ interface EmbedDef extends NodeDef {
  * have no crop of the embedder's size first), in one batch per message.
  */
 module.exports = (RED: NodeAPI) => {
+  const t = translator(RED);
   registerMetricsAdmin(RED);
 
   function FaceflowEmbedNode(this: Node, def: EmbedDef) {
     RED.nodes.createNode(this, def);
     const models = RED.nodes.getNode(def.models) as ModelsNode | null;
     const status = new StatusThrottle(this);
-    if (!models) this.status({ fill: 'red', shape: 'ring', text: 'no models configured' });
+    if (!models) this.status({ fill: 'red', shape: 'ring', text: t('faceflow-embed.status.noModels') });
     else this.status({});
 
     handleInput<FrameMessage>(this, async (msg, send) => {
@@ -40,7 +42,7 @@ module.exports = (RED: NodeAPI) => {
       const n = wanted.length;
       // A frame without faces costs nothing to embed; counting it would pull the percentiles towards 0.
       if (n > 0) stageMetrics(frame.cameraId).embedded(ms / 1000);
-      status.show(`${n} face${n === 1 ? '' : 's'} embedded, ${Math.round(ms)} ms`);
+      status.show(t('faceflow-embed.status.embedded', { count: n, ms: Math.round(ms) }));
       send(msg);
     });
   }

@@ -13,6 +13,7 @@ import { UNKNOWN, type FaceEvent, type FaceFrame, type Frame } from '../src/type
 import { flag, topicLevel } from './lib/source';
 import { handleInput, StatusThrottle } from './lib/runtime';
 import { checkFaces, type FrameMessage } from './lib/frames';
+import { translator } from './lib/i18n';
 
 interface FaceEventsDef extends NodeDef {
   prefix?: string;
@@ -36,6 +37,7 @@ const PRESENCE_REFRESH_MS = 60_000;
  * straight into an `mqtt out` node.
  */
 module.exports = (RED: NodeAPI) => {
+  const t = translator(RED);
   function FaceflowFaceEventsNode(this: Node, def: FaceEventsDef) {
     RED.nodes.createNode(this, def);
     setUp(this, def);
@@ -153,7 +155,7 @@ module.exports = (RED: NodeAPI) => {
           }
         }
         const last = found[found.length - 1];
-        if (last) status.show(`${announced} event${announced === 1 ? '' : 's'}, last: ${last.name}`);
+        if (last) status.show(t('faceflow-face-events.status.events', { count: announced, name: last.name }));
       });
       queue = turn.catch(() => undefined);
       return turn;

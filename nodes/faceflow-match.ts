@@ -12,6 +12,7 @@ import { registerMetricsAdmin } from './lib/metricsAdmin';
 import { handleInput, shorten, StatusThrottle } from './lib/runtime';
 import { checkFaces } from './lib/frames';
 import { flag } from './lib/source';
+import { translator } from './lib/i18n';
 
 interface MatchDef extends NodeDef {
   gallery: string;
@@ -37,6 +38,7 @@ type MatchMessage = NodeMessageInFlow & { payload: unknown; faces?: Face[]; erro
  * for the cluster and name-cluster commands.
  */
 module.exports = (RED: NodeAPI) => {
+  const t = translator(RED);
   registerMetricsAdmin(RED);
 
   function FaceflowMatchNode(this: Node, def: MatchDef) {
@@ -47,7 +49,7 @@ module.exports = (RED: NodeAPI) => {
     const mode = def.mode === 'centroid' ? 'centroid' : 'best';
     const collect = flag(def.collect, false);
     const status = new StatusThrottle(this);
-    if (!gallery) this.status({ fill: 'red', shape: 'ring', text: 'no gallery configured' });
+    if (!gallery) this.status({ fill: 'red', shape: 'ring', text: t('faceflow-match.status.noGallery') });
     else this.status({});
 
     // One collector for the node's life: its memory of recent faces is what keeps a person standing
@@ -88,7 +90,11 @@ module.exports = (RED: NodeAPI) => {
           });
           delete msg.error;
           // Not through the throttle: a command's status must not hold back the next frame's.
-          this.status({ fill: 'grey', shape: 'dot', text: `${msg.topic}: done` });
+          this.status({
+            fill: 'grey',
+            shape: 'dot',
+            text: t('faceflow-match.status.commandDone', { command: String(msg.topic) }),
+          });
           send(msg);
         } catch (err) {
           // The answer goes out too, so a flow waiting for it (an HTTP response) is not left hanging.
@@ -133,7 +139,9 @@ module.exports = (RED: NodeAPI) => {
       }
       const names = msg.faces.map(shownName).join(', ');
       const n = msg.faces.length;
-      status.show(`${n} face${n === 1 ? '' : 's'}${n ? `: ${names}` : ''}`);
+      status.show(
+        n ? t('faceflow-match.status.named', { count: n, names }) : t('faceflow-match.status.noFaces'),
+      );
       send(msg);
     });
   }

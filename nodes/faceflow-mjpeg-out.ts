@@ -5,6 +5,7 @@ import { MjpegServer } from '../src/io/mjpegServer';
 import { positiveOption } from './lib/source';
 import { handleInput, shorten } from './lib/runtime';
 import { checkFaces, type FrameMessage } from './lib/frames';
+import { translator } from './lib/i18n';
 
 interface MjpegOutDef extends NodeDef {
   port?: string | number;
@@ -30,6 +31,7 @@ const WARN_INTERVAL_MS = 10_000;
  * Frames are only stored on arrival; encoding happens only while someone watches.
  */
 module.exports = (RED: NodeAPI) => {
+  const t = translator(RED);
   function FaceflowMjpegOutNode(this: MjpegOutNode, def: MjpegOutDef) {
     RED.nodes.createNode(this, def);
     setUp(this, def);
@@ -45,7 +47,7 @@ module.exports = (RED: NodeAPI) => {
       const count = server?.clientCount ?? 0;
       if (failed || count === viewers) return;
       viewers = count;
-      node.status({ fill: 'green', shape: 'dot', text: `${count} viewer${count === 1 ? '' : 's'}` });
+      node.status({ fill: 'green', shape: 'dot', text: t('faceflow-mjpeg-out.status.viewers', { count }) });
     };
 
     // A frame that cannot be drawn is usually followed by many more like it: one warning per

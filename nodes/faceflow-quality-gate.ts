@@ -10,6 +10,7 @@ import {
 import { isFrame } from '../src/image/frameInput';
 import { frameAndFaces, type FrameMessage } from './lib/frames';
 import { handleInput, StatusThrottle } from './lib/runtime';
+import { translator } from './lib/i18n';
 
 /** The limits a person can set in the editor; each left empty takes its default. */
 const LIMITS = [
@@ -32,6 +33,7 @@ type QualityGateDef = NodeDef & { mode?: string } & Partial<Record<(typeof LIMIT
  * `thresholdsInForce`).
  */
 module.exports = (RED: NodeAPI) => {
+  const t = translator(RED);
   function FaceflowQualityGateNode(this: Node, def: QualityGateDef) {
     RED.nodes.createNode(this, def);
     const options: QualityGateOptions = { mode: def.mode === 'drop' ? 'drop' : 'mark' };
@@ -46,7 +48,11 @@ module.exports = (RED: NodeAPI) => {
     const gate = qualityGate(options);
     const status = new StatusThrottle(this);
     if (invalid.length > 0)
-      this.status({ fill: 'red', shape: 'ring', text: `not a number: ${invalid.join(', ')}` });
+      this.status({
+        fill: 'red',
+        shape: 'ring',
+        text: t('faceflow-quality-gate.status.notANumber', { fields: invalid.join(', ') }),
+      });
     else this.status({});
 
     handleInput<FrameMessage>(this, async (msg, send) => {
@@ -64,8 +70,12 @@ module.exports = (RED: NodeAPI) => {
       const gated = await lastValueFrom(of({ frame, faces }).pipe(gate));
       msg.faces = gated.faces;
       const failed = faces.length - gated.faces.filter((f) => !(f as { rejected?: unknown }).rejected).length;
+      const passed = { passed: faces.length - failed, count: faces.length, dropped: failed };
       status.show(
-        `${faces.length - failed} of ${faces.length} passed${options.mode === 'drop' && failed ? `, ${failed} dropped` : ''}`,
+        t(
+          `faceflow-quality-gate.status.${options.mode === 'drop' && failed ? 'passedDropped' : 'passed'}`,
+          passed,
+        ),
       );
       send(msg);
     });

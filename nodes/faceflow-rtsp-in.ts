@@ -9,6 +9,7 @@ import { cameraInput, flag, positiveOption, type SourceKind, type SourceCredenti
 import { handleInput, shorten } from './lib/runtime';
 import { PASSWORD_IN_URL_WARNING, passwordStoredInFlow } from './lib/urlCredentials';
 import { registerUrlCredentialsScript } from './lib/urlCredentialsScript';
+import { translator } from './lib/i18n';
 
 interface RtspInDef extends NodeDef {
   source?: SourceKind;
@@ -38,6 +39,7 @@ const FPS_WINDOW_MS = 1000;
  * a slow flow from queueing without bound, and the help text says to set it.
  */
 module.exports = (RED: NodeAPI) => {
+  const t = translator(RED);
   registerMetricsAdmin(RED);
   registerUrlCredentialsScript(RED);
 
@@ -101,7 +103,7 @@ module.exports = (RED: NodeAPI) => {
       node.status({
         fill: 'green',
         shape: 'dot',
-        text: `fps ${fps < 10 ? fps.toFixed(1) : Math.round(fps)}`,
+        text: t('faceflow-rtsp-in.status.fps', { fps: fps < 10 ? fps.toFixed(1) : Math.round(fps) }),
       });
       windowStart = now;
       windowFrames = 0;
@@ -114,16 +116,25 @@ module.exports = (RED: NodeAPI) => {
       else if (line) node.log(line.text);
       switch (event.type) {
         case 'connecting':
-          if (event.attempt === 0) node.status({ fill: 'yellow', shape: 'ring', text: 'connecting' });
+          if (event.attempt === 0)
+            node.status({ fill: 'yellow', shape: 'ring', text: t('faceflow-rtsp-in.status.connecting') });
           break;
         case 'up':
           windowStart = 0;
           lastReason = '';
-          node.status({ fill: 'green', shape: 'dot', text: `up ${event.width}×${event.height}` });
+          node.status({
+            fill: 'green',
+            shape: 'dot',
+            text: t('faceflow-rtsp-in.status.up', { width: event.width, height: event.height }),
+          });
           break;
         case 'down':
           lastReason = event.reason;
-          node.status({ fill: 'red', shape: 'ring', text: shorten(`down: ${event.reason}`) });
+          node.status({
+            fill: 'red',
+            shape: 'ring',
+            text: shorten(t('faceflow-rtsp-in.status.down', { reason: event.reason })),
+          });
           break;
         case 'reconnecting':
           node.status({
@@ -131,8 +142,10 @@ module.exports = (RED: NodeAPI) => {
             shape: 'ring',
             // The reason stays in view between attempts: the log no longer repeats it.
             text: shorten(
-              `reconnecting (attempt ${event.attempt}, in ${(event.delayMs / 1000).toFixed(1)}s)` +
-                (lastReason ? `: ${lastReason}` : ''),
+              t('faceflow-rtsp-in.status.reconnecting', {
+                attempt: event.attempt,
+                seconds: (event.delayMs / 1000).toFixed(1),
+              }) + (lastReason ? `: ${lastReason}` : ''),
               80,
             ),
           });
@@ -141,11 +154,15 @@ module.exports = (RED: NodeAPI) => {
           node.status({
             fill: 'yellow',
             shape: 'ring',
-            text: `stalled ${Math.round(event.silentMs / 1000)}s`,
+            text: t('faceflow-rtsp-in.status.stalled', { seconds: Math.round(event.silentMs / 1000) }),
           });
           break;
         case 'end':
-          node.status({ fill: 'grey', shape: 'dot', text: `ended after ${event.frames} frames` });
+          node.status({
+            fill: 'grey',
+            shape: 'dot',
+            text: t('faceflow-rtsp-in.status.ended', { frames: event.frames }),
+          });
           break;
         default:
           break;
@@ -197,7 +214,7 @@ module.exports = (RED: NodeAPI) => {
     } else if (flag(def.autostart, true)) {
       start();
     } else {
-      node.status({ fill: 'grey', shape: 'ring', text: 'stopped' });
+      node.status({ fill: 'grey', shape: 'ring', text: t('faceflow-rtsp-in.status.stopped') });
     }
 
     handleInput<NodeMessageInFlow>(node, async (msg) => {
@@ -206,7 +223,7 @@ module.exports = (RED: NodeAPI) => {
       else if (command === 'stop') {
         stop();
         meter?.stopped();
-        node.status({ fill: 'grey', shape: 'ring', text: 'stopped' });
+        node.status({ fill: 'grey', shape: 'ring', text: t('faceflow-rtsp-in.status.stopped') });
       } else throw new Error(`expected msg.topic 'start' or 'stop', got '${shorten(command, 20)}'`);
     });
 

@@ -4,6 +4,7 @@ import { FaceTracking, type FaceTrackingOptions } from '../src/tracking/operator
 import { frameAndFaces, type FrameMessage } from './lib/frames';
 import { handleInput, StatusThrottle } from './lib/runtime';
 import { optionalNumber } from './lib/source';
+import { translator } from './lib/i18n';
 
 interface TrackDef extends NodeDef {
   minHits?: string | number;
@@ -15,6 +16,7 @@ interface TrackDef extends NodeDef {
  * to frame, one tracker per camera. Tracks live in this node, so a redeploy starts them over.
  */
 module.exports = (RED: NodeAPI) => {
+  const t = translator(RED);
   function FaceflowTrackNode(this: Node, def: TrackDef) {
     RED.nodes.createNode(this, def);
     const options: FaceTrackingOptions = {};
@@ -42,7 +44,7 @@ module.exports = (RED: NodeAPI) => {
       const tracked = tracking.trackFrame(keyed, faces);
       msg.faces = tracked.faces;
       const confirmed = tracked.tracks.filter((t) => t.status === 'confirmed').length;
-      status.show(`${confirmed} track${confirmed === 1 ? '' : 's'}, ${faces.length} faces`);
+      status.show(t('faceflow-track.status.tracks', { count: confirmed, faces: faces.length }));
       send(msg);
     });
 

@@ -268,6 +268,16 @@ describe('npm start: the demo (Node-RED, embedded MQTT broker, sample clip)', fu
         (await en.page.locator('#node-input-mode option[value="centroid"]').textContent())?.trim(),
         "mean of each person's photos",
       );
+      // Status texts come from the runtime's catalog: the detect node's count, in its plural form.
+      await en.page.keyboard.press('Escape');
+      await en.page.waitForFunction(
+        () =>
+          Array.from(document.querySelectorAll('.red-ui-flow-node-status-label')).some((l) =>
+            /^\d+ faces?, \d+ ms$/.test(l.textContent ?? ''),
+          ),
+        undefined,
+        { timeout: 30_000 },
+      );
       const de = await paletteLabel('de-DE', 'faceflow-quality-gate');
       assert.equal(de.text, 'Qualitätsprüfung', 'the German catalog is used for a German browser');
     } finally {
