@@ -103,7 +103,11 @@ module.exports = (RED: NodeAPI) => {
       this.error(`closed: ${problem}`);
       this.status({ fill: 'red', shape: 'ring', text: t('faceflow-api-guard.status.closed', { problem }) });
     } else if (initial.token) {
-      this.status({ fill: 'green', shape: 'dot', text: t('faceflow-api-guard.status.token', { prefix: String(prefix) }) });
+      this.status({
+        fill: 'green',
+        shape: 'dot',
+        text: t('faceflow-api-guard.status.token', { prefix: String(prefix) }),
+      });
     } else if (initial.authenticatedElsewhere) {
       this.status({
         fill: 'green',
