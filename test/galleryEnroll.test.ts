@@ -100,6 +100,24 @@ describe('gallery enrolment from real photos', function () {
     assert.deepEqual(names.filter((n) => n !== UNKNOWN).sort(), ['biden', 'obama']);
   });
 
+  it('refuses the photos of a folder whose name the gallery cannot take, and enrols the others', async () => {
+    const root = path.join(tmp, 'named');
+    await fs.mkdir(path.join(root, 'Unknown'), { recursive: true });
+    await fs.mkdir(path.join(root, 'biden'), { recursive: true });
+    await fs.copyFile(knn('train', 'obama', 'obama.jpg'), path.join(root, 'Unknown', 'a.jpg'));
+    await fs.copyFile(knn('train', 'biden', 'biden.jpg'), path.join(root, 'biden', 'a.jpg'));
+    const gallery = newGallery();
+    const report = await enrollFolder(flow, gallery, root);
+    const byName = new Map(report.results.map((r) => [r.name, r]));
+    assert.equal(byName.get('biden')?.ok, true);
+    assert.equal(byName.get('Unknown')?.problem, 'invalid-name');
+    assert.match(byName.get('Unknown')?.message ?? '', /a\.jpg: .*Unknown/);
+    assert.deepEqual(
+      gallery.list().items.map((i) => i.name),
+      ['biden'],
+    );
+  });
+
   it('refuses the same photo twice by content, whatever its file name', async () => {
     const gallery = newGallery();
     const first = await enrollImage(flow, gallery, 'obama', knn('train', 'obama', 'obama.jpg'));

@@ -17,7 +17,7 @@ import {
   type ClusterResult,
   type UnknownFace,
 } from '../../src/gallery/cluster';
-import { enrolledHashes, enrollImage, type EnrollResult } from '../../src/gallery/enroll';
+import { enrolledHashes, enrollImage, enrollPeople, type EnrollResult } from '../../src/gallery/enroll';
 import { GalleryError, identityNameProblem } from '../../src/gallery/gallery';
 import { confinedPhotos, MAX_FOLDER_PHOTOS, PhotoFolderError } from '../../src/gallery/photoFolder';
 import { contactSheet } from '../../src/gallery/thumbnail';
@@ -243,39 +243,21 @@ async function enrollFolder(gallery: GalleryNode, p: Payload, options: CommandOp
   }
 
   const results = await gallery.update(async ({ file, flow }) => {
-    const known = enrolledHashes(file.gallery);
-    const out: FolderPhotoResult[] = [];
-    let done = 0;
-    for (const [person, photos] of found.people) {
-      // A folder name the gallery cannot take refuses that folder's photos, not the whole command.
-      const problem = identityNameProblem(person);
-      for (const photo of photos) {
-        const source = shown(photo);
-        if (problem) {
-          out.push({ source, name: person, problem: 'invalid-name', message: `${source}: ${problem}` });
-        } else {
-          const r: EnrollResult = await enrollImage(
-            flow,
-            file.gallery,
-            person,
-            photo,
-            { meta, allowLookalike },
-            known,
-          );
-          // enrollImage names the file by its real path; the person knows it by the folder's.
-          const message = r.message.startsWith(`${r.source}: `)
-            ? `${source}${r.message.slice(r.source.length)}`
-            : r.message;
-          out.push(
-            r.ok
-              ? { source, name: person, embeddingId: r.embeddingId, message }
-              : { source, name: person, problem: r.problem, message },
-          );
-        }
-        options.onProgress?.(`enroll: ${++done}/${found.count} photos`);
-      }
-    }
-    return out;
+    const report = await enrollPeople(flow, file.gallery, found.people, {
+      meta,
+      allowLookalike,
+      onProgress: ({ done, total }) => options.onProgress?.(`enroll: ${done}/${total} photos`),
+    });
+    return report.results.map((r): FolderPhotoResult => {
+      const source = shown(r.source);
+      // enrollImage names the file by its real path; the person knows it by the folder's.
+      const message = r.message.startsWith(`${r.source}: `)
+        ? `${source}${r.message.slice(r.source.length)}`
+        : r.message;
+      return r.ok
+        ? { source, name: r.name, embeddingId: r.embeddingId, message }
+        : { source, name: r.name, problem: r.problem, message };
+    });
   });
 
   const people = [...found.people.keys()].map((person) => ({

@@ -7,6 +7,7 @@ import { peopleFolders } from '../image/files';
 import { faceSharpness } from '../quality/sharpness';
 import type { Face } from '../types';
 import { GalleryError, type Gallery } from './gallery';
+import { identityNameProblem } from './names';
 import { faceThumbnail } from './thumbnail';
 
 /**
@@ -34,6 +35,7 @@ export type EnrollProblem =
   | 'too-blurry'
   | 'duplicate'
   | 'invalid'
+  | 'invalid-name'
   | 'looks-like-another';
 
 export interface EnrollResult {
@@ -255,14 +257,32 @@ export async function enrollFolder(
   options: FolderEnrollOptions = {},
 ): Promise<EnrollReport> {
   gallery.checkModel(flow.embedder.id);
-  const people = peopleFolders(dir, { recursive: options.recursive ?? true });
+  return enrollPeople(flow, gallery, peopleFolders(dir, { recursive: options.recursive ?? true }), options);
+}
+
+/**
+ * Enrols each person's photos under their name: the one loop behind every folder enrolment (the
+ * command line's `--dir`, the match node's `payload.folder`, which lists its folder its own
+ * confined way). A name the gallery cannot take refuses that person's photos (`invalid-name`),
+ * not the rest; a bad photo is reported and skipped.
+ */
+export async function enrollPeople(
+  flow: FaceFlow,
+  gallery: Gallery,
+  people: ReadonlyMap<string, readonly string[]>,
+  options: Omit<FolderEnrollOptions, 'recursive'> = {},
+): Promise<EnrollReport> {
+  gallery.checkModel(flow.embedder.id);
   const total = [...people.values()].reduce((n, photos) => n + photos.length, 0);
   const known = enrolledHashes(gallery);
   const report: EnrollReport = { results: [], enrolled: 0, rejected: 0, people: [] };
   for (const [name, photos] of people) {
     const person = { name, enrolled: 0, rejected: 0 };
+    const nameProblem = identityNameProblem(name);
     for (const file of photos) {
-      const result = await enrollImage(flow, gallery, name, file, options, known);
+      const result: EnrollResult = nameProblem
+        ? { source: file, name, ok: false, problem: 'invalid-name', message: `${file}: ${nameProblem}` }
+        : await enrollImage(flow, gallery, name, file, options, known);
       report.results.push(result);
       if (result.ok) person.enrolled++;
       else person.rejected++;
