@@ -27,7 +27,7 @@ module.exports = (RED: NodeAPI) => {
     else this.status({});
 
     handleInput<FrameMessage>(this, async (msg, send) => {
-      if (def.models && !models) throw new Error('the chosen faceflow-models configuration does not exist');
+      if (def.models && !models) throw new Error(t('common.error.modelsMissing'));
       const { frame, faces } = frameAndFaces(msg);
       let size = ALIGNED_SIZE;
       let template: Point[] = arcfaceTemplate(ALIGNED_SIZE);

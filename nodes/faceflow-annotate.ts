@@ -35,8 +35,7 @@ module.exports = (RED: NodeAPI) => {
     else this.status({});
 
     handleInput<AnnotateMessage>(this, async (msg, send) => {
-      if (def.gallery && !gallery)
-        throw new Error('the chosen faceflow-gallery configuration does not exist');
+      if (def.gallery && !gallery) throw new Error(t('common.error.galleryMissing'));
       if (!isFrame(msg.payload)) throw new Error(notAFrame(msg.payload));
       const frame = msg.payload;
       const faces = msg.faces === undefined || msg.faces === null ? [] : checkFaces(msg.faces);

@@ -35,7 +35,7 @@ module.exports = (RED: NodeAPI) => {
       this.status({});
     }
     handleInput<FrameMessage>(this, async (msg, send) => {
-      if (!models) throw new Error('choose a faceflow-models configuration in this node');
+      if (!models) throw new Error(t('common.error.noModels'));
       const frame: Frame = await frameFromInput(msg.payload, {
         cameraId: typeof msg.topic === 'string' ? msg.topic : '',
       });

@@ -28,7 +28,7 @@ module.exports = (RED: NodeAPI) => {
     else this.status({});
 
     handleInput<FrameMessage>(this, async (msg, send) => {
-      if (!models) throw new Error('choose a faceflow-models configuration in this node');
+      if (!models) throw new Error(t('common.error.noModels'));
       const { frame, faces } = frameAndFaces(msg);
       const flow = await models.faceflow();
       const bytes = flow.embedder.inputSize * flow.embedder.inputSize * 3;

@@ -124,7 +124,7 @@ module.exports = (RED: NodeAPI) => {
 
     handleInput<FrameMessage>(node, (msg, send) => {
       const turn = queue.then(async () => {
-        if (!events) throw setupError ?? new Error('not configured');
+        if (!events) throw setupError ?? new Error(t('common.error.notConfigured'));
         const item = faceFrameOf(msg);
         health?.observe(item.frame.cameraId, item.frame.ts, item.faces.length);
         if (item.faces.length === 0) return;

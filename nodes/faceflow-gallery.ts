@@ -16,6 +16,7 @@ import { registerGalleryAdmin } from './lib/galleryAdmin';
 import { PASSWORD_IN_URL_WARNING, passwordStoredInFlow, resolveUrlCredentials } from './lib/urlCredentials';
 import { registerUrlCredentialsScript } from './lib/urlCredentialsScript';
 import { optionalNumber } from './lib/source';
+import { translator } from './lib/i18n';
 
 interface GalleryDef extends NodeDef {
   path?: string;
@@ -70,6 +71,7 @@ export interface GalleryNode extends Node<GalleryCredentials> {
  * deployed galleries through the ids kept in `live`.
  */
 module.exports = (RED: NodeAPI) => {
+  const t = translator(RED);
   // Ids rather than nodes: the endpoints look each one up with RED.nodes.getNode, so a node that a redeploy
   // replaced is never served, even if a request raced its close.
   const live = new Set<string>();
@@ -121,7 +123,7 @@ module.exports = (RED: NodeAPI) => {
     this.syncStatus = () => sync?.status();
 
     this.open = () => {
-      if (!models) return Promise.reject(new Error('choose a faceflow-models configuration in the gallery'));
+      if (!models) return Promise.reject(new Error(t('faceflow-gallery.error.noModels')));
       opening ??= (async () => {
         const flow = await models.faceflow();
         const gallery = await GalleryFile.open(file, {
@@ -175,7 +177,7 @@ module.exports = (RED: NodeAPI) => {
 
     this.threshold = () => {
       if (override !== undefined) return override;
-      if (!opened) throw new Error('the gallery is not open yet');
+      if (!opened) throw new Error(t('faceflow-gallery.error.notOpen'));
       return opened.file.gallery.threshold ?? opened.flow.threshold;
     };
 

@@ -31,6 +31,7 @@ import type { GalleryNode } from './faceflow-gallery';
 import type { ModelsNode } from './faceflow-models';
 import { handleInput, shorten, StatusThrottle } from './lib/runtime';
 import { flag } from './lib/source';
+import { translator } from './lib/i18n';
 
 interface LibraryDef extends NodeDef {
   folder?: string;
@@ -88,6 +89,7 @@ interface PendingScan {
  * Everything that writes the library, scans and commands alike, runs one at a time through one queue.
  */
 module.exports = (RED: NodeAPI) => {
+  const t = translator(RED);
   function FaceflowLibraryNode(this: Node<LibraryCredentials>, def: LibraryDef) {
     RED.nodes.createNode(this, def);
     // Encrypts the library file; kept in Node-RED's credentials, never in the flow.
@@ -140,7 +142,7 @@ module.exports = (RED: NodeAPI) => {
     /** Opens the library once (only ever called from the queue); `create` only for a scan, as the CLI does. */
     const open = async (create: boolean): Promise<Opened> => {
       if (opened) return opened;
-      if (!models) throw new Error('choose a faceflow-models configuration in this node');
+      if (!models) throw new Error(t('common.error.noModels'));
       const flow = await models.faceflow();
       const db = await LibraryDb.open(
         dbFile,
@@ -167,12 +169,12 @@ module.exports = (RED: NodeAPI) => {
 
     const warnedOutside = new Set<string>();
     const runScan = async (): Promise<{ answer: ScanSummary; changed: boolean }> => {
-      if (signal.aborted) throw new Error('the library node is stopping');
-      if (!folder) throw new Error('set the photos folder of this node');
+      if (signal.aborted) throw new Error(t('faceflow-library.error.stopping'));
+      if (!folder) throw new Error(t('faceflow-library.error.noFolder'));
       if (!(await fs.stat(folder).catch(() => undefined))?.isDirectory()) {
         throw new Error(`${folder}: no such folder`);
       }
-      if (signal.aborted) throw new Error('the library node is stopping');
+      if (signal.aborted) throw new Error(t('faceflow-library.error.stopping'));
       const { flow, db } = await open(true);
       const knownUnreadable = new Set(db.unreadable.keys());
       scanning = true;
@@ -442,7 +444,7 @@ module.exports = (RED: NodeAPI) => {
               `unknown command ${JSON.stringify(topic)} in msg.topic: expected ${LIBRARY_COMMANDS.join(', ')}`,
             );
           }
-          if (closing) throw new Error('the library node is stopping');
+          if (closing) throw new Error(t('faceflow-library.error.stopping'));
           msg.payload = await runCommand(topic as LibraryCommand, msg.payload);
           delete msg.error;
           showSummary();

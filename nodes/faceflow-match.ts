@@ -74,7 +74,7 @@ module.exports = (RED: NodeAPI) => {
     });
 
     handleInput<MatchMessage>(this, async (msg, send) => {
-      if (!gallery) throw new Error('choose a faceflow-gallery configuration in this node');
+      if (!gallery) throw new Error(t('common.error.noGallery'));
       const frame = msg.payload as Frame;
       const isFrame = !!frame && typeof frame === 'object' && Buffer.isBuffer(frame.rgb);
       if (isGalleryCommand(msg.topic) || !isFrame) {
@@ -107,8 +107,7 @@ module.exports = (RED: NodeAPI) => {
         return;
       }
 
-      if (msg.faces === undefined || msg.faces === null)
-        throw new Error('msg.faces is missing: put a faceflow-detect node before this one');
+      if (msg.faces === undefined || msg.faces === null) throw new Error(t('faceflow-match.error.noFaces'));
       msg.faces = checkFaces(msg.faces);
       const { file, flow } = await gallery.open();
       const metrics = stageMetrics(frame.cameraId);

@@ -108,9 +108,9 @@ module.exports = (RED: NodeAPI) => {
     const poll = setInterval(showViewers, VIEWER_POLL_MS).unref();
 
     handleInput<FrameMessage>(node, async (msg) => {
-      if (failed || !server) throw failed ?? new Error('the MJPEG server is not running');
+      if (failed || !server) throw failed ?? new Error(t('faceflow-mjpeg-out.error.notRunning'));
       if (!isFrame(msg.payload)) {
-        throw new Error('expected a frame in msg.payload (from faceflow-rtsp-in or faceflow-detect)');
+        throw new Error(t('faceflow-mjpeg-out.error.notAFrame'));
       }
       server.push({
         frame: msg.payload,

@@ -12,6 +12,7 @@ import {
   type UrlCredentials,
 } from './lib/urlCredentials';
 import { registerUrlCredentialsScript } from './lib/urlCredentialsScript';
+import { translator } from './lib/i18n';
 
 interface MqttOutDef extends NodeDef {
   url?: string;
@@ -32,6 +33,7 @@ const STATUS_INTERVAL_MS = 1000;
  * `<prefix>/<camera>/status`.
  */
 module.exports = (RED: NodeAPI) => {
+  const t = translator(RED);
   registerMetricsAdmin(RED);
   registerUrlCredentialsScript(RED);
 
@@ -96,9 +98,9 @@ module.exports = (RED: NodeAPI) => {
     }
 
     handleInput<NodeMessageInFlow & { retain?: unknown }>(node, async (msg) => {
-      if (!publisher) throw setupError ?? new Error('not configured');
+      if (!publisher) throw setupError ?? new Error(t('common.error.notConfigured'));
       if (typeof msg.topic !== 'string' || msg.topic === '') {
-        throw new Error('msg.topic must name the MQTT topic (the face events node sets it)');
+        throw new Error(t('faceflow-mqtt-out.error.noTopic'));
       }
       publisher.publishMessage(msg.topic, msg.payload, {
         retain: msg.retain === true || msg.retain === 'true',

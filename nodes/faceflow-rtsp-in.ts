@@ -172,7 +172,7 @@ module.exports = (RED: NodeAPI) => {
     };
 
     const start = () => {
-      if (!camera) throw configError ?? new Error('no source configured');
+      if (!camera) throw configError ?? new Error(t('faceflow-rtsp-in.error.noSource'));
       if (running) return;
       const cam = camera;
       const subscription = new Subscription();

@@ -37,7 +37,7 @@ module.exports = (RED: NodeAPI) => {
     }
 
     handleInput<FrameMessage>(this, async (msg, send) => {
-      if (!tracking) throw settingsError ?? new Error('the tracker could not be created');
+      if (!tracking) throw settingsError ?? new Error(t('faceflow-track.error.noTracker'));
       const { frame, faces } = frameAndFaces(msg);
       const camera = frame.cameraId || (typeof msg.topic === 'string' ? msg.topic : '');
       const keyed = camera === frame.cameraId ? frame : { ...frame, cameraId: camera };
