@@ -1,4 +1,8 @@
-/** node-red-contrib-faceflow: the public API for scripts. */
+/**
+ * node-red-contrib-faceflow: the public API for scripts, as the README documents it (see "From a
+ * script" and its list of the API). Everything else in `src/` is internal: importable by path, but
+ * free to change between versions. test/publicApi.test.ts keeps the README and this file in step.
+ */
 export * from './types';
 export {
   decodeImage,
@@ -7,25 +11,13 @@ export {
   DEFAULT_MAX_PIXELS,
   type DecodeOptions,
 } from './image/decode';
-export {
-  alignFace,
-  estimateSimilarity,
-  warpAffineRgb,
-  ARCFACE_TEMPLATE_112,
-  type SimilarityTransform,
-} from './align';
+export { alignFace } from './align';
 export type { Detector, Embedder, DetectOptions, FaceModel, SessionOptions } from './models/roles';
 export { ScrfdDetector } from './models/scrfd';
-export { OnnxEmbedder, cosine, l2Normalize, type EmbedderNormalization } from './models/embedder';
-export {
-  loadModel,
-  loadModelDir,
-  classifySignature,
-  type LoadOptions,
-  type ModelPair,
-} from './models/registry';
+export { OnnxEmbedder, cosine, type EmbedderNormalization } from './models/embedder';
+export { loadModel, loadModelDir, type LoadOptions, type ModelPair } from './models/registry';
 export { ModelLoadError, ModelReleasedError } from './models/session';
-export { MemoryGallery, identityFromRanking, type MatchOptions } from './gallery/memoryGallery';
+export { MemoryGallery, type MatchOptions } from './gallery/memoryGallery';
 export { FaceFlow, NoSingleFaceError, type FaceFlowOptions } from './faceflow';
 export {
   decodeImages,
@@ -80,7 +72,7 @@ export {
   writeCalibrationPlots,
   type Calibration,
 } from './gallery/calibrate';
-export { dbscan, clusterUnknowns, recluster, nameCluster, type UnknownCluster } from './gallery/cluster';
+export { clusterUnknowns, recluster, nameCluster, type UnknownCluster } from './gallery/cluster';
 export type { UnknownFace } from './gallery/unknownPool';
 export {
   exportGallery,
@@ -107,8 +99,25 @@ export {
   type PresenceDiscoveryConfig,
   type RetainedMessage,
 } from './output/homeAssistant';
-export { faceSharpness, laplacianVariance } from './quality/sharpness';
-export * from './io';
+export {
+  CameraSource,
+  fileFrames,
+  rtspFrames,
+  deviceFrames,
+  type CameraOptions,
+  type ReconnectOptions,
+  type CameraEvent,
+  type DownCause,
+  CameraError,
+  ffmpegPath,
+  ffmpegVersion,
+  FFMPEG_ENV,
+  type FfmpegChoice,
+  latestFrame,
+  type LatestFrameOptions,
+  maskUrl,
+  type CameraInput,
+} from './io';
 export { MjpegServer, serveMjpeg, type MjpegServerOptions, type MjpegSource } from './io/mjpegServer';
 export {
   MqttEventPublisher,
@@ -117,8 +126,19 @@ export {
   type MqttEventPublisherOptions,
   type PublisherStatus,
 } from './io/mqttPublisher';
-export * from './quality';
-export { annotate, annotateFrame, drawAnnotations, type AnnotateOptions } from './output/annotate';
+export {
+  assessQuality,
+  qualityGate,
+  faceSharpness,
+  DEFAULT_QUALITY_THRESHOLDS,
+  type QualityResult,
+  type QualityReason,
+  type QualityScores,
+  type QualityThresholds,
+  type GatedFace,
+  type QualityGateOptions,
+} from './quality';
+export { annotate, annotateFrame, type AnnotateOptions } from './output/annotate';
 export { recognizeFrames, type LiveRecognitionOptions } from './pipeline/live';
 export {
   FaceTracking,
