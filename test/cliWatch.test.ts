@@ -160,7 +160,8 @@ describe('cli: faceflow watch', function () {
       assert.equal(await exited, 0, stderr);
       for (const line of stdout.trim().split('\n')) {
         const e = JSON.parse(line);
-        assert.ok(e.name === 'lin' || e.type === 'unknown', line);
+        // Unknown or ambiguous (both named Unknown) are fine; another person's name never is.
+        assert.ok(e.name === 'lin' || e.name === 'Unknown', line);
       }
     } finally {
       child.kill('SIGKILL');

@@ -87,7 +87,7 @@ describe('live recognition from an RTSP camera that goes down and comes back', f
       assert.ok(frames.length > framesBefore, 'frames resumed');
       assert.ok(cameraEvents.some((e) => e.type === 'reconnecting'));
       // Only the singer is known; anyone else is Unknown, never someone else's name.
-      for (const e of events) assert.ok(e.name === 'lin' || e.type === 'unknown', JSON.stringify(e));
+      for (const e of events) assert.ok(e.name === 'lin' || e.name === 'Unknown', JSON.stringify(e));
       assert.doesNotMatch(JSON.stringify(cameraEvents), /s3cret-pw/);
     } finally {
       subscription.unsubscribe();
