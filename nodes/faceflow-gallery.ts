@@ -2,7 +2,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import type { Node, NodeAPI, NodeDef } from 'node-red';
 
-import type { FaceFlow } from '../src/faceflow';
+import type { GalleryHandle, OpenGallery } from '../src/gallery/commands';
 import { GalleryFile } from '../src/gallery/galleryFile';
 import type { VectorBackend } from '../src/gallery/indexFactory';
 import { GalleryStoreError, isEncryptedFile } from '../src/gallery/store';
@@ -32,10 +32,7 @@ interface GalleryDef extends NodeDef {
   syncPrefix?: string;
 }
 
-export interface OpenGallery {
-  file: GalleryFile;
-  flow: FaceFlow;
-}
+export type { OpenGallery };
 
 interface GalleryCredentials {
   key?: string;
@@ -44,7 +41,7 @@ interface GalleryCredentials {
   syncSecret?: string;
 }
 
-export interface GalleryNode extends Node<GalleryCredentials> {
+export interface GalleryNode extends Node<GalleryCredentials>, GalleryHandle {
   /** The gallery file and the models that fill it, opened once on first use and shared by every node. */
   open(): Promise<OpenGallery>;
   /** The similarity a match needs: this node's override, else the gallery's calibrated one, else the model's. */

@@ -7,7 +7,7 @@ import { recognitionResult, stageMetrics } from '../src/metrics';
 import { failedQualityGate } from '../src/quality/rejected';
 import { UNKNOWN, type Face, type FaceFrame, type Frame } from '../src/types';
 import type { GalleryNode } from './faceflow-gallery';
-import { CommandError, GALLERY_COMMANDS, isGalleryCommand, runGalleryCommand } from './lib/galleryCommands';
+import { CommandError, GALLERY_COMMANDS, isGalleryCommand, runGalleryCommand } from '../src/gallery/commands';
 import { registerMetricsAdmin } from './lib/metricsAdmin';
 import { handleInput, shorten, StatusThrottle } from './lib/runtime';
 import { checkFaces } from './lib/frames';

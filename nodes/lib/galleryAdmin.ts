@@ -3,7 +3,7 @@ import type { NodeAPI } from 'node-red';
 
 import { GalleryError, identityNameProblem } from '../../src/gallery/gallery';
 import type { GalleryNode } from '../faceflow-gallery';
-import { CommandError, runGalleryCommand } from './galleryCommands';
+import { CommandError, runGalleryCommand } from '../../src/gallery/commands';
 
 /** Where the gallery endpoints live, under Node-RED's admin root (so behind its login when it has one). */
 export const ADMIN_PATH = '/faceflow/galleries';

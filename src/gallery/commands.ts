@@ -7,7 +7,7 @@ import {
   DEFAULT_FAR,
   DEFAULT_TARGET_FARS,
   suggestedThreshold,
-} from '../../src/gallery/calibrate';
+} from './calibrate';
 import {
   clusterUnknowns,
   DEFAULT_MIN_POINTS,
@@ -16,13 +16,34 @@ import {
   recluster,
   type ClusterResult,
   type UnknownFace,
-} from '../../src/gallery/cluster';
-import { enrolledHashes, enrollImage, enrollPeople, type EnrollResult } from '../../src/gallery/enroll';
-import { GalleryError, identityNameProblem } from '../../src/gallery/gallery';
-import { confinedPhotos, MAX_FOLDER_PHOTOS, PhotoFolderError } from '../../src/gallery/photoFolder';
-import { contactSheet } from '../../src/gallery/thumbnail';
-import type { GalleryNode, OpenGallery } from '../faceflow-gallery';
-import { similarityScaleOf } from '../../src/models/similarityScale';
+} from './cluster';
+import { enrolledHashes, enrollImage, enrollPeople, type EnrollResult } from './enroll';
+import { GalleryError, identityNameProblem } from './gallery';
+import { confinedPhotos, MAX_FOLDER_PHOTOS, PhotoFolderError } from './photoFolder';
+import { contactSheet } from './thumbnail';
+import { similarityScaleOf } from '../models/similarityScale';
+import type { FaceFlow } from '../faceflow';
+import type { GalleryFile } from './galleryFile';
+
+/** A gallery file opened with the models that fill it. */
+export interface OpenGallery {
+  file: GalleryFile;
+  flow: FaceFlow;
+}
+
+/**
+ * What the commands need of a gallery, whoever holds it (the Node-RED gallery node, a script): the
+ * file opened once, the threshold in force, and changes run one at a time and saved.
+ */
+export interface GalleryHandle {
+  open(): Promise<OpenGallery>;
+  /** The similarity a match needs: an override, else the gallery's calibrated one, else the model's. */
+  threshold(): number;
+  /** Runs a change, then saves the gallery; changes run one after another. */
+  update<T>(change: (opened: OpenGallery) => Promise<T> | T): Promise<T>;
+  /** Where enrolment photos given by path must lie; undefined accepts any absolute path. */
+  readonly imageDir: string | undefined;
+}
 
 export const GALLERY_COMMANDS = [
   'enroll',
@@ -67,11 +88,11 @@ export interface CommandOptions {
  * once new unknown faces came in. Unknown-face ids are never reused, so the members stay valid;
  * the entry goes with the gallery node on a redeploy.
  */
-const lastClusters = new WeakMap<GalleryNode, Map<number, number[]>>();
+const lastClusters = new WeakMap<GalleryHandle, Map<number, number[]>>();
 
 /** Carries out one gallery command and returns its result; throws with a message meant for a person. */
 export async function runGalleryCommand(
-  gallery: GalleryNode,
+  gallery: GalleryHandle,
   command: GalleryCommand,
   payload: unknown,
   options: CommandOptions = {},
@@ -110,7 +131,7 @@ export async function runGalleryCommand(
   }
 }
 
-async function enroll(gallery: GalleryNode, p: Payload): Promise<unknown> {
+async function enroll(gallery: GalleryHandle, p: Payload): Promise<unknown> {
   const name = requireString(p, 'name', 'enroll');
   const images: unknown[] =
     p.images !== undefined ? (p.images as unknown[]) : p.image !== undefined ? [p.image] : [];
@@ -197,7 +218,7 @@ interface FolderPhotoResult {
  * person, named by the folder), or with `payload.name` one person's folder. Only read inside the
  * gallery's photos folder: a folder name from a message must not open the whole disk.
  */
-async function enrollFolder(gallery: GalleryNode, p: Payload, options: CommandOptions): Promise<unknown> {
+async function enrollFolder(gallery: GalleryHandle, p: Payload, options: CommandOptions): Promise<unknown> {
   const folder = p.folder;
   if (typeof folder !== 'string' || folder.trim() === '' || folder.includes('\0')) {
     throw new CommandError(
@@ -287,7 +308,7 @@ async function enrollFolder(gallery: GalleryNode, p: Payload, options: CommandOp
 }
 
 /** `unknowns`: a page of the faces that matched nobody, oldest first; or with `clear`, forgets them all. */
-async function listUnknowns(gallery: GalleryNode, p: Payload): Promise<unknown> {
+async function listUnknowns(gallery: GalleryHandle, p: Payload): Promise<unknown> {
   if (optionalBoolean(p, 'clear', 'unknowns') === true) {
     // Photos of people who never agreed to be enrolled: gone from the backups too.
     return gallery.update(async ({ file }) => ({ cleared: await file.clearUnknowns() }));
@@ -317,7 +338,7 @@ async function listUnknowns(gallery: GalleryNode, p: Payload): Promise<unknown> 
  * that now match one of them are set apart first (`assigned`; enrolled into them with `assign`),
  * as `faceflow gallery cluster` does.
  */
-async function cluster(gallery: GalleryNode, p: Payload): Promise<unknown> {
+async function cluster(gallery: GalleryHandle, p: Payload): Promise<unknown> {
   const eps = p.eps === undefined ? undefined : p.eps;
   if (eps !== undefined && (typeof eps !== 'number' || !(eps > 0 && eps <= 2))) {
     throw new CommandError('cluster: payload.eps must be a cosine distance within (0, 2], e.g. 0.35');
@@ -373,7 +394,7 @@ async function clusterAnswer(c: ClusterResult['clusters'][number], sheets: boole
 }
 
 /** `name-cluster`: enrols a cluster of the last `cluster` answer (or the faces given) as a person. */
-async function nameClusterCommand(gallery: GalleryNode, p: Payload): Promise<unknown> {
+async function nameClusterCommand(gallery: GalleryHandle, p: Payload): Promise<unknown> {
   const name = requireString(p, 'name', 'name-cluster');
   const nameProblem = identityNameProblem(name);
   if (nameProblem) throw new CommandError(`name-cluster: ${nameProblem}`);
@@ -437,7 +458,7 @@ async function nameClusterCommand(gallery: GalleryNode, p: Payload): Promise<unk
   });
 }
 
-async function remove(gallery: GalleryNode, p: Payload): Promise<unknown> {
+async function remove(gallery: GalleryHandle, p: Payload): Promise<unknown> {
   if (p.all === true) {
     return gallery.update(async ({ file }) => {
       const identities = file.gallery.size;
@@ -468,7 +489,7 @@ async function remove(gallery: GalleryNode, p: Payload): Promise<unknown> {
   });
 }
 
-async function calibrate(gallery: GalleryNode, p: Payload): Promise<unknown> {
+async function calibrate(gallery: GalleryHandle, p: Payload): Promise<unknown> {
   const far = p.far === undefined ? DEFAULT_FAR : p.far;
   if (typeof far !== 'number' || !(far > 0 && far < 1))
     throw new CommandError('calibrate: payload.far must be within (0, 1)');
