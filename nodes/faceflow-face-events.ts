@@ -5,8 +5,8 @@ import {
   DEFAULT_AWAY_AFTER_S,
   DEFAULT_DISCOVERY_PREFIX,
   presenceDiscovery,
-  presenceTopic,
 } from '../src/output/homeAssistant';
+import { PresenceSightings } from '../src/output/presence';
 import { CameraHealthMeter } from '../src/pipeline/cameraHealth';
 import { faceEvents } from '../src/pipeline/events';
 import { UNKNOWN, type FaceEvent, type FaceFrame, type Frame } from '../src/types';
@@ -26,9 +26,6 @@ interface FaceEventsDef extends NodeDef {
   awayAfter?: string | number;
   statusEvery?: string | number;
 }
-
-/** Without Home Assistant discovery, a last sighting of someone still in view is refreshed this often. */
-const PRESENCE_REFRESH_MS = 60_000;
 
 /**
  * `faceflow-face-events`: frame messages with named, tracked faces in; MQTT-ready event messages
@@ -104,23 +101,7 @@ module.exports = (RED: NodeAPI) => {
     // let the next frame's faces overtake this one's and reorder the memory.
     let queue: Promise<unknown> = Promise.resolve();
 
-    // Discovery configs sent, per camera and person: once each for the node's life (they are retained).
-    const discovered = new Set<string>();
-    // Per person: the last frame they were in, and the last sighting sent.
-    const lastSeen = new Map<string, number>();
-    const lastSent = new Map<string, number>();
-    // Home Assistant turns a person off `awayAfterS` after the last sighting: refresh well within it.
-    const refreshMs = discovery ? Math.max(1000, (awayAfterS * 1000) / 3) : PRESENCE_REFRESH_MS;
-
-    const sighting = (send: (out: unknown) => void, camera: string, name: string, ts: number) => {
-      const key = `${camera}\u0000${name}`;
-      if (discovery && !discovered.has(key)) {
-        send(presenceDiscovery(camera, name, { prefix, discoveryPrefix, awayAfterS }));
-        discovered.add(key);
-      }
-      send({ topic: presenceTopic(prefix, name), payload: { camera, ts }, retain: true });
-      lastSent.set(name, ts);
-    };
+    const sightings = new PresenceSightings({ prefix, discovery, discoveryPrefix, awayAfterS, cooldownMs });
 
     handleInput<FrameMessage>(node, (msg, send) => {
       const turn = queue.then(async () => {
@@ -134,26 +115,11 @@ module.exports = (RED: NodeAPI) => {
           announced++;
           send(eventMessage(prefix, event));
           if (presence && event.type === 'recognized' && event.name !== UNKNOWN) {
-            sighting(send, event.camera, event.name, event.ts);
+            for (const m of sightings.arrival(event.camera, event.name, event.ts)) send(m);
             arrived.add(event.name);
           }
         }
-        if (presence) {
-          // An arrival is announced once, but a person who stays in view is still there: their last
-          // sighting is refreshed while they stay, so that "away after" means out of sight.
-          const { cameraId, ts } = item.frame;
-          const names = new Set(item.faces.map((f) => f.identity?.name));
-          for (const name of names) {
-            if (name === undefined || name === UNKNOWN) continue;
-            const before = lastSeen.get(name);
-            lastSeen.set(name, ts);
-            const sent = lastSent.get(name);
-            const stayed = before !== undefined && ts - before <= cooldownMs;
-            if (!arrived.has(name) && sent !== undefined && stayed && ts - sent >= refreshMs) {
-              sighting(send, cameraId, name, ts);
-            }
-          }
-        }
+        if (presence) for (const m of sightings.stillInView(item.frame, item.faces, arrived)) send(m);
         const last = found[found.length - 1];
         if (last) status.show(t('faceflow-face-events.status.events', { count: announced, name: last.name }));
       });

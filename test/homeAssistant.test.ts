@@ -1,5 +1,8 @@
 import assert from 'node:assert/strict';
 
+import { PresenceSightings } from '../src/output/presence';
+import { UNKNOWN, type Face } from '../src/types';
+
 import {
   discoveryId,
   presenceDiscovery,
@@ -103,5 +106,52 @@ describe('output/homeAssistant: MQTT discovery of presence sensors', () => {
     assert.throws(() => presenceDiscovery('door', 'ann', { awayAfterS: 1.5 }), /away after/);
     assert.throws(() => presenceDiscovery('door', 'ann', { discoveryPrefix: 'home/#' }), /discovery prefix/);
     assert.throws(() => presenceDiscoveryRemoval('door', 'Unknown'), /not a person/);
+  });
+});
+
+describe('output/presence: last sightings for arrivals and people staying in view', () => {
+  const named = (name: string): Face => ({
+    box: [0, 0, 10, 10],
+    score: 0.9,
+    landmarks: [],
+    identity: { name, similarity: 0.95, margin: 0.1, topK: [] },
+  });
+  const options = {
+    prefix: 'ff',
+    discovery: true,
+    discoveryPrefix: 'ha',
+    awayAfterS: 30,
+    cooldownMs: 30_000,
+  };
+
+  it('sends discovery once per camera and person, then the sighting; refreshes a third of "away after" later', () => {
+    const p = new PresenceSightings(options);
+    const first = p.arrival('door', 'ann', 0);
+    assert.deepEqual(
+      first.map((m) => m.topic),
+      [first[0].topic, 'ff/person/ann'],
+    );
+    assert.match(first[0].topic, /^ha\/binary_sensor\/.*\/config$/);
+    assert.deepEqual(
+      p.arrival('door', 'ann', 1000).map((m) => m.topic),
+      ['ff/person/ann'],
+      'discovery only once',
+    );
+    const frame = (ts: number) => ({ cameraId: 'door', ts });
+    // Seen again within the refresh time: nothing; after 10 s (a third of 30 s) in view: refreshed.
+    assert.deepEqual(p.stillInView(frame(5000), [named('ann')], new Set()), []);
+    const refreshed = p.stillInView(frame(11_000), [named('ann')], new Set());
+    assert.deepEqual(
+      refreshed.map((m) => [m.topic, m.payload]),
+      [['ff/person/ann', { camera: 'door', ts: 11_000 }]],
+    );
+    // Not refreshed for someone announced in this very frame, nor for Unknown, nor after a gap.
+    assert.deepEqual(p.stillInView(frame(30_000), [named('ann')], new Set(['ann'])), []);
+    assert.deepEqual(p.stillInView(frame(31_000), [named(UNKNOWN)], new Set()), []);
+    assert.deepEqual(
+      p.stillInView(frame(100_000), [named('ann')], new Set()),
+      [],
+      'a gap longer than the cooldown',
+    );
   });
 });
