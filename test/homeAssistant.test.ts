@@ -1,14 +1,13 @@
 import assert from 'node:assert/strict';
 
-import { PresenceSightings } from '../src/output/presence';
-import { UNKNOWN, type Face } from '../src/types';
-
 import {
   discoveryId,
   presenceDiscovery,
   presenceDiscoveryRemoval,
   presenceTopic,
 } from '../src/output/homeAssistant';
+import { PresenceSightings } from '../src/output/presence';
+import { UNKNOWN, type Face } from '../src/types';
 
 describe('output/homeAssistant: MQTT discovery of presence sensors', () => {
   it('describes one retained presence binary_sensor per camera and person, off after the away time', () => {
