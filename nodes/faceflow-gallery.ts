@@ -3,10 +3,8 @@ import * as path from 'node:path';
 import type { Node, NodeAPI, NodeDef } from 'node-red';
 
 import type { GalleryHandle, OpenGallery } from '../src/gallery/commands';
-import { GalleryFile } from '../src/gallery/galleryFile';
 import type { VectorBackend } from '../src/gallery/indexFactory';
-import { GalleryStoreError, isEncryptedFile } from '../src/gallery/store';
-import { applyGalleryChange, galleryChanges, galleryDigest } from '../src/gallery/sync';
+import { SharedGallery } from '../src/gallery/sharedGallery';
 import { SYNC_REFUSAL_REASONS, SyncSecretError } from '../src/gallery/syncAuth';
 import { GallerySync } from '../src/io/gallerySync';
 import { maskUrl } from '../src/io/maskUrl';
@@ -93,121 +91,54 @@ module.exports = (RED: NodeAPI) => {
     Object.defineProperty(this, 'file', { value: file });
     Object.defineProperty(this, 'imageDir', { value: imageDir });
 
-    let opening: Promise<OpenGallery> | undefined;
-    let opened: OpenGallery | undefined;
-    // Every change and save is chained here; a failed one must not block those after it.
-    let queue: Promise<unknown> = Promise.resolve();
-    let openError: string | undefined;
-    let stopWatching: (() => void) | undefined;
-    let closed = false;
-    // Remote changes go through the same queue as local ones (runUpdate is defined below; the
-    // callback runs only once a message arrives).
-    const sync = startSync(this, def, file, (change) =>
-      runUpdate(({ file }) => {
-        applyGalleryChange(file.gallery, change);
-      }, false),
-    );
+    // Remote changes go through the same queue as local ones; the callback runs only once a message
+    // arrives, by when `shared` exists.
+    const sync = startSync(this, def, file, (change) => shared.applyRemote(change));
+    const shared = new SharedGallery({
+      file,
+      models: () =>
+        models ? models.faceflow() : Promise.reject(new Error(t('faceflow-gallery.error.noModels'))),
+      key,
+      allowPlaintext,
+      backups,
+      backend,
+      writer: `Node-RED gallery ${this.name || this.id}`,
+      threshold: override,
+      imageDir,
+      publish: () => (sync?.client ? (changes) => sync.client?.publish(changes) : undefined),
+      on: { log: (text) => this.log(text), warn: (text) => this.warn(text) },
+    });
     // Read at scrape time: enrolments and deletions need not tell the metrics anything.
-    const unwatch = watchGallery(this.id, () => ({
-      id: this.id,
-      name: this.name || '',
-      open: opened !== undefined,
-      people: opened ? opened.file.gallery.size : null,
-      embeddings: opened ? opened.file.gallery.embeddingCount : null,
-      ...(openError === undefined ? {} : { error: openError }),
-      ...(sync ? { sync: sync.status() } : {}),
-    }));
+    const unwatch = watchGallery(this.id, () => {
+      const opened = shared.current;
+      return {
+        id: this.id,
+        name: this.name || '',
+        open: opened !== undefined,
+        people: opened ? opened.file.gallery.size : null,
+        embeddings: opened ? opened.file.gallery.embeddingCount : null,
+        ...(shared.openError === undefined ? {} : { error: shared.openError }),
+        ...(sync ? { sync: sync.status() } : {}),
+      };
+    });
     this.syncStatus = () => sync?.status();
-
-    this.open = () => {
-      if (!models) return Promise.reject(new Error(t('faceflow-gallery.error.noModels')));
-      opening ??= (async () => {
-        const flow = await models.faceflow();
-        const gallery = await GalleryFile.open(file, {
-          modelId: flow.embedder.id,
-          dimension: flow.embedder.dimension,
-          key,
-          allowPlaintext,
-          backups,
-          backend,
-          writer: `Node-RED gallery ${this.name || this.id}`,
-          onMerged: (report) => {
-            this.log(
-              `gallery file changed on disk: merged ${report.changes} changes ` +
-                `(${report.added.length} people added, ${report.deleted.length} deleted) (${file})`,
-            );
-            for (const conflict of report.conflicts) this.warn(`gallery ${file}: ${conflict}`);
-          },
-        }).catch((err: unknown) => {
-          throw readable(err, file);
-        });
-        for (const problem of gallery.problems) this.warn(`gallery ${file}: ${problem}`);
-        if (gallery.recoveredFrom)
-          this.warn(`gallery ${file}: recovered from backup ${gallery.recoveredFrom}`);
-        if (allowPlaintext && (await isEncryptedFile(file)) === false) {
-          // Encrypted now rather than at the first change; the plain backups would keep the data in the clear.
-          await gallery.save();
-          await gallery.purgeBackups();
-          this.warn(
-            `gallery ${file}: encrypted the plain gallery file and deleted its plain backups; ` +
-              '"Encrypt an existing plain file" can be turned off again',
-          );
-        }
-        opened = { file: gallery, flow };
-        openError = undefined;
-        // Changes other processes (the CLI, another flow) write to the file are taken in within seconds,
-        // so a person deleted there stops being recognised here and is not written back by our next save.
-        if (!closed) {
-          stopWatching = gallery.watch(() => {
-            const run = queue.then(() => gallery.refresh());
-            queue = run.catch((err: Error) => this.warn(`gallery ${file}: ${err.message}`));
-          });
-        }
-        return opened;
-      })().catch((err: Error) => {
-        opening = undefined; // the next message tries again, e.g. once the models are built
-        openError = err.message;
-        throw err;
-      });
-      return opening;
-    };
-
+    this.open = () => shared.open();
     this.threshold = () => {
-      if (override !== undefined) return override;
-      if (!opened) throw new Error(t('faceflow-gallery.error.notOpen'));
-      return opened.file.gallery.threshold ?? opened.flow.threshold;
+      try {
+        return shared.threshold();
+      } catch {
+        throw new Error(t('faceflow-gallery.error.notOpen'));
+      }
     };
-
-    // `publish` false: a change that came from another instance is not sent back out.
-    const runUpdate = <T>(change: (o: OpenGallery) => Promise<T> | T, publish: boolean): Promise<T> => {
-      const run = queue.then(async () => {
-        const o = await this.open();
-        // Others' changes first, so this one applies to the file as it is and is all that gets published.
-        await o.file.refresh();
-        const client = publish ? sync?.client : undefined;
-        const before = client ? galleryDigest(o.file.gallery) : undefined;
-        const result = await change(o);
-        await o.file.save();
-        if (before) client!.publish(galleryChanges(before, o.file.gallery));
-        return result;
-      });
-      queue = run.catch(() => undefined);
-      return run;
-    };
-    this.update = (change) => runUpdate(change, true);
+    this.update = (change) => shared.update(change);
     this.on('close', (done: () => void) => {
       live.delete(this.id);
       unwatch();
-      closed = true;
-      stopWatching?.();
-      queue
+      shared
+        .close()
         .then(() => sync?.close())
         .catch(() => undefined)
-        .then(() => {
-          opening = undefined;
-          opened = undefined;
-          done();
-        });
+        .then(() => done());
     });
   }
   RED.nodes.registerType<GalleryNode, GalleryDef, unknown, GalleryCredentials>(
@@ -223,25 +154,6 @@ module.exports = (RED: NodeAPI) => {
     },
   );
 };
-
-/**
- * Store errors start with the file's path, which is all a 40-character status line would show; the
- * cause goes first so that "wrong key" is what a person reads in the editor.
- */
-function readable(err: unknown, file: string): Error {
-  if (!(err instanceof GalleryStoreError)) return err instanceof Error ? err : new Error(String(err));
-  const cause = err.message.startsWith(`${file}: `) ? err.message.slice(file.length + 2) : err.message;
-  const hints: Partial<Record<string, string>> = {
-    WRONG_KEY: 'wrong key: ',
-    KEY_REQUIRED: 'key required: ',
-    PLAINTEXT_REFUSED: 'plain file refused: ',
-    ROLLBACK: 'older copy refused: ',
-  };
-  const hint = hints[err.code] ?? '';
-  const out = new Error(`${hint && cause.startsWith(hint.slice(0, -2)) ? '' : hint}${cause} (${file})`);
-  (out as Error & { code?: string }).code = err.code;
-  return out;
-}
 
 /** A gallery's MQTT sync as the node keeps it: the client, if it could start, and what to report. */
 interface NodeSync {
