@@ -29,6 +29,7 @@ import type { CommandIO } from '../io';
 import { MODEL_HELP, MODEL_OPTIONS, openFaceFlow, parseNumber, readKeyFile, round } from '../options';
 import { ProgressBar } from '../progress';
 import { similarityScaleOf } from '../../models/similarityScale';
+import { LIBRARY_COMMANDS } from '../../library/service';
 
 export const LIBRARY_HELP = `Usage: faceflow library <subcommand> --db FILE [options]
 
@@ -99,18 +100,8 @@ const OPTIONS = {
   out: { type: 'string' },
 } as const;
 
-const SUBCOMMANDS = [
-  'scan',
-  'status',
-  'match',
-  'cluster',
-  'recluster',
-  'name',
-  'people',
-  'export',
-  'compact',
-  'repair',
-];
+// The library's commands, less those that answer with pictures (a terminal shows none; see --thumbs).
+const SUBCOMMANDS: string[] = LIBRARY_COMMANDS.filter((c) => c !== 'thumbnail' && c !== 'sheet');
 
 type Values = ReturnType<typeof parse>['values'];
 
