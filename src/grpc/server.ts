@@ -120,7 +120,11 @@ export class FaceServiceError extends Error {
  * port is bound; loading of the models and gallery starts at once, and calls wait for nothing: until they are
  * there, calls fail with UNAVAILABLE (Status answers LOADING).
  */
-export async function startFaceService(options: FaceServiceOptions): Promise<FaceService> {
+/**
+ * What every call needs: the checked limits, the models and gallery as they load, the token check,
+ * admission, and the shared checks of images and thresholds.
+ */
+function serviceContext(options: FaceServiceOptions) {
   const host = options.host || DEFAULT_HOST;
   const maxImageBytes = positiveInteger(options.maxImageBytes, DEFAULT_MAX_IMAGE_BYTES, 'maxImageBytes');
   const maxConcurrent = positiveInteger(options.maxConcurrent, DEFAULT_MAX_CONCURRENT, 'maxConcurrent');
@@ -230,7 +234,41 @@ export async function startFaceService(options: FaceServiceOptions): Promise<Fac
     );
   };
 
-  const handlers = {
+  return {
+    host,
+    port,
+    maxImageBytes,
+    qualityThresholds,
+    flowSlot,
+    gallerySlot,
+    authorise,
+    ready,
+    needGallery,
+    thresholdOf,
+    imageBytes,
+    decode,
+    heavy,
+  };
+}
+
+type ServiceContext = ReturnType<typeof serviceContext>;
+
+/** The service's calls: each translates its request into the core's work and the result back. */
+function faceHandlers(ctx: ServiceContext) {
+  const {
+    authorise,
+    heavy,
+    ready,
+    needGallery,
+    decode,
+    imageBytes,
+    thresholdOf,
+    qualityThresholds,
+    flowSlot,
+    gallerySlot,
+    maxImageBytes,
+  } = ctx;
+  return {
     Recognize: unary<RecognizeRequest, RecognizeResponse>(authorise, (req) =>
       heavy(async () => {
         const { flow, writer } = ready();
@@ -415,6 +453,12 @@ export async function startFaceService(options: FaceServiceOptions): Promise<Fac
       };
     }),
   };
+}
+
+export async function startFaceService(options: FaceServiceOptions): Promise<FaceService> {
+  const ctx = serviceContext(options);
+  const { host, port, maxImageBytes } = ctx;
+  const handlers = faceHandlers(ctx);
 
   const server = new grpc.Server({
     // Verify carries two images; the rest of a message is a few bytes.
