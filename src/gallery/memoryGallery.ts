@@ -1,5 +1,5 @@
 import { cosine } from '../models/embedder';
-import { similarityScaleOf } from '../models/similarityScale';
+import { ambiguityMarginOf } from '../models/similarityScale';
 import { UNKNOWN, type Candidate, type Identity } from '../types';
 
 export interface MatchOptions {
@@ -95,7 +95,7 @@ export class MemoryGallery {
 /** The options with the model's default runner-up margin where they set none. */
 export function withModelMargin<T extends MatchOptions>(options: T, modelId: string | undefined): T {
   if (options.ambiguityMargin !== undefined || modelId === undefined) return options;
-  return { ...options, ambiguityMargin: similarityScaleOf(modelId).ambiguityMargin };
+  return { ...options, ambiguityMargin: ambiguityMarginOf(modelId) };
 }
 
 /** Turn a ranking into an identity decision: threshold, margin, ambiguity and top-k. */

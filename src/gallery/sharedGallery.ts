@@ -158,7 +158,7 @@ export class SharedGallery implements GalleryHandle {
  * Store errors start with the file's path, which is all a 40-character status line would show; the
  * cause goes first so that "wrong key" is what a person reads in the editor.
  */
-export function readable(err: unknown, file: string): Error {
+function readable(err: unknown, file: string): Error {
   if (!(err instanceof GalleryStoreError)) return err instanceof Error ? err : new Error(String(err));
   const cause = err.message.startsWith(`${file}: `) ? err.message.slice(file.length + 2) : err.message;
   const hints: Partial<Record<string, string>> = {

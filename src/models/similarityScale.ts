@@ -94,6 +94,14 @@ export function declareSimilarityScale(modelId: string, scale: SimilarityScale):
  * its source manifest, FaceRes's for anything else.
  */
 export function similarityScaleOf(modelId: string): SimilarityScale {
-  const scale = declared.get(modelId) ?? packagedEmbedders().get(modelId)?.scale;
-  return scale ? { ...scale } : { ...FACERES_SCALE };
+  return { ...scaleEntry(modelId) };
+}
+
+/** The model's default runner-up margin; read on every match, so without the copy `similarityScaleOf` makes. */
+export function ambiguityMarginOf(modelId: string): number {
+  return scaleEntry(modelId).ambiguityMargin;
+}
+
+function scaleEntry(modelId: string): Readonly<SimilarityScale> {
+  return declared.get(modelId) ?? packagedEmbedders().get(modelId)?.scale ?? FACERES_SCALE;
 }
