@@ -7,10 +7,9 @@ import {
   DEFAULT_PORT,
   startFaceService,
   type FaceService,
-  type GalleryWriter,
 } from '../src/grpc/server';
 import { tlsServerCredentials } from '../src/grpc/tls';
-import type { GalleryNode, OpenGallery } from './faceflow-gallery';
+import type { GalleryNode } from './faceflow-gallery';
 import type { ModelsNode } from './faceflow-models';
 
 interface GrpcDef extends NodeDef {
@@ -84,7 +83,7 @@ module.exports = (RED: NodeAPI) => {
       }
       starting = startFaceService({
         flow: () => models.faceflow(),
-        gallery: gallery ? () => openWriter(gallery, models) : undefined,
+        gallery: gallery ? () => sameModels(gallery, models) : undefined,
         threshold: gallery ? () => galleryThreshold(gallery) : undefined,
         host,
         port,
@@ -152,21 +151,16 @@ function tlsCredentials(node: TlsConfigNode | null | undefined): {
 }
 
 /**
- * The gallery node's file, changed through the gallery node's own queue: a change from the service and one from
- * a match node in a flow never run at the same time, and each is saved before the next.
+ * The gallery node itself serves the service's commands, so a change from the service and one from a match
+ * node in a flow run one after the other on one file.
  */
-async function openWriter(node: GalleryNode, models: ModelsNode): Promise<GalleryWriter> {
-  const opened: OpenGallery = await node.open();
-  if (opened.flow !== (await models.faceflow())) {
+async function sameModels(node: GalleryNode, models: ModelsNode): Promise<GalleryNode> {
+  if ((await node.open()).flow !== (await models.faceflow())) {
     throw new Error(
       'the gallery runs other models than this service: choose the same faceflow-models configuration in both',
     );
   }
-  return {
-    gallery: opened.file.gallery,
-    update: (change) => node.update(({ file }) => change(file.gallery)),
-    remove: (name) => node.update(({ file }) => file.removeIdentity(name)),
-  };
+  return node;
 }
 
 /** The gallery node's threshold (its override, else calibrated, else the models'); undefined until it is open. */

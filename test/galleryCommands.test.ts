@@ -11,28 +11,21 @@ import {
   type GalleryHandle,
   type OpenGallery,
 } from '../src/gallery/commands';
+import { Gallery } from '../src/gallery/gallery';
 import { GalleryFile } from '../src/gallery/galleryFile';
+import { createIndex } from '../src/gallery/indexFactory';
+import { memoryGalleryFile, queuedGallery } from '../src/gallery/queuedGallery';
 import { requireSharedData, shared } from './helpers/shared';
 
 const knn = (...p: string[]) => shared('face_recognition_examples', 'knn', ...p);
 
-/** A gallery handle as a script would make one: one file, changes one at a time, each saved. */
+/** A gallery handle as a script makes one: the open file, changes one at a time, each saved. */
 function handle(opened: OpenGallery, imageDir?: string): GalleryHandle {
-  let turn: Promise<unknown> = Promise.resolve();
-  return {
-    open: async () => opened,
+  return queuedGallery(opened.file, {
+    models: () => opened.flow,
     threshold: () => opened.file.gallery.threshold ?? opened.flow.threshold,
-    update<T>(change: (o: OpenGallery) => Promise<T> | T): Promise<T> {
-      const run = turn.then(async () => {
-        const result = await change(opened);
-        await opened.file.save();
-        return result;
-      });
-      turn = run.catch(() => undefined);
-      return run;
-    },
     imageDir,
-  };
+  });
 }
 
 describe('gallery commands, without Node-RED (the layer the match node, the sidebar and scripts share)', function () {
@@ -105,6 +98,45 @@ describe('gallery commands, without Node-RED (the layer the match node, the side
       runGalleryCommand(gallery, 'enroll', { folder: 'people' }),
       /Photos folder/,
       'a folder needs a confining photos folder',
+    );
+  });
+
+  it('without the models, refuses enrolment and still lists, renames and deletes', async () => {
+    const gallery = queuedGallery(opened.file, { threshold: () => 0.5 });
+    await assert.rejects(
+      runGalleryCommand(gallery, 'enroll', { name: 'obama', image: knn('train', 'obama', 'obama.jpg') }),
+      (err: Error) => err instanceof CommandError && /needs the models/.test(err.message),
+    );
+    const list = (await runGalleryCommand(gallery, 'list', {})) as { total: number; threshold: number };
+    assert.equal(list.threshold, 0.5);
+    assert.equal(list.total, opened.file.gallery.size);
+  });
+
+  it('serves a gallery kept in memory with its own save: changes in the order of the calls, one save each', async () => {
+    const gallery = new Gallery('test', 3, createIndex(3, { backend: 'exact' }));
+    gallery.addEmbedding('ann', new Float32Array([1, 0, 0]));
+    gallery.addEmbedding('bob', new Float32Array([0, 1, 0]));
+    const saved: string[][] = [];
+    let saving = false;
+    const save = async () => {
+      assert.equal(saving, false, 'two saves at once');
+      saving = true;
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      saved.push(gallery.list().items.map((i) => i.name));
+      saving = false;
+    };
+    const commands = queuedGallery(memoryGalleryFile(gallery, save), { threshold: () => 0.4 });
+    const answers = await Promise.all([
+      runGalleryCommand(commands, 'rename', { from: 'ann', to: 'anna' }),
+      runGalleryCommand(commands, 'delete', { name: 'bob' }),
+      runGalleryCommand(commands, 'delete', { name: 'nobody' }).catch((err: Error) => err.message),
+    ]);
+    assert.deepEqual(answers[1], { deleted: 'bob', embeddings: 1 });
+    assert.match(String(answers[2]), /no identity named/);
+    assert.deepEqual(
+      saved,
+      [['anna', 'bob'], ['anna']],
+      'each change saved once, in order; the failed one not',
     );
   });
 });

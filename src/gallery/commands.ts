@@ -32,15 +32,30 @@ export interface OpenGallery {
 }
 
 /**
- * What the commands need of a gallery, whoever holds it (the Node-RED gallery node, a script): the
- * file opened once, the threshold in force, and changes run one at a time and saved.
+ * What the commands use of an open gallery file: the gallery, its save, and the deletions that must
+ * reach the backups too. A gallery kept elsewhere (in memory, with its own save) can stand in.
+ */
+export type GalleryFileLike = Pick<
+  GalleryFile,
+  'gallery' | 'save' | 'removeIdentity' | 'clear' | 'removeUnknowns' | 'clearUnknowns' | 'purgeBackups'
+>;
+
+/** A gallery as the commands see it; without the models, enrolment is refused and the rest works. */
+export interface GalleryView {
+  file: GalleryFileLike;
+  flow?: FaceFlow;
+}
+
+/**
+ * What the commands need of a gallery, whoever holds it (the Node-RED gallery node, the CLI, the gRPC
+ * service, a script): the file opened once, the threshold in force, and changes run one at a time and saved.
  */
 export interface GalleryHandle {
-  open(): Promise<OpenGallery>;
+  open(): Promise<GalleryView>;
   /** The similarity a match needs: an override, else the gallery's calibrated one, else the model's. */
   threshold(): number;
   /** Runs a change, then saves the gallery; changes run one after another. */
-  update<T>(change: (opened: OpenGallery) => Promise<T> | T): Promise<T>;
+  update<T>(change: (opened: GalleryView) => Promise<T> | T): Promise<T>;
   /** Where enrolment photos given by path must lie; undefined accepts any absolute path. */
   readonly imageDir: string | undefined;
 }
@@ -152,18 +167,21 @@ async function enroll(gallery: GalleryHandle, p: Payload): Promise<unknown> {
   // Paths are checked before the gallery changes, so one bad path refuses the whole command.
   const sources = await Promise.all(images.map((image) => imageSource(image, gallery.imageDir)));
   const results = await gallery.update(async ({ file, flow }) => {
+    const models = modelsOf(flow);
     const known = enrolledHashes(file.gallery);
     const out: EnrollResult[] = [];
     for (const [i, image] of sources.entries()) {
       const label = images.length === 1 ? 'image' : `image ${i + 1}`;
-      out.push(await enrollImage(flow, file.gallery, name, image, { meta, label, allowLookalike }, known));
+      out.push(await enrollImage(models, file.gallery, name, image, { meta, label, allowLookalike }, known));
     }
-    return out;
+    return { out, embeddings: file.gallery.identity(name)?.embeddings ?? 0 };
   });
   const result = {
     name,
-    enrolled: results.filter((r) => r.ok).map((r) => ({ source: r.source, embeddingId: r.embeddingId })),
-    refused: results
+    /** How many embeddings the person has now, these included. */
+    embeddings: results.embeddings,
+    enrolled: results.out.filter((r) => r.ok).map((r) => ({ source: r.source, embeddingId: r.embeddingId })),
+    refused: results.out
       .filter((r) => !r.ok)
       .map((r) => ({ source: r.source, problem: r.problem, message: r.message })),
   };
@@ -264,7 +282,7 @@ async function enrollFolder(gallery: GalleryHandle, p: Payload, options: Command
   }
 
   const results = await gallery.update(async ({ file, flow }) => {
-    const report = await enrollPeople(flow, file.gallery, found.people, {
+    const report = await enrollPeople(modelsOf(flow), file.gallery, found.people, {
       meta,
       allowLookalike,
       onProgress: ({ done, total }) => options.onProgress?.(`enroll: ${done}/${total} photos`),
@@ -350,7 +368,7 @@ async function cluster(gallery: GalleryHandle, p: Payload): Promise<unknown> {
   const sheets = optionalBoolean(p, 'sheets', 'cluster') ?? false;
   const assign = optionalBoolean(p, 'assign', 'cluster') ?? false;
 
-  const run = async ({ file }: OpenGallery) => {
+  const run = async ({ file }: GalleryView) => {
     const faces = file.gallery.unknowns.all();
     const options = { eps: eps ?? similarityScaleOf(file.gallery.modelId).clusterEps, minPoints, samples };
     const result =
@@ -494,7 +512,7 @@ async function calibrate(gallery: GalleryHandle, p: Payload): Promise<unknown> {
   if (typeof far !== 'number' || !(far > 0 && far < 1))
     throw new CommandError('calibrate: payload.far must be within (0, 1)');
   const apply = p.apply === true;
-  const run = ({ file }: OpenGallery) => {
+  const run = ({ file }: GalleryView) => {
     const calibration = calibrateGallery(file.gallery, {
       targetFars: [...new Set([...DEFAULT_TARGET_FARS, far])],
       threshold: gallery.threshold(),
@@ -505,6 +523,14 @@ async function calibrate(gallery: GalleryHandle, p: Payload): Promise<unknown> {
   };
   // Only an applied calibration changes the gallery, so only that one waits its turn and saves.
   return apply ? gallery.update(run) : run(await gallery.open());
+}
+
+function modelsOf(flow: FaceFlow | undefined): FaceFlow {
+  if (!flow)
+    throw new CommandError(
+      'enroll needs the models that embed the photos; this gallery was opened without them',
+    );
+  return flow;
 }
 
 function checkObject(value: unknown, what: string): object {

@@ -5,12 +5,10 @@ export {
   DEFAULT_MAX_IMAGE_BYTES,
   DEFAULT_PORT,
   FaceServiceError,
-  galleryWriter,
   startFaceService,
   type FaceService,
   type FaceServiceOptions,
   type GallerySource,
-  type GalleryWriter,
   type Loadable,
 } from './server';
 export { loadFaceService, PROTO_LOADER_OPTIONS, PROTO_PATH, SERVICE_NAME } from './proto';

@@ -1,10 +1,11 @@
 import * as grpc from '@grpc/grpc-js';
 
 import type { FaceFlow } from '../faceflow';
-import { enrollImage } from '../gallery/enroll';
+import { CommandError, runGalleryCommand, type GalleryHandle } from '../gallery/commands';
 import { GalleryError, type Gallery } from '../gallery/gallery';
 import { identityNameProblem } from '../gallery/names';
 import { GalleryFile } from '../gallery/galleryFile';
+import { memoryGalleryFile, queuedGallery } from '../gallery/queuedGallery';
 import { decodeImage, DEFAULT_MAX_PIXELS, ImageDecodeError, ImageTooLargeError } from '../image/decode';
 import { assessQuality, DEFAULT_QUALITY_THRESHOLDS, type QualityThresholds } from '../quality/assess';
 import { UNKNOWN, type Face, type Frame, type Identity } from '../types';
@@ -52,18 +53,11 @@ const CLOSE_GRACE_MS = 2000;
 export type Loadable<T> = T | Promise<T> | (() => Promise<T>);
 
 /**
- * A gallery that the service changes through one writer: `update` runs one change at a time and saves after it,
- * so that two calls never write the file half-way through each other and the file follows the order of the calls.
+ * The gallery of the service: a gallery file, a gallery with its own save, or a command handle that already
+ * runs changes one at a time (a Node-RED gallery node). Changes go through the gallery commands, one at a
+ * time, each saved before the next starts.
  */
-export interface GalleryWriter {
-  readonly gallery: Gallery;
-  update<T>(change: (gallery: Gallery) => Promise<T> | T): Promise<T>;
-  /** Deletes a person and every saved copy of them (backups too), in turn with the changes; returns the embeddings removed. */
-  remove(name: string): Promise<number>;
-}
-
-/** A gallery file, a gallery with its own save, or a writer that already serialises changes (a Node-RED gallery node). */
-export type GallerySource = GalleryFile | { gallery: Gallery; save(): Promise<void> } | GalleryWriter;
+export type GallerySource = GalleryFile | { gallery: Gallery; save(): Promise<void> } | GalleryHandle;
 
 export interface FaceServiceOptions {
   /** The models. While a promise or loader is pending, calls but Status fail with UNAVAILABLE. */
@@ -135,10 +129,14 @@ function serviceContext(options: FaceServiceOptions) {
   const qualityThresholds = { ...DEFAULT_QUALITY_THRESHOLDS, ...definedOnly(options.quality ?? {}) };
 
   const flowSlot = new Slot('the models', options.flow);
+  const thresholdOf = (flow: FaceFlow, gallery: Gallery | undefined): number => {
+    const given = typeof options.threshold === 'function' ? options.threshold() : options.threshold;
+    return given ?? gallery?.threshold ?? flow.threshold;
+  };
   const gallerySlot =
     options.gallery === undefined
       ? undefined
-      : new Slot('the gallery', options.gallery, (source: GallerySource) => galleryWriter(source));
+      : new Slot('the gallery', serviceGallery(options.gallery, flowSlot, thresholdOf));
   flowSlot.start();
   gallerySlot?.start();
 
@@ -154,7 +152,7 @@ function serviceContext(options: FaceServiceOptions) {
   };
 
   /** Models (and gallery, when there is one) or UNAVAILABLE; a gallery of other models is refused. */
-  const ready = (): { flow: FaceFlow; writer?: GalleryWriter } => {
+  const ready = (): { flow: FaceFlow; writer?: ServiceGallery } => {
     const flow = flowSlot.get();
     const writer = gallerySlot?.get();
     if (writer && writer.gallery.modelId !== flow.embedder.id) {
@@ -165,20 +163,15 @@ function serviceContext(options: FaceServiceOptions) {
     }
     return { flow, writer };
   };
-  const needGallery = (): { flow: FaceFlow; writer: GalleryWriter } => {
+  const needGallery = (): { flow: FaceFlow; writer: ServiceGallery } => {
     if (!gallerySlot) {
       throw new FaceServiceError(
         grpc.status.FAILED_PRECONDITION,
         'this service was started without a gallery: enrol, list and delete need one',
       );
     }
-    return ready() as { flow: FaceFlow; writer: GalleryWriter };
+    return ready() as { flow: FaceFlow; writer: ServiceGallery };
   };
-  const thresholdOf = (flow: FaceFlow, gallery: Gallery | undefined): number => {
-    const given = typeof options.threshold === 'function' ? options.threshold() : options.threshold;
-    return given ?? gallery?.threshold ?? flow.threshold;
-  };
-
   /** The bytes of one image, refused when missing or over the limit (before any decoding). */
   const imageBytes = (value: unknown, label: string, field: string): Buffer => {
     if (!Buffer.isBuffer(value) || value.length === 0) {
@@ -335,29 +328,15 @@ function faceHandlers(ctx: ServiceContext) {
         const problem = identityNameProblem(name);
         if (problem) throw new FaceServiceError(grpc.status.INVALID_ARGUMENT, problem);
         const image = imageBytes(req.image, 'image', 'EnrollRequest.image');
-        const { flow, writer } = needGallery();
-        const result = await writer.update((gallery) =>
-          enrollImage(flow, gallery, name, image, {
-            label: 'image',
+        const { writer } = needGallery();
+        const result = (await refusalAsStatus(
+          runGalleryCommand(writer.handle, 'enroll', {
+            name,
+            image,
             allowLookalike: req.allowLookalike === true,
           }),
-        );
-        if (!result.ok) {
-          throw new FaceServiceError(
-            result.problem === 'duplicate'
-              ? grpc.status.ALREADY_EXISTS
-              : result.problem === 'looks-like-another'
-                ? grpc.status.FAILED_PRECONDITION
-                : grpc.status.INVALID_ARGUMENT,
-            `nothing enrolled for '${name}': ${result.message}`,
-            { 'faceflow-problem': result.problem ?? 'invalid' },
-          );
-        }
-        return {
-          name,
-          embeddingId: result.embeddingId as number,
-          embeddings: writer.gallery.identity(name)?.embeddings ?? 1,
-        };
+        )) as { enrolled: { embeddingId: number }[]; embeddings: number };
+        return { name, embeddingId: result.enrolled[0].embeddingId, embeddings: result.embeddings };
       }),
     ),
 
@@ -368,7 +347,10 @@ function faceHandlers(ctx: ServiceContext) {
         MAX_LIST_LIMIT,
         Math.max(1, Math.floor(Number(req.limit) || DEFAULT_LIST_LIMIT)),
       );
-      const page = writer.gallery.list({ offset, limit });
+      const page = (await runGalleryCommand(writer.handle, 'list', { offset, limit })) as {
+        total: number;
+        items: { name: string; embeddings: number; createdAt: string }[];
+      };
       return {
         total: page.total,
         people: page.items.map((p) => ({ name: p.name, embeddings: p.embeddings, createdAt: p.createdAt })),
@@ -389,7 +371,10 @@ function faceHandlers(ctx: ServiceContext) {
       const problem = identityNameProblem(name);
       if (problem) throw new FaceServiceError(grpc.status.INVALID_ARGUMENT, problem);
       const { writer } = needGallery();
-      return { deleted: name, embeddings: await writer.remove(name) };
+      const { embeddings } = (await runGalleryCommand(writer.handle, 'delete', { name })) as {
+        embeddings: number;
+      };
+      return { deleted: name, embeddings };
     }),
 
     Quality: unary<QualityRequest, QualityResponse>(authorise, (req) =>
@@ -490,53 +475,53 @@ export async function startFaceService(options: FaceServiceOptions): Promise<Fac
   };
 }
 
-/** The writer the service changes a gallery through: one change at a time, each saved before the next starts. */
-export function galleryWriter(source: GallerySource): GalleryWriter {
-  if (!(source instanceof GalleryFile) && typeof (source as GalleryWriter).update === 'function') {
-    return source as GalleryWriter;
-  }
-  const { gallery } = source as { gallery: Gallery };
-  let queue: Promise<unknown> = Promise.resolve();
-  const inTurn = <T>(work: () => Promise<T>): Promise<T> => {
-    const run = queue.then(work);
-    queue = run.catch(() => undefined); // a failed change must not block those after it
-    return run;
+/** The service's gallery: the handle its commands run through, and the gallery it reads names from. */
+interface ServiceGallery {
+  handle: GalleryHandle;
+  gallery: Gallery;
+}
+
+/** Whatever gallery the service was given, loaded where it must be and made into a command handle. */
+function serviceGallery(
+  source: Loadable<GallerySource>,
+  flowSlot: Slot<FaceFlow>,
+  thresholdOf: (flow: FaceFlow, gallery: Gallery | undefined) => number,
+): Loadable<ServiceGallery> {
+  const ofOpen = (open: Exclude<GallerySource, GalleryHandle>): ServiceGallery => {
+    const file = open instanceof GalleryFile ? open : memoryGalleryFile(open.gallery, () => open.save());
+    const handle = queuedGallery(file, {
+      models: () => flowSlot.get(),
+      threshold: () => thresholdOf(flowSlot.get(), file.gallery),
+    });
+    return { handle, gallery: file.gallery };
   };
-  if (source instanceof GalleryFile) {
-    return {
-      gallery,
-      update: (change) =>
-        inTurn(async () => {
-          // What other processes wrote to the file first, so the change applies to the file as it is.
-          await source.refresh();
-          const result = await change(gallery);
-          await source.save();
-          return result;
-        }),
-      // Saves and deletes the backups, which still hold the person.
-      remove: (name) =>
-        inTurn(async () => {
-          await source.refresh();
-          return source.removeIdentity(name);
-        }),
-    };
+  const wrap = async (loaded: GallerySource): Promise<ServiceGallery> =>
+    isHandle(loaded) ? { handle: loaded, gallery: (await loaded.open()).file.gallery } : ofOpen(loaded);
+  if (typeof source === 'function') return () => source().then(wrap);
+  if (isThenable(source)) return Promise.resolve(source).then(wrap);
+  // A gallery already open is there at once, as the models may be; only a handle must be opened first.
+  return isHandle(source) ? wrap(source) : ofOpen(source);
+}
+
+function isHandle(source: GallerySource): source is GalleryHandle {
+  return !(source instanceof GalleryFile) && typeof (source as GalleryHandle).update === 'function';
+}
+
+/** An enrolment the gallery refused, answered with the status that says why (and the reason as metadata). */
+async function refusalAsStatus<T>(work: Promise<T>): Promise<T> {
+  try {
+    return await work;
+  } catch (err) {
+    if (!(err instanceof CommandError)) throw err;
+    const problem = (err.result as { refused?: { problem?: string }[] } | undefined)?.refused?.[0]?.problem;
+    const code =
+      problem === 'duplicate'
+        ? grpc.status.ALREADY_EXISTS
+        : problem === 'looks-like-another'
+          ? grpc.status.FAILED_PRECONDITION
+          : grpc.status.INVALID_ARGUMENT;
+    throw new FaceServiceError(code, err.message, { 'faceflow-problem': problem ?? 'invalid' });
   }
-  const save = () => (source as { save(): Promise<void> }).save();
-  return {
-    gallery,
-    update: (change) =>
-      inTurn(async () => {
-        const result = await change(gallery);
-        await save();
-        return result;
-      }),
-    remove: (name) =>
-      inTurn(async () => {
-        const removed = gallery.removeIdentity(name);
-        await save();
-        return removed;
-      }),
-  };
 }
 
 /**
