@@ -139,4 +139,74 @@ describe('gallery commands, without Node-RED (the layer the match node, the side
       'each change saved once, in order; the failed one not',
     );
   });
+
+  it('shows a person, updates their metadata, and deletes several people or embeddings all or nothing', async () => {
+    const gallery = new Gallery('test', 3, createIndex(3, { backend: 'exact' }));
+    const a1 = gallery.addEmbedding('ann', new Float32Array([1, 0, 0]));
+    const a2 = gallery.addEmbedding('ann', new Float32Array([0.9, 0.1, 0]));
+    gallery.addEmbedding('bob', new Float32Array([0, 1, 0]));
+    gallery.addEmbedding('cy', new Float32Array([0, 0, 1]));
+    let saves = 0;
+    const commands = queuedGallery(
+      memoryGalleryFile(gallery, async () => {
+        saves++;
+      }),
+      { threshold: () => 0.4 },
+    );
+
+    const shown = (await runGalleryCommand(commands, 'show', { name: 'ann' })) as {
+      name: string;
+      embeddings: { id: number }[];
+    };
+    assert.equal(shown.name, 'ann');
+    assert.deepEqual(
+      shown.embeddings.map((e) => e.id),
+      [a1, a2],
+    );
+    await assert.rejects(runGalleryCommand(commands, 'show', { name: 'zed' }), /no identity named/);
+
+    await runGalleryCommand(commands, 'meta', { name: 'ann', meta: { role: 'family' } });
+    const merged = await runGalleryCommand(commands, 'meta', { name: 'ann', meta: { door: 'front' } });
+    assert.deepEqual(merged, { name: 'ann', meta: { role: 'family', door: 'front' } });
+    const replaced = await runGalleryCommand(commands, 'meta', {
+      name: 'ann',
+      meta: { x: 1 },
+      replace: true,
+    });
+    assert.deepEqual(replaced, { name: 'ann', meta: { x: 1 } });
+    await assert.rejects(runGalleryCommand(commands, 'meta', { name: 'ann', meta: [1] }), CommandError);
+
+    // One unknown name or id refuses the whole command: nothing is half-deleted.
+    await assert.rejects(
+      runGalleryCommand(commands, 'delete', { names: ['bob', 'nobody'] }),
+      /no identity named 'nobody'; nothing deleted/,
+    );
+    await assert.rejects(
+      runGalleryCommand(commands, 'delete', { embeddingIds: [a2, 999] }),
+      /no embedding 999 in the gallery; nothing deleted/,
+    );
+    assert.deepEqual(
+      gallery.list().items.map((p) => [p.name, p.embeddings]),
+      [
+        ['ann', 2],
+        ['bob', 1],
+        ['cy', 1],
+      ],
+    );
+    assert.deepEqual(await runGalleryCommand(commands, 'delete', { embeddingIds: [a2] }), {
+      deleted: 1,
+      embeddingIds: [a2],
+    });
+    assert.deepEqual(await runGalleryCommand(commands, 'delete', { names: ['bob', 'cy'] }), {
+      deleted: ['bob', 'cy'],
+      embeddings: 2,
+    });
+    assert.deepEqual(
+      gallery.list().items.map((p) => [p.name, p.embeddings]),
+      [['ann', 1]],
+    );
+    await assert.rejects(runGalleryCommand(commands, 'delete', { names: [] }), CommandError);
+    await assert.rejects(runGalleryCommand(commands, 'delete', { embeddingIds: ['1'] }), CommandError);
+    assert.ok(saves >= 5, `every change saved (${saves} saves)`);
+  });
 });

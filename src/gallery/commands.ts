@@ -65,6 +65,8 @@ export const GALLERY_COMMANDS = [
   'delete',
   'rename',
   'list',
+  'show',
+  'meta',
   'calibrate',
   'unknowns',
   'cluster',
@@ -134,6 +136,22 @@ export async function runGalleryCommand(
       const limit = optionalCount(p, 'limit', command) ?? 100;
       const { file } = await gallery.open();
       return { ...file.gallery.list({ offset, limit }), offset, limit, threshold: gallery.threshold() };
+    }
+    case 'show': {
+      const name = requireString(p, 'name', command);
+      const { file } = await gallery.open();
+      // embeddingsOf refuses a stranger with "no identity named".
+      const embeddings = file.gallery.embeddingsOf(name);
+      return { ...file.gallery.identity(name), embeddings };
+    }
+    case 'meta': {
+      const name = requireString(p, 'name', command);
+      const meta = checkObject(p.meta, 'meta: payload.meta') as Record<string, unknown>;
+      const replace = optionalBoolean(p, 'replace', command) ?? false;
+      return gallery.update(({ file }) => {
+        file.gallery.updateMeta(name, meta, replace ? 'replace' : 'merge');
+        return { name, meta: file.gallery.identity(name)?.meta ?? {} };
+      });
     }
     case 'calibrate':
       return calibrate(gallery, p);
@@ -485,7 +503,14 @@ async function remove(gallery: GalleryHandle, p: Payload): Promise<unknown> {
       return { deleted: 'all', identities, embeddings };
     });
   }
-  const name = requireString(p, 'name', 'delete', ' (or payload.all: true)');
+  if (p.names !== undefined) return removePeople(gallery, stringList(p, 'names', 'delete'));
+  if (p.embeddingIds !== undefined) return removeEmbeddings(gallery, p.embeddingIds);
+  const name = requireString(
+    p,
+    'name',
+    'delete',
+    ' (or payload.names, payload.embeddingIds, payload.all: true)',
+  );
   if (p.embeddingId === undefined) {
     return gallery.update(async ({ file }) => ({
       deleted: name,
@@ -499,12 +524,54 @@ async function remove(gallery: GalleryHandle, p: Payload): Promise<unknown> {
     if (!file.gallery.embeddingsOf(name).some((r) => r.id === id)) {
       throw new GalleryError(`'${name}' has no embedding ${id}`);
     }
-    file.gallery.removeEmbedding(id);
-    // The save rotates the previous file, which still holds the embedding, into a backup: purge them.
-    await file.save();
-    await file.purgeBackups();
+    await forgetEmbeddings(file, [id]);
     return { deleted: name, embeddingId: id, embeddings: file.gallery.embeddingsOf(name).length };
   });
+}
+
+/** Several people, all or nothing: a typo in one name must not leave the others half-deleted. */
+function removePeople(gallery: GalleryHandle, names: string[]): Promise<unknown> {
+  return gallery.update(async ({ file }) => {
+    const missing = names.filter((name) => !file.gallery.has(name));
+    if (missing.length > 0) {
+      throw new GalleryError(`no identity named ${missing.map((n) => `'${n}'`).join(', ')}; nothing deleted`);
+    }
+    let embeddings = 0;
+    for (const name of names) embeddings += await file.removeIdentity(name);
+    return { deleted: names, embeddings };
+  });
+}
+
+/** Embeddings by id, whoever they belong to; all or nothing. */
+function removeEmbeddings(gallery: GalleryHandle, value: unknown): Promise<unknown> {
+  if (
+    !Array.isArray(value) ||
+    value.length === 0 ||
+    !value.every((id) => typeof id === 'number' && Number.isInteger(id) && id > 0)
+  ) {
+    throw new CommandError('delete: payload.embeddingIds must be a non-empty array of embedding ids');
+  }
+  const ids = value as number[];
+  return gallery.update(async ({ file }) => {
+    const known = new Set(
+      file.gallery
+        .list({ limit: Number.MAX_SAFE_INTEGER })
+        .items.flatMap((person) => file.gallery.embeddingsOf(person.name).map((e) => e.id)),
+    );
+    const missing = ids.filter((id) => !known.has(id));
+    if (missing.length > 0) {
+      throw new GalleryError(`no embedding ${missing.join(', ')} in the gallery; nothing deleted`);
+    }
+    await forgetEmbeddings(file, ids);
+    return { deleted: ids.length, embeddingIds: ids };
+  });
+}
+
+async function forgetEmbeddings(file: GalleryFileLike, ids: number[]): Promise<void> {
+  for (const id of ids) file.gallery.removeEmbedding(id);
+  // The save rotates the previous file, which still holds the embeddings, into a backup: purge them.
+  await file.save();
+  await file.purgeBackups();
 }
 
 async function calibrate(gallery: GalleryHandle, p: Payload): Promise<unknown> {
@@ -546,6 +613,14 @@ function requireString(p: Payload, key: string, command: string, alternative = '
     throw new CommandError(`${command}: payload.${key} must be a non-empty string${alternative}`);
   }
   return v;
+}
+
+function stringList(p: Payload, key: string, command: string): string[] {
+  const v = p[key];
+  if (!Array.isArray(v) || v.length === 0 || !v.every((s) => typeof s === 'string' && s.trim() !== '')) {
+    throw new CommandError(`${command}: payload.${key} must be a non-empty array of names`);
+  }
+  return v as string[];
 }
 
 function optionalCount(p: Payload, key: string, command: string): number | undefined {

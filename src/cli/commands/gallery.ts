@@ -19,20 +19,15 @@ import {
   type EnrollOptions,
   type EnrollResult,
 } from '../../gallery/enroll';
-import {
-  clusterUnknowns,
-  DEFAULT_CLUSTER_EPS,
-  DEFAULT_MIN_POINTS,
-  nameCluster,
-  recluster,
-  type UnknownFace,
-} from '../../gallery/cluster';
+import { DEFAULT_CLUSTER_EPS, DEFAULT_MIN_POINTS } from '../../gallery/cluster';
+import { runGalleryCommand, type GalleryHandle } from '../../gallery/commands';
 import { importGallery, readExport, writeExport } from '../../gallery/exchange';
 import { GalleryFile } from '../../gallery/galleryFile';
 import { identityNameProblem } from '../../gallery/names';
-import { contactSheet, faceThumbnail } from '../../gallery/thumbnail';
+import { faceThumbnail } from '../../gallery/thumbnail';
 import { faceSharpness } from '../../quality/sharpness';
 import { UNKNOWN } from '../../types';
+import { queuedGallery } from '../../gallery/queuedGallery';
 import { GalleryStore, type GalleryStoreOptions } from '../../gallery/store';
 import { decodeImage } from '../../image/decode';
 import { UsageError } from '../errors';
@@ -532,9 +527,13 @@ async function manage(sub: Subcommand, ctx: Context): Promise<number> {
 
   const opened = await openExisting(ctx);
   const gallery = opened.gallery;
+  const commands = commandsFor(opened);
   switch (sub) {
     case 'list': {
-      const page = gallery.list({ offset, limit });
+      const page = (await runGalleryCommand(commands, 'list', { offset, limit })) as {
+        total: number;
+        items: unknown[];
+      };
       io.out(
         JSON.stringify({
           total: page.total,
@@ -547,30 +546,24 @@ async function manage(sub: Subcommand, ctx: Context): Promise<number> {
       );
       return 0;
     }
-    case 'show': {
-      const [name] = positionals;
-      const info = gallery.list({ limit: Number.MAX_SAFE_INTEGER }).items.find((p) => p.name === name);
-      const embeddings = gallery.embeddingsOf(name); // throws "no identity named" for a stranger
-      io.out(JSON.stringify({ ...info, embeddings }));
+    case 'show':
+      io.out(JSON.stringify(await runGalleryCommand(commands, 'show', { name: positionals[0] })));
       return 0;
-    }
     case 'rename': {
-      gallery.rename(positionals[0], positionals[1]);
-      await opened.save();
-      io.err(`renamed '${positionals[0]}' to '${positionals[1]}'`);
+      const [from, to] = positionals;
+      await runGalleryCommand(commands, 'rename', { from, to });
+      io.err(`renamed '${from}' to '${to}'`);
       return 0;
     }
-    case 'meta': {
-      gallery.updateMeta(
-        positionals[0],
-        meta as Record<string, unknown>,
-        values.replace ? 'replace' : 'merge',
-      );
-      await opened.save();
+    case 'meta':
+      await runGalleryCommand(commands, 'meta', {
+        name: positionals[0],
+        meta,
+        replace: values.replace === true,
+      });
       return 0;
-    }
     case 'delete':
-      return remove(ctx, opened);
+      return remove(ctx, commands);
     case 'calibrate': {
       const c = calibrateGallery(gallery, {
         threshold: gallery.threshold ?? packagedThresholdOf(gallery.modelId),
@@ -639,15 +632,15 @@ async function unknowns(ctx: Context): Promise<number> {
   const [action, ...images] = positionals;
   if (action === 'list') {
     const opened = await openExisting(ctx);
-    const page = opened.gallery.unknowns.list({
+    const page = (await runGalleryCommand(commandsFor(opened), 'unknowns', {
       offset: parseNumber('offset', values.offset, 0, Number.MAX_SAFE_INTEGER),
       limit: parseNumber('limit', values.limit, 1, 100_000),
-    });
+    })) as { total: number; dropped: number; faces: { id: number; source?: string; seenAt: string }[] };
     io.out(
       JSON.stringify({
         total: page.total,
-        dropped: opened.gallery.unknowns.dropped,
-        faces: page.items.map((u) => ({ id: u.id, source: u.source, seenAt: u.seenAt })),
+        dropped: page.dropped,
+        faces: page.faces.map((u) => ({ id: u.id, source: u.source, seenAt: u.seenAt })),
       }),
     );
     return 0;
@@ -655,8 +648,10 @@ async function unknowns(ctx: Context): Promise<number> {
   if (action === 'clear') {
     if (!values.yes) throw new UsageError('unknowns clear forgets every unknown face; add --yes to confirm');
     const opened = await openExisting(ctx);
-    const n = await opened.clearUnknowns();
-    io.err(`forgot ${n} unknown faces (from the backups too)`);
+    const { cleared } = (await runGalleryCommand(commandsFor(opened), 'unknowns', { clear: true })) as {
+      cleared: number;
+    };
+    io.err(`forgot ${cleared} unknown faces (from the backups too)`);
     return 0;
   }
   if (action !== 'add')
@@ -702,37 +697,55 @@ async function unknowns(ctx: Context): Promise<number> {
   });
 }
 
+interface ClusterAnswer {
+  total: number;
+  clusters: {
+    id: number;
+    size: number;
+    cohesion: number;
+    members: number[];
+    samples: { id: number; source?: string }[];
+    sheet?: string;
+  }[];
+  noise: number;
+  assigned: { id: number; name: string; similarity: number }[];
+}
+
 async function cluster(sub: 'cluster' | 'name-cluster', ctx: Context): Promise<number> {
   const { values, positionals, io } = ctx;
   if (sub === 'name-cluster' && positionals.length !== 2)
     throw new UsageError('usage: faceflow gallery name-cluster ID NAME');
   if (sub === 'name-cluster') checkName(positionals[1], 'NAME');
   if (sub === 'cluster' && positionals.length > 0) throw new UsageError('cluster takes no arguments');
-  const options = {
-    eps: parseNumber('eps', values.eps, 1e-6, 2),
-    minPoints: parseNumber('min-points', values['min-points'], 1, 1_000_000),
-    threshold: parseNumber('threshold', values.threshold, -1, 1),
-  };
-  if (options.minPoints !== undefined && !Number.isInteger(options.minPoints)) {
+  const eps = parseNumber('eps', values.eps, 1e-6, 2);
+  const minPoints = parseNumber('min-points', values['min-points'], 1, 1_000_000);
+  const given = parseNumber('threshold', values.threshold, -1, 1);
+  if (minPoints !== undefined && !Number.isInteger(minPoints)) {
     throw new UsageError('--min-points must be a whole number');
   }
   const wanted =
     sub === 'name-cluster' ? parseNumber('ID', positionals[0], 0, Number.MAX_SAFE_INTEGER) : undefined;
   const opened = await openExisting(ctx);
-  const gallery = opened.gallery;
-  options.eps ??= similarityScaleOf(gallery.modelId).clusterEps;
-  const faces = gallery.unknowns.all();
-  if (faces.length === 0)
+  if (opened.gallery.unknowns.size === 0)
     throw new Error(`${ctx.file}: no unknown faces kept; add some with 'gallery unknowns add'`);
-  if (gallery.embeddingCount > 0 && options.threshold === undefined && gallery.threshold === undefined) {
-    throw new UsageError('give --threshold, or calibrate the gallery first (gallery calibrate --apply)');
-  }
-  const result =
-    gallery.embeddingCount > 0
-      ? recluster(gallery, faces, options)
-      : { assigned: [], ...clusterUnknowns(faces, options) };
+  // With people enrolled, faces are first matched against them: that needs a threshold a person chose.
+  const commands = commandsFor(opened, () => {
+    const threshold = given ?? opened.gallery.threshold;
+    if (threshold === undefined) {
+      throw new UsageError('give --threshold, or calibrate the gallery first (gallery calibrate --apply)');
+    }
+    return threshold;
+  });
+  const assign = sub === 'cluster' && values.assign === true;
+  const result = (await runGalleryCommand(commands, 'cluster', {
+    eps,
+    minPoints,
+    assign,
+    sheets: sub === 'cluster' && values.thumbs !== undefined,
+  })) as ClusterAnswer;
 
   if (sub === 'name-cluster') {
+    // A new process knows no earlier answer: the same options give the same groups, and their members are named.
     const group = result.clusters.find((c) => c.id === wanted);
     if (!group) {
       throw new Error(
@@ -740,42 +753,40 @@ async function cluster(sub: 'cluster' | 'name-cluster', ctx: Context): Promise<n
           "run 'gallery cluster' with the same options to see them",
       );
     }
-    const ids = nameCluster(gallery, group, faces, positionals[1]);
-    await opened.removeUnknowns(group.members);
-    io.err(`enrolled ${ids.length} faces as '${positionals[1]}'`);
-    io.out(JSON.stringify({ name: positionals[1], enrolled: ids.length }));
+    const named = (await runGalleryCommand(commands, 'name-cluster', {
+      members: group.members,
+      name: positionals[1],
+    })) as { enrolled: number };
+    io.err(`enrolled ${named.enrolled} faces as '${positionals[1]}'`);
+    io.out(JSON.stringify({ name: positionals[1], enrolled: named.enrolled }));
     return 0;
   }
 
-  if (values.assign && result.assigned.length > 0) {
-    const byId = new Map(faces.map((f) => [f.id, f]));
-    for (const a of result.assigned) gallery.addEmbedding(a.name, (byId.get(a.id) as UnknownFace).embedding);
-    await opened.removeUnknowns(result.assigned.map((a) => a.id));
+  if (assign && result.assigned.length > 0) {
     io.err(`enrolled ${result.assigned.length} faces into the people they match`);
   }
   const sheets: Record<number, string> = {};
   if (values.thumbs) {
     await fs.mkdir(values.thumbs, { recursive: true });
     for (const c of result.clusters) {
-      const thumbs = c.samples.flatMap((f) => (f.thumbnail ? [f.thumbnail] : []));
-      if (thumbs.length === 0) continue;
+      if (!c.sheet) continue;
       sheets[c.id] = path.join(values.thumbs, `group-${c.id}.jpg`);
-      await fs.writeFile(sheets[c.id], await contactSheet(thumbs));
+      await fs.writeFile(sheets[c.id], Buffer.from(c.sheet, 'base64'));
     }
   }
   io.out(
     JSON.stringify({
-      assigned: result.assigned.map((a) => ({ ...a, similarity: round(a.similarity) })),
-      enrolledAssigned: values.assign === true,
+      assigned: result.assigned,
+      enrolledAssigned: assign,
       groups: result.clusters.map((c) => ({
         id: c.id,
-        size: c.members.length,
-        cohesion: round(c.cohesion),
+        size: c.size,
+        cohesion: c.cohesion,
         members: c.members,
         samples: c.samples.map((f) => ({ id: f.id, source: f.source })),
         ...(sheets[c.id] ? { sheet: sheets[c.id] } : {}),
       })),
-      ungrouped: result.noise.length,
+      ungrouped: result.noise,
     }),
   );
   return 0;
@@ -797,39 +808,37 @@ function checkDelete(values: Values, positionals: string[]): void {
   }
 }
 
-async function remove(ctx: Context, opened: GalleryFile): Promise<number> {
+async function remove(ctx: Context, commands: GalleryHandle): Promise<number> {
   const { values, positionals, io } = ctx;
-  const gallery = opened.gallery;
   if (values.all) {
-    const people = gallery.size;
-    await opened.clear();
-    io.err(`deleted ${people} people from ${ctx.file} and its backups`);
+    const { identities } = (await runGalleryCommand(commands, 'delete', { all: true })) as {
+      identities: number;
+    };
+    io.err(`deleted ${identities} people from ${ctx.file} and its backups`);
     return 0;
   }
   if (values.embedding) {
-    // All or nothing: a typo in one id must not leave the others half-deleted.
     const ids = positionals.map(Number);
-    const known = new Set(
-      gallery
-        .list({ limit: Number.MAX_SAFE_INTEGER })
-        .items.flatMap((p) => gallery.embeddingsOf(p.name).map((e) => e.id)),
-    );
-    const missing = ids.filter((id) => !known.has(id));
-    if (missing.length > 0)
-      throw new Error(`no embedding ${missing.join(', ')} in ${ctx.file}; nothing deleted`);
-    for (const id of ids) gallery.removeEmbedding(id);
-    await opened.save();
-    await opened.purgeBackups();
+    await runGalleryCommand(commands, 'delete', { embeddingIds: ids });
     io.err(`deleted ${ids.length} embedding${ids.length === 1 ? '' : 's'}`);
     return 0;
   }
-  const missing = positionals.filter((name) => !gallery.has(name));
-  if (missing.length > 0)
-    throw new Error(`no identity named ${missing.map((n) => `'${n}'`).join(', ')}; nothing deleted`);
-  let embeddings = 0;
-  for (const name of positionals) embeddings += await opened.removeIdentity(name);
+  const { embeddings } = (await runGalleryCommand(commands, 'delete', { names: positionals })) as {
+    embeddings: number;
+  };
   io.err(
     `deleted ${positionals.length} ${positionals.length === 1 ? 'person' : 'people'} (${embeddings} embeddings)`,
   );
   return 0;
+}
+
+/**
+ * The open gallery file served by the gallery commands, as the match node and the sidebar use them; the
+ * threshold is the given one, else the calibrated one, else the packaged model's.
+ */
+function commandsFor(opened: GalleryFile, threshold?: () => number): GalleryHandle {
+  const gallery = opened.gallery;
+  return queuedGallery(opened, {
+    threshold: threshold ?? (() => gallery.threshold ?? packagedThresholdOf(gallery.modelId) ?? Number.NaN),
+  });
 }
