@@ -24,7 +24,10 @@ export {
   matchKnown,
   nameCluster,
   nameFaces,
+  peopleAnswer,
   unassignedFaces,
+  type PeopleAnswer,
+  type PeopleAnswerOptions,
 } from './people';
 export { exportCsv, exportLibrary, type ExportedPhoto, type LibraryExport } from './export';
 export { decodePhoto, DEFAULT_MAX_SIDE, isPhotoFile, PhotoReadError, PHOTO_EXTENSIONS } from './photo';
@@ -32,6 +35,7 @@ export {
   librarySummary,
   peopleSummary,
   scanSummary,
+  statusSummary,
   type LibrarySummary,
   type PersonSummary,
   type ScanSummary,

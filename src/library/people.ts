@@ -244,3 +244,55 @@ export function clusterSamples(db: LibraryDb, number: number, count = 8): number
     .slice(0, count)
     .map((x) => x.id);
 }
+
+export interface PeopleAnswerOptions extends ClusterLibraryOptions {
+  /** Needed to match (`match`, `recluster`): the similarity at which a face is taken as a known person. */
+  threshold?: number;
+  gallery?: Gallery;
+}
+
+/** The answer of `match`, `cluster` and `recluster`, as the CLI prints it and the library node sends it. */
+export interface PeopleAnswer {
+  matched?: { id: number; person: string; similarity: number }[];
+  ambiguous?: { id: number; candidates: { person: string; similarity: number }[] }[];
+  groups?: { group: number; faces: number; samples: number[] }[];
+  ungrouped?: number;
+}
+
+/**
+ * `match` assigns the faces that match a known person, `cluster` groups the rest into likely people
+ * (stored in the library for `name`), `recluster` does both; the caller saves the library afterwards.
+ */
+export function peopleAnswer(
+  db: LibraryDb,
+  step: 'match' | 'cluster' | 'recluster',
+  options: PeopleAnswerOptions,
+): PeopleAnswer {
+  const { includeLowQuality = false } = options;
+  const out: PeopleAnswer = {};
+  const rounded = (x: number) => Number(x.toFixed(4));
+  if (step !== 'cluster') {
+    if (options.threshold === undefined) throw new LibraryError(`${step} needs a threshold`);
+    const { assigned, ambiguous } = matchKnown(db, {
+      threshold: options.threshold,
+      gallery: options.gallery,
+      includeLowQuality,
+    });
+    out.matched = assigned.map((a) => ({ ...a, similarity: rounded(a.similarity) }));
+    out.ambiguous = ambiguous.map((a) => ({
+      id: a.id,
+      candidates: a.candidates.map((c) => ({ ...c, similarity: rounded(c.similarity) })),
+    }));
+  }
+  if (step !== 'match') {
+    const stored = clusterLibrary(db, { eps: options.eps, minPoints: options.minPoints, includeLowQuality });
+    const grouped = new Set(stored.clusters.flat());
+    out.groups = stored.clusters.map((ids, n) => ({
+      group: n,
+      faces: ids.length,
+      samples: clusterSamples(db, n, 4),
+    }));
+    out.ungrouped = unassignedFaces(db, { includeLowQuality }).filter((f) => !grouped.has(f.id)).length;
+  }
+  return out;
+}

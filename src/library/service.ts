@@ -5,18 +5,10 @@ import type { GalleryHandle } from '../gallery/commands';
 import { contactSheet } from '../gallery/thumbnail';
 import { exportCsv, exportLibrary } from './export';
 import { checkPersonName, LibraryDb, LibraryError } from './libraryDb';
-import {
-  clusterFaces,
-  clusterLibrary,
-  clusterSamples,
-  matchKnown,
-  nameCluster,
-  nameFaces,
-  unassignedFaces,
-} from './people';
+import { clusterFaces, clusterSamples, nameCluster, nameFaces, peopleAnswer } from './people';
 import { repairLibrary } from './repair';
 import { scanFolder, type ScanReport } from './scan';
-import { librarySummary, peopleSummary, scanSummary, type ScanSummary } from './summary';
+import { librarySummary, peopleSummary, scanSummary, statusSummary, type ScanSummary } from './summary';
 import { watchLoop } from './watch';
 
 export const LIBRARY_COMMANDS = [
@@ -267,13 +259,7 @@ export class LibraryService {
       case 'scan':
         return this.requestScan(true).promise.then((s) => s.answer);
       case 'status':
-        return this.read(({ db }) => ({
-          ...librarySummary(db),
-          model: db.meta.modelId,
-          groups: db.clusters?.clusters.length ?? 0,
-          unreadableFiles: [...db.unreadable.values()].map((u) => ({ path: u.path, error: u.error })),
-          scanning: this.scanningNow,
-        }));
+        return this.read(({ db }) => ({ ...statusSummary(db), scanning: this.scanningNow }));
       case 'match':
       case 'cluster':
       case 'recluster':
@@ -366,30 +352,17 @@ export class LibraryService {
     const { gallery, includeLowQuality = false } = this.options;
     return this.serial(async () => {
       const { db, flow } = await this.open(false);
-      const out: Record<string, unknown> = {};
-      if (command !== 'cluster') {
-        const known = gallery ? (await gallery.open()).file.gallery : undefined;
-        const { assigned, ambiguous } = matchKnown(db, {
-          threshold: threshold ?? (gallery ? gallery.threshold() : (db.meta.threshold ?? flow.threshold)),
-          gallery: known,
-          includeLowQuality,
-        });
-        out.matched = assigned.map((a) => ({ ...a, similarity: round(a.similarity, 4) }));
-        out.ambiguous = ambiguous.map((a) => ({
-          id: a.id,
-          candidates: a.candidates.map((c) => ({ ...c, similarity: round(c.similarity, 4) })),
-        }));
-      }
-      if (command !== 'match') {
-        const stored = clusterLibrary(db, { eps, minPoints, includeLowQuality });
-        const grouped = new Set(stored.clusters.flat());
-        out.groups = stored.clusters.map((ids, n) => ({
-          group: n,
-          faces: ids.length,
-          samples: clusterSamples(db, n, 4),
-        }));
-        out.ungrouped = unassignedFaces(db, { includeLowQuality }).filter((f) => !grouped.has(f.id)).length;
-      }
+      const known = gallery && command !== 'cluster' ? await gallery.open() : undefined;
+      const out = peopleAnswer(db, command, {
+        threshold:
+          command === 'cluster'
+            ? undefined
+            : (threshold ?? (gallery ? gallery.threshold() : (db.meta.threshold ?? flow.threshold))),
+        gallery: known?.file.gallery,
+        eps,
+        minPoints,
+        includeLowQuality,
+      });
       await db.flush();
       return out;
     });
@@ -448,10 +421,6 @@ export class LibraryService {
       return { person, faces: ids.length, enrolled: ids.length };
     });
   }
-}
-
-function round(x: number, digits: number): number {
-  return Number(x.toFixed(digits));
 }
 
 function checkObject(payload: unknown, command: string): Payload {

@@ -27,6 +27,16 @@ export function librarySummary(db: LibraryDb): LibrarySummary {
   };
 }
 
+/** `status`: the figures, the model, how many groups the last clustering stored, and the unreadable files. */
+export function statusSummary(db: LibraryDb) {
+  return {
+    ...librarySummary(db),
+    model: db.meta.modelId,
+    groups: db.clusters?.clusters.length ?? 0,
+    unreadableFiles: [...db.unreadable.values()].map((u) => ({ path: u.path, error: u.error })),
+  };
+}
+
 export interface ScanSummary {
   found: number;
   scanned: number;

@@ -6,27 +6,25 @@ import { DEFAULT_CLUSTER_EPS, DEFAULT_MIN_POINTS } from '../../gallery/cluster';
 import { GalleryFile } from '../../gallery/galleryFile';
 import { contactSheet } from '../../gallery/thumbnail';
 import {
-  clusterLibrary,
   clusterSamples,
   exportCsv,
   exportLibrary,
   LibraryDb,
-  librarySummary,
-  matchKnown,
   nameCluster,
   nameFaces,
+  peopleAnswer,
   peopleSummary,
   scanFolder,
   repairLibrary,
   scanSummary,
-  unassignedFaces,
+  statusSummary,
   watchFolder,
   type DamagedRange,
   type ScanReport,
 } from '../../library';
 import { UsageError } from '../errors';
 import type { CommandIO } from '../io';
-import { MODEL_HELP, MODEL_OPTIONS, openFaceFlow, parseNumber, readKeyFile, round } from '../options';
+import { MODEL_HELP, MODEL_OPTIONS, openFaceFlow, parseNumber, readKeyFile } from '../options';
 import { ProgressBar } from '../progress';
 import { similarityScaleOf } from '../../models/similarityScale';
 import { LIBRARY_COMMANDS } from '../../library/service';
@@ -276,39 +274,22 @@ async function people(sub: 'match' | 'cluster' | 'recluster', ctx: Context): Pro
   const db = await openLibrary(ctx);
   try {
     const includeLowQuality = values['all-faces'] === true;
-    const out: Record<string, unknown> = {};
-    if (sub !== 'cluster') {
-      const gallery = await openGallery(ctx, db);
-      const { assigned, ambiguous } = matchKnown(db, {
-        threshold: thresholdFor(ctx, gallery, db),
-        gallery: gallery?.gallery,
-        includeLowQuality,
-      });
-      out.matched = assigned.map((a) => ({ ...a, similarity: round(a.similarity) }));
-      out.ambiguous = ambiguous.map((a) => ({
-        id: a.id,
-        candidates: a.candidates.map((c) => ({ ...c, similarity: round(c.similarity) })),
-      }));
-    }
-    if (sub !== 'match') {
-      const stored = clusterLibrary(db, { eps, minPoints, includeLowQuality });
-      const sheets: Record<number, string> = {};
-      if (values.thumbs) {
-        await fs.mkdir(values.thumbs, { recursive: true });
-        for (let n = 0; n < stored.clusters.length; n++) {
-          const thumbs = await Promise.all(clusterSamples(db, n, 12).map((id) => db.thumbnail(id)));
-          sheets[n] = path.join(values.thumbs, `group-${n}.jpg`);
-          await fs.writeFile(sheets[n], await contactSheet(thumbs));
-        }
+    const gallery = sub !== 'cluster' ? await openGallery(ctx, db) : undefined;
+    const out = peopleAnswer(db, sub, {
+      threshold: sub !== 'cluster' ? thresholdFor(ctx, gallery, db) : undefined,
+      gallery: gallery?.gallery,
+      eps,
+      minPoints,
+      includeLowQuality,
+    });
+    if (values.thumbs && out.groups) {
+      await fs.mkdir(values.thumbs, { recursive: true });
+      for (const group of out.groups) {
+        const thumbs = await Promise.all(clusterSamples(db, group.group, 12).map((id) => db.thumbnail(id)));
+        const sheet = path.join(values.thumbs, `group-${group.group}.jpg`);
+        await fs.writeFile(sheet, await contactSheet(thumbs));
+        Object.assign(group, { sheet });
       }
-      const grouped = new Set(stored.clusters.flat());
-      out.groups = stored.clusters.map((ids, n) => ({
-        group: n,
-        faces: ids.length,
-        samples: clusterSamples(db, n, 4),
-        ...(sheets[n] ? { sheet: sheets[n] } : {}),
-      }));
-      out.ungrouped = unassignedFaces(db, { includeLowQuality }).filter((f) => !grouped.has(f.id)).length;
     }
     await db.flush();
     io.out(JSON.stringify(out));
@@ -384,13 +365,7 @@ async function readOnly(sub: string, ctx: Context): Promise<number> {
         );
       }
       io.out(
-        JSON.stringify({
-          ...librarySummary(db),
-          model: db.meta.modelId,
-          groups: db.clusters?.clusters.length ?? 0,
-          unreadableFiles: [...db.unreadable.values()].map((u) => ({ path: u.path, error: u.error })),
-          ...(db.damage.length > 0 ? { damaged: db.damage } : {}),
-        }),
+        JSON.stringify({ ...statusSummary(db), ...(db.damage.length > 0 ? { damaged: db.damage } : {}) }),
       );
       // A script that checks a library by its exit status learns of the damage too.
       if (db.damage.length > 0) return 1;
