@@ -1,8 +1,7 @@
-import type { Node, NodeAPI, NodeDef, NodeMessageInFlow } from 'node-red';
-import { Subscription } from 'rxjs';
+import type { Node, NodeAPI, NodeDef, NodeMessageInFlow, NodeStatus } from 'node-red';
 
-import { CameraLog } from '../src/io/cameraLog';
-import { CameraSource, type CameraEvent } from '../src/io/cameraSource';
+import { CameraRunner, type CameraState } from '../src/io/cameraRunner';
+import { CameraSource } from '../src/io/cameraSource';
 import { CameraMeter } from '../src/metrics';
 import { registerMetricsAdmin } from './lib/metricsAdmin';
 import { cameraInput, flag, positiveOption, type SourceKind, type SourceCredentials } from './lib/source';
@@ -27,9 +26,6 @@ interface RtspInDef extends NodeDef {
 
 type RtspInNode = Node<SourceCredentials>;
 
-/** How often the green "fps N" line may be redrawn: a stream sends 15 frames a second. */
-const FPS_WINDOW_MS = 1000;
-
 /**
  * `faceflow-rtsp-in`: a camera, video file or V4L2 device as a stream of frame messages (output
  * 1: `msg.payload` = Frame, `msg.topic` = camera id) and of the camera's health events (output 2).
@@ -50,7 +46,6 @@ module.exports = (RED: NodeAPI) => {
 
   function setUp(node: RtspInNode, def: RtspInDef) {
     let camera: CameraSource | undefined;
-    let running: Subscription | undefined;
     let configError: Error | undefined;
     try {
       camera = new CameraSource(
@@ -82,130 +77,22 @@ module.exports = (RED: NodeAPI) => {
       node.warn(PASSWORD_IN_URL_WARNING);
     }
     // The label is the masked input (password as ***): it is what the health endpoint shows.
-    const meter = camera ? new CameraMeter(camera.cameraId, camera.label) : undefined;
-    // A camera that keeps refusing is retried for ever: the status shows every attempt, the log
-    // only the start, changes, sparse reminders and the recovery.
-    const cameraLog = camera ? new CameraLog(camera.cameraId) : undefined;
-    let lastReason = '';
-
-    let windowStart = 0;
-    let windowFrames = 0;
-    const showFps = (now: number) => {
-      windowFrames++;
-      if (windowStart === 0) {
-        windowStart = now;
-        windowFrames = 0;
-        return;
-      }
-      const elapsed = now - windowStart;
-      if (elapsed < FPS_WINDOW_MS) return;
-      const fps = (windowFrames * 1000) / elapsed;
-      node.status({
-        fill: 'green',
-        shape: 'dot',
-        text: t('faceflow-rtsp-in.status.fps', { fps: fps < 10 ? fps.toFixed(1) : Math.round(fps) }),
-      });
-      windowStart = now;
-      windowFrames = 0;
-    };
-
-    const onEvent = (event: CameraEvent) => {
-      meter?.event(event);
-      const line = cameraLog?.note(event);
-      if (line?.level === 'warn') node.warn(line.text);
-      else if (line) node.log(line.text);
-      switch (event.type) {
-        case 'connecting':
-          if (event.attempt === 0)
-            node.status({ fill: 'yellow', shape: 'ring', text: t('faceflow-rtsp-in.status.connecting') });
-          break;
-        case 'up':
-          windowStart = 0;
-          lastReason = '';
-          node.status({
-            fill: 'green',
-            shape: 'dot',
-            text: t('faceflow-rtsp-in.status.up', { width: event.width, height: event.height }),
-          });
-          break;
-        case 'down':
-          lastReason = event.reason;
-          node.status({
-            fill: 'red',
-            shape: 'ring',
-            text: shorten(t('faceflow-rtsp-in.status.down', { reason: event.reason })),
-          });
-          break;
-        case 'reconnecting':
-          node.status({
-            fill: 'yellow',
-            shape: 'ring',
-            // The reason stays in view between attempts: the log no longer repeats it.
-            text: shorten(
-              t('faceflow-rtsp-in.status.reconnecting', {
-                attempt: event.attempt,
-                seconds: (event.delayMs / 1000).toFixed(1),
-              }) + (lastReason ? `: ${lastReason}` : ''),
-              80,
-            ),
-          });
-          break;
-        case 'stalled':
-          node.status({
-            fill: 'yellow',
-            shape: 'ring',
-            text: t('faceflow-rtsp-in.status.stalled', { seconds: Math.round(event.silentMs / 1000) }),
-          });
-          break;
-        case 'end':
-          node.status({
-            fill: 'grey',
-            shape: 'dot',
-            text: t('faceflow-rtsp-in.status.ended', { frames: event.frames }),
-          });
-          break;
-        default:
-          break;
-      }
-      // Events are masked by CameraSource (URL password replaced): safe to hand to a flow.
-      node.send([null, { topic: event.cameraId, payload: event }]);
-    };
-
+    const runner = camera
+      ? new CameraRunner(
+          camera,
+          {
+            frame: (frame) => node.send([{ topic: camera.cameraId, payload: frame }, null]),
+            event: (event) => node.send([null, { topic: event.cameraId, payload: event }]),
+            state: (state) => node.status(statusOf(state)),
+            log: (line) => (line.level === 'warn' ? node.warn(line.text) : node.log(line.text)),
+            failed: (err) => node.error(err),
+          },
+          new CameraMeter(camera.cameraId, camera.label),
+        )
+      : undefined;
     const start = () => {
-      if (!camera) throw configError ?? new Error(t('faceflow-rtsp-in.error.noSource'));
-      if (running) return;
-      const cam = camera;
-      const subscription = new Subscription();
-      const finish = () => {
-        subscription.unsubscribe();
-        if (running === subscription) running = undefined;
-      };
-      running = subscription;
-      meter?.starting();
-      subscription.add(cam.events$.subscribe(onEvent));
-      subscription.add(
-        cam.frames$.subscribe({
-          next: (frame) => {
-            showFps(frame.ts);
-            meter?.frame();
-            node.send([{ topic: cam.cameraId, payload: frame }, null]);
-          },
-          error: (err: Error) => {
-            finish();
-            meter?.failed(err.message);
-            node.status({ fill: 'red', shape: 'ring', text: shorten(`down: ${err.message}`) });
-            node.error(err);
-          },
-          complete: finish,
-        }),
-      );
-    };
-
-    const stop = () => {
-      const subscription = running;
-      running = undefined;
-      // Unsubscribing stops ffmpeg (SIGTERM, then SIGKILL): nothing outlives the node.
-      subscription?.unsubscribe();
+      if (!runner) throw configError ?? new Error(t('faceflow-rtsp-in.error.noSource'));
+      runner.start();
     };
 
     if (!camera) {
@@ -220,17 +107,45 @@ module.exports = (RED: NodeAPI) => {
     handleInput<NodeMessageInFlow>(node, async (msg) => {
       const command = String(msg.topic ?? '').toLowerCase();
       if (command === 'start') start();
-      else if (command === 'stop') {
-        stop();
-        meter?.stopped();
-        node.status({ fill: 'grey', shape: 'ring', text: t('faceflow-rtsp-in.status.stopped') });
-      } else throw new Error(`expected msg.topic 'start' or 'stop', got '${shorten(command, 20)}'`);
+      else if (command === 'stop') runner?.stop();
+      else throw new Error(`expected msg.topic 'start' or 'stop', got '${shorten(command, 20)}'`);
     });
 
-    node.on('close', () => {
-      stop();
-      meter?.close();
-    });
+    node.on('close', () => runner?.close());
+  }
+
+  function statusOf(s: CameraState): NodeStatus {
+    const say = (key: string, vars?: Record<string, string | number>) => t(`faceflow-rtsp-in.status.${key}`, vars);
+    switch (s.state) {
+      case 'connecting':
+        return { fill: 'yellow', shape: 'ring', text: say('connecting') };
+      case 'up':
+        return { fill: 'green', shape: 'dot', text: say('up', { width: s.width, height: s.height }) };
+      case 'fps':
+        return {
+          fill: 'green',
+          shape: 'dot',
+          text: say('fps', { fps: s.fps < 10 ? s.fps.toFixed(1) : Math.round(s.fps) }),
+        };
+      case 'down':
+        return { fill: 'red', shape: 'ring', text: shorten(say('down', { reason: s.reason })) };
+      case 'failed':
+        return { fill: 'red', shape: 'ring', text: shorten(say('down', { reason: s.message })) };
+      case 'reconnecting': {
+        const text = say('reconnecting', { attempt: s.attempt, seconds: (s.delayMs / 1000).toFixed(1) });
+        return { fill: 'yellow', shape: 'ring', text: shorten(text + (s.reason ? `: ${s.reason}` : ''), 80) };
+      }
+      case 'stalled':
+        return {
+          fill: 'yellow',
+          shape: 'ring',
+          text: say('stalled', { seconds: Math.round(s.silentMs / 1000) }),
+        };
+      case 'ended':
+        return { fill: 'grey', shape: 'dot', text: say('ended', { frames: s.frames }) };
+      case 'stopped':
+        return { fill: 'grey', shape: 'ring', text: say('stopped') };
+    }
   }
 
   RED.nodes.registerType<RtspInNode, RtspInDef, unknown, SourceCredentials>(
