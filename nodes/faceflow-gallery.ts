@@ -5,13 +5,16 @@ import type { Node, NodeAPI, NodeDef } from 'node-red';
 import type { GalleryHandle, OpenGallery } from '../src/gallery/commands';
 import type { VectorBackend } from '../src/gallery/indexFactory';
 import { SharedGallery } from '../src/gallery/sharedGallery';
-import { SYNC_REFUSAL_REASONS, SyncSecretError } from '../src/gallery/syncAuth';
-import { GallerySync } from '../src/io/gallerySync';
-import { maskUrl } from '../src/io/maskUrl';
+import { SYNC_REFUSAL_REASONS } from '../src/gallery/syncAuth';
+import { startGallerySync, type GallerySyncLink } from '../src/io/gallerySync';
 import { gallerySyncRefused, watchGallery, type GallerySyncStatus } from '../src/metrics';
 import type { ModelsNode } from './faceflow-models';
 import { registerGalleryAdmin } from './lib/galleryAdmin';
-import { PASSWORD_IN_URL_WARNING, passwordStoredInFlow, resolveUrlCredentials } from './lib/urlCredentials';
+import {
+  PASSWORD_IN_URL_WARNING,
+  passwordStoredInFlow,
+  resolveUrlCredentials,
+} from '../src/io/urlCredentials';
 import { registerUrlCredentialsScript } from './lib/urlCredentialsScript';
 import { optionalNumber } from './lib/source';
 import { translator } from './lib/i18n';
@@ -109,18 +112,12 @@ module.exports = (RED: NodeAPI) => {
       on: { log: (text) => this.log(text), warn: (text) => this.warn(text) },
     });
     // Read at scrape time: enrolments and deletions need not tell the metrics anything.
-    const unwatch = watchGallery(this.id, () => {
-      const opened = shared.current;
-      return {
-        id: this.id,
-        name: this.name || '',
-        open: opened !== undefined,
-        people: opened ? opened.file.gallery.size : null,
-        embeddings: opened ? opened.file.gallery.embeddingCount : null,
-        ...(shared.openError === undefined ? {} : { error: shared.openError }),
-        ...(sync ? { sync: sync.status() } : {}),
-      };
-    });
+    const unwatch = watchGallery(this.id, () => ({
+      id: this.id,
+      name: this.name || '',
+      ...shared.figures(),
+      ...(sync ? { sync: sync.status() } : {}),
+    }));
     this.syncStatus = () => sync?.status();
     this.open = () => shared.open();
     this.threshold = () => {
@@ -155,25 +152,17 @@ module.exports = (RED: NodeAPI) => {
   );
 };
 
-/** A gallery's MQTT sync as the node keeps it: the client, if it could start, and what to report. */
-interface NodeSync {
-  client: GallerySync | undefined;
-  status(): GallerySyncStatus;
-  close(): Promise<void>;
-}
-
 /**
- * The gallery's MQTT sync when a broker is set; `apply` runs a change another instance made.
- * Without a shared secret it does not start: an open sync would let anyone who can publish on the
- * broker change the gallery. Problems go to the log and to the gallery's entry in the health
- * report and the sidebar: a config node has no status dot.
+ * The gallery's MQTT sync when a broker is set; `apply` runs a change another instance made. Problems
+ * go to the log and to the gallery's entry in the health report and the sidebar: a config node has no
+ * status dot.
  */
 function startSync(
   node: GalleryNode,
   def: GalleryDef,
   galleryFile: string,
   apply: (change: unknown) => Promise<unknown>,
-): NodeSync | undefined {
+): GallerySyncLink | undefined {
   const given = (def.syncUrl ?? '').trim();
   if (given === '') return undefined;
   // Still connects (flows written before the Password field keep working), but says so once.
@@ -183,47 +172,28 @@ function startSync(
     user: node.credentials?.syncUser,
     password: node.credentials?.syncPassword,
   });
-  const url = broker.url;
   const label = node.name || node.id;
-  let client: GallerySync | undefined;
-  let error: string | undefined;
-  let wasConnected = false;
-  try {
-    client = new GallerySync({
-      url,
-      prefix: def.syncPrefix || 'faceflow',
-      username: broker.user,
-      password: broker.password,
-      secret: node.credentials?.syncSecret ?? '',
-      // Beside the gallery: which messages were applied belongs with the gallery they changed.
-      stateFile: `${galleryFile}.sync-state`,
-      // Fixed per node, so that the broker keeps changes made while this instance was away.
-      clientId: `faceflow-gallery-${node.id}`,
-      onRemoteChange: async (change) => {
-        await apply(change);
-      },
-      onRefused: (reason) => gallerySyncRefused.labels(label, reason).inc(),
-      onError: (err) => node.warn(err.message),
-      onConnect: () => {
-        if (!wasConnected) node.log(`gallery sync: connected to ${maskUrl(url)}`);
-        wasConnected = true;
-      },
-    });
-    // Present from the start, so that a dashboard shows 0 rather than no data.
-    for (const reason of SYNC_REFUSAL_REASONS) gallerySyncRefused.labels(label, reason).inc(0);
-  } catch (err) {
-    const hint = err instanceof SyncSecretError ? ': set "Sync secret" in the gallery configuration' : '';
-    error = `${(err as Error).message}${hint}; sync is off`;
-    node.error(error);
-  }
-  return {
-    client,
-    status: () => ({
-      state: client ? (client.connected ? 'connected' : 'disconnected') : 'off',
-      refused: client ? { ...client.refused } : {},
-      ...(error === undefined ? {} : { error }),
-    }),
-    // The counters stay: a redeploy's new node counts on under the same label, as a counter should.
-    close: async () => client?.close(),
-  };
+  const link = startGallerySync({
+    url: broker.url,
+    prefix: def.syncPrefix || 'faceflow',
+    username: broker.user,
+    password: broker.password,
+    secret: node.credentials?.syncSecret ?? '',
+    // Beside the gallery: which messages were applied belongs with the gallery they changed.
+    stateFile: `${galleryFile}.sync-state`,
+    // Fixed per node, so that the broker keeps changes made while this instance was away.
+    clientId: `faceflow-gallery-${node.id}`,
+    onRemoteChange: async (change) => {
+      await apply(change);
+    },
+    // The counters stay after a close: a redeploy's new node counts on under the same label.
+    onRefused: (reason) => gallerySyncRefused.labels(label, reason).inc(),
+    onError: (err) => node.warn(err.message),
+    log: (text) => node.log(text),
+    failed: (message) => node.error(message),
+    secretHint: 'set "Sync secret" in the gallery configuration',
+  });
+  // Present from the start, so that a dashboard shows 0 rather than no data.
+  if (link.client) for (const reason of SYNC_REFUSAL_REASONS) gallerySyncRefused.labels(label, reason).inc(0);
+  return link;
 }

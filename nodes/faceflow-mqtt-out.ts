@@ -10,7 +10,7 @@ import {
   passwordStoredInFlow,
   resolveUrlCredentials,
   type UrlCredentials,
-} from './lib/urlCredentials';
+} from '../src/io/urlCredentials';
 import { registerUrlCredentialsScript } from './lib/urlCredentialsScript';
 import { translator } from './lib/i18n';
 

@@ -6,7 +6,7 @@ import { CameraMeter } from '../src/metrics';
 import { registerMetricsAdmin } from './lib/metricsAdmin';
 import { cameraInput, flag, positiveOption, type SourceKind, type SourceCredentials } from './lib/source';
 import { handleInput, shorten } from './lib/runtime';
-import { PASSWORD_IN_URL_WARNING, passwordStoredInFlow } from './lib/urlCredentials';
+import { PASSWORD_IN_URL_WARNING, passwordStoredInFlow } from '../src/io/urlCredentials';
 import { registerUrlCredentialsScript } from './lib/urlCredentialsScript';
 import { translator } from './lib/i18n';
 

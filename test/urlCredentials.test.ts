@@ -7,7 +7,7 @@ import {
   passwordStoredInFlow,
   resolveUrlCredentials,
   splitUrlCredentials,
-} from '../nodes/lib/urlCredentials';
+} from '../src/io/urlCredentials';
 import { urlCredentialsEditorScript } from '../nodes/lib/urlCredentialsScript';
 
 // Every character that means something in a URL, and a non-ASCII one.

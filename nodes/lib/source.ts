@@ -1,5 +1,5 @@
 import type { CameraInput } from '../../src/io/ffmpegArgs';
-import { joinUrlCredentials, resolveUrlCredentials, type UrlCredentials } from './urlCredentials';
+import { joinUrlCredentials, resolveUrlCredentials, type UrlCredentials } from '../../src/io/urlCredentials';
 
 export type SourceKind = 'rtsp' | 'file' | 'device';
 

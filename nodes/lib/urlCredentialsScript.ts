@@ -11,12 +11,12 @@ import type { NodeAPI } from 'node-red';
 export const URL_CREDENTIALS_SCRIPT_PATH = '/faceflow/url-credentials.js';
 
 /**
- * The editor's copy of urlCredentials.ts: its compiled CommonJS wrapped so that it runs in a
+ * The editor's copy of src/io/urlCredentials.ts: its compiled CommonJS wrapped so that it runs in a
  * browser, plus the glue that reads and writes the form with jQuery and tells the person with
- * RED.notify. Read from the compiled file beside this one, so the editor runs what the runtime runs.
+ * RED.notify. Read from the compiled file, so the editor runs what the runtime runs.
  */
 export function urlCredentialsEditorScript(): string {
-  const compiled = readFileSync(path.join(__dirname, 'urlCredentials.js'), 'utf8').replace(
+  const compiled = readFileSync(path.join(__dirname, '..', '..', 'src', 'io', 'urlCredentials.js'), 'utf8').replace(
     /\/\/# sourceMappingURL=.*$/m,
     '',
   );

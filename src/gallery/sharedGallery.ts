@@ -54,6 +54,17 @@ export class SharedGallery implements GalleryHandle {
     return this.opened;
   }
 
+  /** What a health report shows of the gallery, read without opening it. */
+  figures(): { open: boolean; people: number | null; embeddings: number | null; error?: string } {
+    const gallery = this.opened?.file.gallery;
+    return {
+      open: gallery !== undefined,
+      people: gallery ? gallery.size : null,
+      embeddings: gallery ? gallery.embeddingCount : null,
+      ...(this.openError === undefined ? {} : { error: this.openError }),
+    };
+  }
+
   open(): Promise<OpenGallery> {
     this.opening ??= this.openOnce().catch((err: Error) => {
       this.opening = undefined; // the next call tries again, e.g. once the models are built

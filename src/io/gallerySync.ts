@@ -25,6 +25,7 @@ import {
   SYNC_REFUSAL_REASONS,
   SyncRefusal,
   syncKey,
+  SyncSecretError,
   SyncSigner,
   type SyncBody,
   type SyncRefusalReason,
@@ -254,4 +255,58 @@ export class GallerySync {
       new Error(message.startsWith('gallery sync') ? message : `gallery sync: ${message}`),
     );
   }
+}
+
+/** A gallery's sync as its holder keeps it: the client when it could start, its state for reports, and its close. */
+export interface GallerySyncLink {
+  readonly client: GallerySync | undefined;
+  status(): {
+    /** `off`: configured but not started (see `error`). */
+    state: 'connected' | 'disconnected' | 'off';
+    refused: Record<string, number>;
+    error?: string;
+  };
+  close(): Promise<void>;
+}
+
+export interface GallerySyncLinkOptions extends GallerySyncOptions {
+  /** Told once, at the first connection (the URL's password masked). */
+  log?: (text: string) => void;
+  /** Why the sync could not start, e.g. no secret; it then stays off. */
+  failed?: (message: string) => void;
+  /** Said after a missing or weak secret: where the holder sets it. */
+  secretHint?: string;
+}
+
+/**
+ * Starts a gallery's sync without throwing: a sync that cannot start (no shared secret: an open sync
+ * would let anyone who can publish on the broker change the gallery) is off, and says why in its status.
+ */
+export function startGallerySync(options: GallerySyncLinkOptions): GallerySyncLink {
+  let client: GallerySync | undefined;
+  let error: string | undefined;
+  let wasConnected = false;
+  try {
+    client = new GallerySync({
+      ...options,
+      onConnect: () => {
+        if (!wasConnected) options.log?.(`gallery sync: connected to ${maskUrl(options.url)}`);
+        wasConnected = true;
+        options.onConnect?.();
+      },
+    });
+  } catch (err) {
+    const hint = err instanceof SyncSecretError && options.secretHint ? `: ${options.secretHint}` : '';
+    error = `${(err as Error).message}${hint}; sync is off`;
+    options.failed?.(error);
+  }
+  return {
+    client,
+    status: () => ({
+      state: client ? (client.connected ? 'connected' : 'disconnected') : 'off',
+      refused: client ? { ...client.refused } : {},
+      ...(error === undefined ? {} : { error }),
+    }),
+    close: async () => client?.close(),
+  };
 }
