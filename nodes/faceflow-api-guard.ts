@@ -7,6 +7,7 @@ import {
   DEFAULT_API_MAX_WAITING,
   type ApiGuardSettings,
 } from '../src/http/apiGuard';
+import { guardedPrefix, mountGuardInFront, type ExpressApp } from '../src/http/guardMount';
 import { DEFAULT_MAX_PIXELS } from '../src/image/decode';
 import { AdmissionQueue } from '../src/util/admission';
 import { translator } from './lib/i18n';
@@ -20,17 +21,6 @@ interface ApiGuardDef extends NodeDef {
   maxMegapixels?: string | number;
   maxActive?: string | number;
   maxWaiting?: string | number;
-}
-
-type Middleware = (req: GuardedRequest, res: unknown, next: (err?: unknown) => void) => void;
-type GuardedRequest = Parameters<ReturnType<typeof apiGuard>>[0];
-interface RouterStack {
-  stack: { handle: unknown }[];
-}
-interface ExpressApp {
-  use(m: Middleware): void;
-  _router?: RouterStack;
-  parent?: ExpressApp;
 }
 
 const DEFAULT_TOKEN_ENV = 'FACEFLOW_API_TOKEN';
@@ -48,7 +38,7 @@ module.exports = (RED: NodeAPI) => {
   const t = translator(RED);
   function FaceflowApiGuardNode(this: Node, def: ApiGuardDef) {
     RED.nodes.createNode(this, def);
-    const prefix = normalisePath(def.path);
+    const prefix = guardedPrefix(def.path);
     const tokenEnv = (def.tokenEnv ?? '').trim() || DEFAULT_TOKEN_ENV;
     const envMb = Number(RED.util.getSetting(this, MAX_MB_ENV));
     const maxImageMb = numberOr(
@@ -72,12 +62,9 @@ module.exports = (RED: NodeAPI) => {
     }
     // Node-RED's HTTP nodes are an app mounted in its main one, after the editor's app, whose JSON and form
     // parsers read such bodies first when both live at '/': the guard goes in front of all of it.
-    const app = rootOf(nodeApp);
     const nodeRoot = String(RED.settings.httpNodeRoot ?? '/').replace(/\/+$/, '');
-    const guarded = prefix === undefined ? undefined : `${nodeRoot}${prefix}`.toLowerCase();
 
-    // A node with a bad limit still sits in front of the routes, closed: a typo must not open the API. One with
-    // an unusable path cannot know what to guard; the example's flow refuses requests no guard has marked.
+    // A node with a bad limit still sits in front of the routes, closed: a typo must not open the API.
     const settings = (): ApiGuardSettings => ({
       token: problem ? undefined : String(RED.util.getSetting(this, tokenEnv) ?? '') || undefined,
       tokenHint: problem
@@ -88,15 +75,9 @@ module.exports = (RED: NodeAPI) => {
       maxPixels,
     });
     const guard = apiGuard(settings, new AdmissionQueue(problem ? 1 : maxActive, problem ? 0 : maxWaiting));
-    const middleware: Middleware = (req, res, next) => {
-      // First in line, before Express has added req.path. Its routes match without regard to case, and on the
-      // path of a full URL too (`POST http://host/faces/…`, as sent to a proxy): so must the guard.
-      const at = pathOf(req.url ?? '').toLowerCase();
-      if (guarded === undefined || (at !== guarded && !at.startsWith(`${guarded}/`))) return next();
-      guard(req, res as Parameters<typeof guard>[1], next);
-    };
-    app.use(middleware);
-    moveToFront(app._router, middleware);
+    // One with an unusable path cannot know what to guard: the example's flow refuses what no guard marked.
+    const unmount =
+      prefix === undefined ? undefined : mountGuardInFront(nodeApp, `${nodeRoot}${prefix}`, guard);
 
     const initial = settings();
     if (problem) {
@@ -123,45 +104,10 @@ module.exports = (RED: NodeAPI) => {
       });
     }
 
-    this.on('close', () => {
-      const stack = app._router?.stack ?? [];
-      const at = stack.findIndex((layer) => layer.handle === middleware);
-      if (at >= 0) stack.splice(at, 1);
-    });
+    this.on('close', () => unmount?.());
   }
   RED.nodes.registerType('faceflow-api-guard', FaceflowApiGuardNode);
 };
-
-function pathOf(url: string): string {
-  try {
-    return new URL(url, 'http://localhost').pathname;
-  } catch {
-    return url.split('?')[0];
-  }
-}
-
-/** The app that first sees every request: the one the HTTP nodes' app is mounted in, and so on up. */
-function rootOf(app: ExpressApp): ExpressApp {
-  return app.parent ? rootOf(app.parent) : app;
-}
-
-/**
- * Express runs handlers in the order they were added, and the http-in nodes add their routes before or after
- * this node starts (deploy order): the guard goes first, whatever came before it.
- */
-function moveToFront(router: RouterStack | undefined, handler: unknown): void {
-  const stack = router?.stack;
-  if (!stack) return;
-  const at = stack.findIndex((layer) => layer.handle === handler);
-  if (at > 0) stack.unshift(...stack.splice(at, 1));
-}
-
-/** '/faces', 'faces/' and '/faces/' are one prefix; '' and '/' are refused (they would guard every route). */
-function normalisePath(path: string | undefined): string | undefined {
-  const trimmed = (path ?? '/faces').trim().replace(/\/+$/, '');
-  const withSlash = trimmed.startsWith('/') ? trimmed : `/${trimmed}`;
-  return withSlash.length > 1 && !/[\s?#*:]/.test(withSlash) ? withSlash : undefined;
-}
 
 function numberOr(value: string | number | undefined, fallback: number, min = Number.MIN_VALUE): number {
   if (value === undefined || value === '') return fallback;
