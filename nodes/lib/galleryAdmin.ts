@@ -4,6 +4,8 @@ import type { NodeAPI } from 'node-red';
 import { GalleryError, identityNameProblem } from '../../src/gallery/gallery';
 import type { GalleryNode } from '../faceflow-gallery';
 import { CommandError, runGalleryCommand } from '../../src/gallery/commands';
+import { HttpRefusal, readBody } from '../../src/http/body';
+import { looksLikeImage } from '../../src/image/decode';
 
 /** Where the gallery endpoints live, under Node-RED's admin root (so behind its login when it has one). */
 export const ADMIN_PATH = '/faceflow/galleries';
@@ -117,9 +119,12 @@ export function registerGalleryAdmin(RED: NodeAPI, liveIds: () => Iterable<strin
           `send the photo as the request body with Content-Type image/jpeg, image/png or image/webp (got '${type || 'none'}')`,
         );
       }
-      const image = await readBody(req, MAX_UPLOAD_BYTES);
+      // Another body parser may have read an image body already; then that copy is the body.
+      const image = Buffer.isBuffer(req.body)
+        ? checkedSize(req.body, MAX_UPLOAD_BYTES)
+        : await readBody(req, MAX_UPLOAD_BYTES, { tooLarge: tooLarge(MAX_UPLOAD_BYTES) });
       // The decoder reads many more formats (SVG, TIFF, …) than a photo upload needs; only these three reach it.
-      if (!isPhoto(image)) throw new HttpError(400, 'the body is not a JPEG, PNG or WebP image');
+      if (!looksLikeImage(image)) throw new HttpError(400, 'the body is not a JPEG, PNG or WebP image');
       const result = await runGalleryCommand(gallery, 'enroll', { name, image });
       res.status(201).json(result);
     }),
@@ -178,7 +183,7 @@ function sendError(res: Response, err: unknown): void {
  * with the message that the node's status shows too. None of these messages carries the key.
  */
 function statusOf(err: unknown): number {
-  if (err instanceof HttpError) return err.status;
+  if (err instanceof HttpError || err instanceof HttpRefusal) return err.status;
   if (err instanceof CommandError || err instanceof GalleryError) return 400;
   const status = (err as { status?: unknown } | null)?.status;
   return typeof status === 'number' && status >= 400 && status < 600 ? status : 500;
@@ -248,48 +253,11 @@ function queryCount(req: Request, key: string, fallback: number, max: number): n
   return n;
 }
 
-/**
- * The raw body, refused with 413 once it passes `limit` — by its declared length before a byte is read,
- * else while it streams, so a client without Content-Length cannot fill the memory either.
- */
-function readBody(req: Request, limit: number): Promise<Buffer> {
-  // Another body parser may have read an image body already; then that copy is the body.
-  if (Buffer.isBuffer(req.body)) {
-    return req.body.length > limit ? Promise.reject(tooLarge(limit)) : Promise.resolve(req.body);
-  }
-  const declared = Number(req.headers['content-length']);
-  if (Number.isFinite(declared) && declared > limit) return Promise.reject(tooLarge(limit));
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    let refused = false;
-    req.on('data', (chunk: Buffer) => {
-      if (refused) return;
-      size += chunk.length;
-      if (size > limit) {
-        refused = true;
-        chunks.length = 0;
-        reject(tooLarge(limit));
-        return;
-      }
-      chunks.push(chunk);
-    });
-    req.on('end', () => {
-      if (!refused) resolve(Buffer.concat(chunks));
-    });
-    req.on('error', reject);
-  });
+function tooLarge(limit: number): string {
+  return `the photo is larger than ${limit / (1024 * 1024)} MB`;
 }
 
-function tooLarge(limit: number): HttpError {
-  return new HttpError(413, `the photo is larger than ${limit / (1024 * 1024)} MB`);
-}
-
-function isPhoto(b: Buffer): boolean {
-  const jpeg = b.length > 3 && b[0] === 0xff && b[1] === 0xd8 && b[2] === 0xff;
-  const png =
-    b.length > 8 && b.subarray(0, 8).equals(Buffer.from([0x89, 0x50, 0x4e, 0x47, 13, 10, 0x1a, 10]));
-  const webp =
-    b.length > 12 && b.toString('latin1', 0, 4) === 'RIFF' && b.toString('latin1', 8, 12) === 'WEBP';
-  return jpeg || png || webp;
+function checkedSize(body: Buffer, limit: number): Buffer {
+  if (body.length > limit) throw new HttpError(413, tooLarge(limit));
+  return body;
 }

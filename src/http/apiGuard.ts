@@ -3,6 +3,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { checkImagePixels, DEFAULT_MAX_PIXELS, ImageTooLargeError } from '../image/decode';
 import { AdmissionQueue, type Release } from '../util/admission';
 import { BearerToken } from '../util/bearerToken';
+import { HttpRefusal, readBody } from './body';
 
 /** 5 MB per image, as the gRPC service's DEFAULT_MAX_IMAGE_BYTES. */
 export const DEFAULT_API_MAX_IMAGE_BYTES = 5 * 1024 * 1024;
@@ -52,16 +53,6 @@ export interface UploadedFile {
   buffer: Buffer;
 }
 
-class Refusal extends Error {
-  constructor(
-    readonly status: number,
-    message: string,
-    readonly headers: Record<string, string> = {},
-  ) {
-    super(message);
-  }
-}
-
 /**
  * The front door of an HTTP API in front of the models: a Connect/Express middleware that, in this order,
  * refuses every call while no token is set (503), checks the token (401), refuses bodies that are too big by
@@ -84,7 +75,7 @@ export function apiGuard(
     const maxPixels = s.maxPixels ?? DEFAULT_MAX_PIXELS;
     // Two images (verify), base64 in JSON (4/3 of their size), and room for the rest of the message.
     const maxBodyBytes = Math.ceil((2 * maxImageBytes * 4) / 3) + 64 * 1024;
-    const refuse = (r: Refusal) => sendRefusal(req, res, r);
+    const refuse = (r: HttpRefusal) => sendRefusal(req, res, r);
     // A browser's CORS preflight carries no credentials and reaches no flow (http-in has no OPTIONS routes).
     if (req.method === 'OPTIONS') return next();
     try {
@@ -95,12 +86,12 @@ export function apiGuard(
       }
       checkLength(req, maxBodyBytes);
     } catch (err) {
-      return refuse(err as Refusal);
+      return refuse(err as HttpRefusal);
     }
     const ticket = admission.admit();
     if (!ticket) {
       return refuse(
-        new Refusal(
+        new HttpRefusal(
           429,
           `busy: ${admission.running} requests in progress and ${admission.queued} waiting; try again shortly`,
           { 'Retry-After': '1' },
@@ -121,7 +112,7 @@ export function apiGuard(
       try {
         await readAndParse(req, maxBodyBytes, s.bodyTimeoutMs ?? DEFAULT_BODY_TIMEOUT_MS, maxPixels);
       } catch (err) {
-        return refuse(err instanceof Refusal ? err : new Refusal(400, (err as Error).message));
+        return refuse(err instanceof HttpRefusal ? err : new HttpRefusal(400, (err as Error).message));
       }
       req[GUARD_MARK] = { maxImageBytes, maxPixels };
       next();
@@ -132,14 +123,14 @@ export function apiGuard(
 function checkToken(req: IncomingMessage, s: ApiGuardSettings): void {
   if (s.token) {
     if (!new BearerToken(s.token).accepts(req.headers.authorization)) {
-      throw new Refusal(401, 'missing or wrong API token (Authorization: Bearer <token>)', {
+      throw new HttpRefusal(401, 'missing or wrong API token (Authorization: Bearer <token>)', {
         'WWW-Authenticate': 'Bearer',
       });
     }
     return;
   }
   if (s.authenticatedElsewhere) return;
-  throw new Refusal(
+  throw new HttpRefusal(
     503,
     `this API is closed until it has a token: set ${s.tokenHint} and restart or redeploy, then send Authorization: Bearer <token>`,
   );
@@ -153,10 +144,10 @@ function hasBody(req: IncomingMessage): boolean {
 function checkLength(req: IncomingMessage, maxBodyBytes: number): void {
   const declared = req.headers['content-length'];
   if (declared === undefined) {
-    throw new Refusal(411, 'send the body with a Content-Length (chunked uploads are not accepted)');
+    throw new HttpRefusal(411, 'send the body with a Content-Length (chunked uploads are not accepted)');
   }
   if (Number(declared) > maxBodyBytes) {
-    throw new Refusal(
+    throw new HttpRefusal(
       413,
       `the body is ${declared} bytes; at most ${maxBodyBytes} are read (two images of up to ${formatMb(maxBodyBytes)} in all)`,
     );
@@ -171,7 +162,8 @@ async function readAndParse(
 ): Promise<void> {
   // Read already by a parser in front of this guard: nothing left to read, or to check.
   if (req._body || req.readableEnded) return;
-  const body = await readBody(req, maxBodyBytes, timeoutMs);
+  // Content-Length was checked, but a client may send more than it declared.
+  const body = await readBody(req, maxBodyBytes, { timeoutMs });
   const type = (req.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase();
   req._body = true;
   if (type === 'application/json' || type.endsWith('+json')) {
@@ -193,44 +185,16 @@ async function checkPixels(bytes: Buffer, maxPixels: number, label: string): Pro
   try {
     await checkImagePixels(bytes, maxPixels, label);
   } catch (err) {
-    if (err instanceof ImageTooLargeError) throw new Refusal(413, err.message);
+    if (err instanceof ImageTooLargeError) throw new HttpRefusal(413, err.message);
     throw err;
   }
-}
-
-function readBody(req: IncomingMessage, maxBytes: number, timeoutMs: number): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let length = 0;
-    const finish = (err?: Refusal) => {
-      clearTimeout(timer);
-      req.off('data', onData).off('end', onEnd).off('error', onError).off('aborted', onAborted);
-      if (err) reject(err);
-      else resolve(Buffer.concat(chunks, length));
-    };
-    const onData = (chunk: Buffer) => {
-      length += chunk.length;
-      // Content-Length was checked, but a client may send more than it declared.
-      if (length > maxBytes) return finish(new Refusal(413, `the body is over ${maxBytes} bytes`));
-      chunks.push(chunk);
-    };
-    const onEnd = () => finish();
-    const onError = (err: Error) => finish(new Refusal(400, `the body could not be read: ${err.message}`));
-    const onAborted = () =>
-      finish(new Refusal(400, 'the caller closed the connection before the body ended'));
-    const timer = setTimeout(
-      () => finish(new Refusal(408, `the body did not arrive within ${Math.round(timeoutMs / 1000)} s`)),
-      timeoutMs,
-    );
-    req.on('data', onData).on('end', onEnd).on('error', onError).on('aborted', onAborted);
-  });
 }
 
 function parseJson(body: Buffer): unknown {
   try {
     return JSON.parse(body.toString('utf8'));
   } catch (err) {
-    throw new Refusal(400, `the body is not valid JSON: ${(err as Error).message}`);
+    throw new HttpRefusal(400, `the body is not valid JSON: ${(err as Error).message}`);
   }
 }
 
@@ -245,7 +209,7 @@ async function parseMultipart(
       headers: { 'content-type': contentType },
     }).formData();
   } catch {
-    throw new Refusal(
+    throw new HttpRefusal(
       400,
       'the body is not valid multipart/form-data (check the boundary in Content-Type and the parts)',
     );
@@ -276,7 +240,7 @@ async function parseMultipart(
  * see a broken pipe instead of the answer; reading a big upload to its end would cost the bandwidth the
  * refusal is meant to save.
  */
-function sendRefusal(req: BodyRequest, res: ServerResponse, refusal: Refusal): void {
+function sendRefusal(req: BodyRequest, res: ServerResponse, refusal: HttpRefusal): void {
   if (res.headersSent || res.destroyed) return;
   if (!req._body && !req.readableEnded) discardBody(req);
   const text = JSON.stringify({ error: refusal.message });

@@ -146,7 +146,7 @@ async function readInput(input: string | Buffer): Promise<Buffer> {
 }
 
 /** Magic numbers of the formats we read, to tell a damaged image from a file of another kind. */
-function looksLikeImage(bytes: Buffer): boolean {
+export function looksLikeImage(bytes: Buffer): boolean {
   const jpeg = bytes[0] === 0xff && bytes[1] === 0xd8;
   const png = bytes.subarray(0, 4).toString('latin1') === '\x89PNG';
   const webp =
