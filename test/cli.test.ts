@@ -546,6 +546,39 @@ describe('faceflow CLI', function () {
         );
         assert.ok(line.faces![0].top.every((c) => c.name !== 'ghost'));
       });
+
+      it('enrols by the rules of every enrolment: a photo twice, or one of another person under this name, is skipped', async function () {
+        const enroll = path.join(scratch, 'enroll-rules');
+        await mkdir(path.join(enroll, 'obama'), { recursive: true });
+        await mkdir(path.join(enroll, 'someone_else'), { recursive: true });
+        await copyFile(path.join(KNN, 'train', 'obama', 'obama.jpg'), path.join(enroll, 'obama', 'a.jpg'));
+        await copyFile(path.join(KNN, 'train', 'obama', 'obama.jpg'), path.join(enroll, 'obama', 'b.jpg'));
+        await copyFile(
+          path.join(KNN, 'train', 'obama', 'obama2.jpg'),
+          path.join(enroll, 'someone_else', 'c.jpg'),
+        );
+        const r = await runCli([
+          'identify',
+          '--models',
+          MODELS_DIR,
+          '--enroll',
+          enroll,
+          path.join(KNN_TEST, 'obama1.jpg'),
+        ]);
+        assert.equal(r.code, 0, r.stderr);
+        const err = lines(r.stderr);
+        assert.ok(
+          err.some((l) => l.includes(path.join(enroll, 'obama', 'b.jpg')) && /already enrolled/.test(l)),
+          r.stderr,
+        );
+        // His other photo filed under another name would make the two answer to each other's face.
+        assert.ok(err.includes('someone_else: no usable photo, not enrolled'), r.stderr);
+        const [line] = jsonLines<IdentifyLine>(r.stdout);
+        assert.deepEqual(
+          line.faces!.map((f) => f.identity),
+          ['obama'],
+        );
+      });
     });
 
     describe('eval pairs', function () {

@@ -1,14 +1,16 @@
 import { parseArgs } from 'node:util';
 import { decodeImage } from '../../image/decode';
-import { enrollFolder } from '../enroll';
+import { enrollInMemory } from '../enroll';
 import { UsageError } from '../errors';
 import { eachImage, type CommandIO } from '../io';
 import { namedFaceJson, MODEL_HELP, MODEL_OPTIONS, openFaceFlow, parseNumber, thresholdOf } from '../options';
 
 export const IDENTIFY_HELP = `Usage: faceflow identify --enroll DIR [options] IMAGE...
 
-Enrols the people of DIR (one folder per person, named after them, holding their photos),
-then names every face in each IMAGE. Prints one JSON line per image:
+Enrols the people of DIR (one folder per person, named after them, holding their photos) by
+the rules of 'faceflow gallery enroll' (one big and sharp enough face per photo, no photo twice,
+no face that already answers to another person: such photos are reported and skipped), then
+names every face in each IMAGE. Prints one JSON line per image:
 {"file", "faces": [{"box", "score", "identity", "similarity", "margin", "top": [{"name", "similarity"} x3]}]}
 A face below the threshold is "Unknown".
 
@@ -29,7 +31,7 @@ export async function identifyCommand(argv: string[], io: CommandIO): Promise<nu
   const flow = await openFaceFlow(values);
   try {
     const threshold = thresholdOf(values, flow);
-    const gallery = await enrollFolder(flow, values.enroll, io);
+    const gallery = await enrollInMemory(flow, values.enroll, io);
     io.err(`enrolled ${gallery.size} people; threshold ${threshold}`);
     return await eachImage(positionals, io, async (file) => {
       const faces = await flow.analyzePortrait(await decodeImage(file));

@@ -12,7 +12,7 @@ import { faceEvents } from '../../pipeline/events';
 import { recognizeFrames } from '../../pipeline/live';
 import { collectUnknowns, type Matcher } from '../../pipeline/operators';
 import { assessQuality } from '../../quality/assess';
-import { enrollFolder } from '../enroll';
+import { enrollInMemory } from '../enroll';
 import { UsageError } from '../errors';
 import type { CommandIO } from '../io';
 import { MODEL_HELP, MODEL_OPTIONS, openFaceFlow, parseNumber } from '../options';
@@ -30,7 +30,7 @@ SOURCE is a video file, an rtsp:// URL (TCP; credentials are never printed) or a
 such as /dev/video0.
 
 Options:
-  --enroll DIR          the people to recognise: DIR/<person>/<photos>
+  --enroll DIR          the people to recognise: DIR/<person>/<photos> (enrolment's rules)
   --gallery FILE        or a gallery file ('faceflow gallery'); its calibrated threshold is used
   --key-file FILE       the gallery's key (default: $FACEFLOW_GALLERY_KEY)
   --collect-unknowns    keep unknown faces in the gallery file, for 'faceflow gallery cluster'
@@ -127,7 +127,7 @@ export async function watchCommand(
         throw new Error(`${values.gallery}: the gallery is empty; enrol people first`);
       gallery = galleryFile.gallery;
     } else {
-      gallery = await enrollFolder(flow, values.enroll as string, io);
+      gallery = await enrollInMemory(flow, values.enroll as string, io);
     }
     const threshold =
       parseNumber('threshold', values.threshold, -1, 1) ?? gallery.threshold ?? flow.threshold;
