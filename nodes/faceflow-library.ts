@@ -7,7 +7,7 @@ import { isLibraryCommand, LIBRARY_COMMANDS, LibraryService } from '../src/libra
 import type { GalleryNode } from './faceflow-gallery';
 import type { ModelsNode } from './faceflow-models';
 import { translator } from './lib/i18n';
-import { handleInput, shorten, StatusThrottle } from './lib/runtime';
+import { answerCommand, handleInput, shorten, StatusThrottle } from './lib/runtime';
 import { flag } from './lib/source';
 
 interface LibraryDef extends NodeDef {
@@ -95,23 +95,16 @@ module.exports = (RED: NodeAPI) => {
     handleInput<LibraryMessage>(
       this,
       async (msg, send) => {
-        try {
-          const topic = msg.topic;
+        const topic = msg.topic;
+        await answerCommand(msg, send, () => {
           if (!isLibraryCommand(topic)) {
             throw new LibraryError(
               `unknown command ${JSON.stringify(topic)} in msg.topic: expected ${LIBRARY_COMMANDS.join(', ')}`,
             );
           }
           if (closing) throw new Error(t('faceflow-library.error.stopping'));
-          msg.payload = await library.command(topic, msg.payload);
-          delete msg.error;
-          send(msg);
-        } catch (err) {
-          // The answer goes out too, so a flow waiting for it (an HTTP response) is not left hanging.
-          msg.error = { message: err instanceof Error ? err.message : String(err) };
-          send(msg);
-          throw err;
-        }
+          return library.command(topic, msg.payload);
+        });
       },
       statusOf,
     );

@@ -1,15 +1,13 @@
 import type { Node, NodeAPI, NodeDef, NodeMessageInFlow } from 'node-red';
-import { lastValueFrom, of, type OperatorFunction } from 'rxjs';
 
-import type { GalleryFile } from '../src/gallery/galleryFile';
-import { collectUnknowns } from '../src/pipeline/operators';
+import { identifyFaces, UnknownFaceKeeper } from '../src/pipeline/identify';
 import { recognitionResult, stageMetrics } from '../src/metrics';
 import { failedQualityGate } from '../src/quality/rejected';
-import { UNKNOWN, type Face, type FaceFrame, type Frame } from '../src/types';
+import { UNKNOWN, type Face, type Frame } from '../src/types';
 import type { GalleryNode } from './faceflow-gallery';
 import { CommandError, GALLERY_COMMANDS, isGalleryCommand, runGalleryCommand } from '../src/gallery/commands';
 import { registerMetricsAdmin } from './lib/metricsAdmin';
-import { handleInput, shorten, StatusThrottle } from './lib/runtime';
+import { answerCommand, handleInput, shorten, StatusThrottle } from './lib/runtime';
 import { checkFaces } from './lib/frames';
 import { flag } from './lib/source';
 import { translator } from './lib/i18n';
@@ -22,10 +20,7 @@ interface MatchDef extends NodeDef {
   collect?: boolean | string;
 }
 
-/**
- * Collected faces are saved this long after the first one that is not on disk yet: a file write
- * per frame would cost more than the recognition, and a crash loses at most this much.
- */
+/** Collected faces are saved this long after the first one that is not on disk yet. */
 const COLLECT_SAVE_DELAY_MS = 10_000;
 
 type MatchMessage = NodeMessageInFlow & { payload: unknown; faces?: Face[]; error?: unknown };
@@ -52,24 +47,10 @@ module.exports = (RED: NodeAPI) => {
     if (!gallery) this.status({ fill: 'red', shape: 'ring', text: t('faceflow-match.status.noGallery') });
     else this.status({});
 
-    // One collector for the node's life: its memory of recent faces is what keeps a person standing
-    // in front of the camera from filling the pool with the same face, frame after frame.
-    let collector: { file: GalleryFile; op: OperatorFunction<FaceFrame, FaceFrame> } | undefined;
-    let saveTimer: NodeJS.Timeout | undefined;
-    // Straight to the file rather than through the gallery node's queue: that node may close before
-    // this one, and the store already writes one save at a time, each a snapshot taken when called.
-    const save = (): Promise<void> => {
-      clearTimeout(saveTimer);
-      saveTimer = undefined;
-      const file = collector?.file;
-      if (!file) return Promise.resolve();
-      return file.save().catch((err: unknown) => {
-        this.warn(`could not save the collected unknown faces: ${(err as Error).message}`);
-      });
-    };
+    const keeper = new UnknownFaceKeeper(COLLECT_SAVE_DELAY_MS, (text) => this.warn(text));
     this.on('close', (done: () => void) => {
       // The next deployment opens the file again only after every close is done: it sees the faces.
-      if (saveTimer) save().then(done);
+      if (keeper.pending) keeper.save().then(done);
       else done();
     });
 
@@ -78,32 +59,25 @@ module.exports = (RED: NodeAPI) => {
       const frame = msg.payload as Frame;
       const isFrame = !!frame && typeof frame === 'object' && Buffer.isBuffer(frame.rgb);
       if (isGalleryCommand(msg.topic) || !isFrame) {
-        try {
-          if (!isGalleryCommand(msg.topic)) {
+        const topic = msg.topic;
+        await answerCommand(msg, send, async () => {
+          if (!isGalleryCommand(topic)) {
             throw new CommandError(
               `expected a frame from faceflow-detect in msg.payload, or a gallery command in msg.topic ` +
-                `(${GALLERY_COMMANDS.join(', ')}); got topic ${JSON.stringify(msg.topic)}`,
+                `(${GALLERY_COMMANDS.join(', ')}); got topic ${JSON.stringify(topic)}`,
             );
           }
-          msg.payload = await runGalleryCommand(gallery, msg.topic, msg.payload, {
+          const result = await runGalleryCommand(gallery, topic, msg.payload, {
             onProgress: (text) => this.status({ fill: 'blue', shape: 'dot', text: shorten(text) }),
           });
-          delete msg.error;
           // Not through the throttle: a command's status must not hold back the next frame's.
           this.status({
             fill: 'grey',
             shape: 'dot',
-            text: t('faceflow-match.status.commandDone', { command: String(msg.topic) }),
+            text: t('faceflow-match.status.commandDone', { command: topic }),
           });
-          send(msg);
-        } catch (err) {
-          // The answer goes out too, so a flow waiting for it (an HTTP response) is not left hanging.
-          const message = err instanceof Error ? err.message : String(err);
-          if (err instanceof CommandError && err.result !== undefined) msg.payload = err.result;
-          msg.error = { message };
-          send(msg);
-          throw err;
-        }
+          return result;
+        });
         return;
       }
 
@@ -111,31 +85,15 @@ module.exports = (RED: NodeAPI) => {
       msg.faces = checkFaces(msg.faces);
       const { file, flow } = await gallery.open();
       const metrics = stageMetrics(frame.cameraId);
-      // Faces the quality gate turned down are neither embedded nor named (see failedQualityGate).
-      const named = msg.faces.filter((f) => !failedQualityGate(f));
-      const missing = named.filter((f) => !(f.embedding instanceof Float32Array));
-      if (missing.length > 0) {
-        const started = performance.now();
-        await flow.embedFaces(frame, missing);
-        metrics.embedded((performance.now() - started) / 1000);
-      }
-      const threshold = gallery.threshold();
-      for (const face of named) {
-        face.identity = file.gallery.match(face.embedding as Float32Array, {
-          threshold,
-          topK,
-          ambiguityMargin: margin,
-          mode,
-        });
-        metrics.matched(recognitionResult(face.identity));
-      }
-      if (collect) {
-        if (collector?.file !== file) collector = { file, op: collectUnknowns(file.gallery) };
-        const before = file.gallery.unknowns.size + file.gallery.unknowns.dropped;
-        await lastValueFrom(of({ frame, faces: msg.faces }).pipe(collector.op));
-        const added = file.gallery.unknowns.size + file.gallery.unknowns.dropped > before;
-        if (added && !saveTimer) saveTimer = setTimeout(() => void save(), COLLECT_SAVE_DELAY_MS);
-      }
+      await identifyFaces(
+        flow,
+        file.gallery,
+        frame,
+        msg.faces,
+        { threshold: gallery.threshold(), topK, ambiguityMargin: margin, mode },
+        { embedded: (s) => metrics.embedded(s), matched: (id) => metrics.matched(recognitionResult(id)) },
+      );
+      if (collect) await keeper.keep(file, frame, msg.faces);
       const names = msg.faces.map(shownName).join(', ');
       const n = msg.faces.length;
       status.show(

@@ -115,7 +115,8 @@ module.exports = (RED: NodeAPI) => {
   }
 
   function statusOf(s: CameraState): NodeStatus {
-    const say = (key: string, vars?: Record<string, string | number>) => t(`faceflow-rtsp-in.status.${key}`, vars);
+    const say = (key: string, vars?: Record<string, string | number>) =>
+      t(`faceflow-rtsp-in.status.${key}`, vars);
     switch (s.state) {
       case 'connecting':
         return { fill: 'yellow', shape: 'ring', text: say('connecting') };

@@ -51,3 +51,31 @@ export class StatusThrottle {
     this.node.status({ fill, shape: 'dot', text: shorten(text) });
   }
 }
+
+/** What a command answers with when it fails but still has something to say (e.g. which photos were refused). */
+interface WithResult {
+  result?: unknown;
+}
+
+/**
+ * Answers a command message on the node's output: its result in `msg.payload`, or `msg.error` (and the
+ * partial result, if any) when it failed. A failure is also thrown, for the status and Catch nodes: the
+ * answer goes out either way, so a flow waiting for it (an HTTP response) is never left hanging.
+ */
+export async function answerCommand(
+  msg: NodeMessageInFlow & { error?: unknown },
+  send: (out: unknown) => void,
+  run: () => Promise<unknown>,
+): Promise<void> {
+  try {
+    msg.payload = await run();
+    delete msg.error;
+    send(msg);
+  } catch (err) {
+    const partial = (err as WithResult | null)?.result;
+    if (partial !== undefined) msg.payload = partial;
+    msg.error = { message: err instanceof Error ? err.message : String(err) };
+    send(msg);
+    throw err;
+  }
+}

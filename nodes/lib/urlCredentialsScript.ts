@@ -16,10 +16,10 @@ export const URL_CREDENTIALS_SCRIPT_PATH = '/faceflow/url-credentials.js';
  * RED.notify. Read from the compiled file, so the editor runs what the runtime runs.
  */
 export function urlCredentialsEditorScript(): string {
-  const compiled = readFileSync(path.join(__dirname, '..', '..', 'src', 'io', 'urlCredentials.js'), 'utf8').replace(
-    /\/\/# sourceMappingURL=.*$/m,
-    '',
-  );
+  const compiled = readFileSync(
+    path.join(__dirname, '..', '..', 'src', 'io', 'urlCredentials.js'),
+    'utf8',
+  ).replace(/\/\/# sourceMappingURL=.*$/m, '');
   return `/* faceflow: moves a password typed into a URL field into the node's Password credential. */
 (function () {
   var module = { exports: {} };

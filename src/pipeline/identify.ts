@@ -1,0 +1,85 @@
+import { lastValueFrom, of, type OperatorFunction } from 'rxjs';
+
+import type { FaceFlow } from '../faceflow';
+import type { GalleryFile } from '../gallery/galleryFile';
+import type { Matcher, MatchFacesOptions } from '../gallery/matcher';
+import { failedQualityGate } from '../quality/rejected';
+import type { Face, FaceFrame, Frame, Identity } from '../types';
+import { collectUnknowns } from './operators';
+
+export interface IdentifyHooks {
+  /** Seconds spent embedding the faces that came without an embedding. */
+  embedded?: (seconds: number) => void;
+  matched?: (identity: Identity) => void;
+}
+
+/**
+ * Names the faces of one frame in place: those without an embedding are embedded first, each is matched;
+ * faces the quality gate turned down are neither embedded nor named (see failedQualityGate).
+ */
+export async function identifyFaces(
+  flow: FaceFlow,
+  gallery: Matcher,
+  frame: Frame,
+  faces: Face[],
+  options: MatchFacesOptions & { threshold: number },
+  hooks: IdentifyHooks = {},
+): Promise<void> {
+  const named = faces.filter((f) => !failedQualityGate(f));
+  const missing = named.filter((f) => !(f.embedding instanceof Float32Array));
+  if (missing.length > 0) {
+    const started = performance.now();
+    await flow.embedFaces(frame, missing);
+    hooks.embedded?.((performance.now() - started) / 1000);
+  }
+  for (const face of named) {
+    face.identity = gallery.match(face.embedding as Float32Array, options);
+    hooks.matched?.(face.identity);
+  }
+}
+
+/**
+ * Keeps the unknown faces of frame after frame in a gallery file's pool (see collectUnknowns) and saves
+ * the file `saveDelayMs` after the first face not on disk yet: a write per frame would cost more than
+ * the recognition, and a crash loses at most that much.
+ */
+export class UnknownFaceKeeper {
+  // One collector per file for the keeper's life: its memory of recent faces is what keeps a person
+  // standing in front of the camera from filling the pool with the same face, frame after frame.
+  private collector: { file: GalleryFile; op: OperatorFunction<FaceFrame, FaceFrame> } | undefined;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly saveDelayMs: number,
+    private readonly warn: (text: string) => void,
+  ) {}
+
+  /** Whether kept faces wait to be saved. */
+  get pending(): boolean {
+    return this.timer !== undefined;
+  }
+
+  async keep(file: GalleryFile, frame: Frame, faces: Face[]): Promise<void> {
+    if (this.collector?.file !== file) this.collector = { file, op: collectUnknowns(file.gallery) };
+    const pool = file.gallery.unknowns;
+    const before = pool.size + pool.dropped;
+    await lastValueFrom(of({ frame, faces }).pipe(this.collector.op));
+    if (pool.size + pool.dropped > before && !this.timer) {
+      this.timer = setTimeout(() => void this.save(), this.saveDelayMs);
+    }
+  }
+
+  /**
+   * Saves now what waits. Straight to the file: the file's store already writes one save at a time,
+   * each a snapshot taken when called.
+   */
+  save(): Promise<void> {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    const file = this.collector?.file;
+    if (!file) return Promise.resolve();
+    return file.save().catch((err: unknown) => {
+      this.warn(`could not save the collected unknown faces: ${(err as Error).message}`);
+    });
+  }
+}
