@@ -1,15 +1,13 @@
 import type { Node, NodeAPI, NodeDef } from 'node-red';
-import { lastValueFrom, of, toArray } from 'rxjs';
 
 import {
   DEFAULT_AWAY_AFTER_S,
   DEFAULT_DISCOVERY_PREFIX,
   presenceDiscovery,
 } from '../src/output/homeAssistant';
-import { PresenceSightings } from '../src/output/presence';
 import { CameraHealthMeter } from '../src/pipeline/cameraHealth';
-import { faceEvents } from '../src/pipeline/events';
-import { UNKNOWN, type FaceEvent, type FaceFrame, type Frame } from '../src/types';
+import { FaceEventAnnouncer } from '../src/pipeline/announcer';
+import type { FaceFrame, Frame } from '../src/types';
 import { flag, topicLevel } from './lib/source';
 import { handleInput, StatusThrottle } from './lib/runtime';
 import { checkFaces, type FrameMessage } from './lib/frames';
@@ -48,18 +46,14 @@ module.exports = (RED: NodeAPI) => {
     const discoveryPrefix =
       (def.discoveryPrefix ?? '').trim().replace(/\/+$/, '') || DEFAULT_DISCOVERY_PREFIX;
     const status = new StatusThrottle(node);
-    let announced = 0;
     let setupError: Error | undefined;
-    let events: ReturnType<typeof faceEvents> | undefined;
-    let cooldownMs = 30_000;
-    let awayAfterS = DEFAULT_AWAY_AFTER_S;
+    let announcer: FaceEventAnnouncer | undefined;
     let health: CameraHealthMeter | undefined;
     try {
       const cooldownS = numberOr(def.cooldown, 30);
-      awayAfterS = numberOr(def.awayAfter, DEFAULT_AWAY_AFTER_S);
+      const awayAfterS = numberOr(def.awayAfter, DEFAULT_AWAY_AFTER_S);
       if (!(Number.isInteger(awayAfterS) && awayAfterS >= 1))
         throw new Error(`away after must be a whole number of seconds ≥ 1, got '${String(def.awayAfter)}'`);
-      cooldownMs = cooldownS * 1000;
       // Checked here, so a bad prefix is a red status at deploy rather than an error per person.
       if (discovery) presenceDiscovery('camera', 'person', { prefix, discoveryPrefix, awayAfterS });
       const unknownAfter = numberOr(def.unknownAfter, 5);
@@ -85,8 +79,13 @@ module.exports = (RED: NodeAPI) => {
         }, statusEveryS * 1000);
         node.on('close', () => clearInterval(timer));
       }
-      // One operator for the node's life: its track and cooldown memory must outlive each message.
-      events = faceEvents({
+      // One announcer for the node's life: its track and cooldown memory must outlive each message.
+      announcer = new FaceEventAnnouncer({
+        prefix,
+        presence,
+        discovery,
+        discoveryPrefix,
+        awayAfterS,
         cooldownMs: cooldownS * 1000,
         unknownAfterFrames: unknownAfter,
         snapshot: flag(def.snapshot, false),
@@ -97,42 +96,19 @@ module.exports = (RED: NodeAPI) => {
       node.status({ fill: 'red', shape: 'ring', text: setupError.message });
     }
 
-    // Messages are judged one after another, as a stream would be: a snapshot's encoding must not
-    // let the next frame's faces overtake this one's and reorder the memory.
-    let queue: Promise<unknown> = Promise.resolve();
-
-    const sightings = new PresenceSightings({ prefix, discovery, discoveryPrefix, awayAfterS, cooldownMs });
-
-    handleInput<FrameMessage>(node, (msg, send) => {
-      const turn = queue.then(async () => {
-        if (!events) throw setupError ?? new Error(t('common.error.notConfigured'));
-        const item = faceFrameOf(msg);
-        health?.observe(item.frame.cameraId, item.frame.ts, item.faces.length);
-        if (item.faces.length === 0) return;
-        const found = await lastValueFrom(of(item).pipe(events, toArray()));
-        const arrived = new Set<string>();
-        for (const event of found) {
-          announced++;
-          send(eventMessage(prefix, event));
-          if (presence && event.type === 'recognized' && event.name !== UNKNOWN) {
-            for (const m of sightings.arrival(event.camera, event.name, event.ts)) send(m);
-            arrived.add(event.name);
-          }
-        }
-        if (presence) for (const m of sightings.stillInView(item.frame, item.faces, arrived)) send(m);
-        const last = found[found.length - 1];
-        if (last) status.show(t('faceflow-face-events.status.events', { count: announced, name: last.name }));
-      });
-      queue = turn.catch(() => undefined);
-      return turn;
+    handleInput<FrameMessage>(node, async (msg, send) => {
+      if (!announcer) throw setupError ?? new Error(t('common.error.notConfigured'));
+      const item = faceFrameOf(msg);
+      health?.observe(item.frame.cameraId, item.frame.ts, item.faces.length);
+      const { messages, last } = await announcer.announce(item);
+      for (const m of messages) send(m);
+      if (last) {
+        status.show(t('faceflow-face-events.status.events', { count: announcer.count, name: last.name }));
+      }
     });
   }
   RED.nodes.registerType('faceflow-face-events', FaceflowFaceEventsNode);
 };
-
-function eventMessage(prefix: string, event: FaceEvent) {
-  return { topic: `${prefix}/${topicLevel(event.camera)}/${event.type}`, payload: event };
-}
 
 /**
  * The frame and faces of a message. Events need only the camera, time and faces; the pixels
