@@ -1,4 +1,3 @@
-import type * as grpc from '@grpc/grpc-js';
 import type { Node, NodeAPI, NodeDef } from 'node-red';
 
 import {
@@ -8,7 +7,7 @@ import {
   startFaceService,
   type FaceService,
 } from '../src/grpc/server';
-import { tlsServerCredentials } from '../src/grpc/tls';
+import { serviceTls } from '../src/grpc/tls';
 import type { GalleryNode } from './faceflow-gallery';
 import type { ModelsNode } from './faceflow-models';
 
@@ -56,7 +55,9 @@ module.exports = (RED: NodeAPI) => {
     const token = this.credentials?.token || undefined;
     const models = RED.nodes.getNode(def.models) as ModelsNode | null;
     const gallery = def.gallery ? (RED.nodes.getNode(def.gallery) as GalleryNode | null) : undefined;
-    const tls = tlsCredentials(def.tls ? (RED.nodes.getNode(def.tls) as TlsConfigNode | null) : undefined);
+    const tls = serviceTls(
+      tlsConfig(def.tls ? (RED.nodes.getNode(def.tls) as TlsConfigNode | null) : undefined),
+    );
 
     let starting: Promise<FaceService | undefined> = Promise.resolve(undefined);
     const problem = !models
@@ -123,34 +124,6 @@ module.exports = (RED: NodeAPI) => {
 };
 
 /**
- * Server credentials from a `tls-config` node: none without one; a problem (the service does not start) when
- * the chosen one is missing, its files cannot be read, or what it holds is no usable certificate and key.
- */
-function tlsCredentials(node: TlsConfigNode | null | undefined): {
-  credentials?: grpc.ServerCredentials;
-  clientsChecked: boolean;
-  problem?: string;
-} {
-  if (node === undefined) return { clientsChecked: false };
-  if (node === null)
-    return { clientsChecked: false, problem: 'the chosen TLS configuration is missing or disabled' };
-  if (node.valid === false) {
-    return {
-      clientsChecked: false,
-      problem:
-        'TLS: its configuration is not usable (a certificate without its key, or a file that cannot be read: see its error in the log)',
-    };
-  }
-  const material = node.addTLSOptions({});
-  try {
-    const credentials = tlsServerCredentials(material);
-    return { credentials, clientsChecked: Boolean(material.ca && material.ca.length > 0) };
-  } catch (err) {
-    return { clientsChecked: false, problem: `TLS: ${(err as Error).message}` };
-  }
-}
-
-/**
  * The gallery node itself serves the service's commands, so a change from the service and one from a match
  * node in a flow run one after the other on one file.
  */
@@ -170,4 +143,9 @@ function galleryThreshold(node: GalleryNode): number | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** A core `tls-config` node as a TLS configuration: its files read by the node itself. */
+function tlsConfig(node: TlsConfigNode | null | undefined) {
+  return node ? { valid: node.valid, material: () => node.addTLSOptions({}) } : node;
 }

@@ -1,6 +1,7 @@
 import type { Node, NodeAPI, NodeDef } from 'node-red';
 
 import { isFrame } from '../src/image/frameInput';
+import { RateLimitedLog } from '../src/io/rateLimitedLog';
 import { MjpegServer } from '../src/io/mjpegServer';
 import { positiveOption } from './lib/source';
 import { handleInput, shorten } from './lib/runtime';
@@ -52,18 +53,7 @@ module.exports = (RED: NodeAPI) => {
 
     // A frame that cannot be drawn is usually followed by many more like it: one warning per
     // interval, with the count of those left unsaid, keeps the debug sidebar readable.
-    let lastWarnAt = -Infinity;
-    let unsaid = 0;
-    const warnThrottled = (text: string) => {
-      const now = Date.now();
-      if (now - lastWarnAt < WARN_INTERVAL_MS) {
-        unsaid++;
-        return;
-      }
-      node.warn(unsaid > 0 ? `${text} (and ${unsaid} more since the last warning)` : text);
-      lastWarnAt = now;
-      unsaid = 0;
-    };
+    const warnings = new RateLimitedLog((line) => node.warn(line), WARN_INTERVAL_MS);
 
     try {
       const user = (def.user ?? '').trim();
@@ -76,7 +66,7 @@ module.exports = (RED: NodeAPI) => {
         path: path.startsWith('/') ? path : `/${path}`,
         maxFps: positiveOption('max fps', def.maxFps),
         auth: user === '' ? undefined : { username: user, password: node.credentials?.password ?? '' },
-        onError: (err) => warnThrottled(`encoding a frame failed: ${err.message}`),
+        onError: (err) => warnings.note('encoding', `encoding a frame failed: ${err.message}`),
       });
       server = created;
       listening = created.listen(port, host).then(

@@ -79,3 +79,38 @@ function privateKeyOf(pem: Pem, passphrase: string | undefined): KeyObject {
     );
   }
 }
+
+/** The service's TLS as a configuration gives it: credentials, whether clients must show a certificate, or why not. */
+export interface ServiceTls {
+  credentials?: grpc.ServerCredentials;
+  clientsChecked: boolean;
+  /** Set when the service must not start: the configuration is missing or unusable. */
+  problem?: string;
+}
+
+/**
+ * Server credentials from a TLS configuration (e.g. Node-RED's `tls-config` node): none without one; a
+ * problem when the chosen one is missing (`null`), could not read its files (`valid` false), or holds no
+ * usable certificate and key.
+ */
+export function serviceTls(
+  config: { valid?: boolean; material(): TlsServerOptions } | null | undefined,
+): ServiceTls {
+  if (config === undefined) return { clientsChecked: false };
+  if (config === null)
+    return { clientsChecked: false, problem: 'the chosen TLS configuration is missing or disabled' };
+  if (config.valid === false) {
+    return {
+      clientsChecked: false,
+      problem:
+        'TLS: its configuration is not usable (a certificate without its key, or a file that cannot be read: see its error in the log)',
+    };
+  }
+  const material = config.material();
+  try {
+    const credentials = tlsServerCredentials(material);
+    return { credentials, clientsChecked: Boolean(material.ca && material.ca.length > 0) };
+  } catch (err) {
+    return { clientsChecked: false, problem: `TLS: ${(err as Error).message}` };
+  }
+}
