@@ -42,18 +42,10 @@ interface GalleryCredentials {
   syncSecret?: string;
 }
 
+/** A gallery handle (see GalleryHandle) that opens with the models: what the match, library and gRPC nodes use. */
 export interface GalleryNode extends Node<GalleryCredentials>, GalleryHandle {
-  /** The gallery file and the models that fill it, opened once on first use and shared by every node. */
   open(): Promise<OpenGallery>;
-  /** The similarity a match needs: this node's override, else the gallery's calibrated one, else the model's. */
-  threshold(): number;
-  /**
-   * Runs a change of the gallery, then saves it. Changes run one at a time, so a save never writes a
-   * gallery half-way through another change, and the file on disk follows the order of the commands.
-   */
   update<T>(change: (opened: OpenGallery) => Promise<T> | T): Promise<T>;
-  /** Where enrolment photos given by path must lie, or undefined when any absolute path is accepted. */
-  readonly imageDir: string | undefined;
   /** The gallery file's absolute path. */
   readonly file: string;
   /** The MQTT sync's state and refusals, when sync is configured. */
