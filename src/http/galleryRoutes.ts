@@ -12,18 +12,6 @@ export const MAX_UPLOAD_BYTES = 10 * 1024 * 1024;
 const MAX_PAGE = 1000;
 const UPLOAD_TYPES = new Set(['image/jpeg', 'image/jpg', 'image/png', 'image/webp']);
 
-/** A refusal with its HTTP status; everything else that goes wrong is answered by {@link statusOf}. */
-class HttpError extends Error {
-  constructor(
-    readonly status: number,
-    message: string,
-    readonly extra: Record<string, unknown> = {},
-  ) {
-    super(message);
-    this.name = 'HttpError';
-  }
-}
-
 /** A gallery the routes serve, as its holder describes it. */
 export interface ServedGallery {
   id: string;
@@ -66,7 +54,7 @@ export function serveGalleryRoutes(app: Express, options: GalleryRoutesOptions):
   const galleryOf = (req: Request): GalleryHandle => {
     const id = param(req, 'id');
     const found = options.galleries().find((g) => g.id === id);
-    if (!found) throw new HttpError(404, `no deployed gallery '${id}'`);
+    if (!found) throw new HttpRefusal(404, `no deployed gallery '${id}'`);
     return found.gallery;
   };
 
@@ -108,9 +96,9 @@ export function serveGalleryRoutes(app: Express, options: GalleryRoutesOptions):
       const gallery = galleryOf(req);
       const name = nameParam(req);
       const { file } = await gallery.open();
-      if (!file.gallery.has(name)) throw new HttpError(404, `no identity named '${name}'`);
+      if (!file.gallery.has(name)) throw new HttpRefusal(404, `no identity named '${name}'`);
       const jpeg = file.gallery.thumbnailOf(name);
-      if (!jpeg) throw new HttpError(404, `'${name}' has no thumbnail`);
+      if (!jpeg) throw new HttpRefusal(404, `'${name}' has no thumbnail`);
       // A face is personal data: no shared cache may keep it.
       res.set('Cache-Control', 'private, no-store');
       res.type('image/jpeg').send(jpeg);
@@ -125,7 +113,7 @@ export function serveGalleryRoutes(app: Express, options: GalleryRoutesOptions):
       const name = uploadName(req);
       const type = (req.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase();
       if (!UPLOAD_TYPES.has(type)) {
-        throw new HttpError(
+        throw new HttpRefusal(
           415,
           `send the photo as the request body with Content-Type image/jpeg, image/png or image/webp (got '${type || 'none'}')`,
         );
@@ -135,7 +123,7 @@ export function serveGalleryRoutes(app: Express, options: GalleryRoutesOptions):
         ? checkedSize(req.body, MAX_UPLOAD_BYTES)
         : await readBody(req, MAX_UPLOAD_BYTES, { tooLarge: tooLarge(MAX_UPLOAD_BYTES) });
       // The decoder reads many more formats (SVG, TIFF, …) than a photo upload needs; only these three reach it.
-      if (!looksLikeImage(image)) throw new HttpError(400, 'the body is not a JPEG, PNG or WebP image');
+      if (!looksLikeImage(image)) throw new HttpRefusal(400, 'the body is not a JPEG, PNG or WebP image');
       const result = await runGalleryCommand(gallery, 'enroll', { name, image });
       res.status(201).json(result);
     }),
@@ -161,10 +149,10 @@ export function serveGalleryRoutes(app: Express, options: GalleryRoutesOptions):
       const body: unknown = req.body;
       const to = typeof body === 'object' && body !== null ? (body as { name?: unknown }).name : undefined;
       const why = identityNameProblem(to);
-      if (why) throw new HttpError(400, `rename: the JSON body's name: ${why}`);
+      if (why) throw new HttpRefusal(400, `rename: the JSON body's name: ${why}`);
       const { file } = await requirePerson(gallery, from);
       if (from !== to && file.gallery.has(to as string))
-        throw new HttpError(409, `'${to as string}' already exists; delete or merge it first`);
+        throw new HttpRefusal(409, `'${to as string}' already exists; delete or merge it first`);
       res.json(await runGalleryCommand(gallery, 'rename', { from, to }));
     }),
   );
@@ -185,7 +173,7 @@ function handle(fn: (req: Request, res: Response) => Promise<void>) {
 function sendError(res: Response, err: unknown): void {
   if (res.headersSent) return;
   const status = statusOf(err);
-  const extra = err instanceof HttpError ? err.extra : refusedOf(err);
+  const extra = refusedOf(err);
   res.status(status).json({ error: messageOf(err), ...extra });
 }
 
@@ -194,7 +182,7 @@ function sendError(res: Response, err: unknown): void {
  * with the message that the node's status shows too. None of these messages carries the key.
  */
 function statusOf(err: unknown): number {
-  if (err instanceof HttpError || err instanceof HttpRefusal) return err.status;
+  if (err instanceof HttpRefusal) return err.status;
   if (err instanceof CommandError || err instanceof GalleryError) return 400;
   const status = (err as { status?: unknown } | null)?.status;
   return typeof status === 'number' && status >= 400 && status < 600 ? status : 500;
@@ -213,13 +201,13 @@ function messageOf(err: unknown): string {
 
 async function requirePerson(gallery: GalleryHandle, name: string) {
   const opened = await gallery.open();
-  if (!opened.file.gallery.has(name)) throw new HttpError(404, `no identity named '${name}'`);
+  if (!opened.file.gallery.has(name)) throw new HttpRefusal(404, `no identity named '${name}'`);
   return opened;
 }
 
 function param(req: Request, key: string): string {
   const value: unknown = req.params[key];
-  if (typeof value !== 'string') throw new HttpError(400, `bad ${key} in the path`);
+  if (typeof value !== 'string') throw new HttpRefusal(400, `bad ${key} in the path`);
   return value;
 }
 
@@ -227,7 +215,7 @@ function param(req: Request, key: string): string {
 function nameParam(req: Request): string {
   const name = param(req, 'name');
   const why = identityNameProblem(name);
-  if (why) throw new HttpError(400, why);
+  if (why) throw new HttpRefusal(400, why);
   return name;
 }
 
@@ -244,13 +232,13 @@ function uploadName(req: Request): string {
       try {
         name = decodeURIComponent(header);
       } catch {
-        throw new HttpError(400, 'the X-Faceflow-Name header is not valid %-encoded UTF-8');
+        throw new HttpRefusal(400, 'the X-Faceflow-Name header is not valid %-encoded UTF-8');
       }
     }
   }
-  if (name === undefined) throw new HttpError(400, 'name the person: ?name=… or an X-Faceflow-Name header');
+  if (name === undefined) throw new HttpRefusal(400, 'name the person: ?name=… or an X-Faceflow-Name header');
   const why = identityNameProblem(name);
-  if (why) throw new HttpError(400, why);
+  if (why) throw new HttpRefusal(400, why);
   return name as string;
 }
 
@@ -259,7 +247,7 @@ function queryCount(req: Request, key: string, fallback: number, max: number): n
   if (raw === undefined) return fallback;
   const n = typeof raw === 'string' && /^\d+$/.test(raw) ? Number(raw) : NaN;
   if (!Number.isSafeInteger(n) || n > max) {
-    throw new HttpError(400, `${key} must be an integer from 0 to ${max}`);
+    throw new HttpRefusal(400, `${key} must be an integer from 0 to ${max}`);
   }
   return n;
 }
@@ -269,6 +257,6 @@ function tooLarge(limit: number): string {
 }
 
 function checkedSize(body: Buffer, limit: number): Buffer {
-  if (body.length > limit) throw new HttpError(413, tooLarge(limit));
+  if (body.length > limit) throw new HttpRefusal(413, tooLarge(limit));
   return body;
 }
