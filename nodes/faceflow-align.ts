@@ -4,7 +4,7 @@ import { ALIGNED_SIZE, alignFace, arcfaceTemplate, framedTemplate } from '../src
 import type { Point } from '../src/types';
 import type { ModelsNode } from './faceflow-models';
 import { frameAndFaces, type FrameMessage } from './lib/frames';
-import { handleInput, StatusThrottle } from './lib/runtime';
+import { asSetup, handleInput, SetupError, StatusThrottle } from './lib/runtime';
 import { translator } from './lib/i18n';
 
 interface AlignDef extends NodeDef {
@@ -27,12 +27,12 @@ module.exports = (RED: NodeAPI) => {
     else this.status({});
 
     handleInput<FrameMessage>(this, async (msg, send) => {
-      if (def.models && !models) throw new Error(t('common.error.modelsMissing'));
+      if (def.models && !models) throw new SetupError(t('common.error.modelsMissing'));
       const { frame, faces } = frameAndFaces(msg);
       let size = ALIGNED_SIZE;
       let template: Point[] = arcfaceTemplate(ALIGNED_SIZE);
       if (models) {
-        const { embedder } = await models.faceflow();
+        const { embedder } = await asSetup(models.faceflow());
         size = embedder.inputSize;
         template = framedTemplate(embedder.framing);
       }

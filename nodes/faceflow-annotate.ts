@@ -5,7 +5,7 @@ import { isFrame } from '../src/image/frameInput';
 import type { Frame } from '../src/types';
 import type { GalleryNode } from './faceflow-gallery';
 import { checkFaces, notAFrame, type FrameMessage } from './lib/frames';
-import { handleInput, StatusThrottle } from './lib/runtime';
+import { handleInput, SetupError, StatusThrottle } from './lib/runtime';
 import { optionalNumber } from './lib/source';
 import { translator } from './lib/i18n';
 
@@ -35,7 +35,7 @@ module.exports = (RED: NodeAPI) => {
     else this.status({});
 
     handleInput<AnnotateMessage>(this, async (msg, send) => {
-      if (def.gallery && !gallery) throw new Error(t('common.error.galleryMissing'));
+      if (def.gallery && !gallery) throw new SetupError(t('common.error.galleryMissing'));
       if (!isFrame(msg.payload)) throw new Error(notAFrame(msg.payload));
       const frame = msg.payload;
       const faces = msg.faces === undefined || msg.faces === null ? [] : checkFaces(msg.faces);

@@ -5,7 +5,8 @@ import { stageMetrics } from '../src/metrics';
 import type { Frame } from '../src/types';
 import type { ModelsNode } from './faceflow-models';
 import { registerMetricsAdmin } from './lib/metricsAdmin';
-import { handleInput, StatusThrottle } from './lib/runtime';
+import { chosenConfig } from './lib/configs';
+import { asSetup, handleInput, SetupError, StatusThrottle } from './lib/runtime';
 import type { FrameMessage } from './lib/frames';
 import { translator } from './lib/i18n';
 
@@ -25,7 +26,7 @@ module.exports = (RED: NodeAPI) => {
 
   function FaceflowDetectNode(this: Node, def: DetectDef) {
     RED.nodes.createNode(this, def);
-    const models = RED.nodes.getNode(def.models) as ModelsNode | null;
+    const models = chosenConfig<ModelsNode>(RED, def.models, 'faceflow-models');
     const scoreThreshold =
       def.scoreThreshold === undefined || def.scoreThreshold === '' ? undefined : Number(def.scoreThreshold);
     const status = new StatusThrottle(this);
@@ -35,11 +36,11 @@ module.exports = (RED: NodeAPI) => {
       this.status({});
     }
     handleInput<FrameMessage>(this, async (msg, send) => {
-      if (!models) throw new Error(t('common.error.noModels'));
+      if (!models) throw new SetupError(t('common.error.noModels'));
       const frame: Frame = await frameFromInput(msg.payload, {
         cameraId: typeof msg.topic === 'string' ? msg.topic : '',
       });
-      const flow = await models.faceflow();
+      const flow = await asSetup(models.faceflow());
       const started = performance.now();
       const faces = await flow.detect(frame, scoreThreshold === undefined ? {} : { scoreThreshold });
       const ms = performance.now() - started;

@@ -5,7 +5,8 @@ import { stageMetrics } from '../src/metrics';
 import type { ModelsNode } from './faceflow-models';
 import { frameAndFaces, type FrameMessage } from './lib/frames';
 import { registerMetricsAdmin } from './lib/metricsAdmin';
-import { handleInput, StatusThrottle } from './lib/runtime';
+import { chosenConfig } from './lib/configs';
+import { asSetup, handleInput, SetupError, StatusThrottle } from './lib/runtime';
 import { translator } from './lib/i18n';
 
 interface EmbedDef extends NodeDef {
@@ -22,15 +23,15 @@ module.exports = (RED: NodeAPI) => {
 
   function FaceflowEmbedNode(this: Node, def: EmbedDef) {
     RED.nodes.createNode(this, def);
-    const models = RED.nodes.getNode(def.models) as ModelsNode | null;
+    const models = chosenConfig<ModelsNode>(RED, def.models, 'faceflow-models');
     const status = new StatusThrottle(this);
     if (!models) this.status({ fill: 'red', shape: 'ring', text: t('faceflow-embed.status.noModels') });
     else this.status({});
 
     handleInput<FrameMessage>(this, async (msg, send) => {
-      if (!models) throw new Error(t('common.error.noModels'));
+      if (!models) throw new SetupError(t('common.error.noModels'));
       const { frame, faces } = frameAndFaces(msg);
-      const flow = await models.faceflow();
+      const flow = await asSetup(models.faceflow());
       const bytes = flow.embedder.inputSize * flow.embedder.inputSize * 3;
       // A crop of another size came from an align node on other models; FaceFlow keeps any crop it finds.
       for (const face of faces) if (face.aligned && face.aligned.length !== bytes) delete face.aligned;

@@ -9,7 +9,7 @@ import { CameraHealthMeter } from '../src/pipeline/cameraHealth';
 import { FaceEventAnnouncer } from '../src/pipeline/announcer';
 import type { FaceFrame, Frame } from '../src/types';
 import { flag, topicLevel } from './lib/source';
-import { handleInput, StatusThrottle } from './lib/runtime';
+import { handleInput, SetupError, StatusThrottle } from './lib/runtime';
 import { checkFaces, type FrameMessage } from './lib/frames';
 import { translator } from './lib/i18n';
 
@@ -97,7 +97,7 @@ module.exports = (RED: NodeAPI) => {
     }
 
     handleInput<FrameMessage>(node, async (msg, send) => {
-      if (!announcer) throw setupError ?? new Error(t('common.error.notConfigured'));
+      if (!announcer) throw new SetupError(setupError?.message ?? t('common.error.notConfigured'));
       const item = faceFrameOf(msg);
       health?.observe(item.frame.cameraId, item.frame.ts, item.faces.length);
       const { messages, last } = await announcer.announce(item);

@@ -9,6 +9,8 @@ import { SYNC_REFUSAL_REASONS } from '../src/gallery/syncAuth';
 import { startGallerySync, type GallerySyncLink } from '../src/io/gallerySync';
 import { gallerySyncRefused, watchGallery, type GallerySyncStatus } from '../src/metrics';
 import type { ModelsNode } from './faceflow-models';
+import { chosenConfig } from './lib/configs';
+import { SetupError } from './lib/runtime';
 import { registerGalleryAdmin } from './lib/galleryAdmin';
 import {
   PASSWORD_IN_URL_WARNING,
@@ -65,6 +67,9 @@ module.exports = (RED: NodeAPI) => {
   // Ids rather than nodes: the endpoints look each one up with RED.nodes.getNode, so a node that a redeploy
   // replaced is never served, even if a request raced its close.
   const live = new Set<string>();
+  // Which deployed gallery holds each file: two galleries on one file would each save over the other's
+  // people, so the second is refused, naming the first.
+  const holders = new Map<string, { id: string; label: string }>();
   registerGalleryAdmin(RED, () => live);
   registerUrlCredentialsScript(RED);
   // The metrics endpoints, which report this gallery too, are registered by faceflow-models: a gallery cannot
@@ -73,7 +78,6 @@ module.exports = (RED: NodeAPI) => {
   function FaceflowGalleryNode(this: GalleryNode, def: GalleryDef) {
     RED.nodes.createNode(this, def);
     live.add(this.id);
-    const models = RED.nodes.getNode(def.models) as ModelsNode | null;
     const userDir = RED.settings.userDir ?? path.join(os.homedir(), '.node-red');
     const file = path.resolve(userDir, def.path || 'faceflow-gallery.fgal');
     const imageDir = def.imageDir ? path.resolve(userDir, def.imageDir) : undefined;
@@ -85,14 +89,28 @@ module.exports = (RED: NodeAPI) => {
     const allowPlaintext = key && def.encryptExisting === true ? 'migrate' : undefined;
     Object.defineProperty(this, 'file', { value: file });
     Object.defineProperty(this, 'imageDir', { value: imageDir });
+    const label = this.name || def.path || this.id;
+    const holder = holders.get(file);
+    const sameFile =
+      holder && holder.id !== this.id
+        ? t('faceflow-gallery.error.sameFile', { file, other: holder.label, self: label })
+        : undefined;
+    if (sameFile) this.error(sameFile);
+    else holders.set(file, { id: this.id, label });
 
     // Remote changes go through the same queue as local ones; the callback runs only once a message
     // arrives, by when `shared` exists.
     const sync = startSync(this, def, file, (change) => shared.applyRemote(change));
     const shared = new SharedGallery({
       file,
-      models: () =>
-        models ? models.faceflow() : Promise.reject(new Error(t('faceflow-gallery.error.noModels'))),
+      // Looked up when first needed: with none chosen, the flows' only models configuration serves.
+      models: () => {
+        if (sameFile) return Promise.reject(new SetupError(sameFile));
+        const models = chosenConfig<ModelsNode>(RED, def.models, 'faceflow-models');
+        return models
+          ? models.faceflow()
+          : Promise.reject(new SetupError(t('faceflow-gallery.error.noModels')));
+      },
       key,
       allowPlaintext,
       backups,
@@ -122,6 +140,7 @@ module.exports = (RED: NodeAPI) => {
     this.update = (change) => shared.update(change);
     this.on('close', (done: () => void) => {
       live.delete(this.id);
+      if (holders.get(file)?.id === this.id) holders.delete(file);
       unwatch();
       shared
         .close()

@@ -8,6 +8,7 @@ import {
   type FaceService,
 } from '../src/grpc/server';
 import { serviceTls } from '../src/grpc/tls';
+import { chosenConfig } from './lib/configs';
 import type { GalleryNode } from './faceflow-gallery';
 import type { ModelsNode } from './faceflow-models';
 
@@ -53,7 +54,7 @@ module.exports = (RED: NodeAPI) => {
     const port = def.port === undefined || def.port === '' ? DEFAULT_PORT : Number(def.port);
     const maxMb = def.maxImageMb === undefined || def.maxImageMb === '' ? undefined : Number(def.maxImageMb);
     const token = this.credentials?.token || undefined;
-    const models = RED.nodes.getNode(def.models) as ModelsNode | null;
+    const models = chosenConfig<ModelsNode>(RED, def.models, 'faceflow-models');
     const gallery = def.gallery ? (RED.nodes.getNode(def.gallery) as GalleryNode | null) : undefined;
     const tls = serviceTls(
       tlsConfig(def.tls ? (RED.nodes.getNode(def.tls) as TlsConfigNode | null) : undefined),

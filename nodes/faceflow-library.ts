@@ -7,6 +7,7 @@ import { isLibraryCommand, LIBRARY_COMMANDS, LibraryService } from '../src/libra
 import type { GalleryNode } from './faceflow-gallery';
 import type { ModelsNode } from './faceflow-models';
 import { translator } from './lib/i18n';
+import { chosenConfig } from './lib/configs';
 import { answerCommand, handleInput, shorten, StatusThrottle } from './lib/runtime';
 import { flag } from './lib/source';
 
@@ -38,7 +39,7 @@ module.exports = (RED: NodeAPI) => {
   const t = translator(RED);
   function FaceflowLibraryNode(this: Node<LibraryCredentials>, def: LibraryDef) {
     RED.nodes.createNode(this, def);
-    const models = RED.nodes.getNode(def.models) as ModelsNode | null;
+    const models = chosenConfig<ModelsNode>(RED, def.models, 'faceflow-models');
     const gallery = def.gallery ? (RED.nodes.getNode(def.gallery) as GalleryNode | null) : null;
     const userDir = RED.settings.userDir ?? path.join(os.homedir(), '.node-red');
     const folder = def.folder ? path.resolve(userDir, def.folder) : undefined;

@@ -7,7 +7,7 @@ import { UNKNOWN, type Face, type Frame } from '../src/types';
 import type { GalleryNode } from './faceflow-gallery';
 import { CommandError, GALLERY_COMMANDS, isGalleryCommand, runGalleryCommand } from '../src/gallery/commands';
 import { registerMetricsAdmin } from './lib/metricsAdmin';
-import { answerCommand, handleInput, shorten, StatusThrottle } from './lib/runtime';
+import { answerCommand, asSetup, handleInput, SetupError, shorten, StatusThrottle } from './lib/runtime';
 import { checkFaces } from './lib/frames';
 import { flag } from './lib/source';
 import { translator } from './lib/i18n';
@@ -55,7 +55,7 @@ module.exports = (RED: NodeAPI) => {
     });
 
     handleInput<MatchMessage>(this, async (msg, send) => {
-      if (!gallery) throw new Error(t('common.error.noGallery'));
+      if (!gallery) throw new SetupError(t('common.error.noGallery'));
       const frame = msg.payload as Frame;
       const isFrame = !!frame && typeof frame === 'object' && Buffer.isBuffer(frame.rgb);
       if (isGalleryCommand(msg.topic) || !isFrame) {
@@ -83,7 +83,7 @@ module.exports = (RED: NodeAPI) => {
 
       if (msg.faces === undefined || msg.faces === null) throw new Error(t('faceflow-match.error.noFaces'));
       msg.faces = checkFaces(msg.faces);
-      const { file, flow } = await gallery.open();
+      const { file, flow } = await asSetup(gallery.open());
       const metrics = stageMetrics(frame.cameraId);
       await identifyFaces(
         flow,

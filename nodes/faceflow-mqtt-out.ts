@@ -4,7 +4,7 @@ import type { Subscription } from 'rxjs';
 import { MqttEventPublisher } from '../src/io/mqttPublisher';
 import { PublisherMeter } from '../src/metrics';
 import { registerMetricsAdmin } from './lib/metricsAdmin';
-import { handleInput, shorten } from './lib/runtime';
+import { handleInput, SetupError, shorten } from './lib/runtime';
 import {
   PASSWORD_IN_URL_WARNING,
   passwordStoredInFlow,
@@ -98,7 +98,7 @@ module.exports = (RED: NodeAPI) => {
     }
 
     handleInput<NodeMessageInFlow & { retain?: unknown }>(node, async (msg) => {
-      if (!publisher) throw setupError ?? new Error(t('common.error.notConfigured'));
+      if (!publisher) throw new SetupError(setupError?.message ?? t('common.error.notConfigured'));
       if (typeof msg.topic !== 'string' || msg.topic === '') {
         throw new Error(t('faceflow-mqtt-out.error.noTopic'));
       }

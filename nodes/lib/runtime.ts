@@ -1,9 +1,31 @@
 import type { Node, NodeMessageInFlow } from 'node-red';
 
 /**
+ * A problem of the node's configuration (no models chosen, a gallery that cannot open), not of the
+ * message: every message would fail the same way, so it is reported once, not once per frame.
+ */
+export class SetupError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'SetupError';
+  }
+}
+
+/** The work's failure as a setup problem (opening models or a gallery fails the same for every message). */
+export function asSetup<T>(work: Promise<T>): Promise<T> {
+  return work.catch((err: unknown) => {
+    throw err instanceof SetupError
+      ? err
+      : new SetupError(err instanceof Error ? err.message : String(err), { cause: err });
+  });
+}
+
+/**
  * What every faceflow node does around its work: a status dot while busy and after, errors to
  * `node.error(err, msg)` so a Catch node sees them (never thrown into the runtime), and `done()`
- * exactly once per message.
+ * exactly once per message. A setup problem is reported once (red status, one log line) and again
+ * only when it changes or after the node worked in between: a camera at 15 frames a second must not
+ * fill the log with the same sentence.
  */
 export function handleInput<M extends NodeMessageInFlow>(
   node: Node,
@@ -11,15 +33,21 @@ export function handleInput<M extends NodeMessageInFlow>(
   /** The status line for an error, when the message itself would not fit the cause in (it starts with a long path). */
   statusOf: (message: string) => string = (message) => message,
 ): void {
+  let reportedSetup: string | undefined;
   node.on('input', (msg, send, done) => {
     const started = Date.now();
     work(msg as M, (out) => send(out as never)).then(
       () => {
+        reportedSetup = undefined;
         (node as Node & { lastMs?: number }).lastMs = Date.now() - started;
         done();
       },
       (err: unknown) => {
         const error = err instanceof Error ? err : new Error(String(err));
+        if (error instanceof SetupError) {
+          if (error.message === reportedSetup) return done();
+          reportedSetup = error.message;
+        }
         node.status({ fill: 'red', shape: 'ring', text: shorten(statusOf(error.message)) });
         done(error);
       },
