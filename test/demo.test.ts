@@ -343,6 +343,48 @@ describe('npm start: the demo (Node-RED, embedded MQTT broker, sample clip)', fu
         assert.equal(found.added, expected, `${file}: every node of the example arrived`);
         assert.deepEqual(found.problems, [], file);
       }
+      // A camera without what its kind of source needs shows its red triangle before deploy.
+      const validity = await page.evaluate(() => {
+        type EditorNode = { id: string; valid?: boolean; validationErrors?: string[] };
+        const RED = (
+          window as unknown as {
+            RED: {
+              nodes: { node(id: string): EditorNode };
+              view: { importNodes(n: unknown, o: object): void };
+            };
+          }
+        ).RED;
+        const camera = {
+          type: 'faceflow-rtsp-in',
+          url: '',
+          file: '',
+          device: '/dev/video0',
+          fps: '10',
+          width: '',
+          wires: [[], []],
+        };
+        const cameras = [
+          { ...camera, id: 'cam-no-url', source: 'rtsp' },
+          { ...camera, id: 'cam-url', source: 'rtsp', url: 'rtsp://cam.local/stream' },
+          { ...camera, id: 'cam-no-file', source: 'file' },
+          { ...camera, id: 'cam-file', source: 'file', file: '/videos/door.mp4' },
+          { ...camera, id: 'cam-no-device', source: 'device', device: ' ' },
+        ];
+        RED.view.importNodes(cameras, { addFlow: true, notify: false });
+        return Object.fromEntries(
+          cameras.map((c) => {
+            const n = RED.nodes.node(c.id);
+            return [c.id, n?.valid === false ? `invalid ${JSON.stringify(n.validationErrors)}` : n?.valid];
+          }),
+        );
+      });
+      assert.deepEqual(validity, {
+        'cam-no-url': 'invalid ["url"]',
+        'cam-url': true,
+        'cam-no-file': 'invalid ["file"]',
+        'cam-file': true,
+        'cam-no-device': 'invalid ["device"]',
+      });
     } finally {
       await browser.close();
     }
