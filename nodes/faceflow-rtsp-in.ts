@@ -85,7 +85,7 @@ module.exports = (RED: NodeAPI) => {
             event: (event) => node.send([null, { topic: event.cameraId, payload: event }]),
             state: (state) => node.status(statusOf(state)),
             log: (line) => (line.level === 'warn' ? node.warn(line.text) : node.log(line.text)),
-            failed: (err) => node.error(err),
+            failed: (err) => node.error(err.message),
           },
           new CameraMeter(camera.cameraId, camera.label),
         )
@@ -97,7 +97,7 @@ module.exports = (RED: NodeAPI) => {
 
     if (!camera) {
       node.status({ fill: 'red', shape: 'ring', text: shorten(configError?.message ?? 'not configured') });
-      node.error(configError);
+      node.error(configError?.message ?? t('faceflow-rtsp-in.error.noSource'));
     } else if (flag(def.autostart, true)) {
       start();
     } else {

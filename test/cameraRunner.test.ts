@@ -100,4 +100,30 @@ describe('io: a camera run on demand (CameraRunner, what the camera node shows)'
     await until(() => seen.failures.length > 1);
     runner.close();
   });
+
+  it('tells a camera that stays away once: one down and one retry per reason, while the status shows every attempt', async () => {
+    const { seen, hooks, observer } = recorder();
+    const runner = new CameraRunner(
+      new CameraSource(
+        { kind: 'rtsp', url: 'rtsp://127.0.0.1:9/nobody-listens', transport: 'tcp' },
+        { cameraId: 'away', reconnect: { baseMs: 50, maxMs: 100, jitter: 0 } },
+      ),
+      hooks,
+      observer,
+    );
+    runner.start();
+    try {
+      await until(() => seen.states.filter((s) => s.state === 'reconnecting').length >= 4);
+    } finally {
+      runner.close();
+    }
+    const told = seen.events.map((e) => e.type).filter((t) => t !== 'log');
+    assert.deepEqual(told, ['connecting', 'down', 'reconnecting'], told.join());
+    const lastTold = seen.events.findIndex((e) => e.type === 'reconnecting');
+    assert.ok(
+      seen.events.slice(lastTold).every((e) => e.type !== 'log'),
+      'no ffmpeg line of the attempts after the first',
+    );
+    assert.ok(seen.counted.filter((c) => c === 'event:down').length >= 4, 'every attempt is counted');
+  });
 });

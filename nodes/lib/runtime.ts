@@ -21,8 +21,8 @@ export function asSetup<T>(work: Promise<T>): Promise<T> {
 }
 
 /**
- * What every faceflow node does around its work: a status dot while busy and after, errors to
- * `node.error(err, msg)` so a Catch node sees them (never thrown into the runtime), and `done()`
+ * What every faceflow node does around its work: a status dot while busy and after, errors (as a plain
+ * sentence) to `node.error(text, msg)` so a Catch node sees them (never thrown into the runtime), and `done()`
  * exactly once per message. A setup problem is reported once (red status, one log line) and again
  * only when it changes or after the node worked in between: a camera at 15 frames a second must not
  * fill the log with the same sentence.
@@ -49,7 +49,9 @@ export function handleInput<M extends NodeMessageInFlow>(
           reportedSetup = error.message;
         }
         node.status({ fill: 'red', shape: 'ring', text: shorten(statusOf(error.message)) });
-        done(error);
+        // A sentence, as core nodes report: an Error object shows in the debug sidebar as
+        // {name, message, stack}, cut off where a person looks for the cause.
+        done(error.message as unknown as Error);
       },
     );
   });

@@ -29,7 +29,11 @@ export interface CameraObserver {
 
 export interface CameraRunnerHooks {
   frame(frame: Frame): void;
-  /** Every event, masked by the source (no password): safe to hand on. */
+  /**
+   * The events that tell something new, masked by the source (no password): the first failure of a
+   * streak and its first retry, not every attempt of a camera that stays away for the same reason
+   * (those go to the counts and the status line only).
+   */
   event(event: CameraEvent): void;
   state(state: CameraState): void;
   /** A line for the log, only when a person needs one (start, changes, sparse reminders, recovery). */
@@ -50,6 +54,9 @@ export class CameraRunner {
   private running: Subscription | undefined;
   private readonly log: CameraLog;
   private lastReason = '';
+  /** The failure of the current streak of retries, once told; cleared when the camera is up. */
+  private toldReason: string | undefined;
+  private toldRetry = false;
   private windowStart = 0;
   private windowFrames = 0;
 
@@ -130,7 +137,32 @@ export class CameraRunner {
     if (line) this.hooks.log(line);
     const state = this.stateOf(event);
     if (state) this.hooks.state(state);
-    this.hooks.event(event);
+    if (this.isNews(event)) this.hooks.event(event);
+  }
+
+  private isNews(event: CameraEvent): boolean {
+    switch (event.type) {
+      case 'up':
+        this.toldReason = undefined;
+        this.toldRetry = false;
+        return true;
+      case 'connecting':
+        return event.attempt === 0;
+      case 'down':
+        if (event.reason === this.toldReason) return false;
+        this.toldReason = event.reason;
+        this.toldRetry = false;
+        return true;
+      case 'reconnecting':
+        if (this.toldRetry) return false;
+        this.toldRetry = true;
+        return true;
+      case 'log':
+        // ffmpeg's lines of each failed attempt say again what the streak's first attempt said.
+        return this.toldReason === undefined;
+      default:
+        return true;
+    }
   }
 
   private stateOf(event: CameraEvent): CameraState | undefined {
