@@ -18,12 +18,17 @@ export interface HealthReport {
 
 const TROUBLE = new Set(['down', 'reconnecting', 'stalled', 'failed']);
 
+/** A camera in trouble: down, reconnecting, stalled or failed (not one stopped on purpose, nor a file that ended). */
+export function cameraInTrouble(camera: { state: string }): boolean {
+  return TROUBLE.has(camera.state);
+}
+
 export function healthReport(now = Date.now()): HealthReport {
   const cameras = cameraStatuses(now);
   const models = modelsStatuses();
   const galleries = galleryStatuses();
   const degraded =
-    cameras.some((c) => TROUBLE.has(c.state)) ||
+    cameras.some(cameraInTrouble) ||
     models.some((m) => m.state === 'failed') ||
     galleries.some((g) => g.error !== undefined || g.sync?.error !== undefined);
   return {

@@ -34,4 +34,4 @@ export {
   type ModelsState,
 } from './sources';
 export { gallerySyncRefused } from './registry';
-export { healthReport, type HealthReport } from './health';
+export { cameraInTrouble, healthReport, type HealthReport } from './health';
