@@ -9,7 +9,7 @@ import type { ModelsNode } from './faceflow-models';
 import { translator } from './lib/i18n';
 import { chosenConfig } from './lib/configs';
 import { answerCommand, handleInput, shorten, StatusThrottle } from './lib/runtime';
-import { flag } from './lib/source';
+import { flag, unsetVariable } from './lib/source';
 
 interface LibraryDef extends NodeDef {
   folder?: string;
@@ -42,7 +42,9 @@ module.exports = (RED: NodeAPI) => {
     const models = chosenConfig<ModelsNode>(RED, def.models, 'faceflow-models');
     const gallery = def.gallery ? (RED.nodes.getNode(def.gallery) as GalleryNode | null) : null;
     const userDir = RED.settings.userDir ?? path.join(os.homedir(), '.node-red');
-    const folder = def.folder ? path.resolve(userDir, def.folder) : undefined;
+    // Node-RED leaves `${NAME}` as it is when the variable is not set: say which one to set.
+    const unset = unsetVariable(def.folder);
+    const folder = def.folder && !unset ? path.resolve(userDir, def.folder) : undefined;
     const dbFile = path.resolve(userDir, def.db || 'faceflow-library.ffl');
     const intervalS = Number(def.interval);
     const progress = new StatusThrottle(this);
@@ -89,7 +91,10 @@ module.exports = (RED: NodeAPI) => {
     });
 
     if (!models) showError('no models configured');
-    else if (!folder) showError('no photos folder set');
+    else if (unset) {
+      showError(t('faceflow-library.status.unsetVariable', { variable: unset }));
+      this.error(t('faceflow-library.error.unsetVariable', { variable: unset }));
+    } else if (!folder) showError('no photos folder set');
     else if (flag(def.watch, true)) library.watch();
     else this.status({});
 

@@ -418,6 +418,22 @@ describe('node: faceflow-library (real Node-RED runtime, real models and photos)
     assert.equal((later.payload as ScanAnswer).scanned, 1);
   });
 
+  it('an unset ${VARIABLE} as the folder says which variable to set, in the status and the log', async () => {
+    await deploy({ folder: '${FACEFLOW_NOT_SET_ANYWHERE}', db: path.join(dir, 'unset.ffl') });
+    // Said while the node starts, before this test listens: read from the log and the status spy.
+    const log = helper.log();
+    const logged = log.args
+      .filter((a: [{ level: number; id?: string }]) => a[0].level === log.ERROR && a[0].id === 'lib')
+      .map((a: [{ msg: unknown }]) => String(a[0].msg));
+    assert.equal(logged.length, 1, logged.join('\n'));
+    assert.match(logged[0], /set the environment variable FACEFLOW_NOT_SET_ANYWHERE/);
+    const shown = (helper.getNode('lib').status.args as [Status][]).map((a) => a[0]);
+    assert.deepEqual(
+      shown.filter((s) => s.fill === 'red').map((s) => s.text),
+      ['FACEFLOW_NOT_SET_ANYWHERE is not set'],
+    );
+  });
+
   it('a library damaged in the middle: red status naming the byte, nothing changed, until repair keeps the rest', async () => {
     // A copy of the scanned library with one bit flipped in the length of its third face record.
     const damagedDb = path.join(dir, 'damaged.ffl');

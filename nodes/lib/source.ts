@@ -44,6 +44,14 @@ export function cameraInput(settings: SourceSettings, credentials?: SourceCreden
   }
 }
 
+/**
+ * The name of an environment variable a setting still names as `${NAME}`: Node-RED substitutes set
+ * variables when the flow starts and leaves unset ones as they are.
+ */
+export function unsetVariable(value: string | undefined): string | undefined {
+  return /\$\{(\w+)\}/.exec(value ?? '')?.[1];
+}
+
 /** A positive number from an editor field, or undefined when empty; an error names the field. */
 export function positiveOption(name: string, value: unknown): number | undefined {
   if (value === undefined || value === null || value === '') return undefined;
