@@ -1,5 +1,6 @@
 import type { Node, NodeAPI, NodeDef, NodeMessageInFlow } from 'node-red';
 
+import { StrangerMemory } from '../src/gallery/strangers';
 import { identifyFaces, UnknownFaceKeeper } from '../src/pipeline/identify';
 import { recognitionResult, stageMetrics } from '../src/metrics';
 import { failedQualityGate } from '../src/quality/rejected';
@@ -47,6 +48,8 @@ module.exports = (RED: NodeAPI) => {
     if (!gallery) this.status({ fill: 'red', shape: 'ring', text: t('faceflow-match.status.noGallery') });
     else this.status({});
 
+    // Strangers told apart across tracks and frames, so that one stranger walking past is one event.
+    const strangers = new StrangerMemory();
     const keeper = new UnknownFaceKeeper(COLLECT_SAVE_DELAY_MS, (text) => this.warn(text));
     this.on('close', (done: () => void) => {
       // The next deployment opens the file again only after every close is done: it sees the faces.
@@ -92,6 +95,7 @@ module.exports = (RED: NodeAPI) => {
         msg.faces,
         { threshold: gallery.threshold(), topK, ambiguityMargin: margin, mode },
         { embedded: (s) => metrics.embedded(s), matched: (id) => metrics.matched(recognitionResult(id)) },
+        strangers,
       );
       if (collect) await keeper.keep(file, frame, msg.faces);
       const names = msg.faces.map(shownName).join(', ');

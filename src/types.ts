@@ -41,6 +41,12 @@ export interface Identity {
    * the identities that could not be told apart (at least two).
    */
   ambiguous?: boolean;
+  /**
+   * For a face nobody enrolled (name `UNKNOWN`, not ambiguous), when strangers are told apart: the same
+   * `stranger-N` for the same face seen again within a while (another track, another camera), so
+   * that one stranger is one event (see StrangerMemory).
+   */
+  stranger?: string;
 }
 
 export interface Face {
@@ -91,4 +97,6 @@ export interface FaceEvent {
   snapshot?: string;
   /** `ambiguous` events only: the people it could not tell apart, best first, with their similarities. */
   candidates?: Candidate[];
+  /** `unknown` events, when strangers are told apart: which one (`stranger-N`, see Identity.stranger). */
+  stranger?: string;
 }

@@ -209,4 +209,56 @@ describe('pipeline/faceEvents', () => {
       [['ann', 66]],
     );
   });
+
+  it('does not flip a named track to unknown on fewer unknown frames than named it (hysteresis)', async () => {
+    const named = [0, 1, 2, 3, 4, 5].map((i) => frameOf(i * 66, [[3, 'bob']]));
+    const poorViews = [6, 7, 8, 9, 10].map((i) => frameOf(i * 66, [[3, UNKNOWN]]));
+    const few = await run([...named, ...poorViews], { unknownAfterFrames: 3 });
+    assert.deepEqual(
+      few.map((e) => [e.type, e.name]),
+      [['recognized', 'bob']],
+      'five poor views after six named frames are still bob',
+    );
+    const many = [6, 7, 8, 9, 10, 11, 12].map((i) => frameOf(i * 66, [[3, UNKNOWN]]));
+    const flipped = await run([...named, ...many], { unknownAfterFrames: 3 });
+    assert.deepEqual(
+      flipped.map((e) => [e.type, e.name]),
+      [
+        ['recognized', 'bob'],
+        ['unknown', UNKNOWN],
+      ],
+      'seven unknown frames in a row outweigh six named ones',
+    );
+  });
+
+  it('announces a stranger once across tracks within the cooldown, and two strangers twice', async () => {
+    const stranger = (ts: number, trackId: number, who: string): FaceFrame => {
+      const frame = frameOf(ts, [[trackId, UNKNOWN]]);
+      (frame.faces[0].identity as { stranger?: string }).stranger = who;
+      return frame;
+    };
+    // stranger-1 walks past on track 1, comes back on track 2 twenty seconds later; stranger-2 on track 3.
+    const frames = [
+      ...[0, 1, 2].map((i) => stranger(i * 66, 1, 'stranger-1')),
+      ...[0, 1, 2].map((i) => stranger(20_000 + i * 66, 2, 'stranger-1')),
+      ...[0, 1, 2].map((i) => stranger(21_000 + i * 66, 3, 'stranger-2')),
+    ];
+    const events = await run(frames, { unknownAfterFrames: 3, cooldownMs: 30_000 });
+    assert.deepEqual(
+      events.map((e) => [e.type, e.trackId, e.stranger]),
+      [
+        ['unknown', 1, 'stranger-1'],
+        ['unknown', 3, 'stranger-2'],
+      ],
+    );
+    // After the cooldown the same stranger is a new arrival.
+    const later = await run(
+      [...frames.slice(0, 3), ...[0, 1, 2].map((i) => stranger(60_000 + i * 66, 4, 'stranger-1'))],
+      {
+        unknownAfterFrames: 3,
+        cooldownMs: 30_000,
+      },
+    );
+    assert.equal(later.length, 2);
+  });
 });

@@ -25,6 +25,9 @@ export interface FaceEventOptions {
 interface TrackMemory {
   lastSeen: number;
   unknownFrames: number;
+  /** Frames the track was named in, and unnamed frames since the last of them: the hysteresis. */
+  namedFrames: number;
+  unknownRun: number;
   announced: Set<string>;
 }
 
@@ -59,20 +62,30 @@ export function faceEvents(options: FaceEventOptions = {}): OperatorFunction<Fac
           ? undefined
           : trackMemory(tracks, `${frame.cameraId}\u0000${face.trackId}`, now);
       const outcome = outcomeOf(id);
+      if (outcome === 'recognized' && memory) {
+        memory.namedFrames++;
+        memory.unknownRun = 0;
+      }
       if (outcome !== 'recognized' && memory) {
         memory.unknownFrames++;
+        memory.unknownRun++;
         if (memory.unknownFrames < unknownAfter) continue;
+        // A track that was named turns unknown only on more evidence than named it: a few poor views
+        // of someone known (a turn of the head, motion blur) are not a stranger arriving.
+        if (memory.namedFrames > 0 && memory.unknownRun <= memory.namedFrames) continue;
       }
       // Per track, one event per name, and one for not being named (unknown or ambiguous, whichever
       // came first): a face that wavers between the two is one stranger, not two events.
       const announceAs = outcome === 'recognized' ? id.name : UNNAMED;
-      const key = `${frame.cameraId}\u0000${cooldownKey(outcome, id)}`;
+      // A stranger told apart by their face (Identity.stranger) is one stranger across tracks, like a name.
+      const stranger = outcome === 'unknown' ? id.stranger : undefined;
+      const key = `${frame.cameraId}\u0000${stranger !== undefined ? `${UNNAMED}${stranger}` : cooldownKey(outcome, id)}`;
       // Unknown people are told apart by their tracks, not by a name, so tracked unknowns have no shared cooldown.
       // It runs from the last sighting, so a person in view all day is one arrival, however often the
       // tracker loses and finds them.
       // Untracked unknown faces (no tracker upstream) have nothing else to tell them apart: one
       // cooldown for all of them per camera, or every frame would be an event.
-      const shared = outcome === 'recognized' || !memory;
+      const shared = outcome === 'recognized' || !memory || stranger !== undefined;
       const lastSeen = shared ? seenByName.get(key) : undefined;
       if (shared) seenByName.set(key, now);
       if (memory?.announced.has(announceAs)) continue;
@@ -121,7 +134,7 @@ function candidatesOf(id: Identity): Candidate[] {
 function trackMemory(tracks: Map<string, TrackMemory>, key: string, now: number): TrackMemory {
   let memory = tracks.get(key);
   if (!memory) {
-    memory = { lastSeen: now, unknownFrames: 0, announced: new Set() };
+    memory = { lastSeen: now, unknownFrames: 0, namedFrames: 0, unknownRun: 0, announced: new Set() };
     tracks.set(key, memory);
   }
   memory.lastSeen = now;
@@ -144,6 +157,7 @@ async function toEvent(
     box: face.box.map((v) => Math.round(v)) as FaceEvent['box'],
     ts: frame.ts,
   };
+  if (outcome === 'unknown' && id.stranger !== undefined) event.stranger = id.stranger;
   if (outcome === 'ambiguous') {
     event.candidates = candidatesOf(id).map((c) => ({
       name: c.name,

@@ -4,7 +4,8 @@ import type { FaceFlow } from '../faceflow';
 import type { GalleryFile } from '../gallery/galleryFile';
 import type { Matcher, MatchFacesOptions } from '../gallery/matcher';
 import { failedQualityGate } from '../quality/rejected';
-import type { Face, FaceFrame, Frame, Identity } from '../types';
+import type { StrangerMemory } from '../gallery/strangers';
+import { UNKNOWN, type Face, type FaceFrame, type Frame, type Identity } from '../types';
 import { collectUnknowns } from './operators';
 
 export interface IdentifyHooks {
@@ -15,7 +16,8 @@ export interface IdentifyHooks {
 
 /**
  * Names the faces of one frame in place: those without an embedding are embedded first, each is matched;
- * faces the quality gate turned down are neither embedded nor named (see failedQualityGate).
+ * faces the quality gate turned down are neither embedded nor named (see failedQualityGate). With
+ * `strangers`, each face nobody enrolled is told which stranger it is (Identity.stranger).
  */
 export async function identifyFaces(
   flow: FaceFlow,
@@ -24,6 +26,7 @@ export async function identifyFaces(
   faces: Face[],
   options: MatchFacesOptions & { threshold: number },
   hooks: IdentifyHooks = {},
+  strangers?: StrangerMemory,
 ): Promise<void> {
   const named = faces.filter((f) => !failedQualityGate(f));
   const missing = named.filter((f) => !(f.embedding instanceof Float32Array));
@@ -34,7 +37,22 @@ export async function identifyFaces(
   }
   for (const face of named) {
     face.identity = gallery.match(face.embedding as Float32Array, options);
+    if (strangers)
+      tellStranger(strangers, face.identity, face.embedding as Float32Array, options.threshold, frame.ts);
     hooks.matched?.(face.identity);
+  }
+}
+
+/** Marks a face nobody enrolled (not one two people matched) with the stranger it is. */
+export function tellStranger(
+  strangers: StrangerMemory,
+  identity: Identity,
+  embedding: Float32Array,
+  threshold: number,
+  now: number,
+): void {
+  if (identity.name === UNKNOWN && identity.ambiguous !== true) {
+    identity.stranger = strangers.identify(embedding, threshold, now || Date.now());
   }
 }
 

@@ -2,7 +2,9 @@ import { concatMap, type OperatorFunction } from 'rxjs';
 
 import type { FaceFlow } from '../faceflow';
 import { FaceTracking, type FaceTrackingOptions } from '../tracking/operators';
-import type { Face, FaceFrame, Frame } from '../types';
+import { StrangerMemory } from '../gallery/strangers';
+import { UNKNOWN, type Face, type FaceFrame, type Frame } from '../types';
+import { tellStranger } from './identify';
 import { matchThreshold, type Matcher, type MatchFacesOptions } from './operators';
 import { similarityScaleOf } from '../models/similarityScale';
 
@@ -26,7 +28,15 @@ export interface LiveRecognitionOptions extends MatchFacesOptions {
    * the track's identity; it just does not vote. Default: every tracked face.
    */
   accept?: (face: Face, frame: Frame) => boolean;
+  /**
+   * Tells strangers apart (Identity.stranger) so that one stranger walking past again is one event;
+   * default: a memory of the last 10 minutes. `false` turns it off.
+   */
+  strangers?: StrangerMemory | false;
 }
+
+/** Stranger ids kept per track, at most this many (the oldest go first). */
+const MAX_STRANGER_TRACKS = 2000;
 
 /**
  * The live recognition chain for video: frames → detect (every Nth frame) → track → embed only the
@@ -55,11 +65,19 @@ export function recognizeFrames(
     threshold: options.threshold,
   };
   const cameras = new Map<string, { count: number; faces: Face[] }>();
+  const strangers = options.strangers === false ? undefined : (options.strangers ?? new StrangerMemory());
+  // The stranger each unknown track was last told to be; a track's identity comes from its votes.
+  const strangerOfTrack = new Map<number, string>();
 
   const withIdentities = (faces: Face[]): Face[] =>
     faces.map((f) => {
       const identity = f.trackId === undefined ? undefined : tracking.identity(f.trackId)?.identity;
-      return identity ? { ...f, identity } : f;
+      if (!identity) return f;
+      const stranger =
+        identity.name === UNKNOWN && identity.ambiguous !== true
+          ? strangerOfTrack.get(f.trackId as number)
+          : undefined;
+      return { ...f, identity: stranger === undefined ? identity : { ...identity, stranger } };
     });
 
   return concatMap(async (frame: Frame): Promise<FaceFrame> => {
@@ -83,6 +101,15 @@ export function recognizeFrames(
       for (const f of chosen) {
         const identity = gallery.match(f.embedding as Float32Array, { ...matchOptions, threshold });
         tracking.vote(f.trackId as number, identity, f.embedding);
+        if (strangers) {
+          tellStranger(strangers, identity, f.embedding as Float32Array, threshold, frame.ts);
+          if (identity.stranger !== undefined) {
+            strangerOfTrack.delete(f.trackId as number);
+            strangerOfTrack.set(f.trackId as number, identity.stranger);
+            if (strangerOfTrack.size > MAX_STRANGER_TRACKS)
+              strangerOfTrack.delete(strangerOfTrack.keys().next().value as number);
+          }
+        }
       }
     }
     camera.faces = faces;

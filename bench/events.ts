@@ -1,0 +1,187 @@
+/**
+ * How many events people get (issue 18): the live chain (`recognizeFrames` + `faceEvents`) on the hamilton
+ * clip (one enrolled person, strangers around him) and on the demo's sample camera clip (Sam enrolled,
+ * four strangers coming round again and again),
+ * with strangers told apart (the default) and without, in the same run. Counts events per kind, per
+ * person or stranger, and per minute of video.
+ *
+ *   node dist/bench/events.js [--json]
+ *
+ * Prints figures, asserts nothing; without ../shared/data it says so and exits 0.
+ */
+
+import { existsSync } from 'node:fs';
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { from, lastValueFrom, toArray } from 'rxjs';
+
+import {
+  DEMO_PERSON,
+  makeEnrolmentPhoto,
+  makeSampleVideo,
+  VIDEO_FPS as DEMO_FPS,
+} from '../src/demo/sampleMedia';
+import { FaceFlow } from '../src/faceflow';
+import { MemoryGallery } from '../src/gallery/memoryGallery';
+import { decodeImage } from '../src/image/decode';
+import { fileFrames } from '../src/io/cameraSource';
+import { faceEvents } from '../src/pipeline/events';
+import { recognizeFrames } from '../src/pipeline/live';
+import type { FaceEvent, Frame } from '../src/types';
+import { machineInfo, SHARED_DATA } from './common';
+
+/** Each clip is played this many times in a row: people come round again. */
+const LOOPS = 3;
+
+interface Clip {
+  name: string;
+  file: string;
+  fps: number;
+  /** person → photos */
+  people: Map<string, string[]>;
+}
+
+/** The hamilton clip, and the demo's sample camera clip (made here as `npm start` makes it). */
+async function clips(): Promise<Clip[]> {
+  const dir = await mkdtemp(path.join(tmpdir(), 'faceflow-bench-events-'));
+  const demoClip = path.join(dir, 'sample-camera.mp4');
+  const demoPhoto = path.join(dir, 'sam.jpg');
+  await makeSampleVideo(demoClip);
+  await makeEnrolmentPhoto(demoPhoto);
+  return [
+    {
+      name: 'hamilton (640×360)',
+      file: path.join(SHARED_DATA, 'face_recognition_examples', 'video', 'short_hamilton_clip.mp4'),
+      fps: 29.97,
+      people: new Map([
+        [
+          'lin-manuel',
+          [path.join(SHARED_DATA, 'face_recognition_examples', 'misc', 'lin-manuel-miranda.png')],
+        ],
+      ]),
+    },
+    {
+      name: 'demo sample camera',
+      file: demoClip,
+      fps: DEMO_FPS,
+      people: new Map([[DEMO_PERSON, [demoPhoto]]]),
+    },
+  ];
+}
+
+async function galleryFor(flow: FaceFlow, clip: Clip): Promise<MemoryGallery> {
+  const gallery = new MemoryGallery(flow.embedder.id);
+  for (const [name, photos] of clip.people) {
+    for (const photo of photos) {
+      try {
+        const face = await flow.singleFace(await decodeImage(photo), photo);
+        gallery.add(name, face.embedding as Float32Array);
+      } catch {
+        // a photo without one clear face is left out, as enrolment would
+      }
+    }
+  }
+  return gallery;
+}
+
+/** The clip played `loops` times in a row, as a camera sees people come round again. */
+async function decodeAll(file: string, fps: number, loops: number): Promise<Frame[]> {
+  const once = await lastValueFrom(fileFrames(file, { cameraId: 'cam' }).pipe(toArray()));
+  const t0 = Date.now();
+  const frames: Frame[] = [];
+  for (let loop = 0; loop < loops; loop++) {
+    for (const f of once) {
+      const seq = loop * once.length + f.seq;
+      frames.push({ ...f, seq, ts: t0 + Math.round((seq * 1000) / fps) });
+    }
+  }
+  return frames;
+}
+
+interface Row {
+  clip: string;
+  strangers: boolean;
+  minutes: number;
+  recognized: number;
+  unknown: number;
+  ambiguous: number;
+  perMinute: number;
+  /** Unknown events per stranger told apart (only with strangers). */
+  strangersSeen: number;
+  byName: Record<string, number>;
+}
+
+async function run(flow: FaceFlow, gallery: MemoryGallery, frames: Frame[], clip: Clip, strangers: boolean) {
+  const events: FaceEvent[] = await lastValueFrom(
+    from(frames).pipe(
+      recognizeFrames(flow, gallery, {
+        threshold: flow.threshold,
+        ...(strangers ? {} : { strangers: false }),
+      }),
+      faceEvents(),
+      toArray(),
+    ),
+  );
+  const minutes = frames.length / clip.fps / 60;
+  const byName: Record<string, number> = {};
+  for (const e of events) {
+    const who = e.type === 'unknown' ? (e.stranger ?? 'unknown (no stranger id)') : e.name;
+    byName[who] = (byName[who] ?? 0) + 1;
+  }
+  const row: Row = {
+    clip: clip.name,
+    strangers,
+    minutes: Number(minutes.toFixed(2)),
+    recognized: events.filter((e) => e.type === 'recognized').length,
+    unknown: events.filter((e) => e.type === 'unknown').length,
+    ambiguous: events.filter((e) => e.type === 'ambiguous').length,
+    perMinute: Number((events.length / minutes).toFixed(1)),
+    strangersSeen: new Set(events.map((e) => e.stranger).filter(Boolean)).size,
+    byName,
+  };
+  return row;
+}
+
+async function main(): Promise<void> {
+  const json = process.argv.includes('--json');
+  if (!existsSync(SHARED_DATA)) {
+    console.log(`no ${SHARED_DATA}: nothing to measure`);
+    return;
+  }
+  const flow = await FaceFlow.open();
+  const rows: Row[] = [];
+  try {
+    for (const clip of await clips()) {
+      const gallery = await galleryFor(flow, clip);
+      const frames = await decodeAll(clip.file, clip.fps, LOOPS);
+      for (const strangers of [false, true]) rows.push(await run(flow, gallery, frames, clip, strangers));
+    }
+  } finally {
+    await flow.dispose();
+  }
+  if (json) {
+    console.log(JSON.stringify({ machine: machineInfo(), rows }, null, 2));
+    return;
+  }
+  console.log(
+    `events of the live chain (detection every frame, default pack, each clip ${LOOPS} times in a row), ${new Date().toISOString()}`,
+  );
+  console.log(
+    '| clip | strangers told apart | minutes | recognized | unknown | ambiguous | events/min | by who |',
+  );
+  console.log('|---|---|---|---|---|---|---|---|');
+  for (const r of rows) {
+    const who = Object.entries(r.byName)
+      .map(([k, v]) => `${k} ${v}`)
+      .join(', ');
+    console.log(
+      `| ${r.clip} | ${r.strangers ? 'yes' : 'no'} | ${r.minutes} | ${r.recognized} | ${r.unknown} | ${r.ambiguous} | ${r.perMinute} | ${who} |`,
+    );
+  }
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exit(1);
+});
