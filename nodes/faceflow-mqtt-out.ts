@@ -15,6 +15,8 @@ import { registerUrlCredentialsScript } from './lib/urlCredentialsScript';
 import { translator } from './lib/i18n';
 
 interface MqttOutDef extends NodeDef {
+  /** A core `mqtt-broker` config node: its address, user, password and TLS serve here too. */
+  broker?: string;
   url?: string;
   prefix?: string;
   camera?: string;
@@ -22,6 +24,15 @@ interface MqttOutDef extends NodeDef {
 }
 
 type MqttOutNode = Node<UrlCredentials>;
+
+/** What this node reads of Node-RED's core `mqtt-broker` config node, once it has set itself up. */
+interface BrokerConfigNode extends Node {
+  brokerurl?: string;
+  options?: { username?: string; password?: string } & Record<string, unknown>;
+}
+
+/** The TLS settings of a broker's `tls-config`, as mqtt.js takes them. */
+const TLS_OPTIONS = ['ca', 'cert', 'key', 'passphrase', 'servername', 'alpnProtocol', 'rejectUnauthorized'];
 
 /** How often the status line is brought up to date with the queue and delivery counts. */
 const STATUS_INTERVAL_MS = 1000;
@@ -50,10 +61,7 @@ module.exports = (RED: NodeAPI) => {
     let sent = 0;
     let meter: PublisherMeter | undefined;
     try {
-      const url = (def.url ?? '').trim() || 'mqtt://127.0.0.1:1883';
-      // Still connects (flows written before the Password field keep working), but says so once.
-      if (passwordStoredInFlow(def.url ?? '', process.env)) node.warn(PASSWORD_IN_URL_WARNING);
-      const broker = resolveUrlCredentials(url, node.credentials);
+      const broker = brokerOf(node, def);
       const queueLimit =
         def.queueLimit === undefined || def.queueLimit === '' ? 1000 : Number(def.queueLimit);
       publisher = new MqttEventPublisher({
@@ -63,6 +71,7 @@ module.exports = (RED: NodeAPI) => {
         queueLimit,
         username: broker.user,
         password: broker.password,
+        clientOptions: broker.tls,
         // The publisher masks the password in what it reports, and tells a failing connection once
         // per reason, not at every retry; a warning, not an error: it keeps retrying.
         onError: (err) => {
@@ -120,6 +129,27 @@ module.exports = (RED: NodeAPI) => {
       );
     });
   }
+  /**
+   * Where to publish: the chosen `mqtt-broker` configuration (entered once for every MQTT node of the
+   * flows), else this node's own URL, user and password.
+   */
+  function brokerOf(node: MqttOutNode, def: MqttOutDef) {
+    if (def.broker) {
+      const config = RED.nodes.getNode(def.broker) as BrokerConfigNode | null;
+      if (!config?.brokerurl) throw new Error(t('faceflow-mqtt-out.error.brokerMissing'));
+      const options = config.options ?? {};
+      const tls = Object.fromEntries(
+        TLS_OPTIONS.filter((k) => options[k] !== undefined).map((k) => [k, options[k]]),
+      );
+      return { url: config.brokerurl, user: options.username, password: options.password, tls };
+    }
+    const url = (def.url ?? '').trim() || 'mqtt://127.0.0.1:1883';
+    // Still connects (flows written before the Password field keep working), but says so once.
+    if (passwordStoredInFlow(def.url ?? '', process.env)) node.warn(PASSWORD_IN_URL_WARNING);
+    const own = resolveUrlCredentials(url, node.credentials);
+    return { url: own.url, user: own.user, password: own.password, tls: undefined };
+  }
+
   RED.nodes.registerType<MqttOutNode, MqttOutDef, unknown, UrlCredentials>(
     'faceflow-mqtt-out',
     FaceflowMqttOutNode,

@@ -7,6 +7,9 @@ import { PROJECT_ROOT } from './helpers/shared';
 /* eslint-disable @typescript-eslint/no-require-imports */
 const helper = require('node-red-node-test-helper');
 const mqttOutNode = require(path.join(PROJECT_ROOT, 'dist', 'nodes', 'faceflow-mqtt-out.js'));
+const coreMqtt = require(
+  path.join(PROJECT_ROOT, 'node_modules', '@node-red', 'nodes', 'core', 'network', '10-mqtt.js'),
+);
 const catchNode = require(
   path.join(PROJECT_ROOT, 'node_modules', '@node-red', 'nodes', 'core', 'common', '25-catch.js'),
 );
@@ -204,5 +207,60 @@ describe('node: faceflow-mqtt-out (real Node-RED runtime, real aedes broker)', f
     assert.match(warnings[0], /broker unreachable, retrying: .*(Not authorized|Bad user)/i);
     assert.doesNotMatch(warnings[0], /hunter2/);
     assert.ok(statuses.some((s) => s.fill === 'yellow' && /reconnecting/.test(s.text ?? '')));
+  });
+
+  it("publishes through Node-RED's own mqtt-broker configuration, its user and password entered once there", async () => {
+    await broker.stop();
+    const seen: string[] = [];
+    broker = await TestBroker.start(0, {
+      authenticate: (_client, user, password, callback) => {
+        seen.push(`${user}:${String(password)}`);
+        callback(null, user === 'camera' && String(password) === 'in-the-broker-node');
+      },
+    });
+    const port = Number(new URL(broker.url).port);
+    await helper.load(
+      [mqttOutNode, coreMqtt, catchNode],
+      onTab([
+        {
+          id: 'b1',
+          type: 'mqtt-broker',
+          name: 'home broker',
+          broker: '127.0.0.1',
+          port: String(port),
+          protocolVersion: '4',
+        },
+        // No URL of its own: a broker chosen wins.
+        { id: 'pub', type: 'faceflow-mqtt-out', broker: 'b1', url: '', prefix: 'home', camera: 'door' },
+      ]),
+      { b1: { user: 'camera', password: 'in-the-broker-node' } },
+    );
+    const sub = await subscriber(broker.url, 'home/#', {
+      username: 'camera',
+      password: 'in-the-broker-node',
+    });
+    helper.getNode('pub').receive({ topic: 'home/door/recognized', payload: { name: 'alice' } });
+    await until('the event', () => sub.got.some((m) => m.topic === 'home/door/recognized'));
+    assert.ok(seen.includes('camera:in-the-broker-node'), seen.join());
+    await sub.client.endAsync();
+  });
+
+  it('says so when the chosen broker configuration is missing', async () => {
+    await helper.load(
+      [mqttOutNode, coreMqtt, catchNode],
+      onTab([{ id: 'pub', type: 'faceflow-mqtt-out', broker: 'gone', url: '', prefix: 'home' }]),
+    );
+    const log = helper.log();
+    const caught: string[] = [];
+    helper.getNode('pub').receive({ topic: 'home/x', payload: 1 });
+    await new Promise((r) => setTimeout(r, 200));
+    const errors = log.args
+      .filter((a: [{ level: number; id?: string }]) => a[0].level === log.ERROR && a[0].id === 'pub')
+      .map((a: [{ msg: unknown }]) => String(a[0].msg));
+    caught.push(...errors);
+    assert.ok(
+      caught.some((m) => /broker configuration is missing/.test(m)),
+      caught.join('\n'),
+    );
   });
 });

@@ -56,8 +56,13 @@ export interface Received {
 export async function subscriber(
   url: string,
   topic: string,
+  login: { username?: string; password?: string } = {},
 ): Promise<{ client: MqttClient; got: Received[] }> {
-  const client = await mqtt.connectAsync(url, { reconnectPeriod: 0, clientId: `sub-${Math.random()}` });
+  const client = await mqtt.connectAsync(url, {
+    reconnectPeriod: 0,
+    clientId: `sub-${Math.random()}`,
+    ...login,
+  });
   const got: Received[] = [];
   client.on('message', (t, payload, packet) =>
     got.push({ topic: t, text: payload.toString(), retain: packet.retain, qos: packet.qos }),
