@@ -35,6 +35,11 @@ module.exports = (RED: NodeAPI) => {
     } else {
       this.status({});
     }
+    const stopTelling = models?.onBuilding(() =>
+      this.status({ fill: 'yellow', shape: 'ring', text: t('common.status.buildingModels') }),
+    );
+    // The models node outlives a partial redeploy: this node stops listening when it goes.
+    this.on('close', () => stopTelling?.());
     handleInput<FrameMessage>(this, async (msg, send) => {
       if (!models) throw new SetupError(t('common.error.noModels'));
       const frame: Frame = await frameFromInput(msg.payload, {

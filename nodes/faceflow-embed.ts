@@ -28,6 +28,11 @@ module.exports = (RED: NodeAPI) => {
     if (!models) this.status({ fill: 'red', shape: 'ring', text: t('faceflow-embed.status.noModels') });
     else this.status({});
 
+    const stopTelling = models?.onBuilding(() =>
+      this.status({ fill: 'yellow', shape: 'ring', text: t('common.status.buildingModels') }),
+    );
+    // The models node outlives a partial redeploy: this node stops listening when it goes.
+    this.on('close', () => stopTelling?.());
     handleInput<FrameMessage>(this, async (msg, send) => {
       if (!models) throw new SetupError(t('common.error.noModels'));
       const { frame, faces } = frameAndFaces(msg);

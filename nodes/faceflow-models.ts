@@ -2,7 +2,7 @@ import type { Node, NodeAPI, NodeDef } from 'node-red';
 
 import { FaceFlow } from '../src/faceflow';
 import { watchModels, type ModelsState } from '../src/metrics';
-import { PACKS } from '../src/models/pack/load';
+import { PACKS, unbuiltModels } from '../src/models/pack/load';
 import { registerMetricsAdmin } from './lib/metricsAdmin';
 
 interface ModelsDef extends NodeDef {
@@ -16,6 +16,12 @@ interface ModelsDef extends NodeDef {
 export interface ModelsNode extends Node {
   /** The models, opened once on first use and shared by every node that uses this config. */
   faceflow(): Promise<FaceFlow>;
+  /**
+   * Tells `listener` (with their ids) when opening the models must build some first: an install whose
+   * scripts did not run (npm 11, `--ignore-scripts`) builds them at the first deploy, and the nodes that
+   * wait say so in their status. Returns the function that stops telling.
+   */
+  onBuilding(listener: (ids: string[]) => void): () => void;
 }
 
 /**
@@ -33,6 +39,11 @@ module.exports = (RED: NodeAPI) => {
     let state: ModelsState = 'idle';
     let loaded: FaceFlow | undefined;
     let error: string | undefined;
+    const building = new Set<(ids: string[]) => void>();
+    this.onBuilding = (listener) => {
+      building.add(listener);
+      return () => building.delete(listener);
+    };
     const unwatch = watchModels(this.id, () => ({
       id: this.id,
       name: this.name || '',
@@ -47,7 +58,21 @@ module.exports = (RED: NodeAPI) => {
         error = `unknown model pack '${pack}' (known: ${Object.keys(PACKS).join(', ')})`;
         return Promise.reject(new Error(error));
       }
-      if (!opening) state = 'loading';
+      if (!opening) {
+        state = 'loading';
+        const spec = PACKS[pack];
+        const unbuilt = unbuiltModels([
+          def.detector || spec.detector,
+          def.embedder || spec.embedder,
+          spec.landmarker,
+        ]);
+        if (unbuilt.length > 0) {
+          this.log(
+            `building the models ${unbuilt.join(', ')} for their first use (their install step did not run)`,
+          );
+          for (const listener of building) listener(unbuilt);
+        }
+      }
       opening ??= FaceFlow.open({
         pack,
         detector: def.detector || undefined,

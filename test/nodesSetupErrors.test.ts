@@ -142,4 +142,47 @@ describe('nodes: a configuration problem is reported once, not per frame (real N
     assert.equal((await answer('match1')).error, undefined);
     assert.match(String((await answer('match2')).error?.message), /two galleries on one file/);
   });
+
+  it('says in the status of the nodes that wait when the models are built at the first deploy', async function () {
+    requireSharedData(this);
+    // An install whose scripts did not run: nothing built in this (empty) cache yet.
+    const before = process.env.FACEFLOW_CACHE;
+    process.env.FACEFLOW_CACHE = path.join(dir, 'empty-cache');
+    try {
+      await helper.load(
+        NODES,
+        onTab([
+          { id: 'm1', type: 'faceflow-models', pack: 'default' },
+          { id: 'detect', type: 'faceflow-detect', models: 'm1', wires: [['out']] },
+          { id: 'out', type: 'helper' },
+        ]),
+      );
+      const detect = helper.getNode('detect');
+      const statuses: { fill?: string; text?: string }[] = [];
+      detect.on('call:status', (call: { args: [{ fill?: string; text?: string }] }) =>
+        statuses.push(call.args[0]),
+      );
+      const done = new Promise((resolve) => helper.getNode('out').once('input', resolve));
+      detect.receive(frame());
+      await done;
+      const building = statuses.findIndex((st) => st.fill === 'yellow');
+      assert.deepEqual(statuses[building], {
+        fill: 'yellow',
+        shape: 'ring',
+        text: 'building the models (first use)…',
+      });
+      assert.ok(building < statuses.length - 1, JSON.stringify(statuses));
+      assert.match(String(statuses.at(-1)?.text), /faces?, \d+ ms/, 'then the detector works');
+      const log = helper.log();
+      assert.ok(
+        log.args.some((a: [{ msg?: unknown }]) =>
+          /^building the models .* for their first use/.test(String(a[0].msg)),
+        ),
+        'one log line says why the first frame takes longer',
+      );
+    } finally {
+      if (before === undefined) delete process.env.FACEFLOW_CACHE;
+      else process.env.FACEFLOW_CACHE = before;
+    }
+  });
 });

@@ -51,6 +51,19 @@ export async function loadAttribute(name: string, options: SessionOptions = {}):
   }
 }
 
+/**
+ * Which of these packaged models are not built yet (ids that name no packaged model, e.g. file paths, are
+ * left out): opening them builds them first, which a status line should say.
+ */
+export function unbuiltModels(ids: readonly (string | undefined)[]): string[] {
+  const sources = loadSources();
+  const cacheDir = modelCacheDir();
+  return ids.flatMap((id) => {
+    const source = id ? sources.find((s) => s.id === id) : undefined;
+    return source && !isBuilt(source, cacheDir) ? [source.id] : [];
+  });
+}
+
 async function openBuilt(id: string, options: SessionOptions) {
   const source = loadSources().find((s) => s.id === id);
   if (!source) throw new ModelLoadError(`unknown packaged model '${id}' (see 'faceflow models list')`);
