@@ -302,6 +302,9 @@ describe('node: faceflow-library (real Node-RED runtime, real models and photos)
       const answer = await command(topic, payload);
       assert.equal(answer.topic, topic);
       assert.match(answer.error?.message ?? '', expected, `${String(topic)} ${JSON.stringify(payload)}`);
+      // The answer never reads as the request: that is in msg.request.
+      assert.equal(answer.payload, null);
+      assert.deepEqual((answer as { request?: unknown }).request, payload);
       await until(() => caught.some((c) => (c as { ref?: number }).ref === answer.ref), 'the Catch node');
     }
     assert.equal(errors.length, cases.length);

@@ -88,12 +88,14 @@ interface WithResult {
 }
 
 /**
- * Answers a command message on the node's output: its result in `msg.payload`, or `msg.error` (and the
- * partial result, if any) when it failed. A failure is also thrown, for the status and Catch nodes: the
- * answer goes out either way, so a flow waiting for it (an HTTP response) is never left hanging.
+ * Answers a command message on the node's output: its result in `msg.payload`, or `msg.error` when it
+ * failed, with the partial result (e.g. which photos were refused and why) or `null` in `msg.payload` and
+ * the command's own payload in `msg.request`, so that a failed command never reads as if the request were
+ * its answer. A failure is also thrown, for the status and Catch nodes: the answer goes out either way,
+ * so a flow waiting for it (an HTTP response) is never left hanging.
  */
 export async function answerCommand(
-  msg: NodeMessageInFlow & { error?: unknown },
+  msg: NodeMessageInFlow & { error?: unknown; request?: unknown },
   send: (out: unknown) => void,
   run: () => Promise<unknown>,
 ): Promise<void> {
@@ -102,8 +104,8 @@ export async function answerCommand(
     delete msg.error;
     send(msg);
   } catch (err) {
-    const partial = (err as WithResult | null)?.result;
-    if (partial !== undefined) msg.payload = partial;
+    msg.request = msg.payload;
+    msg.payload = (err as WithResult | null)?.result ?? null;
     msg.error = { message: err instanceof Error ? err.message : String(err) };
     send(msg);
     throw err;
