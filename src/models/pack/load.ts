@@ -60,7 +60,8 @@ export function unbuiltModels(ids: readonly (string | undefined)[]): string[] {
   const cacheDir = modelCacheDir();
   return ids.flatMap((id) => {
     const source = id ? sources.find((s) => s.id === id) : undefined;
-    return source && !isBuilt(source, cacheDir) ? [source.id] : [];
+    // The stamp alone: opening the models checks each file once more, and builds what fails the check.
+    return source && !isBuilt(source, cacheDir, { checkOnnx: false }) ? [source.id] : [];
   });
 }
 
