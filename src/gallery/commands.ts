@@ -71,6 +71,7 @@ export const GALLERY_COMMANDS = [
   'unknowns',
   'cluster',
   'name-cluster',
+  'reject',
 ] as const;
 export type GalleryCommand = (typeof GALLERY_COMMANDS)[number];
 
@@ -142,7 +143,8 @@ export async function runGalleryCommand(
       const { file } = await gallery.open();
       // embeddingsOf refuses a stranger with "no identity named".
       const embeddings = file.gallery.embeddingsOf(name);
-      return { ...file.gallery.identity(name), embeddings };
+      const rejected = file.gallery.rejectionsOf(name).map((r) => r.record);
+      return { ...file.gallery.identity(name), embeddings, rejected };
     }
     case 'meta': {
       const name = requireString(p, 'name', command);
@@ -161,7 +163,51 @@ export async function runGalleryCommand(
       return cluster(gallery, p);
     case 'name-cluster':
       return nameClusterCommand(gallery, p);
+    case 'reject':
+      return reject(gallery, p);
   }
+}
+
+/**
+ * `reject`: "this face is not X". The face is an unknown face of the pool (`unknownId`) or an embedding
+ * (`embedding`, e.g. from a match node's message); it stays where it was (an unknown face can still be named).
+ */
+async function reject(gallery: GalleryHandle, p: Payload): Promise<unknown> {
+  const name = requireString(p, 'name', 'reject');
+  const hasId = p.unknownId !== undefined;
+  if (hasId === (p.embedding !== undefined)) {
+    throw new CommandError('reject: give either payload.unknownId (an unknown face) or payload.embedding');
+  }
+  const embedding = hasId ? undefined : embeddingOf(p.embedding);
+  const unknownId = hasId ? optionalCount(p, 'unknownId', 'reject') : undefined;
+  return gallery.update(({ file }) => {
+    let vector = embedding;
+    if (unknownId !== undefined) {
+      const face = file.gallery.unknowns.get(unknownId);
+      if (!face)
+        throw new GalleryError(`no unknown face ${unknownId} (named already, or pushed out by newer faces)`);
+      vector = face.embedding;
+    }
+    const rejectionId = file.gallery.reject(name, vector as Float32Array);
+    return {
+      name,
+      rejectionId,
+      ...(unknownId !== undefined && { unknownId }),
+      rejections: file.gallery.identity(name)?.rejections ?? 0,
+    };
+  });
+}
+
+function embeddingOf(value: unknown): Float32Array {
+  if (value instanceof Float32Array) return value;
+  if (
+    Array.isArray(value) &&
+    value.length > 0 &&
+    value.every((x) => typeof x === 'number' && Number.isFinite(x))
+  ) {
+    return Float32Array.from(value as number[]);
+  }
+  throw new CommandError('reject: payload.embedding must be a Float32Array or an array of numbers');
 }
 
 async function enroll(gallery: GalleryHandle, p: Payload): Promise<unknown> {
@@ -349,24 +395,49 @@ async function listUnknowns(gallery: GalleryHandle, p: Payload): Promise<unknown
     // Photos of people who never agreed to be enrolled: gone from the backups too.
     return gallery.update(async ({ file }) => ({ cleared: await file.clearUnknowns() }));
   }
+  if (p.delete !== undefined) return forgetUnknowns(gallery, p.delete);
   const offset = optionalCount(p, 'offset', 'unknowns') ?? 0;
   const limit = optionalCount(p, 'limit', 'unknowns') ?? 100;
   const thumbnails = optionalBoolean(p, 'thumbnails', 'unknowns') ?? false;
+  const nearest = optionalBoolean(p, 'nearest', 'unknowns') ?? false;
   const { file } = await gallery.open();
   const pool = file.gallery.unknowns;
   const page = pool.list({ offset, limit });
+  const closest = (id: number) => {
+    const face = pool.get(id);
+    const [best] = face && file.gallery.embeddingCount > 0 ? file.gallery.rank(face.embedding, 1) : [];
+    return best && { name: best.name, similarity: Number(best.similarity.toFixed(4)) };
+  };
   return {
     total: page.total,
     dropped: pool.dropped,
     offset,
     limit,
-    faces: page.items.map((u) => ({
-      id: u.id,
-      seenAt: u.seenAt,
-      ...(u.source !== undefined && { source: u.source }),
-      ...(thumbnails && u.thumbnail !== undefined && { thumbnail: u.thumbnail.toString('base64') }),
-    })),
+    faces: page.items.map((u) => {
+      const near = nearest ? closest(u.id) : undefined;
+      return {
+        id: u.id,
+        seenAt: u.seenAt,
+        ...(u.source !== undefined && { source: u.source }),
+        ...(thumbnails && u.thumbnail !== undefined && { thumbnail: u.thumbnail.toString('base64') }),
+        // The person this face looks most like (below the threshold, or it would not be here), so that a
+        // person can answer "this is X" or "not X"; people it was rejected for are not offered.
+        ...(near && { nearest: near }),
+      };
+    }),
   };
+}
+
+/** `unknowns` with `delete: [ids]`: forgets those faces (and their copies in the backups). */
+function forgetUnknowns(gallery: GalleryHandle, value: unknown): Promise<unknown> {
+  if (
+    !Array.isArray(value) ||
+    value.length === 0 ||
+    !value.every((id) => typeof id === 'number' && Number.isInteger(id) && id > 0)
+  ) {
+    throw new CommandError('unknowns: payload.delete must be a non-empty array of unknown-face ids');
+  }
+  return gallery.update(async ({ file }) => ({ deleted: await file.removeUnknowns(value as number[]) }));
 }
 
 /**
@@ -505,11 +576,12 @@ async function remove(gallery: GalleryHandle, p: Payload): Promise<unknown> {
   }
   if (p.names !== undefined) return removePeople(gallery, stringList(p, 'names', 'delete'));
   if (p.embeddingIds !== undefined) return removeEmbeddings(gallery, p.embeddingIds);
+  if (p.rejectionIds !== undefined) return removeRejections(gallery, p.rejectionIds);
   const name = requireString(
     p,
     'name',
     'delete',
-    ' (or payload.names, payload.embeddingIds, payload.all: true)',
+    ' (or payload.names, payload.embeddingIds, payload.rejectionIds, payload.all: true)',
   );
   if (p.embeddingId === undefined) {
     return gallery.update(async ({ file }) => ({
@@ -564,6 +636,34 @@ function removeEmbeddings(gallery: GalleryHandle, value: unknown): Promise<unkno
     }
     await forgetEmbeddings(file, ids);
     return { deleted: ids.length, embeddingIds: ids };
+  });
+}
+
+/** Takes back "not X" marks by id; all or nothing. */
+function removeRejections(gallery: GalleryHandle, value: unknown): Promise<unknown> {
+  if (
+    !Array.isArray(value) ||
+    value.length === 0 ||
+    !value.every((id) => typeof id === 'number' && Number.isInteger(id) && id > 0)
+  ) {
+    throw new CommandError('delete: payload.rejectionIds must be a non-empty array of rejection ids');
+  }
+  const ids = value as number[];
+  return gallery.update(async ({ file }) => {
+    const known = new Set(
+      file.gallery
+        .list({ limit: Number.MAX_SAFE_INTEGER })
+        .items.flatMap((person) => file.gallery.rejectionsOf(person.name).map((r) => r.record.id)),
+    );
+    const missing = ids.filter((id) => !known.has(id));
+    if (missing.length > 0) {
+      throw new GalleryError(`no rejection ${missing.join(', ')} in the gallery; nothing deleted`);
+    }
+    for (const id of ids) file.gallery.removeRejection(id);
+    // A rejected face is a stranger's embedding: gone from the backups too.
+    await file.save();
+    await file.purgeBackups();
+    return { deleted: ids.length, rejectionIds: ids };
   });
 }
 

@@ -6,12 +6,15 @@
  * { "format": "faceflow-gallery", "version": 1, "exportedAt": ISO 8601,
  *   "modelId": "...", "dimension": 512, "threshold": 0.4 | null,
  *   "identities": [{ "name", "meta": {}, "createdAt", "thumbnail"?: base64 JPEG,
- *                    "embeddings": [{ "sha256"?, "addedAt", "vector": base64 of little-endian float32 }] }],
+ *                    "embeddings": [{ "sha256"?, "addedAt", "vector": base64 of little-endian float32 }],
+ *                    "rejections"?: [{ "addedAt", "vector" }] }],
  *   "unknowns"?: [{ "seenAt", "source"?, "thumbnail"?: base64 JPEG, "vector" }] }
  * ```
  *
  * Embeddings are only comparable within one model, so an import into a gallery of another model or dimension
  * is refused. Readers ignore fields they do not know; a document of a newer `version` is refused.
+ * `rejections` (faces marked "not this person") came later within version 1: an older reader imports the person
+ * without them, so those faces may match the person again there until they are rejected anew.
  *
  * Privacy: an export is NOT encrypted, even when the gallery file is. It holds names, metadata and face
  * embeddings (biometric data) of everyone in the gallery, and with `includeUnknowns` the embeddings of people
@@ -48,6 +51,8 @@ export interface ExportedIdentity {
   /** Base64 JPEG. */
   thumbnail?: string;
   embeddings: ExportedEmbedding[];
+  /** Faces marked "not this person"; absent when there are none. */
+  rejections?: { addedAt: string; vector: string }[];
 }
 
 export interface ExportedUnknown {
@@ -136,6 +141,12 @@ export function exportGallery(gallery: Gallery, options: ExportOptions = {}): Ga
       addedAt: record.addedAt,
       vector: encodeVector(vector),
     })),
+    ...(p.rejections > 0 && {
+      rejections: gallery.rejectionsOf(p.name).map(({ record, vector }) => ({
+        addedAt: record.addedAt,
+        vector: encodeVector(vector),
+      })),
+    }),
   }));
   const doc: GalleryExport = {
     format: EXPORT_FORMAT,
@@ -263,6 +274,7 @@ interface ParsedIdentity {
   createdAt: string;
   thumbnail?: Buffer;
   embeddings: ParsedEmbedding[];
+  rejections: ParsedEmbedding[];
 }
 
 interface ParsedUnknown {
@@ -395,12 +407,27 @@ function parseExport(doc: unknown, gallery?: Gallery): ParsedExport {
           }
         });
       }
+      const rejections: ParsedEmbedding[] = [];
+      if (item.rejections !== undefined && item.rejections !== null) {
+        if (!Array.isArray(item.rejections))
+          at(`${p}.rejections`, `must be an array, got ${describeValue(item.rejections)}`);
+        else {
+          item.rejections.forEach((r: unknown, j: number) => {
+            const q = `${p}.rejections[${j}]`;
+            if (!isObject(r)) return at(q, `must be an object, got ${describeValue(r)}`);
+            checkDate(r.addedAt, `${q}.addedAt`, at);
+            const vector = decodeVector(r.vector, dimension, `${q}.vector`, at);
+            if (vector) rejections.push({ vector, addedAt: r.addedAt as string });
+          });
+        }
+      }
       identities.push({
         name: item.name as string,
         meta: isObject(item.meta) ? structuredClone(item.meta) : {},
         createdAt: item.createdAt as string,
         ...(thumbnail && { thumbnail }),
         embeddings,
+        rejections,
       });
     });
   }
@@ -547,6 +574,7 @@ function apply(
       gallery.addEmbedding(target, e.vector, { sha256: e.sha256, addedAt: e.addedAt });
       result.embeddingsAdded++;
     }
+    for (const r of person.rejections) gallery.reject(target, r.vector, { addedAt: r.addedAt });
     if (duplicates > 0) {
       result.duplicatesSkipped += duplicates;
       result.problems.push(

@@ -3,7 +3,7 @@ import { embeddingKey } from './embeddingKey';
 import { GalleryError } from './errors';
 import { identityFromRanking, withModelMargin, type MatchOptions } from './memoryGallery';
 import { identityNameProblem } from './names';
-import type { GalleryEmbeddingRecord, GallerySnapshot } from './store';
+import type { GalleryEmbeddingRecord, GalleryRejectionRecord, GallerySnapshot } from './store';
 import { MAX_THUMBNAIL_BYTES, UnknownPool } from './unknownPool';
 import type { VectorIndex } from './vectorIndex';
 
@@ -25,7 +25,12 @@ export interface IdentityInfo {
   singlePhoto: boolean;
   /** Whether {@link Gallery.thumbnailOf} has a picture of this identity. */
   hasThumbnail: boolean;
+  /** Faces marked "not this person" (see {@link Gallery.reject}). */
+  rejections: number;
 }
+
+/** A face marked "not this person", without its vector. */
+export type RejectionRecord = Omit<GalleryRejectionRecord, 'vector'>;
 
 export type EmbeddingRecord = GalleryEmbeddingRecord;
 
@@ -41,6 +46,8 @@ interface Person {
   meta: Record<string, unknown>;
   createdAt: string;
   ids: Set<number>;
+  /** Ids of the faces marked "not this person". */
+  notIds: Set<number>;
   thumbnail?: Buffer;
 }
 
@@ -56,6 +63,8 @@ export class Gallery {
   private people = new Map<string, Person>();
   private records = new Map<number, EmbeddingRecord>();
   private vectors = new Map<number, Float32Array>();
+  /** Faces marked "not this person", by id (ids drawn from the same counter as embeddings). */
+  private rejected = new Map<number, GalleryRejectionRecord>();
   /** Which embedding holds a photo, so re-enrolling the same photo is refused without a scan. */
   private bySha = new Map<string, number>();
   /**
@@ -118,6 +127,7 @@ export class Gallery {
         meta: { ...p.meta },
         createdAt: p.createdAt,
         ids: new Set(),
+        notIds: new Set(),
         ...(thumbnail && { thumbnail: Buffer.from(thumbnail) }),
       });
     }
@@ -140,12 +150,25 @@ export class Gallery {
       rows.push(v);
       nextId = Math.max(nextId, rec.id + 1);
     });
+    const rejected = new Map<number, GalleryRejectionRecord>();
+    for (const r of state.rejections ?? []) {
+      const person = people.get(r.name);
+      if (!person) throw new GalleryError(`rejection ${r.id} belongs to unknown identity '${r.name}'`);
+      if (records.has(r.id) || rejected.has(r.id)) throw new GalleryError(`id ${r.id} is stored twice`);
+      if (!(r.vector instanceof Float32Array) || r.vector.length !== d) {
+        throw new GalleryError(`rejection ${r.id} is not a vector of ${d} values`);
+      }
+      person.notIds.add(r.id);
+      rejected.set(r.id, { ...r, vector: Float32Array.from(r.vector) });
+      nextId = Math.max(nextId, r.id + 1);
+    }
     this.unknowns.load(state.unknowns);
     this.index.remove([...this.records.keys()]);
     this.index.add(ids, rows);
     this.people = people;
     this.records = records;
     this.vectors = vectors;
+    this.rejected = rejected;
     this.keys = new Map();
     this.bySha = bySha;
     this.nextId = nextId;
@@ -171,6 +194,12 @@ export class Gallery {
       vectors,
       // Left out while never used, so the file keeps the version 1 layout that older faceflow can read.
       ...(!this.unknowns.pristine && { unknowns: this.unknowns.toSnapshot() }),
+      // Likewise: only a gallery that holds some needs the format version that knows them.
+      ...(this.rejected.size > 0 && {
+        rejections: [...this.rejected.values()]
+          .sort((a, b) => a.id - b.id)
+          .map((r) => ({ ...r, vector: Float32Array.from(r.vector) })),
+      }),
     };
   }
 
@@ -204,7 +233,7 @@ export class Gallery {
     if (this.people.has(name)) return;
     const createdAt = options.createdAt ?? new Date().toISOString();
     checkDate(createdAt, 'createdAt');
-    this.people.set(name, { meta: { ...meta }, createdAt, ids: new Set() });
+    this.people.set(name, { meta: { ...meta }, createdAt, ids: new Set(), notIds: new Set() });
   }
 
   /** The embedding made from the photo with this SHA-256, if it is enrolled. */
@@ -224,10 +253,7 @@ export class Gallery {
     options: { sha256?: string; meta?: Record<string, unknown>; addedAt?: string } = {},
   ): number {
     checkName(name);
-    if (!(embedding instanceof Float32Array) || embedding.length !== this.dimension) {
-      throw new GalleryError(`embedding must be a Float32Array of ${this.dimension} values`);
-    }
-    if (!embedding.every(Number.isFinite)) throw new GalleryError('embedding contains non-finite values');
+    this.checkVector(embedding);
     const addedAt = options.addedAt ?? new Date().toISOString();
     checkDate(addedAt, 'addedAt');
     if (options.sha256) {
@@ -321,6 +347,50 @@ export class Gallery {
     this.people.delete(from);
     this.people.set(to, p);
     for (const id of p.ids) (this.records.get(id) as EmbeddingRecord).name = to;
+    for (const id of p.notIds) (this.rejected.get(id) as GalleryRejectionRecord).name = to;
+  }
+
+  /**
+   * Marks a face as "not this person": from then on a face that is at least as similar to it as to the person's
+   * own embeddings is never matched to them (see {@link rank}). For the wrong name a person saw, or an unknown face
+   * that came close: the face itself is not enrolled anywhere. The same face twice is kept once; returns its id.
+   */
+  reject(name: string, embedding: Float32Array, options: { addedAt?: string } = {}): number {
+    const p = this.person(name);
+    this.checkVector(embedding);
+    const addedAt = options.addedAt ?? new Date().toISOString();
+    checkDate(addedAt, 'addedAt');
+    const key = embeddingKey(embedding);
+    for (const id of p.notIds) {
+      if (embeddingKey((this.rejected.get(id) as GalleryRejectionRecord).vector) === key) return id;
+    }
+    const id = this.nextId++;
+    this.rejected.set(id, { id, name, addedAt, vector: Float32Array.from(embedding) });
+    p.notIds.add(id);
+    return id;
+  }
+
+  /** The faces marked "not `name`", oldest first, with their vectors (copies). */
+  rejectionsOf(name: string): { record: RejectionRecord; vector: Float32Array }[] {
+    return [...this.person(name).notIds]
+      .sort((a, b) => a - b)
+      .map((id) => {
+        const { vector, ...record } = this.rejected.get(id) as GalleryRejectionRecord;
+        return { record, vector: Float32Array.from(vector) };
+      });
+  }
+
+  /** Undoes a {@link reject}; returns the name it was held against. */
+  removeRejection(id: number): string {
+    const r = this.rejected.get(id);
+    if (!r) throw new GalleryError(`no rejection ${id}`);
+    this.rejected.delete(id);
+    this.people.get(r.name)?.notIds.delete(id);
+    return r.name;
+  }
+
+  get rejectionCount(): number {
+    return this.rejected.size;
   }
 
   updateMeta(name: string, meta: Record<string, unknown>, mode: 'merge' | 'replace' = 'merge'): void {
@@ -342,6 +412,7 @@ export class Gallery {
     const p = this.person(name);
     this.index.remove([...p.ids]);
     for (const id of p.ids) this.forget(this.records.get(id) as EmbeddingRecord);
+    for (const id of p.notIds) this.rejected.delete(id);
     this.people.delete(name);
     return p.ids.size;
   }
@@ -353,6 +424,7 @@ export class Gallery {
     this.vectors.clear();
     this.keys.clear();
     this.bySha.clear();
+    this.rejected.clear();
     this.people.clear();
   }
 
@@ -363,12 +435,31 @@ export class Gallery {
     if (rec.sha256 && this.bySha.get(rec.sha256) === rec.id) this.bySha.delete(rec.sha256);
   }
 
-  /** Identities ranked by similarity to `query`, best first. */
+  /**
+   * Identities ranked by similarity to `query`, best first. A person is left out when the query is at least as
+   * similar to one of the faces marked "not them" as to the person (see {@link reject}): the nearest example
+   * decides, so a rejection only takes away the faces that look more like it than like the person.
+   */
   rank(query: Float32Array, topK: number, mode: 'best' | 'centroid' = 'best'): Candidate[] {
     if (!(query instanceof Float32Array) || query.length !== this.dimension) {
       throw new GalleryError(`query must be a Float32Array of ${this.dimension} values`);
     }
-    return mode === 'centroid' ? this.rankByCentroid(query) : this.rankByBest(query, topK);
+    if (this.rejected.size === 0) {
+      return mode === 'centroid' ? this.rankByCentroid(query) : this.rankByBest(query, topK);
+    }
+    // Asked for more, so that `topK` people are left after the rejected ones are taken out.
+    const ranked =
+      mode === 'centroid' ? this.rankByCentroid(query) : this.rankByBest(query, topK + this.rejected.size);
+    return ranked.filter((c) => !this.rejectedFor(c.name, query, c.similarity));
+  }
+
+  private rejectedFor(name: string, query: Float32Array, similarity: number): boolean {
+    const p = this.people.get(name);
+    if (!p) return false;
+    for (const id of p.notIds) {
+      if (dot(query, (this.rejected.get(id) as GalleryRejectionRecord).vector) >= similarity) return true;
+    }
+    return false;
   }
 
   match(query: Float32Array, options: GalleryMatchOptions): Identity {
@@ -423,6 +514,13 @@ export class Gallery {
     return out.sort((a, b) => b.similarity - a.similarity);
   }
 
+  private checkVector(embedding: Float32Array): void {
+    if (!(embedding instanceof Float32Array) || embedding.length !== this.dimension) {
+      throw new GalleryError(`embedding must be a Float32Array of ${this.dimension} values`);
+    }
+    if (!embedding.every(Number.isFinite)) throw new GalleryError('embedding contains non-finite values');
+  }
+
   private person(name: string): Person {
     const p = this.people.get(name);
     if (!p) throw new GalleryError(`no identity named '${name}'`);
@@ -438,7 +536,15 @@ function info(name: string, p: Person): IdentityInfo {
     embeddings: p.ids.size,
     singlePhoto: p.ids.size === 1,
     hasThumbnail: p.thumbnail !== undefined,
+    rejections: p.notIds.size,
   };
+}
+
+/** Inner product: the index's score, a cosine for the normalised vectors a gallery holds. */
+function dot(a: Float32Array, b: Float32Array): number {
+  let s = 0;
+  for (let i = 0; i < a.length; i++) s += a[i] * b[i];
+  return s;
 }
 
 /**

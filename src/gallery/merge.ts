@@ -17,11 +17,21 @@
  * - Metadata and the threshold changed elsewhere are taken, unless changed here too (ours stays).
  * - Unknown faces (matched nobody) are matched by vector: removed elsewhere, removed here; added
  *   elsewhere, added here.
+ * - Faces marked "not this person" are matched by vector: added elsewhere, added here (to our name of the
+ *   person); taken back elsewhere, taken back here.
  * - Thumbnails of people both sides already had are not merged (ours stays); embedding ids are local
  *   to each writer, so the ids of merged embeddings may change when the merged gallery is written.
  */
 import type { Gallery } from './gallery';
-import { embeddingKey, galleryChanges, galleryDigest, type GalleryChange, type GalleryDigest } from './sync';
+import {
+  applyRejections,
+  embeddingKey,
+  galleryChanges,
+  galleryDigest,
+  type GalleryChange,
+  type GalleryDigest,
+  type GalleryUpdated,
+} from './sync';
 
 /** What a gallery file held when it was last read or written here: the common ancestor of a merge. */
 export interface MergeBase {
@@ -104,7 +114,7 @@ class Merge {
         );
       case 'updated':
         if (change.renamedTo !== undefined) return this.renamed(change.name, change.renamedTo);
-        return this.updated(change.name, change.removedEmbeddings ?? [], change.meta);
+        return this.updated(change.name, change.removedEmbeddings ?? [], change.meta, change);
     }
   }
 
@@ -143,8 +153,10 @@ class Merge {
     }
     // `to` was created here meanwhile: one person by both names, so their photos go together.
     const moved = this.ours.vectorsOf(from);
+    const rejected = this.ours.rejectionsOf(from);
     this.ours.removeIdentity(from);
     for (const { record, vector } of moved) this.addVector(to, vector, record.sha256, record.addedAt);
+    for (const { record, vector } of rejected) this.ours.reject(to, vector, { addedAt: record.addedAt });
     return true;
   }
 
@@ -175,10 +187,15 @@ class Merge {
     return changed;
   }
 
-  private updated(name: string, removedKeys: string[], meta: Record<string, unknown> | undefined): boolean {
+  private updated(
+    name: string,
+    removedKeys: string[],
+    meta: Record<string, unknown> | undefined,
+    rejections: Pick<GalleryUpdated, 'rejected' | 'unrejected'>,
+  ): boolean {
     const target = this.here(name);
     if (target === undefined || !this.ours.has(target)) return false;
-    let changed = false;
+    let changed = applyRejections(this.ours, target, rejections);
     if (removedKeys.length > 0) {
       const ids = new Map(this.ours.vectorsOf(target).map((v) => [embeddingKey(v.vector), v.record.id]));
       for (const key of removedKeys) {

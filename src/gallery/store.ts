@@ -83,6 +83,13 @@
  * save; the next load here reports a rollback to generation 0) or writes back the number it read (a bare store
  * save; taken as that generation).
  *
+ * Version 3 adds the optional top-level `rejections` (faces marked "not this person": `[{ id, name, addedAt,
+ * vector }]`, the vector as base64 float32 little-endian, `dimension` values). They sit in the JSON section rather
+ * than the vector section because they are few (one per click of a person) and so that the vector section keeps
+ * its version 2 layout. A version 2 reader would ignore the field and match those faces to the person again,
+ * so a file with rejections is stamped version 3, which it refuses as newer without touching; without
+ * rejections the file is written as version 2 or 1 as before.
+ *
  * Damaged headers: a version field in 3..255 whose checksum verifies only when the field reads 1 or 2 is a flipped
  * bit, not a newer format, and falls back to the backups like any other damage.
  */
@@ -128,6 +135,17 @@ export interface GalleryUnknownRecord {
   thumbnail?: Buffer;
 }
 
+/** A face marked "not this person" (format version 3). */
+export interface GalleryRejectionRecord {
+  /** Drawn from the same counter as the embeddings' ids. */
+  id: number;
+  /** The person this face must not be matched to. */
+  name: string;
+  addedAt: string;
+  /** `dimension` values. */
+  vector: Float32Array;
+}
+
 export interface GalleryUnknownsSnapshot {
   /** Ids are never reused, so the next one is kept even when no face is left. */
   nextId: number;
@@ -153,10 +171,12 @@ export interface GallerySnapshot {
   vectors: Float32Array;
   /** Faces that matched nobody (format version 2); absent in files written before they existed. */
   unknowns?: GalleryUnknownsSnapshot;
+  /** Faces marked "not this person" (format version 3); absent when there are none. */
+  rejections?: GalleryRejectionRecord[];
 }
 
-/** The JSON section: the snapshot without vectors, thumbnails as base64. */
-type SnapshotJson = Omit<GallerySnapshot, 'vectors' | 'unknowns' | 'identities'> & {
+/** The JSON section: the snapshot without vectors, thumbnails and rejected faces' vectors as base64. */
+type SnapshotJson = Omit<GallerySnapshot, 'vectors' | 'unknowns' | 'identities' | 'rejections'> & {
   /** Counts saves (see Generations in the header comment); absent in files of older faceflow. */
   generation?: number;
   identities: { name: string; meta: Record<string, unknown>; createdAt: string; thumbnail?: string }[];
@@ -165,6 +185,7 @@ type SnapshotJson = Omit<GallerySnapshot, 'vectors' | 'unknowns' | 'identities'>
     dropped: number;
     records: { id: number; seenAt: string; source?: string; thumbnail?: string }[];
   };
+  rejections?: { id: number; name: string; addedAt: string; vector: string }[];
 };
 
 export interface GalleryStoreOptions {
@@ -222,9 +243,10 @@ export class GalleryStoreError extends Error {
 }
 
 export const MAGIC = Buffer.from('FFGAL', 'ascii');
-/** The newest version written and read; version 1 is still written when there is nothing that needs 2. */
-export const FORMAT_VERSION = 2;
+/** The newest version written and read; an older one is still written when there is nothing that needs this. */
+export const FORMAT_VERSION = 3;
 const VERSION_WITHOUT_UNKNOWNS = 1;
+const VERSION_WITHOUT_REJECTIONS = 2;
 export const HEADER_BYTES = 96;
 const MAX_PLAUSIBLE_VERSION = 255;
 const FLAG_ENCRYPTED = 1;
@@ -376,6 +398,8 @@ function snapshotProblem(s: SnapshotJson, vectorLength: number, version: number)
       return 'embeddings must be { id, name, sha256?, addedAt } records';
     }
   }
+  const rejectionProblem = rejectionsProblem(s, version);
+  if (rejectionProblem) return rejectionProblem;
   const u = s.unknowns;
   if (u === undefined) {
     if (vectorLength !== s.embeddings.length * s.dimension) {
@@ -409,9 +433,30 @@ function snapshotProblem(s: SnapshotJson, vectorLength: number, version: number)
   return undefined;
 }
 
+function rejectionsProblem(s: SnapshotJson, version: number): string | undefined {
+  if (s.rejections === undefined) return undefined;
+  if (version < 3) return `a rejections section needs format version 3, the header says ${version}`;
+  if (!Array.isArray(s.rejections)) return 'rejections must be an array';
+  const bytes = s.dimension * 4;
+  for (const r of s.rejections) {
+    if (
+      !isObject(r) ||
+      !Number.isInteger(r.id) ||
+      typeof r.name !== 'string' ||
+      typeof r.addedAt !== 'string' ||
+      typeof r.vector !== 'string' ||
+      !BASE64.test(r.vector) ||
+      Buffer.byteLength(r.vector, 'base64') !== bytes
+    ) {
+      return `rejections must be { id, name, addedAt, vector (base64 of ${s.dimension} float32) } records`;
+    }
+  }
+  return undefined;
+}
+
 /** The JSON section of a snapshot, or the reason it cannot be written. */
 function toJson(snapshot: GallerySnapshot): SnapshotJson | string {
-  const { unknowns, ...withVectors } = snapshot;
+  const { unknowns, rejections, ...withVectors } = snapshot;
   const rest: Record<string, unknown> = { ...withVectors };
   delete rest.vectors;
   delete rest.generation; // the store's counter, never a caller's
@@ -430,6 +475,21 @@ function toJson(snapshot: GallerySnapshot): SnapshotJson | string {
       });
     }
     rest.identities = identities;
+  }
+  if (rejections !== undefined) {
+    if (!Array.isArray(rejections)) return 'rejections must be an array';
+    const out: NonNullable<SnapshotJson['rejections']> = [];
+    for (const r of rejections) {
+      if (!isObject(r) || !(r.vector instanceof Float32Array))
+        return 'rejections must carry Float32Array vectors';
+      out.push({
+        id: r.id,
+        name: r.name,
+        addedAt: r.addedAt,
+        vector: floatBytes(r.vector).toString('base64'),
+      });
+    }
+    rest.rejections = out;
   }
   if (unknowns === undefined) return rest as SnapshotJson;
   if (!isObject(unknowns) || !Array.isArray(unknowns.records))
@@ -951,7 +1011,12 @@ export class GalleryStore {
         'cannot save gallery: unknowns.vectors must be a Float32Array',
       );
     }
-    const version = snapshot.unknowns === undefined ? VERSION_WITHOUT_UNKNOWNS : FORMAT_VERSION;
+    const version =
+      snapshot.rejections !== undefined
+        ? FORMAT_VERSION
+        : snapshot.unknowns !== undefined
+          ? VERSION_WITHOUT_REJECTIONS
+          : VERSION_WITHOUT_UNKNOWNS;
     const meta = toJson(snapshot);
     const floatCount = snapshot.vectors.length + unknownVectors.length;
     const why = typeof meta === 'string' ? meta : snapshotProblem(meta, floatCount, version);
@@ -1029,11 +1094,24 @@ export class GalleryStore {
     }
     const why = snapshotProblem(meta, h.floatCount, h.version);
     if (why) throw corrupt(file, `invalid snapshot (${why})`);
-    const { unknowns, identities: storedIdentities, generation = 0, ...rest } = meta;
+    const {
+      unknowns,
+      identities: storedIdentities,
+      generation = 0,
+      rejections: storedRejections,
+      ...json
+    } = meta;
     const identities: GalleryIdentityRecord[] = storedIdentities.map(({ thumbnail, ...p }) => ({
       ...p,
       ...(thumbnail !== undefined && { thumbnail: Buffer.from(thumbnail, 'base64') }),
     }));
+    const rest: Omit<GallerySnapshot, 'identities' | 'vectors' | 'unknowns'> = { ...json };
+    if (storedRejections !== undefined) {
+      rest.rejections = storedRejections.map((r) => {
+        const bytes = Buffer.from(r.vector, 'base64');
+        return { ...r, vector: readFloats(bytes, 0, bytes.length / 4) };
+      });
+    }
     const embeddingFloats = meta.embeddings.length * meta.dimension;
     const vectors = readFloats(payload, h.jsonLength, embeddingFloats);
     if (unknowns === undefined) return { snapshot: { ...rest, identities, vectors }, generation, encrypted };

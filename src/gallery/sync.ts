@@ -9,6 +9,7 @@
  * that came back around, changes nothing.
  */
 import type { Gallery } from './gallery';
+import { embeddingKey } from './embeddingKey';
 
 export { embeddingKey } from './embeddingKey';
 
@@ -42,12 +43,17 @@ export interface GalleryDeleted extends ChangeBase {
   type: 'deleted';
 }
 
-/** A renamed person, new metadata, or embeddings removed (by key). */
+/**
+ * A renamed person, new metadata, embeddings removed (by key), or faces marked "not this person" added or taken
+ * back (by key). An instance of an older faceflow ignores the two rejection fields.
+ */
 export interface GalleryUpdated extends ChangeBase {
   type: 'updated';
   renamedTo?: string;
   meta?: Record<string, unknown>;
   removedEmbeddings?: string[];
+  rejected?: SyncedEmbedding[];
+  unrejected?: string[];
 }
 
 export type GalleryChange = GalleryAdded | GalleryDeleted | GalleryUpdated;
@@ -55,18 +61,31 @@ export type GalleryChange = GalleryAdded | GalleryDeleted | GalleryUpdated;
 interface PersonDigest {
   keys: Map<string, number>;
   meta: string;
+  /** Keys of the faces marked "not this person". */
+  rejections: Set<string>;
 }
 
-/** What `galleryChanges` compares against: per person, their embeddings' keys and metadata. */
+/** What `galleryChanges` compares against: per person, their embeddings' keys, metadata and rejected faces. */
 export type GalleryDigest = Map<string, PersonDigest>;
 
 export function galleryDigest(gallery: Gallery): GalleryDigest {
   const digest: GalleryDigest = new Map();
-  for (const { name, meta } of gallery.list({ limit: Number.MAX_SAFE_INTEGER }).items) {
+  for (const { name, meta, rejections } of gallery.list({ limit: Number.MAX_SAFE_INTEGER }).items) {
     const keys = new Map(gallery.embeddingsOf(name).map(({ id }) => [gallery.keyOf(id), id]));
-    digest.set(name, { keys, meta: JSON.stringify(meta) });
+    const rejected = rejections === 0 ? [] : gallery.rejectionsOf(name).map((r) => embeddingKey(r.vector));
+    digest.set(name, { keys, meta: JSON.stringify(meta), rejections: new Set(rejected) });
   }
   return digest;
+}
+
+/** The faces marked "not `name`" as a change sends them. */
+export function syncedRejections(gallery: Gallery, name: string): (SyncedEmbedding & { id: number })[] {
+  return gallery.rejectionsOf(name).map(({ record, vector }) => ({
+    id: record.id,
+    key: embeddingKey(vector),
+    vector: encodeVector(vector),
+    addedAt: record.addedAt,
+  }));
 }
 
 /**
@@ -104,7 +123,7 @@ export function galleryChanges(before: GalleryDigest, gallery: Gallery): Gallery
         name,
         embeddings: added.map(([key, id]) => ({
           key,
-          vector: Buffer.from(vectors.get(id)!.vector.buffer).toString('base64'),
+          vector: encodeVector(vectors.get(id)!.vector),
           addedAt: vectors.get(id)!.record.addedAt,
         })),
       };
@@ -115,11 +134,20 @@ export function galleryChanges(before: GalleryDigest, gallery: Gallery): Gallery
       }
       changes.push(change);
     }
-    const metaChanged = was !== undefined && was.meta !== now.meta;
-    if (!isNew && (metaChanged || removed.length > 0)) {
+    const metaChanged = !isNew && was !== undefined && was.meta !== now.meta;
+    const rejected = [...now.rejections].filter((key) => !was?.rejections.has(key));
+    const unrejected = was ? [...was.rejections].filter((key) => !now.rejections.has(key)) : [];
+    if (metaChanged || removed.length > 0 || rejected.length > 0 || unrejected.length > 0) {
       const change: GalleryUpdated = { ...base, type: 'updated', name };
       if (metaChanged) change.meta = identity.meta;
       if (removed.length > 0) change.removedEmbeddings = removed;
+      if (rejected.length > 0) {
+        const wanted = new Set(rejected);
+        change.rejected = syncedRejections(gallery, name)
+          .filter((r) => wanted.has(r.key))
+          .map(({ key, vector, addedAt }) => ({ key, vector, addedAt }));
+      }
+      if (unrejected.length > 0) change.unrejected = unrejected;
       changes.push(change);
     }
   }
@@ -187,6 +215,7 @@ export function applyGalleryChange(gallery: Gallery, input: unknown): boolean {
         gallery.updateMeta(change.name, change.meta, 'replace');
         changed = true;
       }
+      if (applyRejections(gallery, change.name, change)) changed = true;
       if (change.renamedTo && change.renamedTo !== change.name && !gallery.has(change.renamedTo)) {
         gallery.rename(change.name, change.renamedTo);
         changed = true;
@@ -194,6 +223,32 @@ export function applyGalleryChange(gallery: Gallery, input: unknown): boolean {
       return changed;
     }
   }
+}
+
+/**
+ * Applies the faces marked "not `name`" and those taken back, by key; shared by the sync and the merge of
+ * two writers. Returns whether anything changed.
+ */
+export function applyRejections(
+  gallery: Gallery,
+  name: string,
+  change: Pick<GalleryUpdated, 'rejected' | 'unrejected'>,
+): boolean {
+  if (!change.rejected?.length && !change.unrejected?.length) return false;
+  const have = new Map(syncedRejections(gallery, name).map((r) => [r.key, r.id]));
+  let changed = false;
+  for (const key of change.unrejected ?? []) {
+    const id = have.get(key);
+    if (id === undefined) continue;
+    gallery.removeRejection(id);
+    changed = true;
+  }
+  for (const r of change.rejected ?? []) {
+    if (have.has(r.key)) continue;
+    gallery.reject(name, decodeVector(r.vector, gallery.dimension), { addedAt: r.addedAt });
+    changed = true;
+  }
+  return changed;
 }
 
 function checkChange(input: unknown): GalleryChange {
@@ -205,15 +260,33 @@ function checkChange(input: unknown): GalleryChange {
   }
   if (c.type === 'added') {
     if (!Array.isArray(c.embeddings)) throw new GalleryChangeError('an added change needs embeddings');
-    for (const e of c.embeddings) {
-      if (!e || typeof e.key !== 'string' || typeof e.vector !== 'string' || typeof e.addedAt !== 'string') {
-        throw new GalleryChangeError('each embedding needs a key, a vector and addedAt');
-      }
+    if (!c.embeddings.every(isSyncedEmbedding)) {
+      throw new GalleryChangeError('each embedding needs a key, a vector and addedAt');
     }
-  } else if (c.type !== 'deleted' && c.type !== 'updated') {
+  } else if (c.type === 'updated') {
+    const u = c as Partial<GalleryUpdated>;
+    if (u.rejected !== undefined && !(Array.isArray(u.rejected) && u.rejected.every(isSyncedEmbedding))) {
+      throw new GalleryChangeError('each rejected face needs a key, a vector and addedAt');
+    }
+    if (
+      u.unrejected !== undefined &&
+      !(Array.isArray(u.unrejected) && u.unrejected.every((k) => typeof k === 'string'))
+    ) {
+      throw new GalleryChangeError('unrejected must be a list of keys');
+    }
+  } else if (c.type !== 'deleted') {
     throw new GalleryChangeError(`unknown change type '${String(c.type)}'`);
   }
   return c as GalleryChange;
+}
+
+function isSyncedEmbedding(e: unknown): boolean {
+  const x = e as Partial<SyncedEmbedding> | null;
+  return !!x && typeof x.key === 'string' && typeof x.vector === 'string' && typeof x.addedAt === 'string';
+}
+
+function encodeVector(v: Float32Array): string {
+  return Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('base64');
 }
 
 function decodeVector(base64: string, dimension: number): Float32Array {
