@@ -38,6 +38,16 @@ async function allNodes(): Promise<unknown[]> {
     core('network/21-httpin.js'),
     core('network/21-httprequest.js'),
     core('storage/10-file.js'),
+    core('function/15-change.js'),
+    // FlowFuse Dashboard 2.0, which the "Name faces on a dashboard" example is for.
+    ...['config/ui_base', 'config/ui_page', 'config/ui_group', 'config/ui_theme']
+      .concat(['widgets/ui_template', 'widgets/ui_notification'])
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      .map((f) =>
+        require(
+          path.join(PROJECT_ROOT, 'node_modules', '@flowfuse', 'node-red-dashboard', 'nodes', `${f}.js`),
+        ),
+      ),
   ];
 }
 
@@ -278,6 +288,90 @@ describe('examples/ flows (Import > Examples) in the real Node-RED runtime', fun
     const again = await show();
     const names = again.flatMap((m) => m.faces ?? []).map((f) => f.identity?.name);
     assert.ok(names.filter((n) => n === 'Ann').length >= 3, JSON.stringify(names));
+  });
+
+  it('Name faces on a dashboard: the page lists unknown faces with who they look like; This is, Not X and Ignore act', async () => {
+    const flow = forTest(await example('Name faces on a dashboard'), dir, {
+      ffd_every: { once: false, repeat: '' },
+    });
+    await helper.load(await allNodes(), flow);
+    const lists = received<Answer<{ faces: { id: number; nearest?: { name: string } }[] }>>('ffd_faces');
+    const told = received<{ payload: string }>('ffd_notify');
+    const match = helper.getNode('ffd_match');
+    const faces = shared('bbt', 'faces');
+    const enrolled = received<Answer>('ffd_route');
+    match.receive({
+      topic: 'enroll',
+      payload: {
+        name: 'sheldon',
+        image: path.join(faces, 'sheldon', (await readdir(path.join(faces, 'sheldon')))[0]),
+      },
+    });
+    await until(() => enrolled.length === 1, 'the enrolment');
+    assert.equal(enrolled[0].error, undefined, enrolled[0].error?.message);
+    const frames = received<unknown>('ffd_route');
+    let shown = 0;
+    for (const person of ['amy', 'penny', 'raj']) {
+      for (const file of (await readdir(path.join(faces, person))).sort()) {
+        helper.getNode('ffd_detect').receive({ payload: path.join(faces, person, file), topic: 'door' });
+        shown++;
+      }
+    }
+    await until(() => frames.length === shown, 'every photo through match', 60_000);
+
+    const list = async () => {
+      const before = lists.length;
+      helper.getNode('ffd_ask').receive({});
+      await until(() => lists.length === before + 1, 'the list of unknown faces');
+      return lists[before].payload.faces;
+    };
+    const first = await list();
+    assert.ok(first.length >= 3, `unknown faces listed: ${first.length}`);
+    assert.ok(
+      first.every((f) => f.nearest?.name === 'sheldon'),
+      'each offered as looking like the only person',
+    );
+    const [a, b, c] = first;
+
+    // What the page's buttons send (the browser test clicks them).
+    const press = async (topic: string, payload: unknown) => {
+      const before = [told.length, lists.length];
+      match.receive({ topic, payload, dashboard: 'action' });
+      await until(
+        () => told.length === before[0] + 1 && lists.length === before[1] + 1,
+        `the answer to ${topic}`,
+      );
+      return { told: told[before[0]].payload, faces: lists[before[1]].payload.faces };
+    };
+    const notX = await press('reject', { name: 'sheldon', unknownId: a.id });
+    assert.equal(notX.told, 'Noted: this face is not sheldon.');
+    assert.equal(notX.faces.find((f) => f.id === a.id)?.nearest, undefined, 'no longer offered as sheldon');
+    // Sheldon himself is still recognised: a rejection takes away only faces that look more like it.
+    const named = received<{ faces?: { identity?: { name: string } }[] }>('ffd_route');
+    const sheldon = (await readdir(path.join(faces, 'sheldon'))).sort();
+    helper.getNode('ffd_detect').receive({ payload: path.join(faces, 'sheldon', sheldon[1]), topic: 'door' });
+    await until(() => named.length === 1, 'the frame through match');
+    // (The tracker still reports the faces of the frames before, as unknown.)
+    const names = named[0].faces?.map((f) => f.identity?.name);
+    assert.ok(names?.includes('sheldon'), JSON.stringify(names));
+
+    const thisIs = await press('name-cluster', { members: [b.id], name: 'Visitor' });
+    assert.equal(thisIs.told, 'Enrolled as Visitor.');
+    assert.equal(
+      thisIs.faces.some((f) => f.id === b.id),
+      false,
+      'a named face leaves the list',
+    );
+
+    const ignore = await press('unknowns', { delete: [c.id] });
+    assert.equal(ignore.told, 'Ignored.');
+    assert.equal(
+      ignore.faces.some((f) => f.id === c.id),
+      false,
+    );
+
+    const refused = await press('reject', { name: 'nobody', unknownId: a.id });
+    assert.equal(refused.told, "Not done: no identity named 'nobody'");
   });
 
   it('Home Assistant presence: a recognised person gets one retained discovery config, then their sighting', async () => {
