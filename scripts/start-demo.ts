@@ -54,9 +54,26 @@ function settingsFromEnv(argv: string[]): DemoSettings {
   };
 }
 
+/**
+ * Packages some examples are for, linked into the demo's Node-RED when this checkout has them (its development
+ * dependencies), so that those examples run as imported there too.
+ */
+const EXAMPLE_PACKAGES = ['@flowfuse/node-red-dashboard'];
+
+/** Links `target` at `link` unless it already points there. */
+async function linkFolder(link: string, target: string): Promise<void> {
+  if ((await fs.readlink(link).catch(() => undefined)) === target) return;
+  await fs.rm(link, { recursive: true, force: true });
+  await fs.mkdir(path.dirname(link), { recursive: true });
+  await fs.symlink(target, link, 'dir');
+}
+
 /** Makes `dir` a Node-RED user directory that has this package installed. */
 async function prepareUserDir(s: DemoSettings): Promise<void> {
   await fs.mkdir(path.join(s.dir, 'node_modules'), { recursive: true });
+  const extras = EXAMPLE_PACKAGES.filter((name) =>
+    existsSync(path.join(ROOT, 'node_modules', name, 'package.json')),
+  );
   const manifest = path.join(s.dir, 'package.json');
   await fs.writeFile(
     manifest,
@@ -65,17 +82,18 @@ async function prepareUserDir(s: DemoSettings): Promise<void> {
         name: 'faceflow-demo',
         description: 'Node-RED user directory of the faceflow demo (made by npm start)',
         private: true,
-        dependencies: { [PACKAGE]: `file:${path.relative(s.dir, ROOT) || '.'}` },
+        dependencies: {
+          [PACKAGE]: `file:${path.relative(s.dir, ROOT) || '.'}`,
+          ...Object.fromEntries(extras.map((name) => [name, '*'])),
+        },
       },
       null,
       2,
     ) + '\n',
   );
-  const link = path.join(s.dir, 'node_modules', PACKAGE);
-  const target = await fs.readlink(link).catch(() => undefined);
-  if (target !== ROOT) {
-    await fs.rm(link, { recursive: true, force: true });
-    await fs.symlink(ROOT, link, 'dir');
+  await linkFolder(path.join(s.dir, 'node_modules', PACKAGE), ROOT);
+  for (const name of extras) {
+    await linkFolder(path.join(s.dir, 'node_modules', name), path.join(ROOT, 'node_modules', name));
   }
   const flows = path.join(s.dir, 'flows.json');
   if (s.reset || !existsSync(flows)) await fs.copyFile(DEMO_FLOW, flows);

@@ -12,6 +12,8 @@ import { PROJECT_ROOT, requireSharedData, shared } from './helpers/shared';
 const helper = require('node-red-node-test-helper');
 const core = (file: string) =>
   require(path.join(PROJECT_ROOT, 'node_modules', '@node-red', 'nodes', 'core', file));
+const dashboardNode = (file: string) =>
+  require(path.join(PROJECT_ROOT, 'node_modules', '@flowfuse', 'node-red-dashboard', 'nodes', `${file}.js`));
 /* eslint-enable @typescript-eslint/no-require-imports */
 
 helper.init(require.resolve('node-red'));
@@ -42,12 +44,7 @@ async function allNodes(): Promise<unknown[]> {
     // FlowFuse Dashboard 2.0, which the "Name faces on a dashboard" example is for.
     ...['config/ui_base', 'config/ui_page', 'config/ui_group', 'config/ui_theme']
       .concat(['widgets/ui_template', 'widgets/ui_notification'])
-      // eslint-disable-next-line @typescript-eslint/no-require-imports
-      .map((f) =>
-        require(
-          path.join(PROJECT_ROOT, 'node_modules', '@flowfuse', 'node-red-dashboard', 'nodes', `${f}.js`),
-        ),
-      ),
+      .map(dashboardNode),
   ];
 }
 

@@ -273,8 +273,10 @@ describe('"not this person": rejected faces in the gallery', () => {
       const faceId = g.unknowns.add(unit(40));
       const gallery = handle(g);
       const listed = (await runGalleryCommand(gallery, 'unknowns', { nearest: true })) as {
+        threshold: number;
         faces: { id: number; nearest?: { name: string } }[];
       };
+      assert.equal(listed.threshold, 0.6);
       assert.deepEqual(
         listed.faces.map((f) => [f.id, f.nearest?.name]),
         [[faceId, 'ann']],

@@ -413,6 +413,8 @@ async function listUnknowns(gallery: GalleryHandle, p: Payload): Promise<unknown
     dropped: pool.dropped,
     offset,
     limit,
+    // Beside the nearest people's similarities, so that a reader sees how far from a name each face was.
+    ...(nearest && { threshold: gallery.threshold() }),
     faces: page.items.map((u) => {
       const near = nearest ? closest(u.id) : undefined;
       return {

@@ -27,16 +27,30 @@ export class NodeRedProcess {
     child.stderr?.on('data', collect);
   }
 
-  /** Starts Node-RED in `dir` (an empty folder) with no flows, and waits until it serves the admin API. */
-  static async start(dir: string, credentialSecret: string): Promise<NodeRedProcess> {
+  /**
+   * Starts Node-RED in `dir` (an empty folder) with no flows, and waits until it serves the admin API.
+   * `packages` are other node packages of this checkout's node_modules installed beside this one.
+   */
+  static async start(
+    dir: string,
+    credentialSecret: string,
+    options: { packages?: string[] } = {},
+  ): Promise<NodeRedProcess> {
     await mkdir(path.join(dir, 'node_modules'), { recursive: true });
     const manifest = JSON.parse(await readFile(path.join(PROJECT_ROOT, 'package.json'), 'utf8')) as {
       name: string;
     };
     await symlink(PROJECT_ROOT, path.join(dir, 'node_modules', manifest.name), 'dir');
+    const packages = options.packages ?? [];
+    for (const name of packages) {
+      const link = path.join(dir, 'node_modules', name);
+      await mkdir(path.dirname(link), { recursive: true });
+      await symlink(path.join(PROJECT_ROOT, 'node_modules', name), link, 'dir');
+    }
+    const dependencies = Object.fromEntries([manifest.name, ...packages].map((name) => [name, '*']));
     await writeFile(
       path.join(dir, 'package.json'),
-      JSON.stringify({ name: 'node-red-user', private: true, dependencies: { [manifest.name]: '*' } }),
+      JSON.stringify({ name: 'node-red-user', private: true, dependencies }),
     );
     await writeFile(path.join(dir, 'flows.json'), '[]');
     const port = await freePort();
