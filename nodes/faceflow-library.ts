@@ -1,3 +1,4 @@
+import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { Node, NodeAPI, NodeDef, NodeMessageInFlow } from 'node-red';
@@ -22,6 +23,8 @@ interface LibraryDef extends NodeDef {
 }
 
 const DEFAULT_INTERVAL_S = 300;
+/** The folder of the user folder that stands in for a photos folder named by an unset variable. */
+const DEFAULT_PHOTOS = 'photos';
 
 type LibraryMessage = NodeMessageInFlow & { payload: unknown; error?: unknown };
 
@@ -42,9 +45,14 @@ module.exports = (RED: NodeAPI) => {
     const models = chosenConfig<ModelsNode>(RED, def.models, 'faceflow-models');
     const gallery = def.gallery ? (RED.nodes.getNode(def.gallery) as GalleryNode | null) : null;
     const userDir = RED.settings.userDir ?? path.join(os.homedir(), '.node-red');
-    // Node-RED leaves `${NAME}` as it is when the variable is not set: say which one to set.
+    // Node-RED leaves `${NAME}` as it is when the variable is not set: the folder `photos` of the user folder
+    // stands in (made when missing), so that an example runs as imported, and the status says which one to set.
     const unset = unsetVariable(def.folder);
-    const folder = def.folder && !unset ? path.resolve(userDir, def.folder) : undefined;
+    const folder = unset
+      ? path.join(userDir, DEFAULT_PHOTOS)
+      : def.folder
+        ? path.resolve(userDir, def.folder)
+        : undefined;
     const dbFile = path.resolve(userDir, def.db || 'faceflow-library.ffl');
     const intervalS = Number(def.interval);
     const progress = new StatusThrottle(this);
@@ -90,13 +98,23 @@ module.exports = (RED: NodeAPI) => {
       },
     });
 
+    const start = () => {
+      if (flag(def.watch, true)) library.watch();
+      else this.status({});
+    };
     if (!models) showError('no models configured');
+    else if (!folder) showError('no photos folder set');
     else if (unset) {
-      showError(t('faceflow-library.status.unsetVariable', { variable: unset }));
-      this.error(t('faceflow-library.error.unsetVariable', { variable: unset }));
-    } else if (!folder) showError('no photos folder set');
-    else if (flag(def.watch, true)) library.watch();
-    else this.status({});
+      this.status({
+        fill: 'yellow',
+        shape: 'ring',
+        text: t('faceflow-library.status.unsetVariable', { variable: unset }),
+      });
+      this.warn(t('faceflow-library.warn.unsetVariable', { variable: unset, folder }));
+      fs.mkdir(folder, { recursive: true }).then(start, (err: Error) =>
+        showError(`${folder}: ${err.message}`),
+      );
+    } else start();
 
     handleInput<LibraryMessage>(
       this,

@@ -421,20 +421,39 @@ describe('node: faceflow-library (real Node-RED runtime, real models and photos)
     assert.equal((later.payload as ScanAnswer).scanned, 1);
   });
 
-  it('an unset ${VARIABLE} as the folder says which variable to set, in the status and the log', async () => {
-    await deploy({ folder: '${FACEFLOW_NOT_SET_ANYWHERE}', db: path.join(dir, 'unset.ffl') });
-    // Said while the node starts, before this test listens: read from the log and the status spy.
-    const log = helper.log();
-    const logged = log.args
-      .filter((a: [{ level: number; id?: string }]) => a[0].level === log.ERROR && a[0].id === 'lib')
-      .map((a: [{ msg: unknown }]) => String(a[0].msg));
-    assert.equal(logged.length, 1, logged.join('\n'));
-    assert.match(logged[0], /set the environment variable FACEFLOW_NOT_SET_ANYWHERE/);
-    const shown = (helper.getNode('lib').status.args as [Status][]).map((a) => a[0]);
-    assert.deepEqual(
-      shown.filter((s) => s.fill === 'red').map((s) => s.text),
-      ['FACEFLOW_NOT_SET_ANYWHERE is not set'],
-    );
+  it('an unset ${VARIABLE} as the folder: photos/ of the user folder stands in, and the status and log say which variable to set', async () => {
+    const userDir = path.join(dir, 'user');
+    helper.settings({ userDir });
+    try {
+      await deploy({ folder: '${FACEFLOW_NOT_SET_ANYWHERE}', db: path.join(dir, 'unset.ffl') });
+      // Said while the node starts, before this test listens: read from the log and the status spy.
+      const log = helper.log();
+      const said = (level: number) =>
+        log.args
+          .filter((a: [{ level: number; id?: string }]) => a[0].level === level && a[0].id === 'lib')
+          .map((a: [{ msg: unknown }]) => String(a[0].msg));
+      assert.deepEqual(said(log.ERROR), []);
+      const warned = said(log.WARN);
+      assert.equal(warned.length, 1, warned.join('\n'));
+      assert.match(
+        warned[0],
+        /FACEFLOW_NOT_SET_ANYWHERE is not set: watching .*user\/photos instead; .*set FACEFLOW_NOT_SET_ANYWHERE/,
+      );
+      const shown = (helper.getNode('lib').status.args as [Status][]).map((a) => a[0]);
+      assert.deepEqual(shown[0], {
+        fill: 'yellow',
+        shape: 'ring',
+        text: 'FACEFLOW_NOT_SET_ANYWHERE not set: watching photos/',
+      });
+      // The stand-in folder is made, and a photo put there is found.
+      await until(() => existsSync(path.join(userDir, 'photos')), 'the photos folder');
+      await fs.copyFile(RAJ(1), path.join(userDir, 'photos', 'raj1.png'));
+      const scan = await command('scan');
+      assert.equal(scan.error, undefined, scan.error?.message);
+      assert.equal((scan.payload as ScanAnswer).scanned, 1);
+    } finally {
+      helper.settings({});
+    }
   });
 
   it('a library damaged in the middle: red status naming the byte, nothing changed, until repair keeps the rest', async () => {

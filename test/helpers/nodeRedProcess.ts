@@ -12,8 +12,16 @@ import { PROJECT_ROOT } from './shared';
  * `flows_cred.json`), the admin API on a free loopback port. Unlike node-red-node-test-helper,
  * whose storage lives in memory, what a deploy writes to disk can be read back.
  */
+export interface NodeRedOptions {
+  /** Other node packages of this checkout's node_modules, installed beside this one. */
+  packages?: string[];
+  /** Turns Node-RED's adminAuth on with this one user; {@link NodeRedProcess.login} then gets a token. */
+  admin?: { username: string; password: string };
+}
+
 export class NodeRedProcess {
   private output = '';
+  private token: string | undefined;
 
   private constructor(
     readonly dir: string,
@@ -27,14 +35,11 @@ export class NodeRedProcess {
     child.stderr?.on('data', collect);
   }
 
-  /**
-   * Starts Node-RED in `dir` (an empty folder) with no flows, and waits until it serves the admin API.
-   * `packages` are other node packages of this checkout's node_modules installed beside this one.
-   */
+  /** Starts Node-RED in `dir` (an empty folder) with no flows, and waits until it serves the admin API. */
   static async start(
     dir: string,
     credentialSecret: string,
-    options: { packages?: string[] } = {},
+    options: NodeRedOptions = {},
   ): Promise<NodeRedProcess> {
     await mkdir(path.join(dir, 'node_modules'), { recursive: true });
     const manifest = JSON.parse(await readFile(path.join(PROJECT_ROOT, 'package.json'), 'utf8')) as {
@@ -64,6 +69,22 @@ export class NodeRedProcess {
       externalModules: { autoInstall: false, palette: { allowInstall: false } },
       logging: { console: { level: 'info', metrics: false, audit: false } },
       editorTheme: { tours: false, projects: { enabled: false } },
+      ...(options.admin && {
+        adminAuth: {
+          type: 'credentials',
+          users: [
+            {
+              username: options.admin.username,
+              // eslint-disable-next-line @typescript-eslint/no-require-imports
+              password: (require('bcryptjs') as { hashSync(p: string, r: number): string }).hashSync(
+                options.admin.password,
+                8,
+              ),
+              permissions: '*',
+            },
+          ],
+        },
+      }),
     };
     await writeFile(path.join(dir, 'settings.js'), `module.exports = ${JSON.stringify(settings)};\n`);
     const red = require.resolve('node-red/red.js', { paths: [PROJECT_ROOT] });
@@ -102,6 +123,19 @@ export class NodeRedProcess {
     }
   }
 
+  /** Logs in as the adminAuth user, as the editor does; later requests carry the token. */
+  async login(username: string, password: string): Promise<void> {
+    const res = await this.request('POST', '/auth/token', {
+      client_id: 'node-red-admin',
+      grant_type: 'password',
+      scope: '*',
+      username,
+      password,
+    });
+    if (res.status !== 200) throw new Error(`login: ${res.status} ${res.text}`);
+    this.token = (JSON.parse(res.text) as { access_token: string }).access_token;
+  }
+
   /** One admin API request; `body` is sent as JSON. */
   request(
     method: string,
@@ -118,6 +152,7 @@ export class NodeRedProcess {
         ...(data === undefined
           ? {}
           : { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(data) }),
+        ...(this.token && { Authorization: `Bearer ${this.token}` }),
         ...headers,
       },
     });
