@@ -8,7 +8,7 @@ import {
 import { CameraHealthMeter } from '../src/pipeline/cameraHealth';
 import { FaceEventAnnouncer } from '../src/pipeline/announcer';
 import type { FaceFrame, Frame } from '../src/types';
-import { flag, topicLevel } from './lib/source';
+import { cooldownList, flag, topicLevel } from './lib/source';
 import { handleInput, SetupError, StatusThrottle } from './lib/runtime';
 import { checkFaces, type FrameMessage } from './lib/frames';
 import { translator } from './lib/i18n';
@@ -16,6 +16,8 @@ import { translator } from './lib/i18n';
 interface FaceEventsDef extends NodeDef {
   prefix?: string;
   cooldown?: string | number;
+  personCooldowns?: string;
+  cameraCooldowns?: string;
   unknownAfter?: string | number;
   snapshot?: boolean | string;
   presence?: boolean | string;
@@ -87,6 +89,8 @@ module.exports = (RED: NodeAPI) => {
         discoveryPrefix,
         awayAfterS,
         cooldownMs: cooldownS * 1000,
+        personCooldownMs: cooldownList('per-person cooldowns', def.personCooldowns),
+        cameraCooldownMs: cooldownList('per-camera cooldowns', def.cameraCooldowns),
         unknownAfterFrames: unknownAfter,
         snapshot: flag(def.snapshot, false),
       });

@@ -75,6 +75,57 @@ describe('pipeline/faceEvents', () => {
     );
   });
 
+  it('takes a person’s own cooldown over the camera’s, and the camera’s over the default', async () => {
+    // Each on a new track, 10 s after the last sighting on that camera.
+    const frames = [
+      frameOf(0, [
+        [1, 'ann'],
+        [2, 'bob'],
+      ]),
+      frameOf(10_000, [
+        [3, 'ann'],
+        [4, 'bob'],
+      ]),
+      frameOf(20_000, [[5, 'bob']], 'garden'),
+      frameOf(30_000, [[6, 'bob']], 'garden'),
+      frameOf(40_000, [[7, 'ann']], 'garden'),
+      frameOf(45_000, [[8, 'ann']], 'garden'),
+    ];
+    const events = await run(frames, {
+      cooldownMs: 60_000,
+      personCooldownMs: { ann: 0 }, // every arrival of Ann
+      cameraCooldownMs: { garden: 5_000 }, // the garden's arrivals are over soon
+    });
+    assert.deepEqual(
+      events.map((e) => [e.camera, e.name, e.trackId]),
+      [
+        ['door', 'ann', 1],
+        ['door', 'bob', 2],
+        ['door', 'ann', 3], // Ann's own 0 s
+        // Bob at the door 10 s later: the default 60 s holds him back.
+        ['garden', 'bob', 5],
+        ['garden', 'bob', 6], // the garden's 5 s
+        ['garden', 'ann', 7],
+        ['garden', 'ann', 8], // Ann's own 0 s wins over the garden's 5 s
+      ],
+    );
+  });
+
+  it('refuses a cooldown table with a value that is not 0 or more milliseconds', () => {
+    assert.throws(
+      () => faceEvents({ personCooldownMs: { ann: -1 } }),
+      /personCooldownMs\['ann'\] must be 0 or more/,
+    );
+    assert.throws(
+      () => faceEvents({ cameraCooldownMs: { door: Number.NaN } }),
+      /cameraCooldownMs\['door'\] must be 0 or more/,
+    );
+    assert.throws(
+      () => faceEvents({ cameraCooldownMs: [] as unknown as Record<string, number> }),
+      /must be an object/,
+    );
+  });
+
   it('announces an unknown face only after it stayed unknown for N frames, once per track', async () => {
     const frames = [0, 1, 2, 3, 4, 5, 6].map((i) => frameOf(i * 66, [[7, UNKNOWN]]));
     const events = await run(frames, { unknownAfterFrames: 3 });

@@ -373,6 +373,30 @@ describe('node: faceflow-face-events (real Node-RED runtime)', function () {
     );
   });
 
+  it('takes per-person and per-camera cooldowns from its settings (name=seconds)', async () => {
+    // Frames 100 ms apart; the default cooldown (1 s) would hold back every second arrival.
+    const messages = [
+      frameMsg(0, [known('alice', 1), known('bob', 2)]),
+      frameMsg(5, [known('alice', 3), known('bob', 4)]), // 0.5 s later, new tracks
+      frameMsg(10, [known('bob', 5)], 'garden'),
+      frameMsg(15, [known('bob', 6)], 'garden'),
+    ];
+    const got = await run(
+      { cooldown: '1', personCooldowns: 'alice = 0', cameraCooldowns: 'garden=0.2,\nhall=60' },
+      messages,
+    );
+    assert.deepEqual(
+      got.map((m) => [m.topic, m.payload.name, m.payload.trackId]),
+      [
+        ['faceflow/door/recognized', 'alice', 1],
+        ['faceflow/door/recognized', 'bob', 2],
+        ['faceflow/door/recognized', 'alice', 3],
+        ['faceflow/garden/recognized', 'bob', 5],
+        ['faceflow/garden/recognized', 'bob', 6],
+      ],
+    );
+  });
+
   it('announces an unknown track only after it stayed unknown for the set frames', async () => {
     const messages = [0, 1, 2, 3, 4, 5].map((i) => frameMsg(i, [known('Unknown', 7)], 'yard/gate'));
     const got = await run({ unknownAfter: '3', presence: true, snapshot: true }, messages);
@@ -449,6 +473,10 @@ describe('node: faceflow-face-events (real Node-RED runtime)', function () {
       [{ awayAfter: 'soon' }, /away after must be a whole number/],
       [{ discoveryPrefix: 'home/+' }, /discovery prefix must be a topic without/],
       [{ statusEvery: 'often' }, /camera status must be a number of seconds \(or empty\), got 'often'/],
+      [{ personCooldowns: 'Ann=soon' }, /per-person cooldowns: 'Ann=soon' is not name=seconds/],
+      [{ personCooldowns: 'Ann=1, Ann=2' }, /per-person cooldowns: 'Ann' is given twice/],
+      [{ cameraCooldowns: 'door' }, /per-camera cooldowns: 'door' is not name=seconds/],
+      [{ cameraCooldowns: 'door=-5' }, /per-camera cooldowns: 'door=-5' is not name=seconds/],
     ] as const) {
       await helper.load(
         [faceEventsNode, catchNode],

@@ -76,3 +76,28 @@ export function optionalNumber(value: string | number | undefined): number | und
 }
 
 export { topicLevel } from '../../src/util/topicLevel';
+
+/**
+ * `name=seconds` pairs, separated by commas or new lines (e.g. `Ann=0, Bob=3600`), as milliseconds by name; a pair
+ * that does not read so is refused with the field's name, so that a typo is a red status rather than no cooldown.
+ */
+export function cooldownList(field: string, text: string | undefined): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const item of (text ?? '').split(/[,\n]/)) {
+    if (item.trim() === '') continue;
+    const at = item.lastIndexOf('=');
+    const name = item.slice(0, Math.max(at, 0)).trim();
+    const seconds = Number(item.slice(at + 1).trim());
+    if (
+      at < 0 ||
+      name === '' ||
+      item.slice(at + 1).trim() === '' ||
+      !(seconds >= 0) ||
+      !Number.isFinite(seconds)
+    )
+      throw new Error(`${field}: '${item.trim()}' is not name=seconds (e.g. Ann=600)`);
+    if (name in out) throw new Error(`${field}: '${name}' is given twice`);
+    out[name] = seconds * 1000;
+  }
+  return out;
+}

@@ -12,6 +12,16 @@ export interface FaceEventOptions {
    */
   cooldownMs?: number;
   /**
+   * The cooldown of some people, by name, in place of `cooldownMs` and the camera's: 0 to hear of someone at every
+   * arrival (a child coming home), an hour for the family who come and go all day.
+   */
+  personCooldownMs?: Record<string, number>;
+  /**
+   * The cooldown of some cameras, by camera id, in place of `cooldownMs` (a person's own still wins): a busy
+   * hallway longer than the front door. Applies to unknown faces and strangers on that camera too.
+   */
+  cameraCooldownMs?: Record<string, number>;
+  /**
    * Frames a track must be seen as `Unknown` before it is announced (default 5): a face that is
    * unknown for one frame is usually a poor view of someone known, or no face at all.
    */
@@ -45,6 +55,11 @@ export function faceEvents(options: FaceEventOptions = {}): OperatorFunction<Fac
   const forgetAfter = options.forgetTracksAfterMs ?? 60_000;
   if (!(cooldownMs >= 0) || !(forgetAfter > 0))
     throw new Error('faceEvents: cooldownMs and forgetTracksAfterMs must be positive');
+  const byPerson = cooldownTable(options.personCooldownMs, 'personCooldownMs');
+  const byCamera = cooldownTable(options.cameraCooldownMs, 'cameraCooldownMs');
+  const longest = Math.max(cooldownMs, ...byPerson.values(), ...byCamera.values());
+  const cooldownOf = (camera: string, outcome: Outcome, name: string) =>
+    (outcome === 'recognized' ? byPerson.get(name) : undefined) ?? byCamera.get(camera) ?? cooldownMs;
   const tracks = new Map<string, TrackMemory>();
   const seenByName = new Map<string, number>();
 
@@ -89,7 +104,7 @@ export function faceEvents(options: FaceEventOptions = {}): OperatorFunction<Fac
       const lastSeen = shared ? seenByName.get(key) : undefined;
       if (shared) seenByName.set(key, now);
       if (memory?.announced.has(announceAs)) continue;
-      if (lastSeen !== undefined && now - lastSeen < cooldownMs) {
+      if (lastSeen !== undefined && now - lastSeen < cooldownOf(frame.cameraId, outcome, id.name)) {
         memory?.announced.add(announceAs); // covered by the earlier event
         continue;
       }
@@ -97,8 +112,7 @@ export function faceEvents(options: FaceEventOptions = {}): OperatorFunction<Fac
       events.push(await toEvent(frame, face, outcome, options.snapshot === true));
     }
     for (const [key, memory] of tracks) if (now - memory.lastSeen > forgetAfter) tracks.delete(key);
-    for (const [key, at] of seenByName)
-      if (now - at > Math.max(cooldownMs, forgetAfter)) seenByName.delete(key);
+    for (const [key, at] of seenByName) if (now - at > Math.max(longest, forgetAfter)) seenByName.delete(key);
     return events;
   });
   return (frames) =>
@@ -106,6 +120,20 @@ export function faceEvents(options: FaceEventOptions = {}): OperatorFunction<Fac
       announce,
       concatMap((events) => events),
     );
+}
+
+/** A table of cooldowns as a map, every value checked: a typo must not silently mean "no cooldown". */
+function cooldownTable(table: Record<string, number> | undefined, what: string): Map<string, number> {
+  const out = new Map<string, number>();
+  if (table === undefined) return out;
+  if (table === null || typeof table !== 'object' || Array.isArray(table))
+    throw new Error(`faceEvents: ${what} must be an object of milliseconds by name`);
+  for (const [key, ms] of Object.entries(table)) {
+    if (typeof ms !== 'number' || !(ms >= 0) || !Number.isFinite(ms))
+      throw new Error(`faceEvents: ${what}['${key}'] must be 0 or more milliseconds, got ${String(ms)}`);
+    out.set(key, ms);
+  }
+  return out;
 }
 
 /** Marks a track's not-named announcement; NUL cannot start a gallery name, so no person collides. */
