@@ -2,8 +2,9 @@
  * How many events people get (issue 18): the live chain (`recognizeFrames` + `faceEvents`) on the hamilton
  * clip (one enrolled person, strangers around him) and on the demo's sample camera clip (Sam enrolled,
  * four strangers coming round again and again),
- * with strangers told apart (the default) and without, in the same run. Counts events per kind, per
- * person or stranger, and per minute of video.
+ * with strangers told apart (the default) and without, and with the hysteresis of named tracks (the default) and
+ * without, in the same run. Counts events per kind, per person or stranger, per minute of video, and the
+ * tracks announced under a name and then as unknown (flips).
  *
  *   node dist/bench/events.js [--json]
  *
@@ -102,6 +103,9 @@ async function decodeAll(file: string, fps: number, loops: number): Promise<Fram
 interface Row {
   clip: string;
   strangers: boolean;
+  hysteresis: boolean;
+  /** Tracks announced `recognized` and later `unknown`: the flips the hysteresis is for. */
+  flips: number;
   minutes: number;
   recognized: number;
   unknown: number;
@@ -112,14 +116,28 @@ interface Row {
   byName: Record<string, number>;
 }
 
-async function run(flow: FaceFlow, gallery: MemoryGallery, frames: Frame[], clip: Clip, strangers: boolean) {
+interface Variant {
+  strangers: boolean;
+  hysteresis: boolean;
+}
+
+/** Before both (strangers and hysteresis off), each alone, and both (the default). */
+const VARIANTS: Variant[] = [
+  { strangers: false, hysteresis: false },
+  { strangers: false, hysteresis: true },
+  { strangers: true, hysteresis: false },
+  { strangers: true, hysteresis: true },
+];
+
+async function run(flow: FaceFlow, gallery: MemoryGallery, frames: Frame[], clip: Clip, variant: Variant) {
+  const { strangers, hysteresis } = variant;
   const events: FaceEvent[] = await lastValueFrom(
     from(frames).pipe(
       recognizeFrames(flow, gallery, {
         threshold: flow.threshold,
         ...(strangers ? {} : { strangers: false }),
       }),
-      faceEvents(),
+      faceEvents({ namedHysteresis: hysteresis }),
       toArray(),
     ),
   );
@@ -129,9 +147,13 @@ async function run(flow: FaceFlow, gallery: MemoryGallery, frames: Frame[], clip
     const who = e.type === 'unknown' ? (e.stranger ?? 'unknown (no stranger id)') : e.name;
     byName[who] = (byName[who] ?? 0) + 1;
   }
+  const named = new Set(events.filter((e) => e.type === 'recognized').map((e) => e.trackId));
   const row: Row = {
     clip: clip.name,
     strangers,
+    hysteresis,
+    flips: new Set(events.filter((e) => e.type === 'unknown' && named.has(e.trackId)).map((e) => e.trackId))
+      .size,
     minutes: Number(minutes.toFixed(2)),
     recognized: events.filter((e) => e.type === 'recognized').length,
     unknown: events.filter((e) => e.type === 'unknown').length,
@@ -155,7 +177,7 @@ async function main(): Promise<void> {
     for (const clip of await clips()) {
       const gallery = await galleryFor(flow, clip);
       const frames = await decodeAll(clip.file, clip.fps, LOOPS);
-      for (const strangers of [false, true]) rows.push(await run(flow, gallery, frames, clip, strangers));
+      for (const variant of VARIANTS) rows.push(await run(flow, gallery, frames, clip, variant));
     }
   } finally {
     await flow.dispose();
@@ -168,15 +190,15 @@ async function main(): Promise<void> {
     `events of the live chain (detection every frame, default pack, each clip ${LOOPS} times in a row), ${new Date().toISOString()}`,
   );
   console.log(
-    '| clip | strangers told apart | minutes | recognized | unknown | ambiguous | events/min | by who |',
+    '| clip | strangers told apart | hysteresis | minutes | recognized | unknown | ambiguous | flips | events/min | by who |',
   );
-  console.log('|---|---|---|---|---|---|---|---|');
+  console.log('|---|---|---|---|---|---|---|---|---|---|');
   for (const r of rows) {
     const who = Object.entries(r.byName)
       .map(([k, v]) => `${k} ${v}`)
       .join(', ');
     console.log(
-      `| ${r.clip} | ${r.strangers ? 'yes' : 'no'} | ${r.minutes} | ${r.recognized} | ${r.unknown} | ${r.ambiguous} | ${r.perMinute} | ${who} |`,
+      `| ${r.clip} | ${r.strangers ? 'yes' : 'no'} | ${r.hysteresis ? 'yes' : 'no'} | ${r.minutes} | ${r.recognized} | ${r.unknown} | ${r.ambiguous} | ${r.flips} | ${r.perMinute} | ${who} |`,
     );
   }
 }

@@ -280,6 +280,15 @@ describe('pipeline/faceEvents', () => {
       ],
       'seven unknown frames in a row outweigh six named ones',
     );
+    const without = await run([...named, ...poorViews], { unknownAfterFrames: 3, namedHysteresis: false });
+    assert.deepEqual(
+      without.map((e) => [e.type, e.name]),
+      [
+        ['recognized', 'bob'],
+        ['unknown', UNKNOWN],
+      ],
+      'turned off, three unknown frames flip the track as for any other',
+    );
   });
 
   it('announces a stranger once across tracks within the cooldown, and two strangers twice', async () => {

@@ -26,6 +26,12 @@ export interface FaceEventOptions {
    * unknown for one frame is usually a poor view of someone known, or no face at all.
    */
   unknownAfterFrames?: number;
+  /**
+   * A track that was named is announced `unknown` only after more unknown frames in a row than it was named in
+   * (default true): a few poor views of someone known are not a stranger arriving. False announces it after
+   * `unknownAfterFrames` unknown frames, as for any track.
+   */
+  namedHysteresis?: boolean;
   /** Attach a base64 JPEG of the face (default false). */
   snapshot?: boolean;
   /** Forget tracks not seen for this long (default 60 s), so state stays bounded on a long run. */
@@ -53,6 +59,7 @@ export function faceEvents(options: FaceEventOptions = {}): OperatorFunction<Fac
   const cooldownMs = options.cooldownMs ?? 30_000;
   const unknownAfter = Math.max(1, options.unknownAfterFrames ?? 5);
   const forgetAfter = options.forgetTracksAfterMs ?? 60_000;
+  const hysteresis = options.namedHysteresis ?? true;
   if (!(cooldownMs >= 0) || !(forgetAfter > 0))
     throw new Error('faceEvents: cooldownMs and forgetTracksAfterMs must be positive');
   const byPerson = cooldownTable(options.personCooldownMs, 'personCooldownMs');
@@ -87,7 +94,7 @@ export function faceEvents(options: FaceEventOptions = {}): OperatorFunction<Fac
         if (memory.unknownFrames < unknownAfter) continue;
         // A track that was named turns unknown only on more evidence than named it: a few poor views
         // of someone known (a turn of the head, motion blur) are not a stranger arriving.
-        if (memory.namedFrames > 0 && memory.unknownRun <= memory.namedFrames) continue;
+        if (hysteresis && memory.namedFrames > 0 && memory.unknownRun <= memory.namedFrames) continue;
       }
       // Per track, one event per name, and one for not being named (unknown or ambiguous, whichever
       // came first): a face that wavers between the two is one stranger, not two events.

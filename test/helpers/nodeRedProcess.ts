@@ -17,6 +17,10 @@ export interface NodeRedOptions {
   packages?: string[];
   /** Turns Node-RED's adminAuth on with this one user; {@link NodeRedProcess.login} then gets a token. */
   admin?: { username: string; password: string };
+  /** The user folder has this package installed already (e.g. from its tarball): nothing is linked. */
+  installed?: boolean;
+  /** Environment variables of the Node-RED process, over this one's. */
+  env?: Record<string, string>;
 }
 
 export class NodeRedProcess {
@@ -41,22 +45,7 @@ export class NodeRedProcess {
     credentialSecret: string,
     options: NodeRedOptions = {},
   ): Promise<NodeRedProcess> {
-    await mkdir(path.join(dir, 'node_modules'), { recursive: true });
-    const manifest = JSON.parse(await readFile(path.join(PROJECT_ROOT, 'package.json'), 'utf8')) as {
-      name: string;
-    };
-    await symlink(PROJECT_ROOT, path.join(dir, 'node_modules', manifest.name), 'dir');
-    const packages = options.packages ?? [];
-    for (const name of packages) {
-      const link = path.join(dir, 'node_modules', name);
-      await mkdir(path.dirname(link), { recursive: true });
-      await symlink(path.join(PROJECT_ROOT, 'node_modules', name), link, 'dir');
-    }
-    const dependencies = Object.fromEntries([manifest.name, ...packages].map((name) => [name, '*']));
-    await writeFile(
-      path.join(dir, 'package.json'),
-      JSON.stringify({ name: 'node-red-user', private: true, dependencies }),
-    );
+    if (!options.installed) await linkPackages(dir, options.packages ?? []);
     await writeFile(path.join(dir, 'flows.json'), '[]');
     const port = await freePort();
     const settings = {
@@ -91,7 +80,7 @@ export class NodeRedProcess {
     const child = spawn(
       process.execPath,
       [red, '--userDir', dir, '--settings', path.join(dir, 'settings.js')],
-      { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] },
+      { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...options.env } },
     );
     const nodeRed = new NodeRedProcess(dir, port, child);
     await nodeRed.waitForOutput('Started flows', 60_000);
@@ -179,4 +168,23 @@ export class NodeRedProcess {
     await exited;
     clearTimeout(timer);
   }
+}
+
+/** This package (a link, as `npm install <folder>` makes) and `packages` of this checkout in `dir`'s node_modules. */
+async function linkPackages(dir: string, packages: string[]): Promise<void> {
+  await mkdir(path.join(dir, 'node_modules'), { recursive: true });
+  const manifest = JSON.parse(await readFile(path.join(PROJECT_ROOT, 'package.json'), 'utf8')) as {
+    name: string;
+  };
+  await symlink(PROJECT_ROOT, path.join(dir, 'node_modules', manifest.name), 'dir');
+  for (const name of packages) {
+    const link = path.join(dir, 'node_modules', name);
+    await mkdir(path.dirname(link), { recursive: true });
+    await symlink(path.join(PROJECT_ROOT, 'node_modules', name), link, 'dir');
+  }
+  const dependencies = Object.fromEntries([manifest.name, ...packages].map((name) => [name, '*']));
+  await writeFile(
+    path.join(dir, 'package.json'),
+    JSON.stringify({ name: 'node-red-user', private: true, dependencies }),
+  );
 }
