@@ -307,6 +307,10 @@ describe('"not this person": rejected faces in the gallery', () => {
       const gallery = handle(g);
       await runGalleryCommand(gallery, 'reject', { name: 'bob', embedding: Array.from(unit(60)) });
       assert.equal(g.identity('bob')?.rejections, 1);
+      // A face's Float32Array after JSON (MQTT, a dashboard): {"0": …, "1": …}.
+      const viaJson = JSON.parse(JSON.stringify(unit(70))) as Record<string, number>;
+      await runGalleryCommand(gallery, 'reject', { name: 'bob', embedding: viaJson });
+      assert.deepEqual(Array.from(g.rejectionsOf('bob')[1].vector), Array.from(unit(70)));
       assert.deepEqual(await runGalleryCommand(gallery, 'unknowns', { delete: [a] }), { deleted: 1 });
       assert.deepEqual(
         g.unknowns.all().map((u) => u.id),
@@ -324,6 +328,7 @@ describe('"not this person": rejected faces in the gallery', () => {
       await refused('reject', { unknownId: 1 }, /payload.name must be a non-empty string/);
       await refused('reject', { name: 'ann', unknownId: 99 }, /no unknown face 99/);
       await refused('reject', { name: 'ann', embedding: ['x'] }, /array of numbers/);
+      await refused('reject', { name: 'ann', embedding: { a: 1 } }, /array of numbers/);
       await refused('reject', { name: 'ann', embedding: [1, 2] }, /Float32Array of 8 values/);
       await refused('reject', { name: 'cy', embedding: Array.from(unit(1)) }, /no identity named 'cy'/);
       await refused('unknowns', { delete: [] }, /non-empty array of unknown-face ids/);

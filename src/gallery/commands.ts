@@ -200,12 +200,19 @@ async function reject(gallery: GalleryHandle, p: Payload): Promise<unknown> {
 
 function embeddingOf(value: unknown): Float32Array {
   if (value instanceof Float32Array) return value;
+  // A face's embedding that went through JSON (MQTT, a dashboard) arrives as {"0": …, "1": …}.
+  const values =
+    value !== null && typeof value === 'object' && !Array.isArray(value)
+      ? Object.keys(value).every((k, i) => k === String(i))
+        ? Object.values(value)
+        : undefined
+      : value;
   if (
-    Array.isArray(value) &&
-    value.length > 0 &&
-    value.every((x) => typeof x === 'number' && Number.isFinite(x))
+    Array.isArray(values) &&
+    values.length > 0 &&
+    values.every((x) => typeof x === 'number' && Number.isFinite(x))
   ) {
-    return Float32Array.from(value as number[]);
+    return Float32Array.from(values as number[]);
   }
   throw new CommandError('reject: payload.embedding must be a Float32Array or an array of numbers');
 }
@@ -432,14 +439,33 @@ async function listUnknowns(gallery: GalleryHandle, p: Payload): Promise<unknown
 
 /** `unknowns` with `delete: [ids]`: forgets those faces (and their copies in the backups). */
 function forgetUnknowns(gallery: GalleryHandle, value: unknown): Promise<unknown> {
+  const ids = idList(value, 'unknowns: payload.delete', 'unknown-face ids');
+  return gallery.update(async ({ file }) => ({ deleted: await file.removeUnknowns(ids) }));
+}
+
+/** A non-empty list of ids (whole numbers above 0), or a CommandError naming the field and what it holds. */
+function idList(value: unknown, field: string, what: string): number[] {
   if (
     !Array.isArray(value) ||
     value.length === 0 ||
     !value.every((id) => typeof id === 'number' && Number.isInteger(id) && id > 0)
   ) {
-    throw new CommandError('unknowns: payload.delete must be a non-empty array of unknown-face ids');
+    throw new CommandError(`${field} must be a non-empty array of ${what}`);
   }
-  return gallery.update(async ({ file }) => ({ deleted: await file.removeUnknowns(value as number[]) }));
+  return value as number[];
+}
+
+/** All or nothing: one id the gallery does not hold refuses the whole command. */
+function refuseUnknownIds(ids: number[], held: number[], what: string): void {
+  const known = new Set(held);
+  const missing = ids.filter((id) => !known.has(id));
+  if (missing.length > 0) {
+    throw new GalleryError(`no ${what} ${missing.join(', ')} in the gallery; nothing deleted`);
+  }
+}
+
+function peopleOf(file: GalleryFileLike): string[] {
+  return file.gallery.list({ limit: Number.MAX_SAFE_INTEGER }).items.map((p) => p.name);
 }
 
 /**
@@ -512,14 +538,7 @@ async function nameClusterCommand(gallery: GalleryHandle, p: Payload): Promise<u
   let wanted: number[];
   let id: number | undefined;
   if (p.members !== undefined) {
-    if (
-      !Array.isArray(p.members) ||
-      p.members.length === 0 ||
-      !p.members.every((m) => typeof m === 'number' && Number.isInteger(m) && m > 0)
-    ) {
-      throw new CommandError('name-cluster: payload.members must be a non-empty array of unknown-face ids');
-    }
-    wanted = p.members as number[];
+    wanted = idList(p.members, 'name-cluster: payload.members', 'unknown-face ids');
   } else {
     id = optionalCount(p, 'cluster', 'name-cluster');
     if (id === undefined) {
@@ -618,24 +637,13 @@ function removePeople(gallery: GalleryHandle, names: string[]): Promise<unknown>
 
 /** Embeddings by id, whoever they belong to; all or nothing. */
 function removeEmbeddings(gallery: GalleryHandle, value: unknown): Promise<unknown> {
-  if (
-    !Array.isArray(value) ||
-    value.length === 0 ||
-    !value.every((id) => typeof id === 'number' && Number.isInteger(id) && id > 0)
-  ) {
-    throw new CommandError('delete: payload.embeddingIds must be a non-empty array of embedding ids');
-  }
-  const ids = value as number[];
+  const ids = idList(value, 'delete: payload.embeddingIds', 'embedding ids');
   return gallery.update(async ({ file }) => {
-    const known = new Set(
-      file.gallery
-        .list({ limit: Number.MAX_SAFE_INTEGER })
-        .items.flatMap((person) => file.gallery.embeddingsOf(person.name).map((e) => e.id)),
+    refuseUnknownIds(
+      ids,
+      peopleOf(file).flatMap((name) => file.gallery.embeddingsOf(name).map((e) => e.id)),
+      'embedding',
     );
-    const missing = ids.filter((id) => !known.has(id));
-    if (missing.length > 0) {
-      throw new GalleryError(`no embedding ${missing.join(', ')} in the gallery; nothing deleted`);
-    }
     await forgetEmbeddings(file, ids);
     return { deleted: ids.length, embeddingIds: ids };
   });
@@ -643,24 +651,13 @@ function removeEmbeddings(gallery: GalleryHandle, value: unknown): Promise<unkno
 
 /** Takes back "not X" marks by id; all or nothing. */
 function removeRejections(gallery: GalleryHandle, value: unknown): Promise<unknown> {
-  if (
-    !Array.isArray(value) ||
-    value.length === 0 ||
-    !value.every((id) => typeof id === 'number' && Number.isInteger(id) && id > 0)
-  ) {
-    throw new CommandError('delete: payload.rejectionIds must be a non-empty array of rejection ids');
-  }
-  const ids = value as number[];
+  const ids = idList(value, 'delete: payload.rejectionIds', 'rejection ids');
   return gallery.update(async ({ file }) => {
-    const known = new Set(
-      file.gallery
-        .list({ limit: Number.MAX_SAFE_INTEGER })
-        .items.flatMap((person) => file.gallery.rejectionsOf(person.name).map((r) => r.record.id)),
+    refuseUnknownIds(
+      ids,
+      peopleOf(file).flatMap((name) => file.gallery.rejectionsOf(name).map((r) => r.record.id)),
+      'rejection',
     );
-    const missing = ids.filter((id) => !known.has(id));
-    if (missing.length > 0) {
-      throw new GalleryError(`no rejection ${missing.join(', ')} in the gallery; nothing deleted`);
-    }
     for (const id of ids) file.gallery.removeRejection(id);
     // A rejected face is a stranger's embedding: gone from the backups too.
     await file.save();
