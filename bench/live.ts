@@ -19,12 +19,10 @@
  * `--no-wait`. Prints figures, asserts nothing; without ../shared/data it says so and exits 0.
  */
 
-import { execFile } from 'node:child_process';
 import { existsSync, promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { promisify } from 'node:util';
 import { from, lastValueFrom, of, take, tap, toArray } from 'rxjs';
 import { FaceFlow } from '../src/faceflow';
 import { MemoryGallery } from '../src/gallery/memoryGallery';
@@ -51,17 +49,14 @@ import {
   type Dist,
   type Quiet,
 } from './common';
+import { decodeAll, HAMILTON, HD, make720p } from './clips';
 import { humanPeerMissing, openHumanPeer, type HumanPeer } from './humanPeer';
 
 const USAGE = 'usage: node dist/bench/live.js [--json] [--no-wait] [--no-peer] [--pack NAME]';
 
-const FILES = {
-  clip: path.join(SHARED_DATA, 'face_recognition_examples', 'video', 'short_hamilton_clip.mp4'),
-  portrait: path.join(SHARED_DATA, 'face_recognition_examples', 'misc', 'lin-manuel-miranda.png'),
-};
-const PERSON = 'lin-manuel-miranda';
-const HAMILTON_FPS = 30000 / 1001;
-const HD = { width: 1280, height: 720, fps: 15 };
+const FILES = HAMILTON;
+const PERSON = HAMILTON.person;
+const HAMILTON_FPS = HAMILTON.fps;
 
 /** Issue 5's goals. */
 const GOAL = { fps: 15, p95Ms: 150, peerRatio: 10 };
@@ -95,48 +90,6 @@ function parseArgs(argv: string[]): Options {
 
 // ---------------------------------------------------------------------------------------------
 // Data
-
-async function make720p(dir: string): Promise<string> {
-  const out = path.join(dir, 'hamilton-720p15.mp4');
-  // A near-lossless H.264 file, so the live rows decode what a camera would send.
-  await promisify(execFile)(ffmpegPath(), [
-    '-nostdin',
-    '-v',
-    'error',
-    '-y',
-    '-i',
-    FILES.clip,
-    '-vf',
-    `scale=${HD.width}:${HD.height}`,
-    '-r',
-    String(HD.fps),
-    // The clip's first video frame is at 0.85 s; a constant-rate output would fill that gap with
-    // copies of it. vfr only drops frames to reach 15 fps.
-    '-vsync',
-    'vfr',
-    '-an',
-    '-c:v',
-    'libx264',
-    '-preset',
-    'veryfast',
-    '-crf',
-    '18',
-    '-pix_fmt',
-    'yuv420p',
-    out,
-  ]);
-  return out;
-}
-
-/**
- * All frames of a file in memory. Their `ts` are rewritten to the file's own timing, as a camera
- * would stamp them, because they were decoded faster than real time and faceEvents keeps time by `ts`.
- */
-async function decodeAll(file: string, cameraId: string, fps: number): Promise<Frame[]> {
-  const frames = await lastValueFrom(fileFrames(file, { cameraId }).pipe(toArray()));
-  const t0 = Date.now();
-  return frames.map((f) => ({ ...f, ts: t0 + Math.round((f.seq * 1000) / fps) }));
-}
 
 // ---------------------------------------------------------------------------------------------
 // Rows
@@ -645,7 +598,7 @@ function markdown(r: Result): string {
 
 async function main(): Promise<void> {
   const options = parseArgs(process.argv.slice(2));
-  const missing = Object.values(FILES).filter((f) => !existsSync(f));
+  const missing = [FILES.clip, FILES.portrait].filter((f) => !existsSync(f));
   if (!existsSync(SHARED_DATA) || missing.length > 0) {
     console.log(
       `bench skipped: needs the hamilton clip and the lin-manuel-miranda photo of ${SHARED_DATA}` +

@@ -64,6 +64,17 @@ describe('shipped flow files against the node definitions', () => {
     assert.deepEqual([...definitions.keys()].sort(), Object.keys(pkg['node-red'].nodes).sort());
   });
 
+  it('keeps a face events node of a flow saved before the per-person and per-camera cooldowns valid', () => {
+    const def = definitions.get('faceflow-face-events')!;
+    const older: Record<string, unknown> = { id: 'old', type: 'faceflow-face-events', cooldown: '30' };
+    for (const key of ['personCooldowns', 'cameraCooldowns']) {
+      const validate = def.defaults[key].validate!;
+      assert.equal(validate.call(older, older[key]), true, `${key} missing`);
+      assert.equal(validate.call(older, 'Ann=0, Bob=3600'), true);
+      assert.equal(validate.call(older, 'Ann=soon'), false);
+    }
+  });
+
   for (const { name, nodes } of flowFiles()) {
     it(`${name}: every faceflow node has each property its editor defines, valid, and no credentials`, () => {
       const ours = nodes.filter((n) => n.type.startsWith('faceflow-'));

@@ -1,0 +1,65 @@
+/**
+ * The hamilton clip as the live benchmarks use it: the file, its 1280×720 15 fps copy, and all of a file's frames
+ * decoded into memory with the file's own timing.
+ */
+import { execFile } from 'node:child_process';
+import * as path from 'node:path';
+import { promisify } from 'node:util';
+import { lastValueFrom, toArray } from 'rxjs';
+
+import { fileFrames } from '../src/io/cameraSource';
+import { ffmpegPath } from '../src/io/ffmpeg';
+import type { Frame } from '../src/types';
+import { SHARED_DATA } from './common';
+
+export const HAMILTON = {
+  clip: path.join(SHARED_DATA, 'face_recognition_examples', 'video', 'short_hamilton_clip.mp4'),
+  portrait: path.join(SHARED_DATA, 'face_recognition_examples', 'misc', 'lin-manuel-miranda.png'),
+  person: 'lin-manuel-miranda',
+  fps: 30000 / 1001,
+};
+
+export const HD = { width: 1280, height: 720, fps: 15 };
+
+/** The hamilton clip at 1280×720, 15 fps, in `dir`. */
+export async function make720p(dir: string): Promise<string> {
+  const out = path.join(dir, 'hamilton-720p15.mp4');
+  // A near-lossless H.264 file, so the live rows decode what a camera would send.
+  await promisify(execFile)(ffmpegPath(), [
+    '-nostdin',
+    '-v',
+    'error',
+    '-y',
+    '-i',
+    HAMILTON.clip,
+    '-vf',
+    `scale=${HD.width}:${HD.height}`,
+    '-r',
+    String(HD.fps),
+    // The clip's first video frame is at 0.85 s; a constant-rate output would fill that gap with
+    // copies of it. vfr only drops frames to reach 15 fps.
+    '-vsync',
+    'vfr',
+    '-an',
+    '-c:v',
+    'libx264',
+    '-preset',
+    'veryfast',
+    '-crf',
+    '18',
+    '-pix_fmt',
+    'yuv420p',
+    out,
+  ]);
+  return out;
+}
+
+/**
+ * All frames of a file in memory. Their `ts` are rewritten to the file's own timing, as a camera
+ * would stamp them, because they were decoded faster than real time and faceEvents keeps time by `ts`.
+ */
+export async function decodeAll(file: string, cameraId: string, fps: number): Promise<Frame[]> {
+  const frames = await lastValueFrom(fileFrames(file, { cameraId }).pipe(toArray()));
+  const t0 = Date.now();
+  return frames.map((f) => ({ ...f, ts: t0 + Math.round((f.seq * 1000) / fps) }));
+}
