@@ -3,7 +3,7 @@
  * the default pack, on the hamilton clip (640×360) and its 1280×720 copy, frames decoded into memory first and
  * pushed through as fast as the chain takes them.
  *
- *   node dist/bench/profile.js [--json] [--no-wait]
+ *   node dist/bench/profile.js [--json] [--no-wait] [--threads N]
  *
  * A V8 profile (`node --cpu-prof`) sees only the JavaScript thread, while ONNX Runtime and libvips work on
  * threads of their own. So each stage is timed here with the process's CPU clock (all threads) around the
@@ -226,7 +226,13 @@ async function main(): Promise<void> {
   }
   const quiet = await waitForQuiet(!process.argv.includes('--no-wait'), (s) => console.error(s));
   const dir = await mkdtemp(path.join(tmpdir(), 'faceflow-profile-'));
-  const flow = await FaceFlow.open();
+  const at = process.argv.indexOf('--threads');
+  const threads = at > 0 ? Number(process.argv[at + 1]) : undefined;
+  if (threads !== undefined && !(Number.isInteger(threads) && threads >= 1)) {
+    console.error('usage: node dist/bench/profile.js [--json] [--no-wait] [--threads N]');
+    process.exit(2);
+  }
+  const flow = await FaceFlow.open(threads === undefined ? {} : { threads });
   try {
     const gallery = new MemoryGallery(flow.embedder.id);
     const portrait = await flow.singleFace(await decodeImage(HAMILTON.portrait), HAMILTON.person);
@@ -248,10 +254,11 @@ async function main(): Promise<void> {
         fps: HD.fps,
       }),
     ];
-    if (json) console.log(JSON.stringify({ machine: machineInfo(), quiet, rows }, null, 2));
+    if (json) console.log(JSON.stringify({ machine: machineInfo(), quiet, threads, rows }, null, 2));
     else {
       console.log(
         `CPU per frame by stage, detection on every frame, default pack (${flow.detector.id} + ${flow.embedder.id}), ` +
+          `${threads === undefined ? "ONNX Runtime's default threads" : `${threads} thread(s) per model`}, ` +
           `${new Date().toISOString()}, 1-min load ${quiet.load1.toFixed(2)}${quiet.quiet ? '' : ' (NOT quiet)'}`,
       );
       console.log(markdown(rows));
