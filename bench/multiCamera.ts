@@ -6,7 +6,7 @@
  * shares one `FaceFlow` (the models) and the demo's gallery, as the nodes share their config nodes.
  *
  *   node dist/bench/multiCamera.js [--cameras 1,2,4,8] [--seconds 30] [--warmup-s 5]
- *        [--detect-every 1,2] [--json] [--no-wait]
+ *        [--detect-every 1,2] [--threads N] [--json] [--no-wait]
  *
  * Per row (cameras × detect-every), measured over `--seconds` after `--warmup-s` of running:
  * frames/s each camera delivered to node (processed + dropped: below 15 when the decoders, or
@@ -55,7 +55,7 @@ import { openDemo, type DemoSetup } from './soak';
 
 const USAGE =
   'usage: node dist/bench/multiCamera.js [--cameras 1,2,4,8] [--seconds 30] [--warmup-s 5] ' +
-  '[--detect-every 1,2] [--json] [--no-wait]';
+  '[--detect-every 1,2] [--threads N] [--json] [--no-wait]';
 
 /** The two bars of the summary: a usable rate per camera, and every frame of a 15 fps camera. */
 const USABLE_FPS = 5;
@@ -67,6 +67,8 @@ interface Options {
   seconds: number;
   warmupS: number;
   detectEvery: number[];
+  /** ONNX Runtime threads per model (default 2). */
+  threads: number;
   json: boolean;
   wait: boolean;
 }
@@ -77,6 +79,7 @@ function parseArgs(argv: string[]): Options {
     seconds: 30,
     warmupS: 5,
     detectEvery: [1, 2],
+    threads: 2,
     json: false,
     wait: true,
   };
@@ -88,6 +91,7 @@ function parseArgs(argv: string[]): Options {
       options.warmupS = Number(argv[++i]);
       if (!(options.warmupS >= 0)) throw new Error(`--warmup-s needs a number ≥ 0\n${USAGE}`);
     } else if (arg === '--detect-every') options.detectEvery = positiveInts(arg, argv[++i], USAGE);
+    else if (arg === '--threads') options.threads = positiveInt(arg, argv[++i], USAGE);
     else if (arg === '--json') options.json = true;
     else if (arg === '--no-wait') options.wait = false;
     else if (arg === '--help' || arg === '-h') {
@@ -333,7 +337,7 @@ async function main(): Promise<void> {
   const quiet = await waitForQuiet(options.wait, log, { others: `${OTHER_RUNS}|dist/bench/` });
   log(`1-min load ${quiet.load1.toFixed(2)}${quiet.quiet ? '' : ' (NOT quiet)'}; waited ${quiet.waitedS} s`);
   await fs.mkdir(BENCH_OUT, { recursive: true });
-  const setup = await openDemo(path.join(BENCH_OUT, 'demo'), log);
+  const setup = await openDemo(path.join(BENCH_OUT, 'demo'), log, options.threads);
   try {
     const ref = makeReference();
     const refSamples: number[] = [];
@@ -363,7 +367,7 @@ async function main(): Promise<void> {
       machine: {
         ...m,
         onnxruntimeNode: packageVersion('onnxruntime-node'),
-        pack: `default (${setup.flow.detector.id} + ${setup.flow.embedder.id}), threshold ${setup.threshold}, 2 threads`,
+        pack: `default (${setup.flow.detector.id} + ${setup.flow.embedder.id}), threshold ${setup.threshold}, ${options.threads} thread(s) per model`,
         clip: `the demo's, 1280×720 @ ${VIDEO_FPS} fps, ${setup.clipFrames} frames, looped, read with -re`,
       },
       quiet,

@@ -76,11 +76,15 @@ export interface DemoSetup {
 
 /**
  * The demo's files in `dir` (made when missing, kept otherwise), its models and its gallery, as
- * `npm start` opens them; two ONNX threads, the target's core count.
+ * `npm start` opens them; ONNX Runtime threads per model: `threads` (default 2, the target's core count).
  */
-export async function openDemo(dir: string, log: (s: string) => void = () => undefined): Promise<DemoSetup> {
+export async function openDemo(
+  dir: string,
+  log: (s: string) => void = () => undefined,
+  threads = 2,
+): Promise<DemoSetup> {
   const files = await prepareDemo(dir, log);
-  const flow = await FaceFlow.open({ threads: 2 });
+  const flow = await FaceFlow.open({ threads });
   try {
     const gallery = await GalleryFile.open(files.gallery, {
       modelId: flow.embedder.id,
