@@ -17,6 +17,47 @@ describe('image/letterbox', () => {
     assert.deepEqual([lb.data[12], lb.data[16 + 12], lb.data[32 + 12]], [-5, -5, -6]);
   });
 
+  it('pads right of a tall image and below a wide one with normalised black, in both layouts', async () => {
+    // At scale 1 (one side fills the target exactly): 2×4 into 4×4 pads two columns on the right,
+    // 4×2 into 4×4 two rows below.
+    const rgb = (n: number) => Buffer.from(Array.from({ length: n * 3 }, (_, i) => (i * 37) % 256));
+    const pads = [0, 1, 2].map((c) => (0 - norm.mean[c]) / norm.std[c]);
+    for (const img of [
+      { width: 2, height: 4, rgb: rgb(8) },
+      { width: 4, height: 2, rgb: rgb(8) },
+    ]) {
+      for (const layout of ['nchw', 'nhwc'] as const) {
+        const lb = await letterbox(img, 4, 4, norm, layout);
+        assert.deepEqual([lb.scaleX, lb.scaleY], [1, 1]);
+        const at = (x: number, y: number, c: number) =>
+          layout === 'nchw' ? lb.data[c * 16 + y * 4 + x] : lb.data[(y * 4 + x) * 3 + c];
+        for (let y = 0; y < 4; y++) {
+          for (let x = 0; x < 4; x++) {
+            for (let c = 0; c < 3; c++) {
+              const inside = x < img.width && y < img.height;
+              const value = inside
+                ? (img.rgb[(y * img.width + x) * 3 + c] - norm.mean[c]) / norm.std[c]
+                : pads[c];
+              assert.equal(
+                at(x, y, c),
+                Math.fround(value),
+                `${img.width}×${img.height} ${layout} (${x},${y}) ${c}`,
+              );
+            }
+          }
+        }
+      }
+    }
+    // The same pad in every channel (BlazeFace's normalisation) is one plain fill.
+    const even = {
+      mean: [127.5, 127.5, 127.5] as [number, number, number],
+      std: [127.5, 127.5, 127.5] as [number, number, number],
+    };
+    const lb = await letterbox({ width: 2, height: 4, rgb: rgb(8) }, 4, 4, even, 'nhwc');
+    for (let y = 0; y < 4; y++)
+      assert.deepEqual(Array.from(lb.data.subarray(y * 12 + 6, y * 12 + 12)), [-1, -1, -1, -1, -1, -1]);
+  });
+
   it('writes the same values in NHWC order', async () => {
     const chw = await letterbox(image, 4, 4, norm, 'nchw');
     const hwc = await letterbox(image, 4, 4, norm, 'nhwc');
