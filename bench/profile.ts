@@ -33,7 +33,7 @@ import { faceEvents } from '../src/pipeline/events';
 import * as identify from '../src/pipeline/identify';
 import { recognizeFrames } from '../src/pipeline/live';
 import { FaceTracking } from '../src/tracking/operators';
-import type { FaceFrame } from '../src/types';
+import { UNKNOWN, type FaceFrame } from '../src/types';
 import { decodeAll, HAMILTON, HD, make720p } from './clips';
 import { cpuMark, machineInfo, SHARED_DATA, usage, waitForQuiet } from './common';
 
@@ -117,6 +117,27 @@ interface Row {
   decodeFfmpegMsPerFrame: number;
   eventsMsPerFrame: number;
   annotateJpegMsPerFrame: number;
+  /** Faces embedded per frame: what the track-level policy (embed new tracks, then now and then) leaves. */
+  embeddingsPerFrame: number;
+  /** Tracked faces per frame: what embedding every face of every frame would embed. */
+  trackedPerFrame: number;
+  /** Tracks that were named, and the median ms (frame timestamps) from a track's first frame to its name. */
+  namedTracks: number;
+  identityLatencyMs: number | null;
+}
+
+/** For each track that got a name: ms from its first frame to the first frame that carries the name. */
+function identityLatencies(out: FaceFrame[]): number[] {
+  const firstSeen = new Map<number, number>();
+  const named = new Map<number, number>();
+  for (const { frame, faces } of out) {
+    for (const f of faces) {
+      if (f.trackId === undefined) continue;
+      if (!firstSeen.has(f.trackId)) firstSeen.set(f.trackId, frame.ts);
+      if (!named.has(f.trackId) && f.identity && f.identity.name !== UNKNOWN) named.set(f.trackId, frame.ts);
+    }
+  }
+  return [...named].map(([id, ts]) => ts - (firstSeen.get(id) as number));
 }
 
 async function profileClip(
@@ -148,6 +169,7 @@ async function profileClip(
   for (const { stage } of STAGES) stages[stage] = (meter.cpu.get(stage) ?? 0) / n;
   const topLevel = STAGES.filter((s) => !s.parent).reduce((sum, s) => sum + stages[s.stage], 0);
 
+  const latencies = identityLatencies(out).sort((a, b) => a - b);
   const e0 = cpuMark();
   await lastValueFrom(from(out).pipe(faceEvents(), toArray()));
   const events = usage(e0, cpuMark());
@@ -170,6 +192,11 @@ async function profileClip(
     decodeFfmpegMsPerFrame: (decode.childCpuS * 1000) / decoded.length,
     eventsMsPerFrame: (events.cpuS * 1000) / n,
     annotateJpegMsPerFrame: (annotate.cpuS * 1000) / n,
+    embeddingsPerFrame: (meter.calls.get('align') ?? 0) / n,
+    trackedPerFrame:
+      out.reduce((sum, item) => sum + item.faces.filter((f) => f.trackId !== undefined).length, 0) / n,
+    namedTracks: latencies.length,
+    identityLatencyMs: latencies.length > 0 ? latencies[Math.floor(latencies.length / 2)] : null,
   };
 }
 
@@ -214,6 +241,16 @@ function markdown(rows: Row[]): string {
   row('annotate + JPEG (live view)', (r) => r.annotateJpegMsPerFrame, false);
   lines.push(
     `| frames; detections; faces embedded | ${rows.map((r) => `${r.frames}; ${r.detections}; ${r.embeddings}`).join(' | ')} |`,
+  );
+  lines.push(
+    `| faces embedded per frame (tracked faces per frame) | ${rows
+      .map((r) => `${r.embeddingsPerFrame.toFixed(2)} (${r.trackedPerFrame.toFixed(2)})`)
+      .join(' | ')} |`,
+  );
+  lines.push(
+    `| tracks named; median ms from a track's first confirmed frame to its name | ${rows
+      .map((r) => `${r.namedTracks}; ${r.identityLatencyMs === null ? '–' : Math.round(r.identityLatencyMs)}`)
+      .join(' | ')} |`,
   );
   return lines.join('\n');
 }
