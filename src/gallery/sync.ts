@@ -235,7 +235,7 @@ export function applyRejections(
   change: Pick<GalleryUpdated, 'rejected' | 'unrejected'>,
 ): boolean {
   if (!change.rejected?.length && !change.unrejected?.length) return false;
-  const have = new Map(syncedRejections(gallery, name).map((r) => [r.key, r.id]));
+  const have = new Map(gallery.rejectionsOf(name).map((r) => [embeddingKey(r.vector), r.record.id]));
   let changed = false;
   for (const key of change.unrejected ?? []) {
     const id = have.get(key);
