@@ -9,6 +9,7 @@ import { lastValueFrom, toArray } from 'rxjs';
 
 import { fileFrames } from '../src/io/cameraSource';
 import { ffmpegPath } from '../src/io/ffmpeg';
+import { frameFromI420, pendingI420 } from '../src/image/i420';
 import type { Frame } from '../src/types';
 import { SHARED_DATA } from './common';
 
@@ -54,12 +55,57 @@ export async function make720p(dir: string): Promise<string> {
   return out;
 }
 
+/** The I420 planes of each frame decodeAll returned, so passes can be replayed as fresh camera frames. */
+const planesOf = new WeakMap<Frame, Buffer>();
+
 /**
- * All frames of a file in memory. Their `ts` are rewritten to the file's own timing, as a camera
- * would stamp them, because they were decoded faster than real time and faceEvents keeps time by `ts`.
+ * All frames of a file in memory, as a camera delivers them (I420, RGB converted only when read). Their
+ * `ts` are rewritten to the file's own timing, as a camera would stamp them, because they were decoded
+ * faster than real time and faceEvents keeps time by `ts`. Hand each pass {@link replay} of them: a frame
+ * whose RGB was read once stays RGB.
  */
 export async function decodeAll(file: string, cameraId: string, fps: number): Promise<Frame[]> {
   const frames = await lastValueFrom(fileFrames(file, { cameraId }).pipe(toArray()));
   const t0 = Date.now();
-  return frames.map((f) => ({ ...f, ts: t0 + Math.round((f.seq * 1000) / fps) }));
+  return frames.map((f) => {
+    const planes = pendingI420(f);
+    const fields = {
+      cameraId: f.cameraId,
+      seq: f.seq,
+      ts: t0 + Math.round((f.seq * 1000) / fps),
+      width: f.width,
+      height: f.height,
+    };
+    if (!planes) return { ...fields, rgb: f.rgb };
+    const frame = frameFromI420(fields, planes);
+    planesOf.set(frame, planes);
+    return frame;
+  });
+}
+
+/** Fresh frames with the same pixels (and `changes`), still unconverted where decodeAll's were. */
+export function replay(frames: Frame[], changes: Partial<Pick<Frame, 'cameraId'>> = {}): Frame[] {
+  return frames.map((f) => {
+    const planes = planesOf.get(f);
+    const fields = {
+      cameraId: f.cameraId,
+      seq: f.seq,
+      ts: f.ts,
+      width: f.width,
+      height: f.height,
+      ...changes,
+    };
+    if (!planes) return { ...fields, rgb: f.rgb };
+    const frame = frameFromI420(fields, planes);
+    planesOf.set(frame, planes);
+    return frame;
+  });
+}
+
+/** Bytes the frames hold: their planes, or RGB where that was read. */
+export function heldBytes(frames: Frame[]): number {
+  return frames.reduce(
+    (sum, f) => sum + (planesOf.get(f)?.length ?? 0) + (pendingI420(f) ? 0 : f.rgb.length),
+    0,
+  );
 }

@@ -34,7 +34,7 @@ import * as identify from '../src/pipeline/identify';
 import { recognizeFrames } from '../src/pipeline/live';
 import { FaceTracking } from '../src/tracking/operators';
 import { UNKNOWN, type FaceFrame } from '../src/types';
-import { decodeAll, HAMILTON, HD, make720p } from './clips';
+import { decodeAll, HAMILTON, HD, make720p, replay } from './clips';
 import { cpuMark, machineInfo, SHARED_DATA, usage, waitForQuiet } from './common';
 
 /** CPU milliseconds of this process, all threads. */
@@ -153,7 +153,7 @@ async function profileClip(
   const frames = await decodeAll(clip.file, clip.cameraId, clip.fps);
 
   // Warm up on a few frames (sessions, JIT), on a camera id of its own so that tracks do not carry over.
-  const warm = frames.slice(0, 10).map((f) => ({ ...f, cameraId: `${clip.cameraId}-warmup` }));
+  const warm = replay(frames.slice(0, 10), { cameraId: `${clip.cameraId}-warmup` });
   await lastValueFrom(
     from(warm).pipe(recognizeFrames(flow, gallery, { threshold: flow.threshold }), toArray()),
   );
@@ -161,7 +161,7 @@ async function profileClip(
   meter.reset();
   const t0 = cpuMark();
   const out: FaceFrame[] = await lastValueFrom(
-    from(frames).pipe(recognizeFrames(flow, gallery, { threshold: flow.threshold }), toArray()),
+    from(replay(frames)).pipe(recognizeFrames(flow, gallery, { threshold: flow.threshold }), toArray()),
   );
   const chain = usage(t0, cpuMark());
   const n = frames.length;

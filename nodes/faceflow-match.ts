@@ -10,6 +10,7 @@ import { CommandError, GALLERY_COMMANDS, isGalleryCommand, runGalleryCommand } f
 import { registerMetricsAdmin } from './lib/metricsAdmin';
 import { answerCommand, asSetup, handleInput, SetupError, shorten, StatusThrottle } from './lib/runtime';
 import { checkFaces } from './lib/frames';
+import { isFrame } from '../src/image/frameInput';
 import { flag } from './lib/source';
 import { translator } from './lib/i18n';
 
@@ -60,8 +61,7 @@ module.exports = (RED: NodeAPI) => {
     handleInput<MatchMessage>(this, async (msg, send) => {
       if (!gallery) throw new SetupError(t('common.error.noGallery'));
       const frame = msg.payload as Frame;
-      const isFrame = !!frame && typeof frame === 'object' && Buffer.isBuffer(frame.rgb);
-      if (isGalleryCommand(msg.topic) || !isFrame) {
+      if (isGalleryCommand(msg.topic) || !isFrame(frame)) {
         const topic = msg.topic;
         await answerCommand(msg, send, async () => {
           if (!isGalleryCommand(topic)) {

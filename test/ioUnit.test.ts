@@ -55,7 +55,7 @@ describe('io: URL masking', () => {
 });
 
 describe('io: ffmpeg command lines', () => {
-  const tail = ['-f', 'rawvideo', '-pix_fmt', 'rgb24', 'pipe:1'];
+  const tail = ['-f', 'rawvideo', '-pix_fmt', 'yuv420p', 'pipe:1'];
 
   it('reads a file by absolute path through the file: protocol, optionally looped and at native rate', () => {
     const args = ffmpegArgs(

@@ -11,6 +11,7 @@
  * fall outside the image count as black, so the edge fades over one pixel.
  */
 
+import { i420RegionToRgb, pendingI420 } from '../image/i420';
 import type { SimilarityTransform } from './similarity';
 import { invertTransform } from './similarity';
 
@@ -42,6 +43,8 @@ export function warpAffineRgb(
   if (!Number.isInteger(outW) || !Number.isInteger(outH) || outW <= 0 || outH <= 0) {
     throw new Error(`warpAffineRgb: output size must be positive integers, got ${outW}×${outH}`);
   }
+  const planes = pendingI420(src);
+  if (planes) return warpFromI420(planes, w, h, transform, invertTransform(transform).m, outW, outH);
   const data = src.rgb;
   if (!data || data.length < w * h * 3) {
     throw new Error(
@@ -131,4 +134,44 @@ export function warpAffineRgb(
     }
   }
   return out;
+}
+
+/**
+ * A camera frame still in YUV: only the part of it the warp samples (every tap, one pixel of margin) is
+ * converted, and warped with the transform moved to that part's origin. The frame is not converted, and the
+ * result is the same as from the whole frame's RGB: taps outside the part are outside the frame too.
+ */
+function warpFromI420(
+  planes: Buffer,
+  w: number,
+  h: number,
+  transform: SimilarityTransform,
+  inv: readonly number[],
+  outW: number,
+  outH: number,
+): Buffer {
+  const xs: number[] = [];
+  const ys: number[] = [];
+  for (const [x, y] of [
+    [0, 0],
+    [outW - 1, 0],
+    [0, outH - 1],
+    [outW - 1, outH - 1],
+  ]) {
+    xs.push(inv[0] * x + inv[1] * y + inv[2]);
+    ys.push(inv[3] * x + inv[4] * y + inv[5]);
+  }
+  const x0 = Math.max(0, Math.floor(Math.min(...xs)) - 1);
+  const y0 = Math.max(0, Math.floor(Math.min(...ys)) - 1);
+  const x1 = Math.min(w, Math.ceil(Math.max(...xs)) + 2);
+  const y1 = Math.min(h, Math.ceil(Math.max(...ys)) + 2);
+  // Every sample lies beyond the frame: all black, as from the whole frame.
+  if (x1 <= x0 || y1 <= y0) return Buffer.alloc(outW * outH * 3);
+  const part = {
+    width: x1 - x0,
+    height: y1 - y0,
+    rgb: i420RegionToRgb(planes, w, h, x0, y0, x1 - x0, y1 - y0),
+  };
+  const [a, b, c, d, e, f] = transform.m;
+  return warpAffineRgb(part, { m: [a, b, a * x0 + b * y0 + c, d, e, d * x0 + e * y0 + f] }, outW, outH);
 }

@@ -1,4 +1,5 @@
 import type { Frame } from '../types';
+import { pendingI420 } from './i420';
 import { decodeImage, ImageDecodeError, type DecodeOptions } from './decode';
 
 /**
@@ -15,16 +16,20 @@ export async function frameFromInput(value: unknown, options: DecodeOptions = {}
   );
 }
 
-/** Whether `value` is a well-formed Frame: positive integer size and exactly width × height × 3 bytes. */
+/**
+ * Whether `value` is a well-formed Frame: positive integer size and exactly width × height × 3 bytes (a
+ * camera frame still in YUV is checked without converting it: asking is not a reason to pay for RGB).
+ */
 export function isFrame(value: unknown): value is Frame {
   if (value === null || typeof value !== 'object') return false;
   const f = value as Partial<Frame>;
-  return (
+  if (!(
     Number.isInteger(f.width) &&
     Number.isInteger(f.height) &&
     (f.width as number) > 0 &&
-    (f.height as number) > 0 &&
-    Buffer.isBuffer(f.rgb) &&
-    f.rgb.length === (f.width as number) * (f.height as number) * 3
-  );
+    (f.height as number) > 0
+  ))
+    return false;
+  if (pendingI420(value)) return true;
+  return Buffer.isBuffer(f.rgb) && f.rgb.length === (f.width as number) * (f.height as number) * 3;
 }

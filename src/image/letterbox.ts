@@ -1,5 +1,6 @@
 import sharp from 'sharp';
 import type { Frame } from '../types';
+import { pendingI420, shrinkI420 } from './i420';
 
 export interface Letterbox {
   /** Float tensor data, channels R, G, B, in the layout asked for (CHW by default). */
@@ -45,7 +46,6 @@ export async function letterbox(
   const scale = Math.min(width / image.width, height / image.height);
   const innerW = Math.max(1, Math.min(width, Math.round(image.width * scale)));
   const innerH = Math.max(1, Math.min(height, Math.round(image.height * scale)));
-  const resized = await resizeRgb(image, innerW, innerH);
   const plane = width * height;
   const data = new Float32Array(3 * plane);
   // Element strides of a pixel step and a channel step in the chosen layout.
@@ -61,6 +61,19 @@ export async function letterbox(
   const k0 = 1 / norm.std[0];
   const k1 = 1 / norm.std[1];
   const k2 = 1 / norm.std[2];
+  const scaled = { data, width, height, scaleX: innerW / image.width, scaleY: innerH / image.height };
+  const planes = pendingI420(image);
+  if (planes && innerW <= image.width && innerH <= image.height) {
+    // A camera frame still in YUV: shrunk and converted in one pass, no full-size RGB made at all.
+    shrinkI420(planes, image.width, image.height, innerW, innerH, (x, y, r, g, b) => {
+      const dst = (y * width + x) * px;
+      data[dst] = (r - m0) * k0;
+      data[ch + dst] = (g - m1) * k1;
+      data[2 * ch + dst] = (b - m2) * k2;
+    });
+    return scaled;
+  }
+  const resized = await resizeRgb(image, innerW, innerH);
   for (let y = 0; y < innerH; y++) {
     let src = y * innerW * 3;
     let dst = y * width * px;
@@ -70,7 +83,7 @@ export async function letterbox(
       data[2 * ch + dst] = (resized[src + 2] - m2) * k2;
     }
   }
-  return { data, width, height, scaleX: innerW / image.width, scaleY: innerH / image.height };
+  return scaled;
 }
 
 /** Sets `count` pixels from pixel `start` on to `pads` (one value per channel), in either layout. */

@@ -34,6 +34,7 @@ import { constants, promises as fs } from 'node:fs';
 import { isIP } from 'node:net';
 import * as path from 'node:path';
 import { finalize, Observable, share, Subject, type ObservableInput, type Subscriber } from 'rxjs';
+import { frameFromI420 } from '../image/i420';
 import type { Frame } from '../types';
 import { CameraError, ffmpegPath, ffmpegVersion, hasFpsMode, type FfmpegChoice } from './ffmpeg';
 import { ffmpegArgs, type CameraInput, type OutputOptions } from './ffmpegArgs';
@@ -348,14 +349,16 @@ export class CameraSource {
           graceMs: this.#options.stopGraceMs,
         },
         {
-          onFrame: (rgb, width, height) => {
+          onFrame: (planes, width, height) => {
             if (closed) return;
             lastFrameAt = Date.now();
             if (frames++ === 0) {
               upAt = lastFrameAt;
               this.emit({ type: 'up', attempt: failures, width, height });
             }
-            subscriber.next({ cameraId: this.cameraId, seq: seq++, ts: lastFrameAt, width, height, rgb });
+            subscriber.next(
+              frameFromI420({ cameraId: this.cameraId, seq: seq++, ts: lastFrameAt, width, height }, planes),
+            );
           },
           onLog: (line) => {
             if (!closed && LEVEL_RANK[line.level] <= showLevel) {

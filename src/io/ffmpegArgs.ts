@@ -50,7 +50,7 @@ export interface ArgsContext {
 }
 
 /**
- * The full argument list (without the binary): decode the first video stream to packed RGB24 on
+ * The full argument list (without the binary): decode the first video stream to raw I420 frames on
  * stdout. Logging is `level+info` because the output size is read from the info lines when no
  * size is given, and the `[level]` prefix tells warnings from errors without guessing.
  */
@@ -82,7 +82,8 @@ export function ffmpegArgs(input: CameraInput, output: OutputOptions, context: A
     // frames to fit the nominal rate; a camera's frames should come out one for one.
     args.push(syncFlag, 'passthrough');
   }
-  args.push('-f', 'rawvideo', '-pix_fmt', 'rgb24', 'pipe:1');
+  // Planar YUV 4:2:0, what decoders produce: half the bytes of RGB and no conversion in ffmpeg (src/image/i420.ts).
+  args.push('-f', 'rawvideo', '-pix_fmt', 'yuv420p', 'pipe:1');
   return args;
 }
 

@@ -10,6 +10,7 @@
  * builder, and the command line is twenty fixed arguments (ffmpegArgs.ts).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { i420Size } from '../image/i420';
 import { FrameCutter } from './frameCutter';
 import type { SecretMasker } from './maskUrl';
 
@@ -44,7 +45,8 @@ export interface FfmpegProcessOptions {
 }
 
 export interface FfmpegHandlers {
-  onFrame(rgb: Buffer, width: number, height: number): void;
+  /** One frame's I420 planes (see src/image/i420.ts). */
+  onFrame(planes: Buffer, width: number, height: number): void;
   onLog(line: FfmpegLogLine): void;
   /** Called exactly once, after the process has exited and its pipes are drained. */
   onExit(exit: FfmpegExit): void;
@@ -156,7 +158,9 @@ export class FfmpegProcess {
   }
 
   private setSize(width: number, height: number): void {
-    this.cutter = new FrameCutter(width * height * 3, (rgb) => this.handlers.onFrame(rgb, width, height));
+    this.cutter = new FrameCutter(i420Size(width, height), (planes) =>
+      this.handlers.onFrame(planes, width, height),
+    );
   }
 
   private onStdout(chunk: Buffer): void {

@@ -1,5 +1,6 @@
 import { concatMap, type OperatorFunction } from 'rxjs';
 import sharp from 'sharp';
+import { i420ToRgb, pendingI420 } from '../image/i420';
 import { UNKNOWN, type Face, type FaceFrame, type Frame } from '../types';
 
 /**
@@ -64,7 +65,7 @@ const MAX_LABEL = 40;
 /** The frame with its faces drawn on it, as a JPEG of the frame's size. */
 export async function annotateFrame(item: FaceFrame, options: AnnotateOptions = {}): Promise<Buffer> {
   const { frame } = item;
-  const canvas = canvases.take(frame.rgb.length);
+  const canvas = canvases.take(frame.width * frame.height * 3);
   try {
     await drawInto(item, options, canvas);
     // Huffman optimisation off: measured 8.4 → 3.7 ms at 720p for JPEGs about 1% larger.
@@ -102,7 +103,7 @@ const canvases = new CanvasPool();
  * since other subscribers may hold it).
  */
 export async function drawAnnotations(item: FaceFrame, options: AnnotateOptions = {}): Promise<Buffer> {
-  const canvas = Buffer.allocUnsafe(item.frame.rgb.length);
+  const canvas = Buffer.allocUnsafe(item.frame.width * item.frame.height * 3);
   await drawInto(item, options, canvas);
   return canvas;
 }
@@ -110,7 +111,8 @@ export async function drawAnnotations(item: FaceFrame, options: AnnotateOptions 
 /** Copies the frame into `canvas` and draws on it. */
 async function drawInto(item: FaceFrame, options: AnnotateOptions, canvas: Buffer): Promise<void> {
   const { frame, faces } = item;
-  if (frame.rgb.length !== frame.width * frame.height * 3) {
+  const planes = pendingI420(frame);
+  if (!planes && frame.rgb.length !== frame.width * frame.height * 3) {
     throw new Error(
       `annotateFrame: expected ${frame.width * frame.height * 3} bytes for ${frame.width}×${frame.height} RGB, got ${frame.rgb.length}`,
     );
@@ -122,7 +124,10 @@ async function drawInto(item: FaceFrame, options: AnnotateOptions, canvas: Buffe
   const labels = faces.map((f) => labelOf(f));
   await font.prepare([header, ...labels.map((l) => l.text)].join(''));
 
-  frame.rgb.copy(canvas);
+  // A camera frame still in YUV is converted straight into the canvas: the frame itself need not
+  // keep an RGB copy it may never use again.
+  if (planes) i420ToRgb(planes, frame.width, frame.height, canvas);
+  else frame.rgb.copy(canvas);
   const image: Canvas = { rgb: canvas, width: frame.width, height: frame.height };
   faces.forEach((face, i) => {
     const colour = colourOf(face, options);

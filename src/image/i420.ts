@@ -1,0 +1,225 @@
+/**
+ * Camera frames in the form ffmpeg decodes them: planar YUV 4:2:0 ("I420": a full-size luma plane, then
+ * the two chroma planes at half width and half height, rounded up), limited range, BT.601 colours (what
+ * ffmpeg's own RGB conversion assumes for untagged video).
+ *
+ * Why frames stay in this form until someone needs RGB: half the bytes through the pipe from ffmpeg
+ * (1.5 per pixel, not 3), no colour conversion in ffmpeg, and the detector reads its small input straight
+ * from the planes. Measured at 1280×720 (bench/RESULTS.md): the RGB hand-off and ffmpeg's conversion
+ * cost more CPU than the detector's inference. Most frames are never looked at in full colour: only the
+ * faces that get embedded and the frames that get drawn for a viewer are.
+ *
+ * A frame made by {@link frameFromI420} is an ordinary `Frame`: its `rgb` is converted on first read and
+ * kept, and from then on RGB is the only truth (the planes are forgotten, so writing into `rgb` can
+ * never leave a stale copy for the detector). Copies of the frame (spread, Node-RED's clone, JSON) read
+ * `rgb` like any property, so they are plain RGB frames.
+ */
+import type { Frame } from '../types';
+
+/** Bytes of one I420 frame: luma, then two chroma planes of ⌈w/2⌉ × ⌈h/2⌉. */
+export function i420Size(width: number, height: number): number {
+  return width * height + 2 * Math.ceil(width / 2) * Math.ceil(height / 2);
+}
+
+/** Planes of frames whose RGB has not been read yet. */
+const pendingPlanes = new WeakMap<object, Buffer>();
+
+/** A frame whose pixels are I420 planes; `rgb` is converted from them when first read. */
+export function frameFromI420(fields: Omit<Frame, 'rgb'>, planes: Buffer): Frame {
+  const { width, height } = fields;
+  if (planes.length !== i420Size(width, height)) {
+    throw new RangeError(`${planes.length} bytes is not a ${width}×${height} I420 frame`);
+  }
+  const frame = { ...fields } as Frame;
+  pendingPlanes.set(frame, planes);
+  const settle = (rgb: Buffer): Buffer => {
+    pendingPlanes.delete(frame);
+    Object.defineProperty(frame, 'rgb', { value: rgb, enumerable: true, writable: true, configurable: true });
+    return rgb;
+  };
+  Object.defineProperty(frame, 'rgb', {
+    enumerable: true,
+    configurable: true,
+    get: () => settle(i420ToRgb(planes, width, height)),
+    set: (rgb: Buffer) => settle(rgb),
+  });
+  return frame;
+}
+
+/** The I420 planes of a frame whose RGB nobody has read yet; undefined for any other frame. */
+export function pendingI420(frame: object): Buffer | undefined {
+  return pendingPlanes.get(frame);
+}
+
+/**
+ * BT.601 limited range to full-range RGB in 8.8 fixed point (the integer coefficients libyuv and
+ * libjpeg use); chroma is shared by each 2×2 block of pixels. Writes into `out` when given.
+ */
+export function i420ToRgb(planes: Uint8Array, width: number, height: number, out?: Buffer): Buffer {
+  const rgb = out ?? Buffer.allocUnsafe(width * height * 3);
+  if (rgb.length < width * height * 3) throw new RangeError('i420ToRgb: output buffer too small');
+  // Stores through a clamped view saturate at 0 and 255 without a branch per channel.
+  const px = new Uint8ClampedArray(rgb.buffer, rgb.byteOffset, width * height * 3);
+  const cw = Math.ceil(width / 2);
+  const uBase = width * height;
+  const vBase = uBase + cw * Math.ceil(height / 2);
+  let o = 0;
+  for (let y = 0; y < height; y++) {
+    const row = y * width;
+    const chromaRow = (y >> 1) * cw;
+    for (let x = 0; x < width; x += 2) {
+      const u = planes[uBase + chromaRow + (x >> 1)] - 128;
+      const v = planes[vBase + chromaRow + (x >> 1)] - 128;
+      const r = 409 * v;
+      const g = -100 * u - 208 * v;
+      const b = 516 * u;
+      let c = 298 * (planes[row + x] - 16) + 128;
+      px[o] = (c + r) >> 8;
+      px[o + 1] = (c + g) >> 8;
+      px[o + 2] = (c + b) >> 8;
+      if (x + 1 === width) {
+        o += 3;
+        break;
+      }
+      c = 298 * (planes[row + x + 1] - 16) + 128;
+      px[o + 3] = (c + r) >> 8;
+      px[o + 4] = (c + g) >> 8;
+      px[o + 5] = (c + b) >> 8;
+      o += 6;
+    }
+  }
+  return rgb;
+}
+
+/**
+ * The RGB of a `rw`×`rh` part of the frame at (`x0`, `y0`), converted exactly as {@link i420ToRgb} converts
+ * those pixels of the whole frame.
+ */
+export function i420RegionToRgb(
+  planes: Uint8Array,
+  width: number,
+  height: number,
+  x0: number,
+  y0: number,
+  rw: number,
+  rh: number,
+): Buffer {
+  if (x0 < 0 || y0 < 0 || rw < 1 || rh < 1 || x0 + rw > width || y0 + rh > height) {
+    throw new RangeError(`i420RegionToRgb: ${rw}×${rh} at (${x0}, ${y0}) is not inside ${width}×${height}`);
+  }
+  const rgb = Buffer.allocUnsafe(rw * rh * 3);
+  const px = new Uint8ClampedArray(rgb.buffer, rgb.byteOffset, rgb.length);
+  const cw = Math.ceil(width / 2);
+  const uBase = width * height;
+  const vBase = uBase + cw * Math.ceil(height / 2);
+  let o = 0;
+  for (let y = y0; y < y0 + rh; y++) {
+    const row = y * width;
+    const chromaRow = (y >> 1) * cw;
+    for (let x = x0; x < x0 + rw; x++, o += 3) {
+      const u = planes[uBase + chromaRow + (x >> 1)] - 128;
+      const v = planes[vBase + chromaRow + (x >> 1)] - 128;
+      const c = 298 * (planes[row + x] - 16) + 128;
+      px[o] = (c + 409 * v) >> 8;
+      px[o + 1] = (c - 100 * u - 208 * v) >> 8;
+      px[o + 2] = (c + 516 * u) >> 8;
+    }
+  }
+  return rgb;
+}
+
+/**
+ * Shrinks I420 planes to `outW`×`outH` RGB by averaging each output pixel's area of the source (luma and
+ * chroma separately, then one colour conversion), calling `put(x, y, r, g, b)` for each output pixel with channel values on the 0..255 scale, unrounded. Only for shrinking: each output pixel must
+ * cover at least one source pixel.
+ */
+export function shrinkI420(
+  planes: Uint8Array,
+  width: number,
+  height: number,
+  outW: number,
+  outH: number,
+  put: (x: number, y: number, r: number, g: number, b: number) => void,
+): void {
+  if (outW > width || outH > height || outW < 1 || outH < 1) {
+    throw new RangeError(`shrinkI420: cannot shrink ${width}×${height} to ${outW}×${outH}`);
+  }
+  const cw = Math.ceil(width / 2);
+  const ch = Math.ceil(height / 2);
+  const uBase = width * height;
+  const vBase = uBase + cw * ch;
+  const lumaX = runs(width, outW);
+  const lumaY = runs(height, outH);
+  const chromaX = runs(cw, outW);
+  const chromaY = runs(ch, outH);
+  // Per output row, each source row's run under each output pixel is summed in a register, then added.
+  const ySum = new Float64Array(outW);
+  const uSum = new Float64Array(outW);
+  const vSum = new Float64Array(outW);
+  for (let oy = 0; oy < outH; oy++) {
+    ySum.fill(0);
+    uSum.fill(0);
+    vSum.fill(0);
+    for (let y = lumaY.from[oy]; y < lumaY.to[oy]; y++) {
+      const row = y * width;
+      for (let ox = 0; ox < outW; ox++) {
+        let s = 0;
+        const end = row + lumaX.to[ox];
+        for (let i = row + lumaX.from[ox]; i < end; i++) s += planes[i];
+        ySum[ox] += s;
+      }
+    }
+    for (let y = chromaY.from[oy]; y < chromaY.to[oy]; y++) {
+      const row = y * cw;
+      for (let ox = 0; ox < outW; ox++) {
+        let su = 0;
+        let sv = 0;
+        const from = row + chromaX.from[ox];
+        const end = row + chromaX.to[ox];
+        for (let i = from; i < end; i++) {
+          su += planes[uBase + i];
+          sv += planes[vBase + i];
+        }
+        uSum[ox] += su;
+        vSum[ox] += sv;
+      }
+    }
+    const lumaRows = lumaY.to[oy] - lumaY.from[oy];
+    const chromaRows = chromaY.to[oy] - chromaY.from[oy];
+    for (let ox = 0; ox < outW; ox++) {
+      const luma = 1.164 * (ySum[ox] / ((lumaX.to[ox] - lumaX.from[ox]) * lumaRows) - 16);
+      const chromaCount = (chromaX.to[ox] - chromaX.from[ox]) * chromaRows;
+      const u = uSum[ox] / chromaCount - 128;
+      const v = vSum[ox] / chromaCount - 128;
+      put(
+        ox,
+        oy,
+        clampUnit(luma + 1.596 * v),
+        clampUnit(luma - 0.391 * u - 0.813 * v),
+        clampUnit(luma + 2.018 * u),
+      );
+    }
+  }
+}
+
+function clampUnit(v: number): number {
+  return v < 0 ? 0 : v > 255 ? 255 : v;
+}
+
+/**
+ * For each of `n` equal cells along an axis of `size` source pixels, where its run of source pixels
+ * begins (`from[k]`) and ends (`to[k]`): the pixels whose centres fall in the
+ * cell, or the one under its start when the cell is narrower than a pixel (chroma, at half resolution,
+ * can be).
+ */
+function runs(size: number, n: number): { from: Int32Array; to: Int32Array } {
+  const from = new Int32Array(n);
+  const to = new Int32Array(n);
+  const step = size / n;
+  for (let k = 0; k < n; k++) {
+    const start = Math.min(size - 1, step >= 1 ? Math.round(k * step) : Math.floor(k * step));
+    from[k] = start;
+    to[k] = Math.max(start + 1, Math.min(size, Math.round((k + 1) * step)));
+  }
+  return { from, to };
+}
