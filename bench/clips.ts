@@ -9,7 +9,7 @@ import { lastValueFrom, toArray } from 'rxjs';
 
 import { fileFrames } from '../src/io/cameraSource';
 import { ffmpegPath } from '../src/io/ffmpeg';
-import { frameFromI420, pendingI420 } from '../src/image/i420';
+import { frameFromI420, pendingI420 } from '../src/util/i420';
 import type { Frame } from '../src/types';
 import { SHARED_DATA } from './common';
 
@@ -84,22 +84,22 @@ export async function decodeAll(file: string, cameraId: string, fps: number): Pr
 }
 
 /** Fresh frames with the same pixels (and `changes`), still unconverted where decodeAll's were. */
-export function replay(frames: Frame[], changes: Partial<Pick<Frame, 'cameraId'>> = {}): Frame[] {
-  return frames.map((f) => {
-    const planes = planesOf.get(f);
-    const fields = {
-      cameraId: f.cameraId,
-      seq: f.seq,
-      ts: f.ts,
-      width: f.width,
-      height: f.height,
-      ...changes,
-    };
-    if (!planes) return { ...fields, rgb: f.rgb };
-    const frame = frameFromI420(fields, planes);
-    planesOf.set(frame, planes);
-    return frame;
-  });
+export function replay(
+  frames: Frame[],
+  changes: Partial<Omit<Frame, 'rgb' | 'width' | 'height'>> = {},
+): Frame[] {
+  return frames.map((f) => restamp(f, changes));
+}
+
+/** One fresh frame with the same pixels and the fields changed, still unconverted where `frame` was decoded so. */
+export function restamp(frame: Frame, changes: Partial<Omit<Frame, 'rgb' | 'width' | 'height'>>): Frame {
+  const planes = planesOf.get(frame);
+  const { cameraId, seq, ts, width, height } = frame;
+  const fields = { cameraId, seq, ts, width, height, ...changes };
+  if (!planes) return { ...fields, rgb: frame.rgb };
+  const fresh = frameFromI420(fields, planes);
+  planesOf.set(fresh, planes);
+  return fresh;
 }
 
 /** Bytes the frames hold: their planes, or RGB where that was read. */

@@ -26,10 +26,10 @@ import {
 import { FaceFlow } from '../src/faceflow';
 import { MemoryGallery } from '../src/gallery/memoryGallery';
 import { decodeImage } from '../src/image/decode';
-import { fileFrames } from '../src/io/cameraSource';
 import { faceEvents } from '../src/pipeline/events';
 import { recognizeFrames } from '../src/pipeline/live';
 import type { FaceEvent, Frame } from '../src/types';
+import { decodeAll, replay, restamp } from './clips';
 import { machineInfo, SHARED_DATA } from './common';
 
 /** Each clip is played this many times in a row: people come round again. */
@@ -87,14 +87,15 @@ async function galleryFor(flow: FaceFlow, clip: Clip): Promise<MemoryGallery> {
 }
 
 /** The clip played `loops` times in a row, as a camera sees people come round again. */
-async function decodeAll(file: string, fps: number, loops: number): Promise<Frame[]> {
-  const once = await lastValueFrom(fileFrames(file, { cameraId: 'cam' }).pipe(toArray()));
+async function decodeLoops(file: string, fps: number, loops: number): Promise<Frame[]> {
+  // As a camera delivers them (I420), so that the detector sees what it sees live.
+  const once = await decodeAll(file, 'cam', fps);
   const t0 = Date.now();
   const frames: Frame[] = [];
   for (let loop = 0; loop < loops; loop++) {
     for (const f of once) {
       const seq = loop * once.length + f.seq;
-      frames.push({ ...f, seq, ts: t0 + Math.round((seq * 1000) / fps) });
+      frames.push(restamp(f, { seq, ts: t0 + Math.round((seq * 1000) / fps) }));
     }
   }
   return frames;
@@ -132,7 +133,7 @@ const VARIANTS: Variant[] = [
 async function run(flow: FaceFlow, gallery: MemoryGallery, frames: Frame[], clip: Clip, variant: Variant) {
   const { strangers, hysteresis } = variant;
   const events: FaceEvent[] = await lastValueFrom(
-    from(frames).pipe(
+    from(replay(frames)).pipe(
       recognizeFrames(flow, gallery, {
         threshold: flow.threshold,
         ...(strangers ? {} : { strangers: false }),
@@ -176,7 +177,7 @@ async function main(): Promise<void> {
   try {
     for (const clip of await clips()) {
       const gallery = await galleryFor(flow, clip);
-      const frames = await decodeAll(clip.file, clip.fps, LOOPS);
+      const frames = await decodeLoops(clip.file, clip.fps, LOOPS);
       for (const variant of VARIANTS) rows.push(await run(flow, gallery, frames, clip, variant));
     }
   } finally {

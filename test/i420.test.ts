@@ -8,7 +8,7 @@ import { warpAffineRgb } from '../src/align';
 import type { SimilarityTransform } from '../src/align/similarity';
 import { FaceFlow } from '../src/faceflow';
 import { isFrame } from '../src/image/frameInput';
-import { frameFromI420, i420Size, i420ToRgb, pendingI420, shrinkI420 } from '../src/image/i420';
+import { frameFromI420, i420Size, i420ToRgb, pendingI420, shrinkI420 } from '../src/util/i420';
 import { letterbox } from '../src/image/letterbox';
 import { fileFrames } from '../src/io/cameraSource';
 import { ffmpegPath } from '../src/io/ffmpeg';
@@ -62,7 +62,7 @@ function iou(a: Box, b: Box): number {
 
 const fields = (width: number, height: number) => ({ cameraId: 'cam', seq: 0, ts: 1, width, height });
 
-describe('image/i420: camera frames kept as ffmpeg decodes them', () => {
+describe('util/i420: camera frames kept as ffmpeg decodes them', () => {
   it('sizes planes with chroma rounded up for odd sizes', () => {
     assert.equal(i420Size(4, 2), 8 + 2 * 2 * 1);
     assert.equal(i420Size(321, 241), 321 * 241 + 2 * 161 * 121);
@@ -241,7 +241,7 @@ describe('image/i420: camera frames kept as ffmpeg decodes them', () => {
   });
 });
 
-describe('image/i420: the detector on camera frames', function () {
+describe('util/i420: the detector on camera frames', function () {
   this.timeout(120_000);
   let flow: FaceFlow;
 

@@ -11,7 +11,7 @@
  * fall outside the image count as black, so the edge fades over one pixel.
  */
 
-import { i420RegionToRgb, pendingI420 } from '../image/i420';
+import { i420RegionToRgb, pendingI420 } from '../util/i420';
 import type { SimilarityTransform } from './similarity';
 import { invertTransform } from './similarity';
 

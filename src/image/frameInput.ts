@@ -1,5 +1,5 @@
 import type { Frame } from '../types';
-import { pendingI420 } from './i420';
+import { pendingI420 } from '../util/i420';
 import { decodeImage, ImageDecodeError, type DecodeOptions } from './decode';
 
 /**

@@ -1,6 +1,6 @@
 import sharp from 'sharp';
 import type { Frame } from '../types';
-import { pendingI420, shrinkI420 } from './i420';
+import { pendingI420, shrinkI420 } from '../util/i420';
 
 export interface Letterbox {
   /** Float tensor data, channels R, G, B, in the layout asked for (CHW by default). */

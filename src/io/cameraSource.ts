@@ -34,7 +34,7 @@ import { constants, promises as fs } from 'node:fs';
 import { isIP } from 'node:net';
 import * as path from 'node:path';
 import { finalize, Observable, share, Subject, type ObservableInput, type Subscriber } from 'rxjs';
-import { frameFromI420 } from '../image/i420';
+import { frameFromI420 } from '../util/i420';
 import type { Frame } from '../types';
 import { CameraError, ffmpegPath, ffmpegVersion, hasFpsMode, type FfmpegChoice } from './ffmpeg';
 import { ffmpegArgs, type CameraInput, type OutputOptions } from './ffmpegArgs';

@@ -82,7 +82,7 @@ export function ffmpegArgs(input: CameraInput, output: OutputOptions, context: A
     // frames to fit the nominal rate; a camera's frames should come out one for one.
     args.push(syncFlag, 'passthrough');
   }
-  // Planar YUV 4:2:0, what decoders produce: half the bytes of RGB and no conversion in ffmpeg (src/image/i420.ts).
+  // Planar YUV 4:2:0, what decoders produce: half the bytes of RGB and no conversion in ffmpeg (src/util/i420.ts).
   args.push('-f', 'rawvideo', '-pix_fmt', 'yuv420p', 'pipe:1');
   return args;
 }

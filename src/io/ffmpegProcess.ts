@@ -10,7 +10,7 @@
  * builder, and the command line is twenty fixed arguments (ffmpegArgs.ts).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { i420Size } from '../image/i420';
+import { i420Size } from '../util/i420';
 import { FrameCutter } from './frameCutter';
 import type { SecretMasker } from './maskUrl';
 
@@ -45,7 +45,7 @@ export interface FfmpegProcessOptions {
 }
 
 export interface FfmpegHandlers {
-  /** One frame's I420 planes (see src/image/i420.ts). */
+  /** One frame's I420 planes (see src/util/i420.ts). */
   onFrame(planes: Buffer, width: number, height: number): void;
   onLog(line: FfmpegLogLine): void;
   /** Called exactly once, after the process has exited and its pipes are drained. */

@@ -4,6 +4,12 @@ import type { Face, Frame } from '../types';
 export interface SessionOptions {
   /** Threads ONNX Runtime may use inside one operator; default: ONNX Runtime's own choice. */
   threads?: number;
+  /**
+   * Where the model runs: `worker` (default), on the one inference thread of the process, so that inference
+   * never blocks the event loop; `main`, on the event loop's thread, as ONNX Runtime does by itself. Default
+   * from the environment variable `FACEFLOW_INFERENCE` when set.
+   */
+  inferenceThread?: 'worker' | 'main';
 }
 
 export interface DetectOptions {

@@ -1,5 +1,29 @@
 import * as ort from 'onnxruntime-node';
+import { ThreadSession } from './inferenceThread';
 import type { SessionOptions } from './roles';
+
+/** What ModelSession needs of a session: ONNX Runtime's own, or one on the inference thread. */
+interface SessionBackend {
+  readonly inputNames: readonly string[];
+  readonly outputNames: readonly string[];
+  readonly inputMetadata: readonly ort.InferenceSession.ValueMetadata[];
+  readonly outputMetadata: readonly ort.InferenceSession.ValueMetadata[];
+  run(feeds: ort.InferenceSession.FeedsType): Promise<ort.InferenceSession.ReturnType>;
+  release(): Promise<void>;
+}
+
+/** `FACEFLOW_INFERENCE=main` runs models on the event loop's thread, as faceflow did before 0.1 (for comparison). */
+export const INFERENCE_ENV = 'FACEFLOW_INFERENCE';
+
+/** Where sessions run unless SessionOptions say: the inference thread, or `main` when the environment says so. */
+export function defaultInferenceThread(): 'worker' | 'main' {
+  const value = process.env[INFERENCE_ENV]?.trim().toLowerCase();
+  if (value === undefined || value === '' || value === 'worker') return 'worker';
+  if (value === 'main') return 'main';
+  throw new ModelLoadError(
+    `${INFERENCE_ENV} must be 'worker' or 'main', got '${process.env[INFERENCE_ENV]}'`,
+  );
+}
 
 export class ModelLoadError extends Error {
   constructor(message: string) {
@@ -28,7 +52,7 @@ export class ModelSession {
   private releasing: Promise<void> | undefined;
 
   constructor(
-    private readonly session: ort.InferenceSession,
+    private readonly session: SessionBackend,
     readonly path: string,
   ) {}
 
@@ -85,8 +109,16 @@ export async function openSession(path: string, options: SessionOptions = {}): P
     sessionOptions.intraOpNumThreads = options.threads;
     sessionOptions.interOpNumThreads = 1;
   }
+  const where = options.inferenceThread ?? defaultInferenceThread();
+  if (where !== 'worker' && where !== 'main') {
+    throw new ModelLoadError(`inferenceThread must be 'worker' or 'main', got '${String(where)}'`);
+  }
   try {
-    return new ModelSession(await ort.InferenceSession.create(path, sessionOptions), path);
+    const session =
+      where === 'worker'
+        ? await ThreadSession.open(path, sessionOptions)
+        : await ort.InferenceSession.create(path, sessionOptions);
+    return new ModelSession(session, path);
   } catch (err) {
     const reason = (err as Error).message.split('\n')[0];
     throw new ModelLoadError(`${path}: cannot load as an ONNX model (${reason})`);

@@ -1,6 +1,6 @@
 import { concatMap, type OperatorFunction } from 'rxjs';
 import sharp from 'sharp';
-import { i420ToRgb, pendingI420 } from '../image/i420';
+import { i420ToRgb, pendingI420 } from '../util/i420';
 import { UNKNOWN, type Face, type FaceFrame, type Frame } from '../types';
 
 /**

@@ -14,7 +14,6 @@
  * never leave a stale copy for the detector). Copies of the frame (spread, Node-RED's clone, JSON) read
  * `rgb` like any property, so they are plain RGB frames.
  */
-import type { Frame } from '../types';
 
 /** Bytes of one I420 frame: luma, then two chroma planes of ⌈w/2⌉ × ⌈h/2⌉. */
 export function i420Size(width: number, height: number): number {
@@ -25,12 +24,15 @@ export function i420Size(width: number, height: number): number {
 const pendingPlanes = new WeakMap<object, Buffer>();
 
 /** A frame whose pixels are I420 planes; `rgb` is converted from them when first read. */
-export function frameFromI420(fields: Omit<Frame, 'rgb'>, planes: Buffer): Frame {
+export function frameFromI420<F extends { width: number; height: number }>(
+  fields: F,
+  planes: Buffer,
+): F & { rgb: Buffer } {
   const { width, height } = fields;
   if (planes.length !== i420Size(width, height)) {
     throw new RangeError(`${planes.length} bytes is not a ${width}×${height} I420 frame`);
   }
-  const frame = { ...fields } as Frame;
+  const frame = { ...fields } as F & { rgb: Buffer };
   pendingPlanes.set(frame, planes);
   const settle = (rgb: Buffer): Buffer => {
     pendingPlanes.delete(frame);
