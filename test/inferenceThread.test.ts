@@ -47,7 +47,7 @@ describe('models/inferenceThread: inference off the event loop', function () {
 
   before(async function () {
     requireSharedData(this);
-    worker = await openSession(MODELS.scrfd500m, { threads: 1 });
+    worker = await openSession(MODELS.scrfd500m, { threads: 1, inferenceThread: 'worker' });
     main = await openSession(MODELS.scrfd500m, { threads: 1, inferenceThread: 'main' });
   });
   after(async () => {
@@ -75,7 +75,7 @@ describe('models/inferenceThread: inference off the event loop', function () {
   });
 
   it('runs of several sessions in flight together each get their own answer', async () => {
-    const other = await openSession(MODELS.scrfd500m, { threads: 1 });
+    const other = await openSession(MODELS.scrfd500m, { threads: 1, inferenceThread: 'worker' });
     try {
       const runs = await Promise.all([1, 2, 3, 4].map((seed, i) => runOnce(i % 2 ? other : worker, seed)));
       const alone = await Promise.all([1, 2, 3, 4].map((seed) => runOnce(main, seed)));
@@ -94,20 +94,31 @@ describe('models/inferenceThread: inference off the event loop', function () {
   });
 
   it('refuses a file that is not a model, and runs after release', async () => {
-    await assert.rejects(openSession(path.join(PROJECT_ROOT, 'package.json')), (err: Error) => {
-      assert.ok(err instanceof ModelLoadError);
-      assert.match(err.message, /package\.json: cannot load as an ONNX model/);
-      return true;
-    });
-    const session = await openSession(MODELS.scrfd500m, { threads: 1 });
+    await assert.rejects(
+      openSession(path.join(PROJECT_ROOT, 'package.json'), { inferenceThread: 'worker' }),
+      (err: Error) => {
+        assert.ok(err instanceof ModelLoadError);
+        assert.match(err.message, /package\.json: cannot load as an ONNX model/);
+        return true;
+      },
+    );
+    const session = await openSession(MODELS.scrfd500m, { threads: 1, inferenceThread: 'worker' });
     await session.release();
     await assert.rejects(runOnce(session, 5), ModelReleasedError);
   });
 
-  it(`refuses an unknown ${INFERENCE_ENV} value with the choices`, async () => {
+  it(`takes the default from ${INFERENCE_ENV}, and refuses an unknown value with the choices`, async () => {
     const saved = process.env[INFERENCE_ENV];
-    process.env[INFERENCE_ENV] = 'gpu';
     try {
+      process.env[INFERENCE_ENV] = 'worker';
+      const fromEnv = await openSession(MODELS.scrfd500m, { threads: 1 });
+      assert.ok((await turnsDuring(() => runOnce(fromEnv, 6))) >= 50, 'on the inference thread');
+      await fromEnv.release();
+      delete process.env[INFERENCE_ENV];
+      const byDefault = await openSession(MODELS.scrfd500m, { threads: 1 });
+      assert.ok((await turnsDuring(() => runOnce(byDefault, 6))) <= 5, 'on the calling thread by default');
+      await byDefault.release();
+      process.env[INFERENCE_ENV] = 'gpu';
       await assert.rejects(
         openSession(MODELS.scrfd500m),
         /FACEFLOW_INFERENCE must be 'worker' or 'main', got 'gpu'/,
@@ -123,7 +134,7 @@ describe('models/inferenceThread: inference off the event loop', function () {
       const { openSession } = require(${JSON.stringify(path.join(PROJECT_ROOT, 'dist/src/models/session.js'))});
       const ort = require('onnxruntime-node');
       (async () => {
-        const s = await openSession(${JSON.stringify(MODELS.scrfd500m)});
+        const s = await openSession(${JSON.stringify(MODELS.scrfd500m)}, { inferenceThread: 'worker' });
         await s.run({ [s.inputNames[0]]: new ort.Tensor('float32', new Float32Array(3 * 640 * 640), [1, 3, 640, 640]) });
         console.log('ran');
       })();`;

@@ -5,9 +5,10 @@ export interface SessionOptions {
   /** Threads ONNX Runtime may use inside one operator; default: ONNX Runtime's own choice. */
   threads?: number;
   /**
-   * Where the model runs: `worker` (default), on the one inference thread of the process, so that inference
-   * never blocks the event loop; `main`, on the event loop's thread, as ONNX Runtime does by itself. Default
-   * from the environment variable `FACEFLOW_INFERENCE` when set.
+   * Where the model runs: `main` (default), on the calling thread, as ONNX Runtime does by itself (it blocks
+   * the event loop while it computes); `worker`, on the one inference thread of the process, which keeps the
+   * event loop free at some CPU cost (bench/RESULTS.md). Default from the environment variable
+   * `FACEFLOW_INFERENCE` (`main` or `worker`) when set.
    */
   inferenceThread?: 'worker' | 'main';
 }

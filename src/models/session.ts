@@ -12,14 +12,19 @@ interface SessionBackend {
   release(): Promise<void>;
 }
 
-/** `FACEFLOW_INFERENCE=main` runs models on the event loop's thread, as faceflow did before 0.1 (for comparison). */
+/** `FACEFLOW_INFERENCE=worker` runs every model on the inference thread (inferenceThread.ts) instead of the caller's. */
 export const INFERENCE_ENV = 'FACEFLOW_INFERENCE';
 
-/** Where sessions run unless SessionOptions say: the inference thread, or `main` when the environment says so. */
+/**
+ * Where sessions run unless SessionOptions say: on the calling thread, or on the inference thread when the
+ * environment says `worker`. The calling thread is the default because it costs less CPU: measured on 2 cores
+ * (bench/RESULTS.md, issue 19), the hop to the thread and back added 1.5-3 CPU-ms a frame to one camera, while
+ * with 8 cameras it let 4 % more frames through and kept the event loop free.
+ */
 export function defaultInferenceThread(): 'worker' | 'main' {
   const value = process.env[INFERENCE_ENV]?.trim().toLowerCase();
-  if (value === undefined || value === '' || value === 'worker') return 'worker';
-  if (value === 'main') return 'main';
+  if (value === undefined || value === '' || value === 'main') return 'main';
+  if (value === 'worker') return 'worker';
   throw new ModelLoadError(
     `${INFERENCE_ENV} must be 'worker' or 'main', got '${process.env[INFERENCE_ENV]}'`,
   );
