@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { framedTemplate, ARCFACE_TEMPLATE_112 } from '../src/align';
 import { letterbox } from '../src/image/letterbox';
+import { frameFromI420, i420Size } from '../src/util/i420';
 import { blazefaceAnchors, fivePointsFromBlazeface } from '../src/models/blazeface';
 
 describe('image/letterbox', () => {
@@ -65,6 +66,23 @@ describe('image/letterbox', () => {
       for (let c = 0; c < 3; c++)
         assert.equal(hwc.data[p * 3 + c], chw.data[c * 16 + p], `pixel ${p} channel ${c}`);
     }
+  });
+
+  it('fills a reused buffer completely, from RGB and from camera planes, and refuses a wrong size', async () => {
+    const planes = Buffer.from(Array.from({ length: i420Size(6, 4) }, (_, i) => (i * 53) % 256));
+    for (const layout of ['nchw', 'nhwc'] as const) {
+      for (const make of [() => image, () => frameFromI420({ width: 6, height: 4 }, planes)]) {
+        const fresh = await letterbox(make(), 5, 5, norm, layout);
+        const dirty = new Float32Array(75).fill(Number.NaN);
+        const reused = await letterbox(make(), 5, 5, norm, layout, dirty);
+        assert.equal(reused.data, dirty, 'written into the buffer given');
+        assert.deepEqual(Array.from(reused.data), Array.from(fresh.data), layout);
+      }
+    }
+    await assert.rejects(
+      letterbox(image, 4, 4, norm, 'nchw', new Float32Array(47)),
+      /holds 47 values, 48 needed/,
+    );
   });
 });
 

@@ -34,7 +34,8 @@ export async function resizeRgb(
 
 /**
  * Scale an image to fit inside `width`×`height` keeping its aspect ratio, place it in the top-left
- * corner and pad the rest with black, as SCRFD was trained; return the normalised CHW tensor.
+ * corner and pad the rest with black, as SCRFD was trained; return the normalised CHW tensor (in `into` when
+ * given, a buffer of exactly that size to reuse).
  */
 export async function letterbox(
   image: Pick<Frame, 'width' | 'height' | 'rgb'>,
@@ -42,12 +43,17 @@ export async function letterbox(
   height: number,
   norm: Normalization,
   layout: 'nchw' | 'nhwc' = 'nchw',
+  into?: Float32Array,
 ): Promise<Letterbox> {
   const scale = Math.min(width / image.width, height / image.height);
   const innerW = Math.max(1, Math.min(width, Math.round(image.width * scale)));
   const innerH = Math.max(1, Math.min(height, Math.round(image.height * scale)));
   const plane = width * height;
-  const data = new Float32Array(3 * plane);
+  // Every element is written below (padding, then the image), so a reused buffer needs no clearing.
+  if (into !== undefined && into.length !== 3 * plane) {
+    throw new RangeError(`letterbox: the buffer holds ${into.length} values, ${3 * plane} needed`);
+  }
+  const data = into ?? new Float32Array(3 * plane);
   // Element strides of a pixel step and a channel step in the chosen layout.
   const px = layout === 'nchw' ? 1 : 3;
   const ch = layout === 'nchw' ? plane : 1;
