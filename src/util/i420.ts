@@ -6,7 +6,7 @@
  * Why frames stay in this form until someone needs RGB: half the bytes through the pipe from ffmpeg
  * (1.5 per pixel, not 3), no colour conversion in ffmpeg, and the detector reads its small input straight
  * from the planes. Measured at 1280×720 (bench/RESULTS.md): the RGB hand-off and ffmpeg's conversion
- * cost more CPU than the detector's inference. Most frames are never looked at in full colour: only the
+ * cost as much CPU as the detector's inference. Most frames are never looked at in full colour: only the
  * faces that get embedded and the frames that get drawn for a viewer are.
  *
  * A frame made by {@link frameFromI420} is an ordinary `Frame`: its `rgb` is converted on first read and
@@ -54,8 +54,8 @@ export function pendingI420(frame: object): Buffer | undefined {
 }
 
 /**
- * BT.601 limited range to full-range RGB in 8.8 fixed point (the integer coefficients libyuv and
- * libjpeg use); chroma is shared by each 2×2 block of pixels. Writes into `out` when given.
+ * BT.601 limited range to full-range RGB in 8.8 fixed point (the usual integer approximation: the
+ * coefficients times 256); chroma is shared by each 2×2 block of pixels. Writes into `out` when given.
  */
 export function i420ToRgb(planes: Uint8Array, width: number, height: number, out?: Buffer): Buffer {
   const rgb = out ?? Buffer.allocUnsafe(width * height * 3);
