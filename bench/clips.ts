@@ -69,17 +69,8 @@ export async function decodeAll(file: string, cameraId: string, fps: number): Pr
   const t0 = Date.now();
   return frames.map((f) => {
     const planes = pendingI420(f);
-    const fields = {
-      cameraId: f.cameraId,
-      seq: f.seq,
-      ts: t0 + Math.round((f.seq * 1000) / fps),
-      width: f.width,
-      height: f.height,
-    };
-    if (!planes) return { ...fields, rgb: f.rgb };
-    const frame = frameFromI420(fields, planes);
-    planesOf.set(frame, planes);
-    return frame;
+    if (planes) planesOf.set(f, planes);
+    return restamp(f, { ts: t0 + Math.round((f.seq * 1000) / fps) });
   });
 }
 

@@ -58,44 +58,12 @@ export function pendingI420(frame: object): Buffer | undefined {
  * coefficients times 256); chroma is shared by each 2×2 block of pixels. Writes into `out` when given.
  */
 export function i420ToRgb(planes: Uint8Array, width: number, height: number, out?: Buffer): Buffer {
-  const rgb = out ?? Buffer.allocUnsafe(width * height * 3);
-  if (rgb.length < width * height * 3) throw new RangeError('i420ToRgb: output buffer too small');
-  // Stores through a clamped view saturate at 0 and 255 without a branch per channel.
-  const px = new Uint8ClampedArray(rgb.buffer, rgb.byteOffset, width * height * 3);
-  const cw = Math.ceil(width / 2);
-  const uBase = width * height;
-  const vBase = uBase + cw * Math.ceil(height / 2);
-  let o = 0;
-  for (let y = 0; y < height; y++) {
-    const row = y * width;
-    const chromaRow = (y >> 1) * cw;
-    for (let x = 0; x < width; x += 2) {
-      const u = planes[uBase + chromaRow + (x >> 1)] - 128;
-      const v = planes[vBase + chromaRow + (x >> 1)] - 128;
-      const r = 409 * v;
-      const g = -100 * u - 208 * v;
-      const b = 516 * u;
-      let c = 298 * (planes[row + x] - 16) + 128;
-      px[o] = (c + r) >> 8;
-      px[o + 1] = (c + g) >> 8;
-      px[o + 2] = (c + b) >> 8;
-      if (x + 1 === width) {
-        o += 3;
-        break;
-      }
-      c = 298 * (planes[row + x + 1] - 16) + 128;
-      px[o + 3] = (c + r) >> 8;
-      px[o + 4] = (c + g) >> 8;
-      px[o + 5] = (c + b) >> 8;
-      o += 6;
-    }
-  }
-  return rgb;
+  return i420RegionToRgb(planes, width, height, 0, 0, width, height, out);
 }
 
 /**
- * The RGB of a `rw`×`rh` part of the frame at (`x0`, `y0`), converted exactly as {@link i420ToRgb} converts
- * those pixels of the whole frame.
+ * The RGB of a `rw`×`rh` part of the frame at (`x0`, `y0`), converted as {@link i420ToRgb} converts the whole
+ * frame (into `out` when given).
  */
 export function i420RegionToRgb(
   planes: Uint8Array,
@@ -105,26 +73,44 @@ export function i420RegionToRgb(
   y0: number,
   rw: number,
   rh: number,
+  out?: Buffer,
 ): Buffer {
   if (x0 < 0 || y0 < 0 || rw < 1 || rh < 1 || x0 + rw > width || y0 + rh > height) {
     throw new RangeError(`i420RegionToRgb: ${rw}×${rh} at (${x0}, ${y0}) is not inside ${width}×${height}`);
   }
-  const rgb = Buffer.allocUnsafe(rw * rh * 3);
-  const px = new Uint8ClampedArray(rgb.buffer, rgb.byteOffset, rgb.length);
+  const rgb = out ?? Buffer.allocUnsafe(rw * rh * 3);
+  if (rgb.length < rw * rh * 3) throw new RangeError('i420RegionToRgb: output buffer too small');
+  // Stores through a clamped view saturate at 0 and 255 without a branch per channel.
+  const px = new Uint8ClampedArray(rgb.buffer, rgb.byteOffset, rw * rh * 3);
   const cw = Math.ceil(width / 2);
   const uBase = width * height;
   const vBase = uBase + cw * Math.ceil(height / 2);
+  const xEnd = x0 + rw;
   let o = 0;
   for (let y = y0; y < y0 + rh; y++) {
     const row = y * width;
     const chromaRow = (y >> 1) * cw;
-    for (let x = x0; x < x0 + rw; x++, o += 3) {
+    for (let x = x0; x < xEnd;) {
       const u = planes[uBase + chromaRow + (x >> 1)] - 128;
       const v = planes[vBase + chromaRow + (x >> 1)] - 128;
-      const c = 298 * (planes[row + x] - 16) + 128;
-      px[o] = (c + 409 * v) >> 8;
-      px[o + 1] = (c - 100 * u - 208 * v) >> 8;
-      px[o + 2] = (c + 516 * u) >> 8;
+      const r = 409 * v;
+      const g = -100 * u - 208 * v;
+      const b = 516 * u;
+      let c = 298 * (planes[row + x] - 16) + 128;
+      px[o] = (c + r) >> 8;
+      px[o + 1] = (c + g) >> 8;
+      px[o + 2] = (c + b) >> 8;
+      o += 3;
+      x++;
+      // An even pixel's right neighbour shares its chroma sample.
+      if (x < xEnd && (x & 1) === 1) {
+        c = 298 * (planes[row + x] - 16) + 128;
+        px[o] = (c + r) >> 8;
+        px[o + 1] = (c + g) >> 8;
+        px[o + 2] = (c + b) >> 8;
+        o += 3;
+        x++;
+      }
     }
   }
   return rgb;
