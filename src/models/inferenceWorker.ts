@@ -27,7 +27,10 @@ async function handle(
 ): Promise<{ reply: InferenceReply; transfer: ArrayBuffer[] }> {
   switch (request.op) {
     case 'open': {
-      const session = await ort.InferenceSession.create(request.path, request.options);
+      const session =
+        typeof request.model === 'string'
+          ? await ort.InferenceSession.create(request.model, request.options)
+          : await ort.InferenceSession.create(request.model, request.options);
       sessions.set(request.session, session);
       return {
         reply: {

@@ -1,5 +1,7 @@
+import { readFile } from 'node:fs/promises';
 import * as ort from 'onnxruntime-node';
 import { ThreadSession } from './inferenceThread';
+import { withFixedInputShape } from './onnx/fixedInput';
 import type { SessionOptions } from './roles';
 
 /** What ModelSession needs of a session: ONNX Runtime's own, or one on the inference thread. */
@@ -97,8 +99,15 @@ export class ModelSession {
   }
 }
 
-/** Open an ONNX file on the CPU, turning ONNX Runtime's low-level failures into a clear message. */
-export async function openSession(path: string, options: SessionOptions = {}): Promise<ModelSession> {
+/**
+ * Open an ONNX file on the CPU, turning ONNX Runtime's low-level failures into a clear message. `fixedInput`
+ * fixes the free dimensions of the first input (models faceflow built only: see onnx/fixedInput.ts).
+ */
+export async function openSession(
+  path: string,
+  options: SessionOptions = {},
+  fixedInput?: readonly number[],
+): Promise<ModelSession> {
   const sessionOptions: ort.InferenceSession.SessionOptions = {
     executionProviders: ['cpu'],
     graphOptimizationLevel: 'all',
@@ -119,11 +128,14 @@ export async function openSession(path: string, options: SessionOptions = {}): P
     throw new ModelLoadError(`inferenceThread must be 'worker' or 'main', got '${String(where)}'`);
   }
   try {
+    const model = fixedInput ? withFixedInputShape(await readFile(path), fixedInput) : path;
     const session =
       where === 'worker'
-        ? await ThreadSession.open(path, sessionOptions)
-        : await ort.InferenceSession.create(path, sessionOptions);
-    return new ModelSession(session, path);
+        ? await ThreadSession.open(model, sessionOptions)
+        : typeof model === 'string'
+          ? await ort.InferenceSession.create(model, sessionOptions)
+          : await ort.InferenceSession.create(model, sessionOptions);
+    return new ModelSession(session, fixedInput ? `${path} at ${fixedInput.join('×')}` : path);
   } catch (err) {
     const reason = (err as Error).message.split('\n')[0];
     throw new ModelLoadError(`${path}: cannot load as an ONNX model (${reason})`);
