@@ -1,13 +1,10 @@
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
-import * as ort from 'onnxruntime-node';
 import { lastValueFrom, take, toArray } from 'rxjs';
 import sharp from 'sharp';
 
 import { fileFrames } from '../src/io/cameraSource';
 import { BlazeFaceDetector } from '../src/models/blazeface';
-import { withFixedInputShape } from '../src/models/onnx/fixedInput';
 import { buildModels, builtPaths } from '../src/models/pack/build';
 import '../src/models/pack/builders';
 import { loadSources } from '../src/models/pack/sources';
@@ -149,69 +146,6 @@ describe('models/blazeface: the input takes the frame’s shape', function () {
       assert.deepEqual(await free.detect(box), boxFirst);
     }
     assert.ok(wideFirst.length > 0 && boxFirst.length > 0);
-  });
-
-  it('runs each input size on a session fixed at that size once it is open: the same faces', async () => {
-    const onnxPath = builtPaths(loadSources().find((s) => s.id === 'human-blazeface') as never).onnxPath;
-    const opened: { shape: number[]; session: ModelSession; runs: number }[] = [];
-    const own = await openSession(onnxPath, { threads: 1 });
-    const detector = new BlazeFaceDetector('sized', own, signature, async (shape) => {
-      const sized = await openSession(onnxPath, { threads: 1 }, shape);
-      const entry = { shape, session: sized, runs: 0 };
-      const run = sized.run.bind(sized);
-      sized.run = (feeds) => {
-        entry.runs++;
-        return run(feeds);
-      };
-      opened.push(entry);
-      return sized;
-    });
-    const settle = () => new Promise((resolve) => setTimeout(resolve, 500));
-    const wide = await wideFrame('sample1.jpg', 1280);
-    const before = await detector.detect(wide);
-    // The first frame ran on the free session while the sized one opened.
-    await settle();
-    assert.deepEqual(
-      opened.map((o) => o.shape),
-      [[1, 160, 256, 3]],
-    );
-    assert.equal(opened[0].runs, 0);
-    const after = await detector.detect(wide);
-    await detector.detect(wide);
-    assert.equal(opened[0].runs, 2, 'later frames of that size run on the sized session');
-    assert.equal(opened.length, 1, 'one session per size');
-    assert.equal(after.length, before.length);
-    after.forEach((face, i) => {
-      assert.ok(iou(face.box, before[i].box) > 0.999);
-      assert.ok(Math.abs(face.score - before[i].score) < 1e-4);
-    });
-    await detector.detect({ ...wide, width: 640, height: 640, rgb: Buffer.alloc(640 * 640 * 3) });
-    await settle();
-    assert.deepEqual(opened[1]?.shape, [1, 256, 256, 3]);
-    // Disposing releases every session the detector holds.
-    await detector.dispose();
-    for (const s of [own, ...opened.map((o) => o.session)]) await assert.rejects(s.run({}), /released/);
-  });
-
-  it('refuses to fix an input size that the model fixes otherwise', async () => {
-    const onnxPath = builtPaths(loadSources().find((s) => s.id === 'human-blazeface') as never).onnxPath;
-    const bytes = readFileSync(onnxPath);
-    assert.throws(() => withFixedInputShape(bytes, [1, 160, 256]), /has 4 dimensions, not 3/);
-    assert.throws(() => withFixedInputShape(bytes, [1, 160, 256, 4]), /fixes dimension 3 at 3, not 4/);
-    assert.throws(() => withFixedInputShape(bytes, [1, 160.5, 256, 3]), /not a shape of positive sizes/);
-    for (const inferenceThread of ['main', 'worker'] as const) {
-      const sized = await openSession(onnxPath, { inferenceThread }, [1, 96, 128, 3]);
-      try {
-        assert.deepEqual(signatureOf(sized).inputs[0].shape, [1, 96, 128, 3], inferenceThread);
-        const out = await sized.run({
-          input: new ort.Tensor('float32', new Float32Array(96 * 128 * 3), [1, 96, 128, 3]),
-        });
-        assert.equal(Object.keys(out).length, 4);
-      } finally {
-        await sized.release();
-      }
-    }
-    await assert.rejects(openSession(onnxPath, {}, [1, 96, 128, 1]), /cannot load as an ONNX model/);
   });
 
   it('finds the faces of real video frames, from their planes, that the square letterbox finds', async function () {

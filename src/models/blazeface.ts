@@ -9,8 +9,6 @@ import type { ModelSession, ModelSignature } from './session';
 const BLAZEFACE_NORM: Normalization = { mean: [127.5, 127.5, 127.5], std: [127.5, 127.5, 127.5] };
 /** Input tensors kept for reuse per detector: enough for the runs of a few cameras in flight together. */
 const MAX_SPARE_INPUTS = 4;
-/** Input sizes a free-size detector opens a session of their own for (the cameras' aspect ratios, a few). */
-const MAX_SIZED_SESSIONS = 4;
 /** Columns of a prediction row: logit, box centre offset (x, y), box size (w, h), 6 keypoints (x, y). */
 const ROW = 17;
 
@@ -103,21 +101,11 @@ export class BlazeFaceDetector implements Detector {
   private readonly inputName: string;
   /** Input tensors no run holds any more, by length, for the next frames (runs of several cameras overlap). */
   private readonly spareInputs = new Map<number, Float32Array[]>();
-  /** Sessions opened at one input size ("w×h"): opening, open, or failed (undefined: the free one serves). */
-  private readonly sizedSessions = new Map<string, Promise<ModelSession | undefined>>();
-  private readonly readySized = new Map<string, ModelSession>();
-  private disposed = false;
 
-  /**
-   * `openAtSize`, for a model with a free input size, opens the same model with its input fixed to a
-   * shape (N×H×W×3): ONNX Runtime runs it about 15 % faster than the free one (onnx/fixedInput.ts). The
-   * first frames of a new size run on the free session while that one opens.
-   */
   constructor(
     readonly id: string,
     private readonly session: ModelSession,
     signature: ModelSignature,
-    private readonly openAtSize?: (shape: number[]) => Promise<ModelSession>,
   ) {
     const shape = signature.inputs[0]?.shape ?? [];
     const [, h, w, c] = shape;
@@ -141,30 +129,6 @@ export class BlazeFaceDetector implements Detector {
     return [side(frame.width), side(frame.height)];
   }
 
-  /** The session for frames of this input size: one fixed at it once open, the free one until then. */
-  private sessionFor(width: number, height: number): ModelSession {
-    if (this.fixedSize || !this.openAtSize) return this.session;
-    const key = `${width}x${height}`;
-    const ready = this.readySized.get(key);
-    if (ready) return ready;
-    if (!this.sizedSessions.has(key) && this.sizedSessions.size < MAX_SIZED_SESSIONS) {
-      const opening = this.openAtSize([1, height, width, 3]).then(
-        async (sized) => {
-          if (this.disposed) {
-            await sized.release();
-            return undefined;
-          }
-          this.readySized.set(key, sized);
-          return sized;
-        },
-        // The free session is always there to fall back on; a size that cannot be fixed just stays on it.
-        () => undefined,
-      );
-      this.sizedSessions.set(key, opening);
-    }
-    return this.session;
-  }
-
   private anchorsFor(width: number, height: number): Point[] {
     const key = `${width}x${height}`;
     let anchors = this.anchorsBySize.get(key);
@@ -186,7 +150,7 @@ export class BlazeFaceDetector implements Detector {
     const lb = await letterbox(frame, w, h, BLAZEFACE_NORM, 'nhwc', spares.pop());
     let result: ort.InferenceSession.ReturnType;
     try {
-      result = await this.sessionFor(w, h).run({
+      result = await this.session.run({
         [this.inputName]: new ort.Tensor('float32', lb.data, [1, h, w, 3]),
       });
     } finally {
@@ -235,8 +199,6 @@ export class BlazeFaceDetector implements Detector {
   }
 
   async dispose(): Promise<void> {
-    this.disposed = true;
-    const sized = await Promise.all(this.sizedSessions.values());
-    await Promise.all([this.session, ...sized].map((session) => session?.release()));
+    await this.session.release();
   }
 }

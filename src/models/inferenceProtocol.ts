@@ -16,14 +16,7 @@ export interface SessionMeta {
 }
 
 export type InferenceRequest =
-  | {
-      id: number;
-      op: 'open';
-      session: number;
-      /** A file's path, or the model's bytes. */
-      model: string | Uint8Array;
-      options: ort.InferenceSession.SessionOptions;
-    }
+  | { id: number; op: 'open'; session: number; path: string; options: ort.InferenceSession.SessionOptions }
   | { id: number; op: 'run'; session: number; feeds: Record<string, WireTensor> }
   | { id: number; op: 'release'; session: number };
 

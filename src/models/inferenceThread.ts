@@ -80,14 +80,10 @@ export class ThreadSession {
     private readonly meta: SessionMeta,
   ) {}
 
-  /** Opens a model, from its file or its bytes (copied to the thread). */
-  static async open(
-    model: string | Uint8Array,
-    options: ort.InferenceSession.SessionOptions,
-  ): Promise<ThreadSession> {
+  static async open(file: string, options: ort.InferenceSession.SessionOptions): Promise<ThreadSession> {
     const owner = thread();
     const id = nextSession++;
-    const reply = await owner.request({ op: 'open', session: id, model, options });
+    const reply = await owner.request({ op: 'open', session: id, path: file, options });
     return new ThreadSession(owner, id, reply.meta as SessionMeta);
   }
 

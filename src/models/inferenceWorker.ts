@@ -27,10 +27,7 @@ async function handle(
 ): Promise<{ reply: InferenceReply; transfer: ArrayBuffer[] }> {
   switch (request.op) {
     case 'open': {
-      const session =
-        typeof request.model === 'string'
-          ? await ort.InferenceSession.create(request.model, request.options)
-          : await ort.InferenceSession.create(request.model, request.options);
+      const session = await ort.InferenceSession.create(request.path, request.options);
       sessions.set(request.session, session);
       return {
         reply: {

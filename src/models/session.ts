@@ -1,7 +1,5 @@
-import { readFile } from 'node:fs/promises';
 import * as ort from 'onnxruntime-node';
 import { ThreadSession } from './inferenceThread';
-import { withFixedInputShape } from './onnx/fixedInput';
 import type { SessionOptions } from './roles';
 
 /** What ModelSession needs of a session: ONNX Runtime's own, or one on the inference thread. */
@@ -99,15 +97,8 @@ export class ModelSession {
   }
 }
 
-/**
- * Open an ONNX file on the CPU, turning ONNX Runtime's low-level failures into a clear message. `fixedInput`
- * fixes the free dimensions of the first input (models faceflow built only: see onnx/fixedInput.ts).
- */
-export async function openSession(
-  path: string,
-  options: SessionOptions = {},
-  fixedInput?: readonly number[],
-): Promise<ModelSession> {
+/** Open an ONNX file on the CPU, turning ONNX Runtime's low-level failures into a clear message. */
+export async function openSession(path: string, options: SessionOptions = {}): Promise<ModelSession> {
   const sessionOptions: ort.InferenceSession.SessionOptions = {
     executionProviders: ['cpu'],
     graphOptimizationLevel: 'all',
@@ -128,14 +119,11 @@ export async function openSession(
     throw new ModelLoadError(`inferenceThread must be 'worker' or 'main', got '${String(where)}'`);
   }
   try {
-    const model = fixedInput ? withFixedInputShape(await readFile(path), fixedInput) : path;
     const session =
       where === 'worker'
-        ? await ThreadSession.open(model, sessionOptions)
-        : typeof model === 'string'
-          ? await ort.InferenceSession.create(model, sessionOptions)
-          : await ort.InferenceSession.create(model, sessionOptions);
-    return new ModelSession(session, fixedInput ? `${path} at ${fixedInput.join('×')}` : path);
+        ? await ThreadSession.open(path, sessionOptions)
+        : await ort.InferenceSession.create(path, sessionOptions);
+    return new ModelSession(session, path);
   } catch (err) {
     const reason = (err as Error).message.split('\n')[0];
     throw new ModelLoadError(`${path}: cannot load as an ONNX model (${reason})`);

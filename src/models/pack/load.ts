@@ -4,7 +4,7 @@ import { OnnxEmbedder, type EmbedderConfig } from '../embedder';
 import { FaceApiSsdDetector } from '../faceapiSsd';
 import { FaceMeshLandmarker, type Landmarker } from '../facemesh';
 import type { Detector, Embedder, SessionOptions } from '../roles';
-import { ModelLoadError, openSession, signatureOf, type ModelSession } from '../session';
+import { ModelLoadError, openSession, signatureOf } from '../session';
 import { buildModels, builtPaths, isBuilt } from './build';
 import './builders';
 import { modelCacheDir } from './cache';
@@ -20,9 +20,9 @@ export type PackModel = Detector | Embedder | Landmarker;
  * (normally `npm install` has built it already).
  */
 export async function loadPackModel(id: string, options: SessionOptions = {}): Promise<PackModel> {
-  const { source, session, onnxPath } = await openBuilt(id, options);
+  const { source, session } = await openBuilt(id, options);
   try {
-    return wrap(source, session, (shape) => openSession(onnxPath, options, shape));
+    return wrap(source, session);
   } catch (err) {
     await session.release();
     throw err;
@@ -73,20 +73,15 @@ async function openBuilt(id: string, options: SessionOptions) {
     const [report] = await buildModels({ ids: [id], cacheDir });
     if (report.status === 'failed') throw new ModelLoadError(`${id}: could not be built: ${report.error}`);
   }
-  const { onnxPath } = builtPaths(source, cacheDir);
-  const session = await openSession(onnxPath, options);
-  return { source, session, onnxPath };
+  const session = await openSession(builtPaths(source, cacheDir).onnxPath, options);
+  return { source, session };
 }
 
-function wrap(
-  source: ModelSource,
-  session: ModelSession,
-  openAtSize: (shape: number[]) => Promise<ModelSession>,
-): PackModel {
+function wrap(source: ModelSource, session: Awaited<ReturnType<typeof openSession>>): PackModel {
   const signature = signatureOf(session);
   switch (source.family) {
     case 'blazeface':
-      return new BlazeFaceDetector(source.id, session, signature, openAtSize);
+      return new BlazeFaceDetector(source.id, session, signature);
     case 'faceapi-ssd':
       return new FaceApiSsdDetector(source.id, session);
     case 'facemesh':
