@@ -110,20 +110,6 @@ describe('models/blazeface geometry', () => {
     assert.deepEqual(anchors[895], [240, 240]);
   });
 
-  it('lays anchors row by row over a wide input, partial cells counted as TF pads them', () => {
-    // 256×160: a 16×10 grid of 16-px cells (2 anchors each), then 8×5 of 32-px cells (6 each).
-    const wide = blazefaceAnchors(256, 160, [16, 32]);
-    assert.equal(wide.length, 16 * 10 * 2 + 8 * 5 * 6);
-    assert.deepEqual(wide[2 * 16], [8, 24], 'the second row starts after 16 cells of the first');
-    assert.deepEqual(wide[319], [248, 152]);
-    assert.deepEqual(wide[320], [16, 16]);
-    assert.deepEqual(wide[wide.length - 1], [240, 144]);
-    // 256×144: the 32-px grid's last row is half outside the input.
-    const odd = blazefaceAnchors(256, 144, [16, 32]);
-    assert.equal(odd.length, 16 * 9 * 2 + 8 * 5 * 6);
-    assert.deepEqual(odd[odd.length - 1], [240, 144]);
-  });
-
   it('derives five points with mouth corners along the eye line, left eye first', () => {
     // Subject's right eye (image left) listed first, as BlazeFace does; a level face.
     const five = fivePointsFromBlazeface([

@@ -364,44 +364,6 @@ describe('models/tfjs/convert: TFJS graph models to ONNX', function () {
       assert.throws(() => convertTfjsGraph(file, { inputShape: [1, 64, 64] }), /inputShape has 3 dims/);
     });
 
-    it('frees the size a fully convolutional model was exported at, on request: BlazeFace at 256×160', async () => {
-      const file = path.join(HUMAN_MODELS, 'blazeface.json');
-      const free = { inputShape: [1, 'height', 'width', 3], freeFixedDims: { gridAxis: 1 } };
-      assert.throws(
-        () => convertTfjsGraph(file, { inputShape: free.inputShape }),
-        /fixes that dimension at 256/,
-      );
-      assert.throws(
-        () => convertTfjsGraph(file, { ...free, freeFixedDims: { gridAxis: 3 } }),
-        /has no axis 3 for the grid/,
-      );
-      const fixed = await ort.InferenceSession.create(convertTfjsGraph(file).onnx);
-      const conv = convertTfjsGraph(file, free);
-      assert.deepEqual(conv.input.shape, [1, 'height', 'width', 3]);
-      const session = await ort.InferenceSession.create(conv.onnx);
-      try {
-        // At the exported size the freed model computes exactly what the fixed one does.
-        const square = await crop(SCENE, 256, (v) => v / 127.5 - 1);
-        const a = await fixed.run({ input: new ort.Tensor('float32', square, [1, 256, 256, 3]) });
-        const b = await session.run({ input: new ort.Tensor('float32', square, [1, 256, 256, 3]) });
-        for (const name of fixed.outputNames) {
-          assert.deepEqual(b[name].dims, a[name].dims);
-          assert.ok(maxDiff(b[name].data as Float32Array, a[name].data as Float32Array) <= 1e-5, name);
-        }
-        // A wide input gives one prediction per cell of its own grids: 16×10×2 and 8×5×6.
-        const wide = await session.run({
-          input: new ort.Tensor('float32', square.subarray(0, 160 * 256 * 3), [1, 160, 256, 3]),
-        });
-        const rows = Object.values(wide)
-          .map((t) => t.dims.slice(1).join('×'))
-          .sort();
-        assert.deepEqual(rows, ['240×1', '240×16', '320×1', '320×16']);
-      } finally {
-        await session.release();
-        await fixed.release();
-      }
-    });
-
     it('explains a missing file, bad JSON, a layers model and an unsupported op', () => {
       assert.throws(
         () => convertTfjsGraph(path.join(dir, 'nope.json')),

@@ -13,25 +13,18 @@ const MAX_SPARE_INPUTS = 4;
 const ROW = 17;
 
 /**
- * Anchor centres in input pixels for a `width`×`height` input: a grid of `strides[0]` px with 2 anchors per
- * cell, then one of `strides[1]` px with 6, each anchor at its cell's centre, rows first (the order of the
- * model's flattened outputs). A 256×256 input has 896; its strides are 16 and 32 (size / 16 and size / 8).
+ * Anchor centres in input pixels: a 16-px grid with 2 anchors per cell, then a 32-px grid with 6,
+ * each anchor at its cell's centre (896 anchors for a 256 input).
  */
-export function blazefaceAnchors(
-  width: number,
-  height = width,
-  strides: [number, number] = [width / 16, width / 8],
-): Point[] {
+export function blazefaceAnchors(size: number): Point[] {
   const anchors: Point[] = [];
   for (const [stride, perCell] of [
-    [strides[0], 2],
-    [strides[1], 6],
+    [size / 16, 2],
+    [size / 8, 6],
   ]) {
-    // A side that is not a multiple of the stride gets a partial last cell, as TF's 'SAME' padding makes.
-    const rows = Math.ceil(height / stride);
-    const cols = Math.ceil(width / stride);
-    for (let gy = 0; gy < rows; gy++) {
-      for (let gx = 0; gx < cols; gx++) {
+    const cells = Math.ceil(size / stride);
+    for (let gy = 0; gy < cells; gy++) {
+      for (let gx = 0; gx < cells; gx++) {
         for (let a = 0; a < perCell; a++) anchors.push([stride * (gx + 0.5), stride * (gy + 0.5)]);
       }
     }
@@ -81,26 +74,14 @@ function joinPredictions(outputs: ort.Tensor[], id: string): Float32Array {
   return out;
 }
 
-/** The long side the "back" BlazeFace was trained at: a build with a free input size takes frames at it. */
-const TRAINED_SIZE = 256;
-/** Its grids' cells at that scale (px). Free-size inputs are multiples of the coarser, so no cell is partial. */
-const TRAINED_STRIDES: [number, number] = [16, 32];
-
-/**
- * MediaPipe BlazeFace (converted from the TFJS model in @vladmandic/human). A model with a fixed input
- * (256×256 as exported: 896 anchors) gets every frame letterboxed into it; one built with a free height and
- * width (the default pack's) gets the frame's own shape, long side 256, rounded up to whole 32-px cells, so a
- * 16:9 camera frame is 256×160 and 40 % of the network's work on padding is not done.
- */
+/** MediaPipe BlazeFace (converted from the TFJS model in @vladmandic/human): square input, 896 anchors. */
 export class BlazeFaceDetector implements Detector {
   readonly role = 'detector' as const;
-  /** Fixed input size (width, height), or undefined for a free one. */
-  private readonly fixedSize?: [number, number];
-  /** Anchors per input size ("w×h"): one or two shapes in practice (the cameras' aspect ratios). */
-  private readonly anchorsBySize = new Map<string, Point[]>();
+  private readonly size: number;
+  private readonly anchors: Point[];
   private readonly inputName: string;
-  /** Input tensors no run holds any more, by length, for the next frames (runs of several cameras overlap). */
-  private readonly spareInputs = new Map<number, Float32Array[]>();
+  /** Input tensors no run holds any more, for the next frames (runs of several cameras overlap). */
+  private readonly spareInputs: Float32Array[] = [];
 
   constructor(
     readonly id: string,
@@ -108,35 +89,13 @@ export class BlazeFaceDetector implements Detector {
     signature: ModelSignature,
   ) {
     const shape = signature.inputs[0]?.shape ?? [];
-    const [, h, w, c] = shape;
-    const bothFixed = typeof h === 'number' && typeof w === 'number';
-    const bothFree = typeof h !== 'number' && typeof w !== 'number';
-    if (shape.length !== 4 || c !== 3 || !(bothFree || (bothFixed && h === w))) {
-      throw new Error(
-        `${id}: expected an N×S×S×3 BlazeFace input (or N×H×W×3 with H and W free), got [${shape.join(',')}]`,
-      );
+    const size = shape[1];
+    if (typeof size !== 'number' || shape[2] !== size || shape[3] !== 3) {
+      throw new Error(`${id}: expected an N×S×S×3 BlazeFace input, got [${shape.join(',')}]`);
     }
-    if (bothFixed) this.fixedSize = [w, h];
+    this.size = size;
+    this.anchors = blazefaceAnchors(size);
     this.inputName = signature.inputs[0].name;
-  }
-
-  /** The network input (width, height) a frame of this size is given. */
-  inputSizeFor(frame: Pick<Frame, 'width' | 'height'>): [number, number] {
-    if (this.fixedSize) return this.fixedSize;
-    const scale = TRAINED_SIZE / Math.max(frame.width, frame.height);
-    const cell = TRAINED_STRIDES[1];
-    const side = (n: number) => Math.min(TRAINED_SIZE, Math.max(cell, Math.ceil((n * scale) / cell) * cell));
-    return [side(frame.width), side(frame.height)];
-  }
-
-  private anchorsFor(width: number, height: number): Point[] {
-    const key = `${width}x${height}`;
-    let anchors = this.anchorsBySize.get(key);
-    if (!anchors) {
-      anchors = blazefaceAnchors(width, height, this.fixedSize ? undefined : TRAINED_STRIDES);
-      this.anchorsBySize.set(key, anchors);
-    }
-    return anchors;
   }
 
   async detect(frame: Frame, options: DetectOptions = {}): Promise<Face[]> {
@@ -144,24 +103,22 @@ export class BlazeFaceDetector implements Detector {
     // much of the frame BlazeFace also reports ghost faces at 0.52-0.55.
     const scoreThreshold = options.scoreThreshold ?? 0.6;
     const nmsThreshold = options.nmsThreshold ?? 0.3;
-    const [w, h] = this.inputSizeFor(frame);
-    const spares = this.spareInputs.get(w * h * 3) ?? [];
-    this.spareInputs.set(w * h * 3, spares);
-    const lb = await letterbox(frame, w, h, BLAZEFACE_NORM, 'nhwc', spares.pop());
+    const s = this.size;
+    const lb = await letterbox(frame, s, s, BLAZEFACE_NORM, 'nhwc', this.spareInputs.pop());
     let result: ort.InferenceSession.ReturnType;
     try {
       result = await this.session.run({
-        [this.inputName]: new ort.Tensor('float32', lb.data, [1, h, w, 3]),
+        [this.inputName]: new ort.Tensor('float32', lb.data, [1, s, s, 3]),
       });
     } finally {
       // ONNX Runtime is done with the input once run settles: the next frame reuses it (a 786 KB tensor per
       // frame was a good part of the garbage collector's work with many cameras, bench/RESULTS.md).
-      if (spares.length < MAX_SPARE_INPUTS) spares.push(lb.data);
+      if (this.spareInputs.length < MAX_SPARE_INPUTS) this.spareInputs.push(lb.data);
     }
     const raw = joinPredictions(Object.values(result) as ort.Tensor[], this.id);
     const n = raw.length / ROW;
-    const anchors = this.anchorsFor(w, h);
-    if (n !== anchors.length) throw new Error(`${this.id}: ${n} predictions for ${anchors.length} anchors`);
+    if (n !== this.anchors.length)
+      throw new Error(`${this.id}: ${n} predictions for ${this.anchors.length} anchors`);
     // The score is a logit: compare in logit space, no sigmoid for the rejected majority.
     const minLogit = Math.log(scoreThreshold / (1 - scoreThreshold));
     const boxes: Box[] = [];
@@ -171,7 +128,7 @@ export class BlazeFaceDetector implements Detector {
     for (let i = 0; i < n; i++) {
       const r = i * ROW;
       if (!(raw[r] >= minLogit)) continue;
-      const [ax, ay] = anchors[i];
+      const [ax, ay] = this.anchors[i];
       const cx = ax + raw[r + 1];
       const cy = ay + raw[r + 2];
       const w = raw[r + 3];

@@ -15,7 +15,7 @@ export function registerBuilder(kind: string, builder: ModelBuilder): void {
 }
 
 /** Bump when a builder's output changes, so caches built by older code are rebuilt. */
-export const BUILD_VERSION = 2;
+export const BUILD_VERSION = 1;
 
 export interface BuildStamp {
   id: string;

@@ -1,6 +1,5 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
-import type { ConvertOptions } from '../tfjs/convert';
 
 export type PackRole = 'detector' | 'landmarker' | 'embedder' | 'attribute';
 
@@ -18,10 +17,7 @@ export interface ModelSource {
     files: Record<string, string>;
   };
   licence: string;
-  /** The built model's input shape, as documentation; names are dimensions chosen at run time. */
-  input: (number | string)[];
-  /** Options for the converter (tfjs-graph): see `ConvertOptions`. */
-  convert?: ConvertOptions;
+  input: number[];
   notes?: string;
 }
 
@@ -50,11 +46,6 @@ export function parseSource(file: string): ModelSource {
       if (!/^[0-9a-f]{64}$/.test(String(sha))) problems.push(`sha256 of ${f}`);
     }
   }
-  if (
-    m.convert !== undefined &&
-    (typeof m.convert !== 'object' || m.convert === null || Array.isArray(m.convert))
-  )
-    problems.push('"convert" (converter options, an object)');
   if (problems.length) throw new Error(`${file}: missing or invalid ${problems.join(', ')}`);
   return m as ModelSource;
 }

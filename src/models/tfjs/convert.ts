@@ -20,17 +20,10 @@ export type Dim = number | string;
 export interface ConvertOptions {
   /**
    * The input's NHWC shape. Numbers fix dimensions the model leaves dynamic (-1), e.g. batch 1;
-   * a string keeps a dimension dynamic under that name. Dimensions the model fixes cannot change unless
-   * `freeFixedDims` says so. Default: the model's shape, with its dynamic batch named 'N'.
+   * a string keeps a dimension dynamic under that name. Dimensions the model fixes cannot change.
+   * Default: the model's shape, with its dynamic batch named 'N'.
    */
   inputShape?: Dim[];
-  /**
-   * Lets a string in `inputShape` free a dimension the model fixes: for fully convolutional models
-   * exported at one image size (BlazeFace at 256×256) that work at others. Their constant Reshape
-   * targets were written for that size, so `gridAxis` must name the target axis that holds the
-   * flattened grid (it becomes -1); a Reshape whose target has no such axis is refused.
-   */
-  freeFixedDims?: { gridAxis: number };
   /** ONNX names for outputs, keyed by TF node name or `signature.outputs` key. */
   outputNames?: Record<string, string>;
 }
@@ -151,8 +144,7 @@ class Converter {
       }
       shape = want.map((d, i) => {
         const fixed = ph.shape[i];
-        const freed = typeof d === 'string' && this.options.freeFixedDims !== undefined;
-        if (fixed !== undefined && fixed >= 0 && d !== fixed && !freed) {
+        if (fixed !== undefined && fixed >= 0 && d !== fixed) {
           throw this.fail(node, `inputShape[${i}] is ${d}, but the model fixes that dimension at ${fixed}`);
         }
         if (typeof d === 'number' && (!Number.isInteger(d) || d < 1)) return i === 0 ? 'N' : `d${i}`;
@@ -627,15 +619,6 @@ class Converter {
   private reshape(node: TfNode): void {
     const x = this.input(node, 0);
     const target = this.constInts(node, 1);
-    const free = this.options.freeFixedDims;
-    if (free && !target.includes(-1)) {
-      // The target was written for the size the model was exported at; the grid axis takes whatever the
-      // input's size makes it.
-      if (free.gridAxis < 0 || free.gridAxis >= target.length) {
-        throw this.fail(node, `target shape [${target.join(',')}] has no axis ${free.gridAxis} for the grid`);
-      }
-      target[free.gridAxis] = -1;
-    }
     if (target.some((d) => d === 0 || d < -1) || target.filter((d) => d === -1).length > 1) {
       throw this.fail(node, `unsupported target shape [${target.join(',')}]`);
     }
