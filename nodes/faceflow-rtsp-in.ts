@@ -4,7 +4,14 @@ import { CameraRunner, type CameraState } from '../src/io/cameraRunner';
 import { CameraSource } from '../src/io/cameraSource';
 import { CameraMeter } from '../src/metrics';
 import { registerMetricsAdmin } from './lib/metricsAdmin';
-import { cameraInput, flag, positiveOption, type SourceKind, type SourceCredentials } from './lib/source';
+import {
+  cameraInput,
+  flag,
+  positiveOption,
+  wholeOption,
+  type SourceKind,
+  type SourceCredentials,
+} from './lib/source';
 import { handleInput, shorten } from './lib/runtime';
 import { PASSWORD_IN_URL_WARNING, passwordStoredInFlow } from '../src/io/urlCredentials';
 import { registerUrlCredentialsScript } from './lib/urlCredentialsScript';
@@ -21,6 +28,8 @@ interface RtspInDef extends NodeDef {
   cameraId?: string;
   fps?: string | number;
   width?: string | number;
+  /** Empty means 1; 0 leaves the choice to ffmpeg. */
+  decoderThreads?: string | number;
   autostart?: boolean | string;
 }
 
@@ -65,6 +74,7 @@ module.exports = (RED: NodeAPI) => {
           cameraId: def.cameraId?.trim() || undefined,
           fps: positiveOption('fps', def.fps),
           width: positiveOption('width', def.width),
+          decoderThreads: wholeOption('decoder threads', def.decoderThreads),
           // Every ffmpeg warning would be a message on output 2; errors are what a flow acts on.
           logLevel: 'error',
         },

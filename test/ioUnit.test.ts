@@ -89,6 +89,31 @@ describe('io: ffmpeg command lines', () => {
     );
   });
 
+  it('decodes on one thread unless told otherwise; inputArgs still have the last word', () => {
+    const threadsOf = (args: string[]) => {
+      const i = args.indexOf('-threads');
+      assert.ok(i >= 0 && i < args.indexOf('-i'), 'an input option');
+      return args.slice(i + 1, args.indexOf('-i')).join(' ');
+    };
+    const rtsp = { kind: 'rtsp', url: 'rtsp://cam/s' } as const;
+    assert.equal(threadsOf(ffmpegArgs(rtsp, {}, { fpsMode: true })), '1');
+    assert.equal(threadsOf(ffmpegArgs(rtsp, { decoderThreads: 0 }, { fpsMode: true })), '0');
+    assert.equal(threadsOf(ffmpegArgs(rtsp, { decoderThreads: 4 }, { fpsMode: true })), '4');
+    assert.equal(
+      threadsOf(ffmpegArgs(rtsp, { inputArgs: ['-threads', '3'] }, { fpsMode: true })),
+      '1 -threads 3',
+      'ffmpeg takes the last -threads given',
+    );
+    for (const bad of [-1, 1.5, 65, Number.NaN]) {
+      assert.throws(
+        () => ffmpegArgs(rtsp, { decoderThreads: bad }, { fpsMode: true }),
+        (err: Error) =>
+          err instanceof CameraError && /decoderThreads must be a whole number from 0/.test(err.message),
+        String(bad),
+      );
+    }
+  });
+
   it('builds V4L2 device arguments, and refuses them off Linux', () => {
     const args = ffmpegArgs(
       { kind: 'device', device: '/dev/video2', inputFormat: 'mjpeg', captureSize: '1280x720', framerate: 15 },
@@ -96,7 +121,7 @@ describe('io: ffmpeg command lines', () => {
       { fpsMode: false, platform: 'linux' },
     );
     const i = args.indexOf('-i');
-    assert.deepEqual(args.slice(i - 8, i + 2), [
+    assert.deepEqual(args.slice(i - 10, i + 2), [
       '-f',
       'v4l2',
       '-input_format',
@@ -105,6 +130,8 @@ describe('io: ffmpeg command lines', () => {
       '1280x720',
       '-framerate',
       '15',
+      '-threads',
+      '1',
       '-i',
       '/dev/video2',
     ]);

@@ -61,6 +61,15 @@ export function positiveOption(name: string, value: unknown): number | undefined
   return n;
 }
 
+/** A whole number ≥ 0 from an editor field, or undefined when empty; an error names the field. */
+export function wholeOption(name: string, value: unknown): number | undefined {
+  if (value === undefined || value === null || String(value).trim() === '') return undefined;
+  const n = Number(value);
+  if (!(Number.isInteger(n) && n >= 0))
+    throw new Error(`${name} must be a whole number, got '${String(value)}'`);
+  return n;
+}
+
 /** An editor checkbox: saved as a boolean, but hand-written flows say "true". */
 export function flag(value: unknown, fallback: boolean): boolean {
   if (value === undefined || value === null || value === '') return fallback;

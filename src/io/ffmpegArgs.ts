@@ -39,6 +39,14 @@ export interface OutputOptions {
   height?: number;
   /** At most this many frames per second; surplus frames are dropped by ffmpeg, never duplicated. */
   fps?: number;
+  /**
+   * Threads ffmpeg decodes the stream with: 1 by default, 0 for ffmpeg's own choice (one per core and one
+   * more). H.264 spreads over threads a frame each, so every extra thread holds a frame back (67 ms at 15 fps)
+   * and costs CPU: on 2 cores a 720p stream took 20 % more CPU to decode with ffmpeg's choice than with one
+   * thread (bench/RESULTS.md). One thread decodes 720p at over 300 frames a second here; a single 4K stream on a
+   * small board may need more.
+   */
+  decoderThreads?: number;
   /** Extra ffmpeg options placed just before `-i`, for what this API does not cover. */
   inputArgs?: string[];
 }
@@ -57,6 +65,14 @@ export interface ArgsContext {
 export function ffmpegArgs(input: CameraInput, output: OutputOptions, context: ArgsContext): string[] {
   const args = ['-nostdin', '-hide_banner', '-nostats', '-loglevel', 'level+info'];
   args.push(...inputArgs(input, context.platform ?? process.platform));
+  const threads = output.decoderThreads ?? 1;
+  if (!Number.isInteger(threads) || threads < 0 || threads > 64) {
+    throw new CameraError(
+      `decoderThreads must be a whole number from 0 (ffmpeg's choice) to 64, got ${String(output.decoderThreads)}`,
+    );
+  }
+  // Before inputArgs, so that a '-threads' among them still wins.
+  args.push('-threads', String(threads));
   for (const extra of output.inputArgs ?? []) {
     if (typeof extra !== 'string') throw new CameraError('inputArgs must be strings');
     args.push(extra);
