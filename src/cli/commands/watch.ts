@@ -46,6 +46,7 @@ Options:
   --loop                play a file source again and again
   --no-realtime         read a file as fast as possible (frames that cannot be processed in time are dropped)
   --udp                 RTSP over UDP instead of TCP
+  --decoder-threads N   threads ffmpeg decodes with (default 1; 0: ffmpeg's choice, for one 4K camera)
   --ffmpeg PATH|system  ffmpeg to use (default: the one installed with faceflow; $FACEFLOW_FFMPEG)
   --max-frames N        stop after N processed frames
 ${MODEL_HELP}`;
@@ -68,6 +69,7 @@ const OPTIONS = {
   loop: { type: 'boolean' },
   'no-realtime': { type: 'boolean' },
   udp: { type: 'boolean' },
+  'decoder-threads': { type: 'string' },
   ffmpeg: { type: 'string' },
   'max-frames': { type: 'string' },
 } as const;
@@ -103,6 +105,9 @@ export async function watchCommand(
   const cooldownMs = (parseNumber('cooldown', values.cooldown, 0, 86_400) ?? 30) * 1000;
   const maxFrames = parseNumber('max-frames', values['max-frames'], 1, Number.MAX_SAFE_INTEGER);
   const mjpegPort = parseNumber('mjpeg', values.mjpeg, 0, 65_535);
+  const decoderThreads = parseNumber('decoder-threads', values['decoder-threads'], 0, 64);
+  if (decoderThreads !== undefined && !Number.isInteger(decoderThreads))
+    throw new UsageError('--decoder-threads must be a whole number');
   const input = cameraInput(positionals[0], {
     loop: values.loop,
     realtime: !values['no-realtime'],
@@ -137,6 +142,7 @@ export async function watchCommand(
       cameraId: values.camera,
       fps,
       width,
+      decoderThreads,
       onEvent: cameraReporter(io, input.kind !== 'file'),
     });
     io.err(`watching ${source.label} as '${source.cameraId}'; threshold ${threshold}`);
