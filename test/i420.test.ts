@@ -9,6 +9,7 @@ import type { SimilarityTransform } from '../src/align/similarity';
 import { FaceFlow } from '../src/faceflow';
 import { isFrame } from '../src/image/frameInput';
 import { frameFromI420, i420Size, i420ToRgb, pendingI420, shrinkI420 } from '../src/util/i420';
+import { seededRandom } from '../src/util/seededRandom';
 import { letterbox } from '../src/image/letterbox';
 import { fileFrames } from '../src/io/cameraSource';
 import { ffmpegPath } from '../src/io/ffmpeg';
@@ -173,6 +174,48 @@ describe('util/i420: camera frames kept as ffmpeg decodes them', () => {
           assert.ok(Math.abs(got - want) < 1.5, `${w}×${h}→${ow}×${oh}: ${got} vs ${want}`);
       });
       assert.equal(seen, ow * oh);
+    }
+  });
+
+  it('shrinks each output pixel to the mean of the source pixels under it, for runs of 1 to 15 pixels', () => {
+    // Area means worked out the slow way, per output pixel, against the shrink's runs: 2 to 3 pixels (640 → 256),
+    // 5 (1280 → 256), 7 to 8 (1920 → 256), 15 (3840 → 256) and the odd ones of small sizes.
+    const bounds = (size: number, n: number, k: number): [number, number] => {
+      const step = size / n;
+      const from = Math.min(size - 1, step >= 1 ? Math.round(k * step) : Math.floor(k * step));
+      return [from, Math.max(from + 1, Math.min(size, Math.round((k + 1) * step)))];
+    };
+    const r = seededRandom(11);
+    for (const [w, h, ow, oh] of [
+      [640, 24, 256, 9],
+      [1280, 40, 256, 8],
+      [1920, 32, 256, 4],
+      [3840, 30, 256, 2],
+      [41, 21, 16, 9],
+    ]) {
+      const planes = Buffer.from(Array.from({ length: i420Size(w, h) }, () => Math.floor(r() * 256)));
+      const cw = Math.ceil(w / 2);
+      const ch = Math.ceil(h / 2);
+      const mean = (base: number, stride: number, [x0, x1]: number[], [y0, y1]: number[]) => {
+        let s = 0;
+        for (let y = y0; y < y1; y++) for (let x = x0; x < x1; x++) s += planes[base + y * stride + x];
+        return s / ((x1 - x0) * (y1 - y0));
+      };
+      shrinkI420(planes, w, h, ow, oh, (x, y, rr, gg, bb) => {
+        const luma = 1.164 * (mean(0, w, bounds(w, ow, x), bounds(h, oh, y)) - 16);
+        const cx = bounds(cw, ow, x);
+        const cy = bounds(ch, oh, y);
+        const u = mean(w * h, cw, cx, cy) - 128;
+        const v = mean(w * h + cw * ch, cw, cx, cy) - 128;
+        const clamp = (c: number) => Math.min(255, Math.max(0, c));
+        const want = [clamp(luma + 1.596 * v), clamp(luma - 0.391 * u - 0.813 * v), clamp(luma + 2.018 * u)];
+        [rr, gg, bb].forEach((got, c) =>
+          assert.ok(
+            Math.abs(got - want[c]) < 1e-9,
+            `${w}×${h}→${ow}×${oh} at ${x},${y}: ${got} vs ${want[c]}`,
+          ),
+        );
+      });
     }
   });
 
