@@ -176,7 +176,10 @@ describe('cli: faceflow watch', function () {
       [['watch', '/no/such/video.mp4', '--enroll', people], /no such file/],
       [['watch', CLIP, '--enroll', people, '--detect-every', '0'], /--detect-every must be/],
       [['watch', CLIP, '--enroll', people, '--decoder-threads', '1.5'], /--decoder-threads must be a whole/],
-      [['watch', CLIP, '--enroll', people, '--decoder-threads=-1'], /--decoder-threads must be a number from 0/],
+      [
+        ['watch', CLIP, '--enroll', people, '--decoder-threads=-1'],
+        /--decoder-threads must be a number from 0/,
+      ],
       [['watch', CLIP, '--enroll', people, '--collect-unknowns'], /needs --gallery/],
     ];
     for (const [args, message] of cases) {
