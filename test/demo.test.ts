@@ -369,6 +369,15 @@ describe('npm start: the demo (Node-RED, embedded MQTT broker, sample clip)', fu
           { ...camera, id: 'cam-no-file', source: 'file' },
           { ...camera, id: 'cam-file', source: 'file', file: '/videos/door.mp4' },
           { ...camera, id: 'cam-no-device', source: 'device', device: ' ' },
+          // Flows older than the Decoder threads field lack it (the cameras above): valid. A bad value is not.
+          { ...camera, id: 'cam-threads', source: 'file', file: '/videos/door.mp4', decoderThreads: '2' },
+          {
+            ...camera,
+            id: 'cam-bad-threads',
+            source: 'file',
+            file: '/videos/door.mp4',
+            decoderThreads: 'two',
+          },
         ];
         RED.view.importNodes(cameras, { addFlow: true, notify: false });
         return Object.fromEntries(
@@ -384,6 +393,8 @@ describe('npm start: the demo (Node-RED, embedded MQTT broker, sample clip)', fu
         'cam-no-file': 'invalid ["file"]',
         'cam-file': true,
         'cam-no-device': 'invalid ["device"]',
+        'cam-threads': true,
+        'cam-bad-threads': 'invalid ["decoderThreads"]',
       });
     } finally {
       await browser.close();
