@@ -41,10 +41,10 @@ export interface OutputOptions {
   fps?: number;
   /**
    * Threads ffmpeg decodes the stream with: 1 by default, 0 for ffmpeg's own choice (one per core and one
-   * more). H.264 spreads over threads a frame each, so every extra thread holds a frame back (67 ms at 15 fps)
-   * and costs CPU: on 2 cores a 720p stream took 20 % more CPU to decode with ffmpeg's choice than with one
-   * thread (bench/RESULTS.md). One thread decodes 720p at over 300 frames a second here; a single 4K stream on a
-   * small board may need more.
+   * more). H.264 spreads over threads a frame each, so every extra thread holds a frame back and costs CPU: on
+   * 2 cores ffmpeg's choice delivered 720p frames about 130 ms later at 15 fps and took 25 % more CPU than one
+   * thread (bench/RESULTS.md). One thread decodes 720p at about 350 frames a second there; a single 4K stream on
+   * a small board may need more.
    */
   decoderThreads?: number;
   /** Extra ffmpeg options placed just before `-i`, for what this API does not cover. */
