@@ -177,6 +177,16 @@ describe('util/i420: camera frames kept as ffmpeg decodes them', () => {
     }
   });
 
+  it('shrinks a large frame to one pixel without the sums overflowing', () => {
+    // 9.6 million pixels of limited-range white: 2.3 × 10⁹ in one sum, past what 32 bits hold.
+    const [w, h] = [8000, 1200];
+    const planes = Buffer.alloc(i420Size(w, h), 128);
+    planes.fill(235, 0, w * h);
+    let seen: number[] = [];
+    shrinkI420(planes, w, h, 1, 1, (_x, _y, r, g, b) => (seen = [r, g, b]));
+    for (const c of seen) assert.ok(Math.abs(c - 255) < 0.5, `${seen.join(',')}`);
+  });
+
   it('shrinks each output pixel to the mean of the source pixels under it, for runs of 1 to 15 pixels', () => {
     // Area means worked out the slow way, per output pixel, against the shrink's runs: 2 to 3 pixels (640 → 256),
     // 5 (1280 → 256), 7 to 8 (1920 → 256), 15 (3840 → 256) and the odd ones of small sizes.

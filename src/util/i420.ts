@@ -142,10 +142,14 @@ export function shrinkI420(
   // in doubles (the detector's letterbox of a 640×360 and a 1280×720 frame, bench/RESULTS.md).
   const { from: lumaFrom, length: lumaLength } = runs(width, outW);
   const { from: chromaFrom, length: chromaLength } = runs(cw, outW);
-  // Per output row, each source row's run under each output pixel is summed, then added up, in whole numbers.
-  const ySum = new Int32Array(outW);
-  const uSum = new Int32Array(outW);
-  const vSum = new Int32Array(outW);
+  // Per output row, each source row's run under each output pixel is summed, then added up, in whole numbers
+  // (doubles only where a cell is so large that 255 per pixel could overflow 32 bits: a frame shrunk to a few
+  // pixels).
+  const largestCell = (Math.ceil(width / outW) + 1) * (Math.ceil(height / outH) + 1);
+  const Sums = largestCell * 255 < 2 ** 31 ? Int32Array : Float64Array;
+  const ySum = new Sums(outW);
+  const uSum = new Sums(outW);
+  const vSum = new Sums(outW);
   for (let oy = 0; oy < outH; oy++) {
     ySum.fill(0);
     uSum.fill(0);
