@@ -140,8 +140,8 @@ export function shrinkI420(
   const chromaY = runs(ch, outH);
   // Typed arrays in locals and whole-number sums: 6-7 % faster than reaching them through an object and summing
   // in doubles (the detector's letterbox of a 640×360 and a 1280×720 frame, bench/RESULTS.md).
-  const { from: lumaFrom, length: lumaLength } = runs(width, outW);
-  const { from: chromaFrom, length: chromaLength } = runs(cw, outW);
+  const { from: lumaFrom, to: lumaTo } = runs(width, outW);
+  const { from: chromaFrom, to: chromaTo } = runs(cw, outW);
   // Per output row, each source row's run under each output pixel is summed, then added up, in whole numbers
   // (doubles only where a cell is so large that 255 per pixel could overflow 32 bits: a frame shrunk to a few
   // pixels).
@@ -158,9 +158,8 @@ export function shrinkI420(
       const row = y * width;
       for (let ox = 0; ox < outW; ox++) {
         let sum = 0;
-        const from = row + lumaFrom[ox];
-        const end = from + lumaLength[ox];
-        for (let i = from; i < end; i++) sum += planes[i];
+        const end = row + lumaTo[ox];
+        for (let i = row + lumaFrom[ox]; i < end; i++) sum += planes[i];
         ySum[ox] += sum;
       }
     }
@@ -170,9 +169,8 @@ export function shrinkI420(
       for (let ox = 0; ox < outW; ox++) {
         let su = 0;
         let sv = 0;
-        const from = chromaFrom[ox];
-        const end = from + chromaLength[ox];
-        for (let i = from; i < end; i++) {
+        const end = chromaTo[ox];
+        for (let i = chromaFrom[ox]; i < end; i++) {
           su += planes[u + i];
           sv += planes[v + i];
         }
@@ -180,11 +178,11 @@ export function shrinkI420(
         vSum[ox] += sv;
       }
     }
-    const lumaRows = lumaY.length[oy];
-    const chromaRows = chromaY.length[oy];
+    const lumaRows = lumaY.to[oy] - lumaY.from[oy];
+    const chromaRows = chromaY.to[oy] - chromaY.from[oy];
     for (let ox = 0; ox < outW; ox++) {
-      const luma = 1.164 * (ySum[ox] / (lumaLength[ox] * lumaRows) - 16);
-      const chromaCount = chromaLength[ox] * chromaRows;
+      const luma = 1.164 * (ySum[ox] / ((lumaTo[ox] - lumaFrom[ox]) * lumaRows) - 16);
+      const chromaCount = (chromaTo[ox] - chromaFrom[ox]) * chromaRows;
       const u = uSum[ox] / chromaCount - 128;
       const v = vSum[ox] / chromaCount - 128;
       put(
@@ -204,20 +202,18 @@ function clampUnit(v: number): number {
 
 /**
  * For each of `n` equal cells along an axis of `size` source pixels, where its run of source pixels
- * begins (`from[k]`), ends (`to[k]`) and how long it is: the pixels whose centres fall in the
+ * begins (`from[k]`) and ends (`to[k]`): the pixels whose centres fall in the
  * cell, or the one under its start when the cell is narrower than a pixel (chroma, at half resolution,
  * can be).
  */
-function runs(size: number, n: number): { from: Int32Array; to: Int32Array; length: Int32Array } {
+function runs(size: number, n: number): { from: Int32Array; to: Int32Array } {
   const from = new Int32Array(n);
   const to = new Int32Array(n);
-  const length = new Int32Array(n);
   const step = size / n;
   for (let k = 0; k < n; k++) {
     const start = Math.min(size - 1, step >= 1 ? Math.round(k * step) : Math.floor(k * step));
     from[k] = start;
     to[k] = Math.max(start + 1, Math.min(size, Math.round((k + 1) * step)));
-    length[k] = to[k] - from[k];
   }
-  return { from, to, length };
+  return { from, to };
 }
