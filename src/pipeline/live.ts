@@ -5,6 +5,7 @@ import { FaceTracking, type FaceTrackingOptions } from '../tracking/operators';
 import { StrangerMemory } from '../gallery/strangers';
 import { UNKNOWN, type Face, type FaceFrame, type Frame } from '../types';
 import { tellStranger } from './identify';
+import { StillSceneGate, type StillSceneOptions } from './stillScene';
 import { matchThreshold, type Matcher, type MatchFacesOptions } from './operators';
 import { similarityScaleOf } from '../models/similarityScale';
 
@@ -33,6 +34,12 @@ export interface LiveRecognitionOptions extends MatchFacesOptions {
    * default: a memory of the last 10 minutes. `false` turns it off.
    */
   strangers?: StrangerMemory | false;
+  /**
+   * Skips the detector on still frames of an empty scene: while the last detection found no face and
+   * the picture has not changed since, for at most `maxIdleMs` (see `StillSceneGate`). Default: on,
+   * with the gate's defaults; `false` detects on every (Nth) frame.
+   */
+  stillScenes?: StillSceneOptions | StillSceneGate | false;
 }
 
 /** Stranger ids kept per track, at most this many (the oldest go first). */
@@ -66,6 +73,12 @@ export function recognizeFrames(
   };
   const cameras = new Map<string, { count: number; faces: Face[] }>();
   const strangers = options.strangers === false ? undefined : (options.strangers ?? new StrangerMemory());
+  const still =
+    options.stillScenes === false
+      ? undefined
+      : options.stillScenes instanceof StillSceneGate
+        ? options.stillScenes
+        : new StillSceneGate(options.stillScenes);
   // The stranger each unknown track was last told to be; a track's identity comes from its votes.
   const strangerOfTrack = new Map<number, string>();
 
@@ -88,7 +101,10 @@ export function recognizeFrames(
     if (!detectNow) return { frame, faces: withIdentities(camera.faces) };
 
     const threshold = matchThreshold(matchOptions, gallery, 'recognizeFrames');
+    // The same pixels as the last detection, which found nobody: the detector would find nobody again.
+    if (still && !still.needsDetection(frame)) return { frame, faces: [] };
     const detected = await flow.detect(frame, { scoreThreshold });
+    still?.detected(frame, detected.length);
     const { faces } = tracking.trackFrame(frame, detected);
     const chosen = faces.filter(
       (f) =>
