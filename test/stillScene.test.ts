@@ -208,9 +208,8 @@ describe('recognizeFrames on a camera that shows an empty room, then a person', 
     // Once he is in view every frame is detected, and he is named the same.
     const after = (seqs: number[]) => seqs.filter((s) => s >= stillFrames).length;
     console.log(
-      '      detections after the still part',
-      after(gated.detectedSeqs),
-      after(every.detectedSeqs),
+      `      detections: ${inStill} of the ${stillFrames} still frames, then ${after(gated.detectedSeqs)} ` +
+        `(without the gate ${after(every.detectedSeqs)}) of the ${gated.frames.length - stillFrames} with him`,
     );
     assert.equal(after(gated.detectedSeqs), after(every.detectedSeqs));
     const names = (events: { name: string }[]) => events.map((e) => e.name).filter((n) => n !== UNKNOWN);
