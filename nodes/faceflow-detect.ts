@@ -1,6 +1,7 @@
 import type { Node, NodeAPI, NodeDef } from 'node-red';
 
-import { frameFromInput } from '../src/image/frameInput';
+import { frameFromInput, isFrame } from '../src/image/frameInput';
+import { StillSceneGate } from '../src/pipeline/stillScene';
 import { stageMetrics } from '../src/metrics';
 import type { Frame } from '../src/types';
 import type { ModelsNode } from './faceflow-models';
@@ -13,6 +14,8 @@ import { translator } from './lib/i18n';
 interface DetectDef extends NodeDef {
   models: string;
   scoreThreshold?: string | number;
+  /** Skip the detector on still frames of an empty scene (camera frames only). Absent: on. */
+  skipStill?: boolean;
 }
 
 /**
@@ -30,6 +33,8 @@ module.exports = (RED: NodeAPI) => {
     const scoreThreshold =
       def.scoreThreshold === undefined || def.scoreThreshold === '' ? undefined : Number(def.scoreThreshold);
     const status = new StatusThrottle(this);
+    // One gate per node: its cameras are the topics of the frames it is sent.
+    const still = def.skipStill === false ? undefined : new StillSceneGate();
     if (!models) {
       this.status({ fill: 'red', shape: 'ring', text: t('faceflow-detect.status.noModels') });
     } else {
@@ -42,13 +47,24 @@ module.exports = (RED: NodeAPI) => {
     this.on('close', () => stopTelling?.());
     handleInput<FrameMessage>(this, async (msg, send) => {
       if (!models) throw new SetupError(t('common.error.noModels'));
+      // Only camera frames are gated: two photos in a row are not one scene.
+      const fromCamera = isFrame(msg.payload);
       const frame: Frame = await frameFromInput(msg.payload, {
         cameraId: typeof msg.topic === 'string' ? msg.topic : '',
       });
+      if (still && fromCamera && !still.needsDetection(frame)) {
+        msg.payload = frame;
+        msg.faces = [];
+        if (msg.topic === undefined && frame.cameraId) msg.topic = frame.cameraId;
+        status.show(t('faceflow-detect.status.still'));
+        send(msg);
+        return;
+      }
       const flow = await asSetup(models.faceflow());
       const started = performance.now();
       const faces = await flow.detect(frame, scoreThreshold === undefined ? {} : { scoreThreshold });
       const ms = performance.now() - started;
+      if (fromCamera) still?.detected(frame, faces.length);
       stageMetrics(frame.cameraId).detected(ms / 1000, faces.length);
       msg.payload = frame;
       msg.faces = faces;

@@ -2,6 +2,9 @@ import assert from 'node:assert/strict';
 import * as path from 'node:path';
 import { readFileSync } from 'node:fs';
 
+import sharp from 'sharp';
+
+import { decodeImage } from '../src/image/decode';
 import { PROJECT_ROOT, requireSharedData, shared } from './helpers/shared';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -83,6 +86,96 @@ describe('node: faceflow-detect (real Node-RED runtime)', function () {
     const received = new Promise<Msg>((resolve) => out.on('input', resolve));
     detect.receive({ payload: shared('face_recognition_examples', 'knn', 'train', 'biden', 'biden.jpg') });
     assert.equal((await received).faces?.length, 1);
+  });
+
+  /** A grey 320×240 camera frame, as rtsp-in sends them, with noise of ±4 levels. */
+  function stillFrame(seq: number, cameraId = 'hall') {
+    const rgb = Buffer.alloc(320 * 240 * 3);
+    for (let i = 0; i < rgb.length; i++) rgb[i] = 100 + ((i * 7919 + seq * 104729) % 9) - 4;
+    return { cameraId, seq, ts: 1_000_000 + seq * 66, width: 320, height: 240, rgb };
+  }
+
+  /** Loads the flow and counts the detector's runs. */
+  async function loadCounting(nodes: Record<string, unknown>[]) {
+    await helper.load([modelsNode, detectNode, catchNode], onTab(nodes));
+    const flow = await helper.getNode('models').faceflow();
+    const runs = { count: 0 };
+    const detect = flow.detect.bind(flow);
+    flow.detect = (...args: unknown[]) => {
+      runs.count++;
+      return detect(...(args as Parameters<typeof detect>));
+    };
+    return runs;
+  }
+
+  /** Sends each message in turn, waiting for its output. */
+  async function sendAll(messages: Record<string, unknown>[]): Promise<Msg[]> {
+    const out = helper.getNode('out');
+    const detect = helper.getNode('detect');
+    const got: Msg[] = [];
+    for (const m of messages) {
+      const received = new Promise<Msg>((resolve) => out.once('input', resolve));
+      detect.receive(m);
+      got.push(await received);
+    }
+    return got;
+  }
+
+  it('skips the detector on still camera frames of an empty scene, and detects when the picture changes', async () => {
+    const runs = await loadCounting([
+      { id: 'models', type: 'faceflow-models', pack: 'default' },
+      { id: 'detect', type: 'faceflow-detect', models: 'models', skipStill: true, wires: [['out']] },
+      { id: 'out', type: 'helper' },
+    ]);
+    const statuses: string[] = [];
+    helper
+      .getNode('detect')
+      .on('call:status', (call: { args: [{ text?: string }] }) => statuses.push(call.args[0].text ?? ''));
+    const still = await sendAll([0, 1, 2, 3, 4].map((seq) => ({ payload: stillFrame(seq), topic: 'hall' })));
+    assert.equal(runs.count, 1, 'only the first of five still frames');
+    for (const msg of still) assert.deepEqual(msg.faces, []);
+    assert.equal((still[4].payload as { seq: number }).seq, 4, 'each message carries its own frame');
+    // The status changes at most twice a second: the next still frame a little later shows it.
+    await new Promise((resolve) => setTimeout(resolve, 550));
+    await sendAll([{ payload: stillFrame(5), topic: 'hall' }]);
+    assert.equal(runs.count, 1);
+    assert.match(statuses[statuses.length - 1], /no faces, scene still/);
+    // Another camera is another scene.
+    await sendAll([{ payload: stillFrame(6, 'door'), topic: 'door' }]);
+    assert.equal(runs.count, 2);
+    // A person in the hall: a real photo as the next camera frame of the hall.
+    const photo = await decodeImage(
+      shared('face_recognition_examples', 'knn', 'test', 'obama_and_biden.jpg'),
+    );
+    const [withFaces] = await sendAll([
+      { payload: { ...photo, cameraId: 'hall', seq: 7, ts: 1_000_462 }, topic: 'hall' },
+    ]);
+    assert.equal(runs.count, 3);
+    assert.equal(withFaces.faces?.length, 3);
+  });
+
+  it('detects on every frame with skipStill off, and on every image that is not a camera frame', async () => {
+    const runs = await loadCounting([
+      { id: 'models', type: 'faceflow-models', pack: 'default' },
+      { id: 'detect', type: 'faceflow-detect', models: 'models', skipStill: false, wires: [['out']] },
+      { id: 'out', type: 'helper' },
+    ]);
+    await sendAll([0, 1, 2].map((seq) => ({ payload: stillFrame(seq), topic: 'hall' })));
+    assert.equal(runs.count, 3);
+    await helper.unload();
+    // A flow saved before the option existed skips still frames; photos are never skipped.
+    const gated = await loadCounting(FLOW);
+    await sendAll([0, 1, 2].map((seq) => ({ payload: stillFrame(seq), topic: 'hall' })));
+    assert.equal(gated.count, 1);
+    const grey = await sharp({ create: { width: 320, height: 240, channels: 3, background: '#646464' } })
+      .png()
+      .toBuffer();
+    const photos = await sendAll([
+      { payload: grey, topic: 'hall' },
+      { payload: grey, topic: 'hall' },
+    ]);
+    assert.equal(gated.count, 3, 'both photos detected');
+    for (const msg of photos) assert.deepEqual(msg.faces, []);
   });
 
   it('says so when no models configuration is chosen', async () => {
