@@ -80,6 +80,27 @@ describe('cli: faceflow watch', function () {
     assert.match(r.stderr, /camera stage: up/);
     assert.match(r.stderr, /camera stage: end/);
     assert.match(r.stderr, /\d+ frames in [\d.]+ s/);
+    // Detecting on every frame, still or not: the same people (the singer is never still).
+    const every = await run([
+      'watch',
+      CLIP,
+      '--enroll',
+      people,
+      '--fps',
+      '10',
+      '--camera',
+      'stage',
+      '--no-skip-still',
+    ]);
+    assert.equal(every.code, 0, every.stderr);
+    const names = (out: string) =>
+      out
+        .trim()
+        .split('\n')
+        .map((line) => JSON.parse(line))
+        .filter((e) => e.type === 'recognized')
+        .map((e) => e.name);
+    assert.deepEqual(names(every.stdout), names(r.stdout));
   });
 
   it('serves the live view while it runs and stops cleanly on SIGTERM, leaving no ffmpeg behind', async () => {

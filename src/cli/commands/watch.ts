@@ -37,6 +37,7 @@ Options:
   --mjpeg PORT          serve the annotated live view at http://HOST:PORT/stream.mjpg
   --mjpeg-host HOST     address to serve it on (default 127.0.0.1)
   --detect-every N      detect on every Nth frame, track in between (default 1)
+  --no-skip-still       detect on still frames of an empty scene too (default: skipped, one a second)
   --fps N               at most N frames per second from the source (default: the source's)
   --width N             scale frames to this width (default: the source's)
   --camera ID           camera name in events (default: from the source)
@@ -60,6 +61,7 @@ const OPTIONS = {
   mjpeg: { type: 'string' },
   'mjpeg-host': { type: 'string' },
   'detect-every': { type: 'string' },
+  'no-skip-still': { type: 'boolean' },
   fps: { type: 'string' },
   width: { type: 'string' },
   camera: { type: 'string' },
@@ -156,6 +158,7 @@ export async function watchCommand(
       signals,
       threshold,
       detectEvery,
+      skipStill: values['no-skip-still'] !== true,
       cooldownMs,
       maxFrames,
       mjpeg,
@@ -174,6 +177,7 @@ interface RunOptions {
   signals: NodeJS.EventEmitter;
   threshold: number;
   detectEvery: number;
+  skipStill: boolean;
   cooldownMs: number;
   maxFrames?: number;
   mjpeg?: MjpegServer;
@@ -187,6 +191,7 @@ function run(flow: FaceFlow, gallery: Matcher, source: CameraSource, o: RunOptio
   const recognise = recognizeFrames(flow, gallery, {
     threshold: o.threshold,
     detectEvery: o.detectEvery,
+    stillScenes: o.skipStill ? undefined : false,
     accept: o.quality ? (face, frame) => assessQuality(frame, face).passed : undefined,
   });
   const collect = o.collect ? collectUnknowns(o.collect.gallery) : undefined;
