@@ -13,7 +13,7 @@ import { fileFrames } from '../src/io/cameraSource';
 import { ffmpegPath } from '../src/io/ffmpeg';
 import { faceEvents } from '../src/pipeline/events';
 import { recognizeFrames } from '../src/pipeline/live';
-import { sampleBrightness, StillSceneGate } from '../src/pipeline/stillScene';
+import { MAX_CAMERAS, sampleBrightness, StillSceneGate } from '../src/pipeline/stillScene';
 import { UNKNOWN, type Frame } from '../src/types';
 import { frameFromI420, i420Size } from '../src/util/i420';
 import { seededRandom } from '../src/util/seededRandom';
@@ -94,6 +94,27 @@ describe('StillSceneGate', () => {
     assert.equal(gate.needsDetection(small), true, 'the frame size changed');
     gate.forget('hall');
     assert.equal(gate.needsDetection(rgbFrame(198)), true, 'a forgotten camera starts over');
+  });
+
+  it('remembers at most MAX_CAMERAS cameras, forgetting the one detected on longest ago', () => {
+    const gate = new StillSceneGate();
+    const grey = Buffer.alloc(64 * 48 * 3, 90);
+    const frame = (cameraId: string, ts: number): Frame => ({
+      cameraId,
+      seq: ts,
+      ts,
+      width: 64,
+      height: 48,
+      rgb: grey,
+    });
+    gate.detected(frame('cam-0', 0), 0);
+    gate.detected(frame('cam-1', 0), 0);
+    for (let i = 2; i < MAX_CAMERAS; i++) gate.detected(frame(`cam-${i}`, 0), 0);
+    gate.detected(frame('cam-0', 10), 0);
+    gate.detected(frame('cam-new', 10), 0);
+    assert.equal(gate.needsDetection(frame('cam-0', 20)), false, 'detected on again lately: kept');
+    assert.equal(gate.needsDetection(frame('cam-1', 20)), true, 'the oldest: forgotten');
+    assert.equal(gate.needsDetection(frame('cam-2', 20)), false);
   });
 
   it('reads the brightness of a YUV frame from its luma plane, without converting it to RGB', () => {

@@ -26,6 +26,9 @@ export interface StillSceneOptions {
   samplesAcross?: number;
 }
 
+/** Cameras remembered at most (the one detected on longest ago is forgotten first): 14 KB each. */
+export const MAX_CAMERAS = 256;
+
 interface CameraState {
   width: number;
   height: number;
@@ -89,6 +92,8 @@ export class StillSceneGate {
     const state = this.cameras.get(frame.cameraId);
     const reference =
       state && state.width === frame.width && state.height === frame.height ? state.reference : undefined;
+    // Re-inserted so that the map's order is least recently detected first, for the bound below.
+    this.cameras.delete(frame.cameraId);
     this.cameras.set(frame.cameraId, {
       width: frame.width,
       height: frame.height,
@@ -96,6 +101,8 @@ export class StillSceneGate {
       detectedTs: frame.ts,
       faces,
     });
+    // Frames with ever new camera ids (a flow that sets a new topic per message) must not grow this for ever.
+    if (this.cameras.size > MAX_CAMERAS) this.cameras.delete(this.cameras.keys().next().value as string);
   }
 
   /** Forgets a camera (it stopped, or its scene changed for good). */
