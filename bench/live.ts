@@ -40,6 +40,7 @@ import {
   makeReference,
   packageVersion,
   pct,
+  positiveInt,
   referenceBlock,
   referenceSink,
   rssWatch,
@@ -52,7 +53,7 @@ import {
 import { decodeAll, HAMILTON, HD, heldBytes, make720p, replay } from './clips';
 import { humanPeerMissing, openHumanPeer, type HumanPeer } from './humanPeer';
 
-const USAGE = 'usage: node dist/bench/live.js [--json] [--no-wait] [--no-peer] [--pack NAME]';
+const USAGE = 'usage: node dist/bench/live.js [--json] [--no-wait] [--no-peer] [--pack NAME] [--threads N]';
 
 const FILES = HAMILTON;
 const PERSON = HAMILTON.person;
@@ -70,6 +71,8 @@ interface Options {
   peer: boolean;
   /** The model pack (default: the default pack). */
   pack?: string;
+  /** ONNX Runtime threads per model (default: each model's own default, as the nodes and the CLI open them). */
+  threads?: number;
 }
 
 function parseArgs(argv: string[]): Options {
@@ -80,6 +83,7 @@ function parseArgs(argv: string[]): Options {
     else if (arg === '--pack' && argv[i + 1]) options.pack = argv[++i];
     else if (arg === '--no-wait') options.wait = false;
     else if (arg === '--no-peer') options.peer = false;
+    else if (arg === '--threads') options.threads = positiveInt(arg, argv[++i], USAGE);
     else if (arg === '--help' || arg === '-h') {
       console.log(USAGE);
       process.exit(0);
@@ -387,7 +391,7 @@ async function run(options: Options, log: (s: string) => void): Promise<Result> 
     ];
 
     log(`opening the ${options.pack ?? 'default'} pack and enrolling`);
-    const flow = await FaceFlow.open({ threads: 2, pack: options.pack });
+    const flow = await FaceFlow.open({ threads: options.threads, pack: options.pack });
     const work = instrument(flow);
     const gallery = new MemoryGallery(flow.embedder.id);
     const portrait = await flow.singleFace(await decodeImage(FILES.portrait), PERSON);
@@ -480,7 +484,11 @@ async function run(options: Options, log: (s: string) => void): Promise<Result> 
         onnxruntimeNode: packageVersion('onnxruntime-node'),
         tfjsBackendWasm: packageVersion('@tensorflow/tfjs-backend-wasm'),
         ffmpeg: ffmpegPath(),
-        pack: `${options.pack ?? 'default'} (${flow.detector.id} + ${flow.embedder.id}), threshold ${ctx.threshold}`,
+        pack:
+          `${options.pack ?? 'default'} (${flow.detector.id} + ${flow.embedder.id}), threshold ${ctx.threshold}, ` +
+          (options.threads === undefined
+            ? "each model's default threads"
+            : `${options.threads} thread(s) per model`),
         date: m.date,
       },
       quiet,

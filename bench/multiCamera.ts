@@ -75,8 +75,8 @@ interface Options {
   seconds: number;
   warmupS: number;
   detectEvery: number[];
-  /** ONNX Runtime threads per model (default 2). */
-  threads: number;
+  /** ONNX Runtime threads per model (default: each model's own default, as the nodes and the CLI open them). */
+  threads?: number;
   scene: 'people' | 'empty';
   /** Skip the detector on still frames of an empty scene (recognizeFrames' default). */
   skipStill: boolean;
@@ -90,7 +90,7 @@ function parseArgs(argv: string[]): Options {
     seconds: 30,
     warmupS: 5,
     detectEvery: [1, 2],
-    threads: 2,
+    threads: undefined,
     scene: 'people',
     skipStill: true,
     json: false,
@@ -439,7 +439,7 @@ async function main(): Promise<void> {
       machine: {
         ...m,
         onnxruntimeNode: packageVersion('onnxruntime-node'),
-        pack: `default (${setup.flow.detector.id} + ${setup.flow.embedder.id}), threshold ${setup.threshold}, ${options.threads} thread(s) per model`,
+        pack: `default (${setup.flow.detector.id} + ${setup.flow.embedder.id}), threshold ${setup.threshold}, ${options.threads === undefined ? "each model's default threads" : `${options.threads} thread(s) per model`}`,
         clip:
           options.scene === 'empty'
             ? `an empty room (the demo clip's first frame blurred, with noise), 1280×720 @ ${VIDEO_FPS} fps, ` +

@@ -76,12 +76,12 @@ export interface DemoSetup {
 
 /**
  * The demo's files in `dir` (made when missing, kept otherwise), its models and its gallery, as
- * `npm start` opens them; ONNX Runtime threads per model: `threads` (default 2, the target's core count).
+ * `npm start` opens them; ONNX Runtime threads per model: `threads` (default: each model's own, as there).
  */
 export async function openDemo(
   dir: string,
   log: (s: string) => void = () => undefined,
-  threads = 2,
+  threads?: number,
 ): Promise<DemoSetup> {
   const files = await prepareDemo(dir, log);
   const flow = await FaceFlow.open({ threads });

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import * as ort from 'onnxruntime-node';
 import { FaceFlow } from '../src/faceflow';
 import { decodeImage } from '../src/image/decode';
 import { cosine } from '../src/models/embedder';
@@ -95,6 +96,38 @@ describe('models/pack: building from npm packages', () => {
     const file = path.join(cache, 'bad.json');
     writeFileSync(file, JSON.stringify({ id: 'Bad Id', role: 'cook', source: { files: { a: 'x' } } }));
     assert.throws(() => parseSource(file), /missing or invalid "id".*"role".*"builder".*"source"/);
+  });
+
+  it("takes a manifest's thread count unless the caller sets one, and refuses a bad one", async () => {
+    const file = path.join(cache, 'threads.json');
+    const manifest = JSON.parse(
+      readFileSync(path.join(PROJECT_ROOT, 'models', 'sources', 'human-blazeface.json'), 'utf8'),
+    );
+    assert.equal(manifest.threads, 1, 'BlazeFace computes on one thread by default');
+    for (const bad of [0, 1.5, '2']) {
+      writeFileSync(file, JSON.stringify({ ...manifest, threads: bad }));
+      assert.throws(() => parseSource(file), /"threads" \(a whole number ≥ 1\)/, String(bad));
+    }
+    // What ONNX Runtime is asked for, by model and by the caller's choice.
+    const asked: (number | undefined)[] = [];
+    const create = ort.InferenceSession.create;
+    ort.InferenceSession.create = ((model: string, options: ort.InferenceSession.SessionOptions) => {
+      asked.push(options.intraOpNumThreads);
+      return create(model, options);
+    }) as typeof create;
+    try {
+      for (const [id, options] of [
+        ['human-blazeface', {}],
+        ['human-blazeface', { threads: 2 }],
+        ['faceapi-recognition', {}],
+        ['faceapi-recognition', { threads: 1 }],
+      ] as const) {
+        await (await loadPackModel(id, options)).dispose();
+      }
+    } finally {
+      ort.InferenceSession.create = create;
+    }
+    assert.deepEqual(asked, [1, 2, undefined, 1]);
   });
 
   it('opens each role from the cache, building on demand', async () => {

@@ -22,7 +22,7 @@ export const MODEL_HELP = `Model options:
   --embedder FILE|ID    embedder: an .onnx file or a built-in model id
   --landmarker ID|none  landmarker refining the detector's five points
   --pack NAME           built-in model pack for the roles not given (default: default)
-  --threads N           CPU threads per model (default: ONNX Runtime's choice)
+  --threads N           CPU threads per model (default: 1 for the detector, one per core for the others)
   --threshold X         cosine similarity for "same person" (default: the embedder's)
   --score-threshold X   minimum face detection score (default: the detector's, 0.5 SCRFD, 0.6 BlazeFace)`;
 

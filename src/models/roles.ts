@@ -2,7 +2,10 @@ import type { Framing } from '../align/template';
 import type { Face, Frame } from '../types';
 
 export interface SessionOptions {
-  /** Threads ONNX Runtime may use inside one operator; default: ONNX Runtime's own choice. */
+  /**
+   * Threads ONNX Runtime may use inside one operator; default: the model's own (one for BlazeFace, whose
+   * operators are too small to share out), else ONNX Runtime's choice (one per core).
+   */
   threads?: number;
   /**
    * Where the model runs: `main` (default), on the calling thread, as ONNX Runtime does by itself (it blocks

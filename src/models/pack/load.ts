@@ -73,7 +73,10 @@ async function openBuilt(id: string, options: SessionOptions) {
     const [report] = await buildModels({ ids: [id], cacheDir });
     if (report.status === 'failed') throw new ModelLoadError(`${id}: could not be built: ${report.error}`);
   }
-  const session = await openSession(builtPaths(source, cacheDir).onnxPath, options);
+  const session = await openSession(builtPaths(source, cacheDir).onnxPath, {
+    ...options,
+    threads: options.threads ?? source.threads,
+  });
   return { source, session };
 }
 

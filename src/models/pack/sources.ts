@@ -18,6 +18,11 @@ export interface ModelSource {
   };
   licence: string;
   input: number[];
+  /**
+   * ONNX Runtime threads inside one operator when the caller sets none (`threads`); without it, ONNX
+   * Runtime's own choice (one per core). For a model whose operators are too small to share out.
+   */
+  threads?: number;
   notes?: string;
 }
 
@@ -46,6 +51,8 @@ export function parseSource(file: string): ModelSource {
       if (!/^[0-9a-f]{64}$/.test(String(sha))) problems.push(`sha256 of ${f}`);
     }
   }
+  if (m.threads !== undefined && !(Number.isInteger(m.threads) && m.threads >= 1))
+    problems.push('"threads" (a whole number ≥ 1)');
   if (problems.length) throw new Error(`${file}: missing or invalid ${problems.join(', ')}`);
   return m as ModelSource;
 }
