@@ -53,6 +53,7 @@ module.exports = (RED: NodeAPI) => {
         cameraId: typeof msg.topic === 'string' ? msg.topic : '',
       });
       if (still && fromCamera && !still.needsDetection(frame)) {
+        stageMetrics(frame.cameraId).skipped();
         msg.payload = frame;
         msg.faces = [];
         if (msg.topic === undefined && frame.cameraId) msg.topic = frame.cameraId;

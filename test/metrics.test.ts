@@ -127,6 +127,8 @@ describe('metrics: the faceflow registry and its instruments', () => {
     const stages = stageMetrics('unit-stages');
     stages.detected(0.012, 2);
     stages.detected(0.3, 0);
+    stages.skipped();
+    stages.skipped();
     stages.embedded(0.004);
     stages.matched('recognized');
     stages.matched('unknown');
@@ -136,6 +138,11 @@ describe('metrics: the faceflow registry and its instruments', () => {
     const camera = { camera: 'unit-stages' };
     const bucket = (name: string, le: string) => sampleValue(text, `${name}_bucket`, { ...camera, le });
     assert.equal(sampleValue(text, 'faceflow_detect_duration_seconds_count', camera), 2);
+    assert.equal(
+      sampleValue(text, 'faceflow_detect_skipped_total', camera),
+      2,
+      'still frames are not detections',
+    );
     assert.ok(Math.abs(sampleValue(text, 'faceflow_detect_duration_seconds_sum', camera)! - 0.312) < 1e-9);
     assert.equal(bucket('faceflow_detect_duration_seconds', '0.01'), 0);
     assert.equal(bucket('faceflow_detect_duration_seconds', '0.02'), 1);
@@ -181,6 +188,7 @@ describe('metrics: the faceflow registry and its instruments', () => {
       event('unit-gone', { type: 'down', cause: 'refused', reason: 'connection refused', frames: 1 }),
     );
     stageMetrics('unit-gone').detected(0.02, 1);
+    stageMetrics('unit-gone').skipped();
     stageMetrics('unit-gone').embedded(0.01);
     stageMetrics('unit-gone').matched('unknown');
     assert.ok(hasLabelValue(await metricsText(), 'camera', 'unit-gone'));

@@ -5,6 +5,8 @@ import { readFileSync } from 'node:fs';
 import sharp from 'sharp';
 
 import { decodeImage } from '../src/image/decode';
+import { metricsText, OTHER_CAMERA } from '../src/metrics';
+import { sampleValue } from './helpers/promText';
 import { PROJECT_ROOT, requireSharedData, shared } from './helpers/shared';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -95,6 +97,11 @@ describe('node: faceflow-detect (real Node-RED runtime)', function () {
     return { cameraId, seq, ts: 1_000_000 + seq * 66, width: 320, height: 240, rgb };
   }
 
+  /** Frames the detector skipped, of no deployed camera. */
+  async function skippedOther(): Promise<number> {
+    return sampleValue(await metricsText(), 'faceflow_detect_skipped_total', { camera: OTHER_CAMERA }) ?? 0;
+  }
+
   /** Loads the flow and counts the detector's runs. */
   async function loadCounting(nodes: Record<string, unknown>[]) {
     await helper.load([modelsNode, detectNode, catchNode], onTab(nodes));
@@ -131,8 +138,11 @@ describe('node: faceflow-detect (real Node-RED runtime)', function () {
     helper
       .getNode('detect')
       .on('call:status', (call: { args: [{ text?: string }] }) => statuses.push(call.args[0].text ?? ''));
+    const skippedBefore = await skippedOther();
     const still = await sendAll([0, 1, 2, 3, 4].map((seq) => ({ payload: stillFrame(seq), topic: 'hall' })));
     assert.equal(runs.count, 1, 'only the first of five still frames');
+    // 'hall' is no deployed camera, so its frames count under "other".
+    assert.equal((await skippedOther()) - skippedBefore, 4);
     for (const msg of still) assert.deepEqual(msg.faces, []);
     assert.equal((still[4].payload as { seq: number }).seq, 4, 'each message carries its own frame');
     // The status changes at most twice a second: the next still frame a little later shows it.

@@ -5,6 +5,7 @@ import { UNKNOWN as UNKNOWN_NAME } from '../types';
 import {
   cameraDisconnects,
   detectSeconds,
+  detectSkipped,
   embedSeconds,
   facesPerFrame,
   framesDropped,
@@ -55,6 +56,8 @@ export function recognitionResult(identity: { name: string; ambiguous?: boolean 
 export interface StageInstruments {
   /** One frame's detection: its duration and the faces found. */
   detected(seconds: number, faces: number): void;
+  /** One frame passed on without detection (a still, empty scene). */
+  skipped(): void;
   /** One frame's embedding batch (only frames that had faces to embed). */
   embedded(seconds: number): void;
   /** One face matched against a gallery, by result (never by name). */
@@ -73,6 +76,7 @@ let otherStages: StageInstruments | undefined;
 
 function bind(camera: string): StageInstruments {
   const detect = detectSeconds.labels(camera);
+  const skips = detectSkipped.labels(camera);
   const embed = embedSeconds.labels(camera);
   const faces = facesPerFrame.labels(camera);
   const results = {
@@ -88,6 +92,9 @@ function bind(camera: string): StageInstruments {
       if (!live()) return;
       detect.observe(seconds);
       faces.observe(n);
+    },
+    skipped() {
+      if (live()) skips.inc();
     },
     embedded(seconds) {
       if (live()) embed.observe(seconds);
@@ -299,6 +306,7 @@ function removeCameraSeries(camera: string): void {
   framesDropped.remove(camera);
   for (const cause of DOWN_CAUSES) cameraDisconnects.remove(camera, cause);
   detectSeconds.remove(camera);
+  detectSkipped.remove(camera);
   embedSeconds.remove(camera);
   facesPerFrame.remove(camera);
   for (const result of RECOGNITION_RESULTS) recognitions.remove(camera, result);

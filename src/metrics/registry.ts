@@ -64,6 +64,13 @@ export const detectSeconds = new Histogram({
   registers,
 });
 
+export const detectSkipped = new Counter({
+  name: 'faceflow_detect_skipped_total',
+  help: 'Frames passed on without running the detector: the scene was empty and still since the last detection.',
+  labelNames: ['camera'] as const,
+  registers,
+});
+
 export const embedSeconds = new Histogram({
   name: 'faceflow_embed_duration_seconds',
   help: 'Time to align and embed the faces of one frame that needed an embedding (one batch).',
