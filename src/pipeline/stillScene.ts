@@ -46,6 +46,8 @@ export class StillSceneGate {
   readonly samplesAcross: number;
   private readonly cameras = new Map<string, CameraState>();
   private skippedFrames = 0;
+  /** The samples of the frame being checked (reused from frame to frame). */
+  private scratch: Uint8Array | undefined;
 
   constructor(options: StillSceneOptions = {}) {
     this.pixelThreshold = options.pixelThreshold ?? 20;
@@ -79,8 +81,8 @@ export class StillSceneGate {
     ) {
       return true;
     }
-    const step = this.step(frame.width);
-    const changed = countChanged(frame, step, state.reference, this.pixelThreshold);
+    this.scratch = sampleBrightness(frame, this.step(frame.width), this.scratch);
+    const changed = countChanged(this.scratch, state.reference, this.pixelThreshold);
     if (changed > this.minChangedShare * state.reference.length) return true;
     this.skippedFrames++;
     return false;
@@ -141,29 +143,12 @@ export function sampleBrightness(frame: Frame, step: number, out?: Uint8Array): 
   return samples;
 }
 
-/** How many samples differ from `reference` by more than `threshold`. */
-function countChanged(frame: Frame, step: number, reference: Uint8Array, threshold: number): number {
-  const planes = pendingI420(frame);
-  let k = 0;
+/** How many samples differ by more than `threshold`. */
+function countChanged(now: Uint8Array, reference: Uint8Array, threshold: number): number {
   let changed = 0;
-  if (planes) {
-    for (let y = 0; y < frame.height; y += step) {
-      const row = y * frame.width;
-      for (let x = 0; x < frame.width; x += step) {
-        const d = planes[row + x] - reference[k++];
-        if (d > threshold || d < -threshold) changed++;
-      }
-    }
-  } else {
-    const rgb = frame.rgb;
-    for (let y = 0; y < frame.height; y += step) {
-      const row = y * frame.width;
-      for (let x = 0; x < frame.width; x += step) {
-        const i = (row + x) * 3;
-        const d = ((rgb[i] + 2 * rgb[i + 1] + rgb[i + 2]) >> 2) - reference[k++];
-        if (d > threshold || d < -threshold) changed++;
-      }
-    }
+  for (let k = 0; k < now.length; k++) {
+    const d = now[k] - reference[k];
+    if (d > threshold || d < -threshold) changed++;
   }
   return changed;
 }
