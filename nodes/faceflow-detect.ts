@@ -3,7 +3,7 @@ import type { Node, NodeAPI, NodeDef } from 'node-red';
 import { frameFromInput, isFrame } from '../src/image/frameInput';
 import { StillSceneGate } from '../src/pipeline/stillScene';
 import { stageMetrics } from '../src/metrics';
-import type { Frame } from '../src/types';
+import type { Face, Frame } from '../src/types';
 import type { ModelsNode } from './faceflow-models';
 import { registerMetricsAdmin } from './lib/metricsAdmin';
 import { chosenConfig } from './lib/configs';
@@ -52,25 +52,22 @@ module.exports = (RED: NodeAPI) => {
       const frame: Frame = await frameFromInput(msg.payload, {
         cameraId: typeof msg.topic === 'string' ? msg.topic : '',
       });
+      let faces: Face[] = [];
       if (still && fromCamera && !still.needsDetection(frame)) {
         stageMetrics(frame.cameraId).skipped();
-        msg.payload = frame;
-        msg.faces = [];
-        if (msg.topic === undefined && frame.cameraId) msg.topic = frame.cameraId;
         status.show(t('faceflow-detect.status.still'));
-        send(msg);
-        return;
+      } else {
+        const flow = await asSetup(models.faceflow());
+        const started = performance.now();
+        faces = await flow.detect(frame, scoreThreshold === undefined ? {} : { scoreThreshold });
+        const ms = performance.now() - started;
+        if (fromCamera) still?.detected(frame, faces.length);
+        stageMetrics(frame.cameraId).detected(ms / 1000, faces.length);
+        status.show(t('faceflow-detect.status.found', { count: faces.length, ms: Math.round(ms) }));
       }
-      const flow = await asSetup(models.faceflow());
-      const started = performance.now();
-      const faces = await flow.detect(frame, scoreThreshold === undefined ? {} : { scoreThreshold });
-      const ms = performance.now() - started;
-      if (fromCamera) still?.detected(frame, faces.length);
-      stageMetrics(frame.cameraId).detected(ms / 1000, faces.length);
       msg.payload = frame;
       msg.faces = faces;
       if (msg.topic === undefined && frame.cameraId) msg.topic = frame.cameraId;
-      status.show(t('faceflow-detect.status.found', { count: faces.length, ms: Math.round(ms) }));
       send(msg);
     });
   }
