@@ -4,11 +4,12 @@ import type { Box, Face, Frame, Point } from '../types';
 import { nonMaxSuppression } from './nms';
 import type { DetectOptions, Detector } from './roles';
 import type { ModelSession, ModelSignature } from './session';
+import { TensorPool } from './tensorPool';
 
 // BlazeFace takes RGB scaled to [-1, 1], NHWC.
 const BLAZEFACE_NORM: Normalization = { mean: [127.5, 127.5, 127.5], std: [127.5, 127.5, 127.5] };
 /** Input tensors kept for reuse per detector: enough for the runs of a few cameras in flight together. */
-const MAX_SPARE_INPUTS = 4;
+const SPARE_INPUTS = 4;
 /** Columns of a prediction row: logit, box centre offset (x, y), box size (w, h), 6 keypoints (x, y). */
 const ROW = 17;
 
@@ -80,8 +81,7 @@ export class BlazeFaceDetector implements Detector {
   private readonly size: number;
   private readonly anchors: Point[];
   private readonly inputName: string;
-  /** Input tensors no run holds any more, for the next frames (runs of several cameras overlap). */
-  private readonly spareInputs: Float32Array[] = [];
+  private readonly spareInputs = new TensorPool(SPARE_INPUTS, Infinity);
 
   constructor(
     readonly id: string,
@@ -104,16 +104,15 @@ export class BlazeFaceDetector implements Detector {
     const scoreThreshold = options.scoreThreshold ?? 0.6;
     const nmsThreshold = options.nmsThreshold ?? 0.3;
     const s = this.size;
-    const lb = await letterbox(frame, s, s, BLAZEFACE_NORM, 'nhwc', this.spareInputs.pop());
+    const lb = await letterbox(frame, s, s, BLAZEFACE_NORM, 'nhwc', this.spareInputs.take(s * s * 3));
     let result: ort.InferenceSession.ReturnType;
     try {
       result = await this.session.run({
         [this.inputName]: new ort.Tensor('float32', lb.data, [1, s, s, 3]),
       });
     } finally {
-      // ONNX Runtime is done with the input once run settles: the next frame reuses it (a 786 KB tensor per
-      // frame was a good part of the garbage collector's work with many cameras, bench/RESULTS.md).
-      if (this.spareInputs.length < MAX_SPARE_INPUTS) this.spareInputs.push(lb.data);
+      // ONNX Runtime is done with the input once run settles: the next frame reuses it.
+      this.spareInputs.give(lb.data);
     }
     const raw = joinPredictions(Object.values(result) as ort.Tensor[], this.id);
     const n = raw.length / ROW;

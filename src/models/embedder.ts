@@ -1,6 +1,7 @@
 import * as ort from 'onnxruntime-node';
 import type { Framing } from '../align/template';
 import type { Embedder } from './roles';
+import { TensorPool } from './tensorPool';
 import { fixedDim, type ModelSession, type ModelSignature } from './session';
 import { dot } from '../util/vectors';
 
@@ -48,9 +49,9 @@ export function isEmbedderSignature(
   return fixedDim(c) === 3 && fixedDim(h) !== undefined && h === w && fixedDim(out[1]) !== undefined;
 }
 
-/** Input tensors kept for reuse: a few per batch size, within 12 MB (a batch of 16 faces of 224² takes 9.6 MB). */
-const MAX_SPARES_PER_SIZE = 2;
-const MAX_SPARE_BYTES = 12 * 1024 * 1024;
+/** Input tensors kept for reuse: two per batch size, within 12 MB (a batch of 16 faces of 224² takes 9.6 MB). */
+const SPARES_PER_SIZE = 2;
+const SPARE_BYTES = 12 * 1024 * 1024;
 
 export class OnnxEmbedder implements Embedder {
   readonly role = 'embedder' as const;
@@ -62,9 +63,7 @@ export class OnnxEmbedder implements Embedder {
   private readonly outputName: string;
   private readonly maxBatch: number;
   private readonly center: Float32Array | undefined;
-  /** Input tensors no run holds any more, by length. */
-  private readonly spareInputs = new Map<number, Float32Array[]>();
-  private spareBytes = 0;
+  private readonly spareInputs = new TensorPool(SPARES_PER_SIZE, SPARE_BYTES);
 
   constructor(
     readonly id: string,
@@ -126,7 +125,7 @@ export class OnnxEmbedder implements Embedder {
     const plane = size * size;
     const length = batch.length * 3 * plane;
     // Every element is written below, so a tensor a finished run left behind serves as it is.
-    const data = this.takeSpare(length) ?? new Float32Array(length);
+    const data = this.spareInputs.take(length) ?? new Float32Array(length);
     const { channels, mean, std } = this.config.normalization;
     // Network channel c reads source channel order[c].
     const order = channels === 'rgb' ? [0, 1, 2] : [2, 1, 0];
@@ -156,30 +155,12 @@ export class OnnxEmbedder implements Embedder {
     try {
       result = await this.session.run({ [this.inputName]: tensor });
     } finally {
-      // ONNX Runtime is done with the input once run settles: kept for the next batch of this size.
-      this.keepSpare(data);
+      // ONNX Runtime is done with the input once run settles.
+      this.spareInputs.give(data);
     }
     const flat = result[this.outputName].data as Float32Array;
     const d = this.dimension;
     return batch.map((_, n) => Float32Array.from(flat.subarray(n * d, (n + 1) * d)));
-  }
-
-  /**
-   * Keeps an input tensor for reuse. A fresh one costs more than filling it (zeroed pages: 0.3 against 0.07 ms a
-   * 150×150 crop); a few per batch size, within a byte budget, cover the batches of several cameras at once.
-   */
-  private keepSpare(data: Float32Array): void {
-    const spares = this.spareInputs.get(data.length) ?? [];
-    if (spares.length >= MAX_SPARES_PER_SIZE || this.spareBytes + data.byteLength > MAX_SPARE_BYTES) return;
-    spares.push(data);
-    this.spareInputs.set(data.length, spares);
-    this.spareBytes += data.byteLength;
-  }
-
-  private takeSpare(length: number): Float32Array | undefined {
-    const data = this.spareInputs.get(length)?.pop();
-    if (data) this.spareBytes -= data.byteLength;
-    return data;
   }
 
   private centred(v: Float32Array): Float32Array {
