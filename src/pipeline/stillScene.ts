@@ -45,7 +45,6 @@ export class StillSceneGate {
   readonly maxIdleMs: number;
   readonly samplesAcross: number;
   private readonly cameras = new Map<string, CameraState>();
-  private skippedFrames = 0;
   /** The samples of the frame being checked (reused from frame to frame). */
   private scratch: Uint8Array | undefined;
 
@@ -64,12 +63,7 @@ export class StillSceneGate {
       throw new RangeError(`stillScene: samplesAcross must be a whole number ≥ 8, got ${this.samplesAcross}`);
   }
 
-  /** Frames the detector was spared, over all cameras. */
-  get skipped(): number {
-    return this.skippedFrames;
-  }
-
-  /** Whether to run the detector on this frame; a `false` counts as a skipped frame. */
+  /** Whether to run the detector on this frame. */
   needsDetection(frame: Frame): boolean {
     const state = this.cameras.get(frame.cameraId);
     if (
@@ -83,9 +77,7 @@ export class StillSceneGate {
     }
     this.scratch = sampleBrightness(frame, this.step(frame.width), this.scratch);
     const changed = countChanged(this.scratch, state.reference, this.pixelThreshold);
-    if (changed > this.minChangedShare * state.reference.length) return true;
-    this.skippedFrames++;
-    return false;
+    return changed > this.minChangedShare * state.reference.length;
   }
 
   /** What the detector found on this frame: the frame becomes the camera's reference. */
@@ -105,11 +97,6 @@ export class StillSceneGate {
     });
     // Frames with ever new camera ids (a flow that sets a new topic per message) must not grow this for ever.
     if (this.cameras.size > MAX_CAMERAS) this.cameras.delete(this.cameras.keys().next().value as string);
-  }
-
-  /** Forgets a camera (it stopped, or its scene changed for good). */
-  forget(cameraId: string): void {
-    this.cameras.delete(cameraId);
   }
 
   private step(width: number): number {
