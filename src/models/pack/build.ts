@@ -1,11 +1,17 @@
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
+import { describeRewrites, type GraphRewrites } from '../tfjs/rewrite';
 import { modelCacheDir } from './cache';
+import { cpuFlags } from './cpuFlags';
+import { sameFunction } from './rewriteCheck';
 import { loadSources, packageDir, type ModelSource } from './sources';
 
-/** Turns a model's source files (absolute paths, in manifest order) into an ONNX model. */
-export type ModelBuilder = (files: string[], source: ModelSource) => Promise<Buffer>;
+/**
+ * Turns a model's source files (absolute paths, in manifest order) into an ONNX model, with the graph
+ * rewrites chosen for this machine (builders without rewrites ignore them).
+ */
+export type ModelBuilder = (files: string[], source: ModelSource, rewrites: GraphRewrites) => Promise<Buffer>;
 
 const builders = new Map<string, ModelBuilder>();
 
@@ -22,7 +28,23 @@ export interface BuildStamp {
   buildVersion: number;
   sourceSha256: Record<string, string>;
   onnxSha256: string;
+  /** The graph rewrites the model was built with (describeRewrites); absent: none. */
+  rewrites?: string[];
   builtAt: string;
+}
+
+/**
+ * The manifest's rewrites that apply on a CPU with these flags: a widening tied to a flag only where
+ * the CPU has it (the layout blocks it fills are that CPU's).
+ */
+export function chosenRewrites(source: ModelSource, flags: ReadonlySet<string> = cpuFlags()): GraphRewrites {
+  const r = source.rewrites;
+  if (!r) return {};
+  const out: GraphRewrites = {};
+  if (r.channelPadsAsConvs) out.channelPadsAsConvs = true;
+  const w = r.widenChannels;
+  if (w && (w.cpuFlag === undefined || flags.has(w.cpuFlag))) out.widenChannels = { from: w.from, to: w.to };
+  return out;
 }
 
 export interface BuiltModel {
@@ -50,7 +72,7 @@ function sha256(bytes: Buffer): string {
 export function isBuilt(
   source: ModelSource,
   cacheDir = modelCacheDir(),
-  options: { checkOnnx?: boolean } = {},
+  options: { checkOnnx?: boolean; cpuFlags?: ReadonlySet<string> } = {},
 ): boolean {
   const { onnxPath, stampPath } = builtPaths(source, cacheDir);
   if (!existsSync(onnxPath) || !existsSync(stampPath)) return false;
@@ -59,6 +81,9 @@ export function isBuilt(
     return (
       stamp.buildVersion === BUILD_VERSION &&
       JSON.stringify(stamp.sourceSha256) === JSON.stringify(source.source.files) &&
+      // A cache copied to a machine with another CPU is rebuilt for it.
+      JSON.stringify(stamp.rewrites ?? []) ===
+        JSON.stringify(describeRewrites(chosenRewrites(source, options.cpuFlags))) &&
       (options.checkOnnx === false || sha256(readFileSync(onnxPath)) === stamp.onnxSha256)
     );
   } catch {
@@ -107,7 +132,13 @@ export interface BuildReport {
  * it again is cheap. Never throws for one model's failure: each report says what happened.
  */
 export async function buildModels(
-  options: { ids?: string[]; force?: boolean; cacheDir?: string; sources?: ModelSource[] } = {},
+  options: {
+    ids?: string[];
+    force?: boolean;
+    cacheDir?: string;
+    sources?: ModelSource[];
+    cpuFlags?: ReadonlySet<string>;
+  } = {},
 ): Promise<BuildReport[]> {
   const cacheDir = options.cacheDir ?? modelCacheDir();
   const all = options.sources ?? loadSources();
@@ -121,19 +152,32 @@ export async function buildModels(
     const started = Date.now();
     const { onnxPath, stampPath } = builtPaths(source, cacheDir);
     try {
-      if (!options.force && isBuilt(source, cacheDir)) {
+      if (!options.force && isBuilt(source, cacheDir, { cpuFlags: options.cpuFlags })) {
         reports.push({ id: source.id, status: 'up to date', onnxPath, ms: Date.now() - started });
         continue;
       }
       const builder = builders.get(source.builder);
       if (!builder) throw new Error(`no builder '${source.builder}'`);
-      const onnx = await builder(verifiedSourceFiles(source), source);
+      const files = verifiedSourceFiles(source);
+      const rewrites = chosenRewrites(source, options.cpuFlags);
+      const applied = describeRewrites(rewrites);
+      const onnx = await builder(files, source, rewrites);
+      if (applied.length > 0) {
+        // A rewrite must not change what the model computes: the plain build is the reference.
+        const check = await sameFunction(await builder(files, source, {}), onnx, source.input);
+        if (!check.same) {
+          throw new Error(
+            `the rewritten graph (${applied.join(', ')}) computes something else: ${check.why}`,
+          );
+        }
+      }
       writeAtomic(onnxPath, onnx);
       const stamp: BuildStamp = {
         id: source.id,
         buildVersion: BUILD_VERSION,
         sourceSha256: source.source.files,
         onnxSha256: sha256(onnx),
+        ...(applied.length > 0 ? { rewrites: applied } : {}),
         builtAt: new Date().toISOString(),
       };
       writeAtomic(stampPath, JSON.stringify(stamp, null, 2) + '\n');

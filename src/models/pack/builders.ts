@@ -5,11 +5,11 @@ import { registerBuilder } from './build';
  * Every converter, registered under the `builder` name the source manifests use. Importing this
  * module is what makes `buildModels` able to build anything.
  */
-registerBuilder('tfjs-graph', async (files) => {
+registerBuilder('tfjs-graph', async (files, _source, rewrites) => {
   const { convertTfjsGraph } = await import('../tfjs/convert');
   const modelJson = files.find((f) => f.endsWith('.json'));
   if (!modelJson) throw new Error('tfjs-graph needs the model.json among its files');
-  return (await convertTfjsGraph(modelJson)).onnx;
+  return (await convertTfjsGraph(modelJson, { rewrites })).onnx;
 });
 
 registerBuilder('faceapi-recognition', async (files) => {

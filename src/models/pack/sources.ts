@@ -23,6 +23,15 @@ export interface ModelSource {
    * Runtime's own choice (one per core). For a model whose operators are too small to share out.
    */
   threads?: number;
+  /**
+   * Graph rewrites for ONNX Runtime's blocked convolution layout (see src/models/tfjs/rewrite.ts), for the
+   * `tfjs-graph` builder. `widenChannels.cpuFlag` limits the widening to machines whose CPU has that flag
+   * (`/proc/cpuinfo`): it pays only where the layout's blocks are that wide.
+   */
+  rewrites?: {
+    channelPadsAsConvs?: boolean;
+    widenChannels?: { from: number; to: number; cpuFlag?: string };
+  };
   notes?: string;
 }
 
@@ -53,8 +62,26 @@ export function parseSource(file: string): ModelSource {
   }
   if (m.threads !== undefined && !(Number.isInteger(m.threads) && m.threads >= 1))
     problems.push('"threads" (a whole number ≥ 1)');
+  if (m.rewrites !== undefined) problems.push(...rewriteProblems(m.rewrites));
   if (problems.length) throw new Error(`${file}: missing or invalid ${problems.join(', ')}`);
   return m as ModelSource;
+}
+
+function rewriteProblems(r: unknown): string[] {
+  if (r === null || typeof r !== 'object' || Array.isArray(r)) return ['"rewrites" (an object)'];
+  const { channelPadsAsConvs, widenChannels, ...rest } = r as NonNullable<ModelSource['rewrites']>;
+  const problems = Object.keys(rest).map((k) => `"rewrites.${k}" (unknown)`);
+  if (channelPadsAsConvs !== undefined && typeof channelPadsAsConvs !== 'boolean')
+    problems.push('"rewrites.channelPadsAsConvs" (true or false)');
+  if (widenChannels !== undefined) {
+    const w = widenChannels;
+    const whole = (n: unknown) => Number.isInteger(n) && (n as number) >= 1;
+    if (w === null || typeof w !== 'object' || !whole(w.from) || !whole(w.to) || w.to <= w.from)
+      problems.push('"rewrites.widenChannels" ({from, to}: whole numbers, from < to)');
+    else if (w.cpuFlag !== undefined && (typeof w.cpuFlag !== 'string' || !/^[a-z0-9_]+$/.test(w.cpuFlag)))
+      problems.push('"rewrites.widenChannels.cpuFlag" (a /proc/cpuinfo flag such as avx512f)');
+  }
+  return problems;
 }
 
 export function loadSources(dir = SOURCES_DIR): ModelSource[] {

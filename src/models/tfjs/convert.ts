@@ -13,6 +13,7 @@ import {
   type TfNode,
 } from './graphModel';
 import type { LoadedWeight } from './weights';
+import { rewriteGraph, type GraphRewrites } from './rewrite';
 
 /** A dimension: a size, or a name for one only known at run time (the batch, "N"). */
 export type Dim = number | string;
@@ -26,6 +27,8 @@ export interface ConvertOptions {
   inputShape?: Dim[];
   /** ONNX names for outputs, keyed by TF node name or `signature.outputs` key. */
   outputNames?: Record<string, string>;
+  /** Graph rewrites applied before converting (see rewrite.ts): the same function, run faster. */
+  rewrites?: GraphRewrites;
 }
 
 export interface ConvertedOutput {
@@ -67,7 +70,12 @@ const TO_NHWC = [0, 2, 3, 1];
  * Internally convolutions run NCHW, with transposes only where the layout must match TF's.
  */
 export function convertTfjsGraph(modelJsonPath: string, options: ConvertOptions = {}): ConvertedModel {
-  const graph = readTfjsGraph(modelJsonPath);
+  return convertGraph(readTfjsGraph(modelJsonPath), options);
+}
+
+/** The same for a graph already read (and perhaps changed) in memory. */
+export function convertGraph(read: TfGraph, options: ConvertOptions = {}): ConvertedModel {
+  const graph = options.rewrites ? rewriteGraph(read, options.rewrites) : read;
   return new Converter(graph, options).convert();
 }
 
