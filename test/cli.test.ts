@@ -240,7 +240,7 @@ describe('faceflow CLI', function () {
       assert.equal(r.code, 0, r.stderr);
       const list = JSON.parse(r.stdout) as {
         packs: { name: string; built: boolean }[];
-        models: { id: string }[];
+        models: { id: string; rewrites: string[] }[];
       };
       assert.deepEqual(
         list.packs.map((p) => p.name),
@@ -251,6 +251,12 @@ describe('faceflow CLI', function () {
         'npm install built them',
       );
       assert.ok(list.models.some((m) => m.id === 'human-faceres'));
+      // BlazeFace is built for this CPU; the converters without rewrites say none.
+      const byId = new Map(list.models.map((m) => [m.id, m.rewrites]));
+      assert.ok(byId.get('human-blazeface')?.includes('channel-pads-as-convs'));
+      assert.deepEqual(byId.get('faceapi-recognition'), []);
+      const text = await runCli(['models', 'list']);
+      assert.match(text.stdout, /human-blazeface .* built \(for this CPU: [^)]*channel-pads-as-convs\)/);
       assertOneLineError(await runCli(['models', 'frobnicate']), 2, /unknown models action 'frobnicate'/);
     });
 

@@ -1,5 +1,6 @@
 import { parseArgs } from 'node:util';
-import { buildModels, builtPaths, isBuilt } from '../../models/pack/build';
+import { buildModels, builtPaths, chosenRewrites, isBuilt } from '../../models/pack/build';
+import { describeRewrites } from '../../models/tfjs/rewrite';
 import '../../models/pack/builders';
 import { modelCacheDir } from '../../models/pack/cache';
 import { PACKS } from '../../models/pack/load';
@@ -34,6 +35,8 @@ export async function modelsCommand(argv: string[], io: CommandIO): Promise<numb
       source: `${s.source.package}@${s.source.version}`,
       built: isBuilt(s, cacheDir),
       path: builtPaths(s, cacheDir).onnxPath,
+      // What the build does to the graph on this machine's CPU (src/models/tfjs/rewrite.ts).
+      rewrites: describeRewrites(chosenRewrites(s)),
     }));
     const built = new Map(rows.map((r) => [r.id, r.built]));
     const packs = Object.entries(PACKS).map(([name, spec]) => {
@@ -50,8 +53,9 @@ export async function modelsCommand(argv: string[], io: CommandIO): Promise<numb
       }
       io.out('models:');
       for (const r of rows) {
+        const tuned = r.rewrites.length > 0 ? ` (for this CPU: ${r.rewrites.join(', ')})` : '';
         io.out(
-          `  ${r.id.padEnd(22)} ${r.role.padEnd(11)} ${r.source.padEnd(28)} ${r.built ? 'built' : 'not built'}`,
+          `  ${r.id.padEnd(22)} ${r.role.padEnd(11)} ${r.source.padEnd(28)} ${r.built ? 'built' : 'not built'}${tuned}`,
         );
       }
     }
