@@ -200,28 +200,35 @@ describe('models/pack: rewrites chosen per CPU, checked at build', function () {
     assert.equal(parseCpuFlags('').size, 0);
   });
 
-  it("widens BlazeFace only where the CPU's blocks are 16 channels wide (AVX-512)", () => {
-    assert.deepEqual(chosenRewrites(blazeface, new Set(['avx2', 'avx512f'])), BOTH);
-    assert.deepEqual(chosenRewrites(blazeface, new Set(['avx2'])), { channelPadsAsConvs: true });
-    assert.deepEqual(chosenRewrites(blazeface, new Set()), { channelPadsAsConvs: true });
+  it("widens BlazeFace only where the CPU's blocks are 16 channels wide (AVX-512), pads as convs on x86-64", () => {
+    assert.deepEqual(chosenRewrites(blazeface, new Set(['sse2', 'avx2', 'avx512f'])), BOTH);
+    assert.deepEqual(chosenRewrites(blazeface, new Set(['sse2', 'avx2'])), { channelPadsAsConvs: true });
+    // An Atom or Celeron without AVX still has the layout, in blocks of 8.
+    assert.deepEqual(chosenRewrites(blazeface, new Set(['sse2', 'sse4_2'])), { channelPadsAsConvs: true });
+    // Arm (a Raspberry Pi): ONNX Runtime has no blocked layout there, so the plain graph.
+    assert.deepEqual(chosenRewrites(blazeface, new Set(['fp', 'asimd'])), {});
+    assert.deepEqual(chosenRewrites(blazeface, new Set()), {});
     const faceapi = loadSources().find((s) => s.id === 'faceapi-recognition') as ModelSource;
     assert.deepEqual(chosenRewrites(faceapi, new Set(['avx512f'])), {});
   });
 
   it('records the rewrites in the stamp, and rebuilds for a CPU that wants others', async () => {
-    const avx512 = new Set(['avx512f']);
+    const avx512 = new Set(['sse2', 'avx2', 'avx512f']);
     const [first] = await buildModels({ ids: ['human-blazeface'], cacheDir: cache, cpuFlags: avx512 });
     assert.equal(first.status, 'built');
     const { stampPath, onnxPath } = builtPaths(blazeface, cache);
     const stamp = JSON.parse(readFileSync(stampPath, 'utf8'));
     assert.deepEqual(stamp.rewrites, ['widen-24-to-32', 'channel-pads-as-convs']);
     assert.ok(isBuilt(blazeface, cache, { cpuFlags: avx512 }));
-    assert.ok(!isBuilt(blazeface, cache, { cpuFlags: new Set(['avx2']) }), 'copied to an AVX2 machine');
+    assert.ok(
+      !isBuilt(blazeface, cache, { cpuFlags: new Set(['sse2', 'avx2']) }),
+      'copied to an AVX2 machine',
+    );
     const wide = readFileSync(onnxPath);
     const [second] = await buildModels({
       ids: ['human-blazeface'],
       cacheDir: cache,
-      cpuFlags: new Set(['avx2']),
+      cpuFlags: new Set(['sse2', 'avx2']),
     });
     assert.equal(second.status, 'built');
     assert.deepEqual(JSON.parse(readFileSync(stampPath, 'utf8')).rewrites, ['channel-pads-as-convs']);
@@ -230,7 +237,7 @@ describe('models/pack: rewrites chosen per CPU, checked at build', function () {
     const old = JSON.parse(readFileSync(stampPath, 'utf8'));
     delete old.rewrites;
     writeFileSync(stampPath, JSON.stringify(old));
-    assert.ok(!isBuilt(blazeface, cache, { cpuFlags: new Set(['avx2']) }));
+    assert.ok(!isBuilt(blazeface, cache, { cpuFlags: new Set(['sse2', 'avx2']) }));
   });
 
   it('refuses to keep a rewritten model that computes something else', async () => {
@@ -245,10 +252,15 @@ describe('models/pack: rewrites chosen per CPU, checked at build', function () {
       return convertGraph(g).onnx;
     });
     const source = { ...blazeface, id: 'test-wrong-rewrite', builder: 'test-wrong-rewrite' };
-    const [report] = await buildModels({ sources: [source], cacheDir: cache, cpuFlags: new Set() });
+    const avx2 = new Set(['sse2', 'avx2']);
+    const [report] = await buildModels({ sources: [source], cacheDir: cache, cpuFlags: avx2 });
     assert.equal(report.status, 'failed');
     assert.match(report.error ?? '', /rewritten graph \(channel-pads-as-convs\) computes something else/);
-    assert.ok(!isBuilt(source, cache, { cpuFlags: new Set() }), 'nothing kept');
+    assert.ok(!isBuilt(source, cache, { cpuFlags: avx2 }), 'nothing kept');
+    // Where no rewrite applies, nothing is compared: the plain build is the model.
+    const [plain] = await buildModels({ sources: [source], cacheDir: cache, cpuFlags: new Set() });
+    assert.equal(plain.status, 'built');
+    assert.equal(JSON.parse(readFileSync(builtPaths(source, cache).stampPath, 'utf8')).rewrites, undefined);
   });
 
   it('refuses malformed rewrites in a source manifest', () => {
@@ -260,6 +272,10 @@ describe('models/pack: rewrites chosen per CPU, checked at build', function () {
       [[], /"rewrites" \(an object\)/],
       [{ fuse: true }, /"rewrites.fuse" \(unknown\)/],
       [{ channelPadsAsConvs: 'yes' }, /"rewrites.channelPadsAsConvs"/],
+      [
+        { channelPadsAsConvs: { cpuFlag: 7 } },
+        /"rewrites.channelPadsAsConvs" \(true, false or \{cpuFlag\}\)/,
+      ],
       [{ widenChannels: { from: 32, to: 24 } }, /"rewrites.widenChannels" \(\{from, to\}/],
       [{ widenChannels: { from: 24, to: 32, cpuFlag: 'AVX 512' } }, /cpuFlag/],
     ] as const) {

@@ -34,16 +34,18 @@ export interface BuildStamp {
 }
 
 /**
- * The manifest's rewrites that apply on a CPU with these flags: a widening tied to a flag only where
- * the CPU has it (the layout blocks it fills are that CPU's).
+ * The manifest's rewrites that apply on a CPU with these flags: one tied to a flag only where the CPU
+ * has it.
  */
 export function chosenRewrites(source: ModelSource, flags: ReadonlySet<string> = cpuFlags()): GraphRewrites {
   const r = source.rewrites;
   if (!r) return {};
   const out: GraphRewrites = {};
-  if (r.channelPadsAsConvs) out.channelPadsAsConvs = true;
+  const here = (cpuFlag: string | undefined) => cpuFlag === undefined || flags.has(cpuFlag);
+  const pads = r.channelPadsAsConvs;
+  if (pads === true || (typeof pads === 'object' && here(pads.cpuFlag))) out.channelPadsAsConvs = true;
   const w = r.widenChannels;
-  if (w && (w.cpuFlag === undefined || flags.has(w.cpuFlag))) out.widenChannels = { from: w.from, to: w.to };
+  if (w && here(w.cpuFlag)) out.widenChannels = { from: w.from, to: w.to };
   return out;
 }
 

@@ -25,11 +25,12 @@ export interface ModelSource {
   threads?: number;
   /**
    * Graph rewrites for ONNX Runtime's blocked convolution layout (see src/models/tfjs/rewrite.ts), for the
-   * `tfjs-graph` builder. `widenChannels.cpuFlag` limits the widening to machines whose CPU has that flag
-   * (`/proc/cpuinfo`): it pays only where the layout's blocks are that wide.
+   * `tfjs-graph` builder. A `cpuFlag` limits a rewrite to machines whose CPU has that flag (`/proc/cpuinfo`):
+   * the layout exists only on x86-64 (every one lists `sse2`), its blocks are 16 channels wide only with AVX-512, and
+   * elsewhere a rewrite is work for nothing.
    */
   rewrites?: {
-    channelPadsAsConvs?: boolean;
+    channelPadsAsConvs?: boolean | { cpuFlag: string };
     widenChannels?: { from: number; to: number; cpuFlag?: string };
   };
   notes?: string;
@@ -71,14 +72,20 @@ function rewriteProblems(r: unknown): string[] {
   if (r === null || typeof r !== 'object' || Array.isArray(r)) return ['"rewrites" (an object)'];
   const { channelPadsAsConvs, widenChannels, ...rest } = r as NonNullable<ModelSource['rewrites']>;
   const problems = Object.keys(rest).map((k) => `"rewrites.${k}" (unknown)`);
-  if (channelPadsAsConvs !== undefined && typeof channelPadsAsConvs !== 'boolean')
-    problems.push('"rewrites.channelPadsAsConvs" (true or false)');
+  const flag = (f: unknown) => typeof f === 'string' && /^[a-z0-9_]+$/.test(f);
+  const pads = channelPadsAsConvs;
+  if (
+    pads !== undefined &&
+    typeof pads !== 'boolean' &&
+    (pads === null || typeof pads !== 'object' || !flag(pads.cpuFlag))
+  )
+    problems.push('"rewrites.channelPadsAsConvs" (true, false or {cpuFlag})');
   if (widenChannels !== undefined) {
     const w = widenChannels;
     const whole = (n: unknown) => Number.isInteger(n) && (n as number) >= 1;
     if (w === null || typeof w !== 'object' || !whole(w.from) || !whole(w.to) || w.to <= w.from)
       problems.push('"rewrites.widenChannels" ({from, to}: whole numbers, from < to)');
-    else if (w.cpuFlag !== undefined && (typeof w.cpuFlag !== 'string' || !/^[a-z0-9_]+$/.test(w.cpuFlag)))
+    else if (w.cpuFlag !== undefined && !flag(w.cpuFlag))
       problems.push('"rewrites.widenChannels.cpuFlag" (a /proc/cpuinfo flag such as avx512f)');
   }
   return problems;
