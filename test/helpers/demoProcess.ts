@@ -12,16 +12,29 @@ export interface DemoPorts {
   mqtt: number;
 }
 
-/** A port that was free a moment ago: good enough on a test machine, where nothing else races for it. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
+/** Ports handed out by freePort in this process: a test asks for several in a row and must get different ones. */
+const handedOut = new Set<number>();
+
+/**
+ * A port that was free a moment ago, and not one handed out before in this test process: the kernel may give
+ * back a port just closed, and a demo started on the same port for its editor and its MQTT broker fails
+ * (seen in CI). Good enough on a test machine, where nothing else races for ports.
+ */
+export async function freePort(): Promise<number> {
+  for (;;) {
+    const port = await new Promise<number>((resolve, reject) => {
+      const server = net.createServer();
+      server.once('error', reject);
+      server.listen(0, '127.0.0.1', () => {
+        const { port: picked } = server.address() as net.AddressInfo;
+        server.close(() => resolve(picked));
+      });
     });
-  });
+    if (!handedOut.has(port)) {
+      handedOut.add(port);
+      return port;
+    }
+  }
 }
 
 /** `npm start` as a user runs it, in its own user directory and on free ports. */

@@ -3,6 +3,7 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import * as net from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
 import * as path from 'node:path';
+import { freePort } from './demoProcess';
 
 /** Debian's broker; the tests that need it skip, saying so, where it is not installed. */
 export const MOSQUITTO = '/usr/sbin/mosquitto';
@@ -157,17 +158,8 @@ export class Mosquitto {
   }
 }
 
-/** A port nobody listens on now, picked by the kernel. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
+/** A port nobody listens on now (one implementation for all helpers: no port is handed out twice). */
+export { freePort };
 
 function accepts(port: number): Promise<boolean> {
   return new Promise((resolve) => {
