@@ -101,6 +101,25 @@ describe('models/tfjs/rewrite: graphs for the blocked convolution layout', funct
         why: '',
       });
     }
+    // Taking the image NCHW: the input's shape is permuted, the same picture transposed gives the same outputs.
+    const all = { ...BOTH, nchwInput: true };
+    const converted = convertGraph(graph, { rewrites: all });
+    assert.deepEqual(converted.input.shape, [1, 3, 256, 256]);
+    const nhwc = input.data as Float32Array;
+    const planar = new Float32Array(nhwc.length);
+    for (let i = 0; i < 256 * 256; i++)
+      for (let c = 0; c < 3; c++) planar[c * 256 * 256 + i] = nhwc[i * 3 + c];
+    const out = await run(converted.onnx, new ort.Tensor('float32', planar, [1, 3, 256, 256]));
+    for (const [name, ref] of Object.entries(reference)) {
+      let worst = 0;
+      for (let i = 0; i < ref.length; i++)
+        worst = Math.max(worst, Math.abs(out[name][i] - ref[i]) / Math.max(1, Math.abs(ref[i])));
+      assert.ok(worst < 1e-4, `NCHW input ${name}: differs by ${worst}`);
+    }
+    assert.deepEqual(await sameFunction(plain, converted.onnx, [1, 256, 256, 3]), { same: true, why: '' });
+    // An input of another shape altogether is refused, not compared.
+    const other = await sameFunction(plain, converted.onnx, [1, 128, 128, 3]);
+    assert.equal(other.same, false);
   });
 
   it('finds a model that computes something else', async () => {
@@ -201,13 +220,20 @@ describe('models/pack: rewrites chosen per CPU, checked at build', function () {
   });
 
   it("widens BlazeFace only where the CPU's blocks are 16 channels wide (AVX-512), pads as convs on x86-64", () => {
-    assert.deepEqual(chosenRewrites(blazeface, new Set(['sse2', 'avx2', 'avx512f'])), BOTH);
-    assert.deepEqual(chosenRewrites(blazeface, new Set(['sse2', 'avx2'])), { channelPadsAsConvs: true });
+    const nchwInput = true;
+    assert.deepEqual(chosenRewrites(blazeface, new Set(['sse2', 'avx2', 'avx512f'])), { ...BOTH, nchwInput });
+    assert.deepEqual(chosenRewrites(blazeface, new Set(['sse2', 'avx2'])), {
+      channelPadsAsConvs: true,
+      nchwInput,
+    });
     // An Atom or Celeron without AVX still has the layout, in blocks of 8.
-    assert.deepEqual(chosenRewrites(blazeface, new Set(['sse2', 'sse4_2'])), { channelPadsAsConvs: true });
-    // Arm (a Raspberry Pi): ONNX Runtime has no blocked layout there, so the plain graph.
-    assert.deepEqual(chosenRewrites(blazeface, new Set(['fp', 'asimd'])), {});
-    assert.deepEqual(chosenRewrites(blazeface, new Set()), {});
+    assert.deepEqual(chosenRewrites(blazeface, new Set(['sse2', 'sse4_2'])), {
+      channelPadsAsConvs: true,
+      nchwInput,
+    });
+    // Arm (a Raspberry Pi): ONNX Runtime has no blocked layout there, so only the input without its transpose.
+    assert.deepEqual(chosenRewrites(blazeface, new Set(['fp', 'asimd'])), { nchwInput });
+    assert.deepEqual(chosenRewrites(blazeface, new Set()), { nchwInput });
     const faceapi = loadSources().find((s) => s.id === 'faceapi-recognition') as ModelSource;
     assert.deepEqual(chosenRewrites(faceapi, new Set(['avx512f'])), {});
   });
@@ -218,7 +244,7 @@ describe('models/pack: rewrites chosen per CPU, checked at build', function () {
     assert.equal(first.status, 'built');
     const { stampPath, onnxPath } = builtPaths(blazeface, cache);
     const stamp = JSON.parse(readFileSync(stampPath, 'utf8'));
-    assert.deepEqual(stamp.rewrites, ['widen-24-to-32', 'channel-pads-as-convs']);
+    assert.deepEqual(stamp.rewrites, ['widen-24-to-32', 'channel-pads-as-convs', 'nchw-input']);
     assert.ok(isBuilt(blazeface, cache, { cpuFlags: avx512 }));
     assert.ok(
       !isBuilt(blazeface, cache, { cpuFlags: new Set(['sse2', 'avx2']) }),
@@ -231,7 +257,10 @@ describe('models/pack: rewrites chosen per CPU, checked at build', function () {
       cpuFlags: new Set(['sse2', 'avx2']),
     });
     assert.equal(second.status, 'built');
-    assert.deepEqual(JSON.parse(readFileSync(stampPath, 'utf8')).rewrites, ['channel-pads-as-convs']);
+    assert.deepEqual(JSON.parse(readFileSync(stampPath, 'utf8')).rewrites, [
+      'channel-pads-as-convs',
+      'nchw-input',
+    ]);
     assert.ok(!readFileSync(onnxPath).equals(wide));
     // A stamp from before rewrites existed (no "rewrites") is out of date too.
     const old = JSON.parse(readFileSync(stampPath, 'utf8'));
@@ -249,18 +278,28 @@ describe('models/pack: rewrites chosen per CPU, checked at build', function () {
         assert.ok(w);
         g.weights.set(conv.input[1], { ...w, data: w.data.map((v) => v * 1.01) as Float32Array });
       }
-      return convertGraph(g).onnx;
+      return convertGraph(g, { rewrites: { nchwInput: rewrites.nchwInput } }).onnx;
     });
     const source = { ...blazeface, id: 'test-wrong-rewrite', builder: 'test-wrong-rewrite' };
     const avx2 = new Set(['sse2', 'avx2']);
     const [report] = await buildModels({ sources: [source], cacheDir: cache, cpuFlags: avx2 });
     assert.equal(report.status, 'failed');
-    assert.match(report.error ?? '', /rewritten graph \(channel-pads-as-convs\) computes something else/);
+    assert.match(
+      report.error ?? '',
+      /rewritten graph \(channel-pads-as-convs, nchw-input\) computes something else/,
+    );
     assert.ok(!isBuilt(source, cache, { cpuFlags: avx2 }), 'nothing kept');
-    // Where no rewrite applies, nothing is compared: the plain build is the model.
-    const [plain] = await buildModels({ sources: [source], cacheDir: cache, cpuFlags: new Set() });
+    // Where only the input's layout changes (Arm), the outputs still agree and the model is kept.
+    const [arm] = await buildModels({ sources: [source], cacheDir: cache, cpuFlags: new Set(['asimd']) });
+    assert.equal(arm.status, 'built', arm.error);
+    assert.deepEqual(JSON.parse(readFileSync(builtPaths(source, cache).stampPath, 'utf8')).rewrites, [
+      'nchw-input',
+    ]);
+    // Without rewrites nothing is compared: the plain build is the model.
+    const bare = { ...source, id: 'test-no-rewrites', rewrites: undefined };
+    const [plain] = await buildModels({ sources: [bare], cacheDir: cache, cpuFlags: new Set(['sse2']) });
     assert.equal(plain.status, 'built');
-    assert.equal(JSON.parse(readFileSync(builtPaths(source, cache).stampPath, 'utf8')).rewrites, undefined);
+    assert.equal(JSON.parse(readFileSync(builtPaths(bare, cache).stampPath, 'utf8')).rewrites, undefined);
   });
 
   it('refuses malformed rewrites in a source manifest', () => {
@@ -272,6 +311,7 @@ describe('models/pack: rewrites chosen per CPU, checked at build', function () {
       [[], /"rewrites" \(an object\)/],
       [{ fuse: true }, /"rewrites.fuse" \(unknown\)/],
       [{ channelPadsAsConvs: 'yes' }, /"rewrites.channelPadsAsConvs"/],
+      [{ nchwInput: 1 }, /"rewrites.nchwInput" \(true or false\)/],
       [
         { channelPadsAsConvs: { cpuFlag: 7 } },
         /"rewrites.channelPadsAsConvs" \(true, false or \{cpuFlag\}\)/,

@@ -79,6 +79,7 @@ function joinPredictions(outputs: ort.Tensor[], id: string): Float32Array {
 export class BlazeFaceDetector implements Detector {
   readonly role = 'detector' as const;
   private readonly size: number;
+  private readonly layout: 'nchw' | 'nhwc';
   private readonly anchors: Point[];
   private readonly inputName: string;
   private readonly spareInputs = new TensorPool(SPARE_INPUTS, Infinity);
@@ -89,11 +90,14 @@ export class BlazeFaceDetector implements Detector {
     signature: ModelSignature,
   ) {
     const shape = signature.inputs[0]?.shape ?? [];
-    const size = shape[1];
-    if (typeof size !== 'number' || shape[2] !== size || shape[3] !== 3) {
-      throw new Error(`${id}: expected an N×S×S×3 BlazeFace input, got [${shape.join(',')}]`);
+    // NHWC as TF had it, or NCHW where the build took the transpose out of the graph (`nchwInput`).
+    const nchw = shape[1] === 3 && typeof shape[2] === 'number' && shape[3] === shape[2];
+    const size = nchw ? shape[2] : shape[1];
+    if (typeof size !== 'number' || (!nchw && (shape[2] !== size || shape[3] !== 3))) {
+      throw new Error(`${id}: expected an N×S×S×3 or N×3×S×S BlazeFace input, got [${shape.join(',')}]`);
     }
     this.size = size;
+    this.layout = nchw ? 'nchw' : 'nhwc';
     this.anchors = blazefaceAnchors(size);
     this.inputName = signature.inputs[0].name;
   }
@@ -104,11 +108,15 @@ export class BlazeFaceDetector implements Detector {
     const scoreThreshold = options.scoreThreshold ?? 0.6;
     const nmsThreshold = options.nmsThreshold ?? 0.3;
     const s = this.size;
-    const lb = await letterbox(frame, s, s, BLAZEFACE_NORM, 'nhwc', this.spareInputs.take(s * s * 3));
+    const lb = await letterbox(frame, s, s, BLAZEFACE_NORM, this.layout, this.spareInputs.take(s * s * 3));
     let result: ort.InferenceSession.ReturnType;
     try {
       result = await this.session.run({
-        [this.inputName]: new ort.Tensor('float32', lb.data, [1, s, s, 3]),
+        [this.inputName]: new ort.Tensor(
+          'float32',
+          lb.data,
+          this.layout === 'nchw' ? [1, 3, s, s] : [1, s, s, 3],
+        ),
       });
     } finally {
       // ONNX Runtime is done with the input once run settles: the next frame reuses it.

@@ -46,6 +46,7 @@ export function chosenRewrites(source: ModelSource, flags: ReadonlySet<string> =
   if (pads === true || (typeof pads === 'object' && here(pads.cpuFlag))) out.channelPadsAsConvs = true;
   const w = r.widenChannels;
   if (w && here(w.cpuFlag)) out.widenChannels = { from: w.from, to: w.to };
+  if (r.nchwInput) out.nchwInput = true;
   return out;
 }
 

@@ -1,5 +1,29 @@
 import * as ort from 'onnxruntime-node';
 
+/**
+ * The test input as the candidate takes it: as it is, or transposed when the candidate takes the NHWC image
+ * as NCHW (`nchwInput`). Undefined when its input is neither.
+ */
+function inputFor(
+  session: ort.InferenceSession,
+  nhwc: Float32Array,
+  shape: number[],
+): ort.Tensor | undefined {
+  const meta = session.inputMetadata[0];
+  const dims = meta?.isTensor ? meta.shape : undefined;
+  const fits = (want: number[]) => dims?.length === want.length && dims.every((d, i) => d === want[i]);
+  if (!dims || fits(shape)) return new ort.Tensor('float32', nhwc, shape);
+  if (shape.length !== 4) return undefined;
+  const [n, h, w, c] = shape;
+  if (!fits([n, c, h, w])) return undefined;
+  const nchw = new Float32Array(nhwc.length);
+  for (let b = 0; b < n; b++)
+    for (let y = 0; y < h; y++)
+      for (let x = 0; x < w; x++)
+        for (let k = 0; k < c; k++) nchw[((b * c + k) * h + y) * w + x] = nhwc[((b * h + y) * w + x) * c + k];
+  return new ort.Tensor('float32', nchw, [n, c, h, w]);
+}
+
 /** Largest difference allowed, relative to the largest reference value: float rounding, not a change. */
 const TOLERANCE = 1e-4;
 
@@ -31,8 +55,12 @@ export async function sameFunction(
     if (a.inputNames.length !== 1 || b.inputNames.length !== 1) {
       return { same: false, why: 'only models with one input are compared' };
     }
+    const candidateInput = inputFor(b, data, inputShape);
+    if (!candidateInput) {
+      return { same: false, why: `the candidate's input is neither [${inputShape}] nor its NCHW form` };
+    }
     const outA = await a.run({ [a.inputNames[0]]: new ort.Tensor('float32', data, inputShape) });
-    const outB = await b.run({ [b.inputNames[0]]: new ort.Tensor('float32', data, inputShape) });
+    const outB = await b.run({ [b.inputNames[0]]: candidateInput });
     for (const name of a.outputNames) {
       const x = outA[name];
       const y = outB[name];

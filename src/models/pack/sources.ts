@@ -32,6 +32,8 @@ export interface ModelSource {
   rewrites?: {
     channelPadsAsConvs?: boolean | { cpuFlag: string };
     widenChannels?: { from: number; to: number; cpuFlag?: string };
+    /** The model takes its image NCHW (no transpose in the graph); the model's wrapper must accept it. */
+    nchwInput?: boolean;
   };
   notes?: string;
 }
@@ -70,7 +72,7 @@ export function parseSource(file: string): ModelSource {
 
 function rewriteProblems(r: unknown): string[] {
   if (r === null || typeof r !== 'object' || Array.isArray(r)) return ['"rewrites" (an object)'];
-  const { channelPadsAsConvs, widenChannels, ...rest } = r as NonNullable<ModelSource['rewrites']>;
+  const { channelPadsAsConvs, widenChannels, nchwInput, ...rest } = r as NonNullable<ModelSource['rewrites']>;
   const problems = Object.keys(rest).map((k) => `"rewrites.${k}" (unknown)`);
   const flag = (f: unknown) => typeof f === 'string' && /^[a-z0-9_]+$/.test(f);
   const pads = channelPadsAsConvs;
@@ -80,6 +82,8 @@ function rewriteProblems(r: unknown): string[] {
     (pads === null || typeof pads !== 'object' || !flag(pads.cpuFlag))
   )
     problems.push('"rewrites.channelPadsAsConvs" (true, false or {cpuFlag})');
+  if (nchwInput !== undefined && typeof nchwInput !== 'boolean')
+    problems.push('"rewrites.nchwInput" (true or false)');
   if (widenChannels !== undefined) {
     const w = widenChannels;
     const whole = (n: unknown) => Number.isInteger(n) && (n as number) >= 1;

@@ -42,7 +42,10 @@ export interface ConvertedOutput {
 
 export interface ConvertedModel {
   onnx: Buffer;
-  /** The ONNX input: float32, NHWC, the same shape and layout as the TF placeholder. */
+  /**
+   * The ONNX input: float32, the TF placeholder's shape and NHWC layout, or NCHW (its shape permuted) when
+   * `rewrites.nchwInput` asked for it.
+   */
   input: { name: string; shape: Dim[] };
   outputs: ConvertedOutput[];
 }
@@ -162,9 +165,12 @@ class Converter {
       if (ph.shape.length === 0) throw this.fail(node, 'the input has no known rank; pass inputShape');
       shape = ph.shape.map((d, i) => (d >= 0 ? d : i === 0 ? 'N' : `d${i}`));
     }
-    const name = this.g.input(ph.name, shape);
-    this.values.set(ph.name, { name, shape, nchw: false });
-    return { name, shape };
+    // An image input taken as NCHW goes straight into the convolutions, which run NCHW: no transpose.
+    const nchw = this.options.rewrites?.nchwInput === true && shape.length === 4;
+    const onnxShape = nchw ? TO_NCHW.map((i) => shape[i]) : shape;
+    const name = this.g.input(ph.name, onnxShape);
+    this.values.set(ph.name, { name, shape, nchw });
+    return { name, shape: onnxShape };
   }
 
   /** The nodes the outputs depend on, inputs first. */

@@ -24,6 +24,12 @@ export interface GraphRewrites {
   channelPadsAsConvs?: boolean;
   /** Every activation with `from` channels gets `to` (zero weights for the new ones). */
   widenChannels?: { from: number; to: number };
+  /**
+   * The image input is taken as NCHW (its shape permuted) rather than TF's NHWC: the converted graph runs its
+   * convolutions NCHW, so the caller's tensor goes in as it is instead of through a transpose (applied by the
+   * converter, not to the graph).
+   */
+  nchwInput?: boolean;
 }
 
 /** Ops that keep their input's channel count and work on each channel alone (zeros stay zeros). */
@@ -47,6 +53,7 @@ export function describeRewrites(rewrites: GraphRewrites): string[] {
   if (rewrites.widenChannels)
     out.push(`widen-${rewrites.widenChannels.from}-to-${rewrites.widenChannels.to}`);
   if (rewrites.channelPadsAsConvs) out.push('channel-pads-as-convs');
+  if (rewrites.nchwInput) out.push('nchw-input');
   return out;
 }
 
