@@ -66,10 +66,12 @@ export async function modelsCommand(argv: string[], io: CommandIO): Promise<numb
     for (const r of reports) {
       if (values.json) io.out(JSON.stringify(r));
       else if (r.status === 'failed') io.err(`${r.id}: failed: ${r.error}`);
-      else
+      else {
         io.out(
           `${r.id.padEnd(22)} ${r.status.padEnd(10)} ${r.status === 'built' ? `${r.ms} ms` : ''}`.trimEnd(),
         );
+        if (r.warning) io.err(`warning: ${r.warning}`);
+      }
     }
     return reports.some((r) => r.status === 'failed') ? 1 : 0;
   }

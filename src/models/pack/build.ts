@@ -30,6 +30,8 @@ export interface BuildStamp {
   onnxSha256: string;
   /** The graph rewrites the model was built with (describeRewrites); absent: none. */
   rewrites?: string[];
+  /** Rewrites this CPU wanted that the build's check refused: the plain graph was kept instead. */
+  refusedRewrites?: string[];
   builtAt: string;
 }
 
@@ -84,9 +86,11 @@ export function isBuilt(
     return (
       stamp.buildVersion === BUILD_VERSION &&
       JSON.stringify(stamp.sourceSha256) === JSON.stringify(source.source.files) &&
-      // A cache copied to a machine with another CPU is rebuilt for it.
-      JSON.stringify(stamp.rewrites ?? []) ===
-        JSON.stringify(describeRewrites(chosenRewrites(source, options.cpuFlags))) &&
+      // A cache copied to a machine with another CPU is rebuilt for it; rewrites refused here are not retried.
+      [stamp.rewrites ?? [], stamp.refusedRewrites].some(
+        (done) =>
+          JSON.stringify(done) === JSON.stringify(describeRewrites(chosenRewrites(source, options.cpuFlags))),
+      ) &&
       (options.checkOnnx === false || sha256(readFileSync(onnxPath)) === stamp.onnxSha256)
     );
   } catch {
@@ -128,6 +132,8 @@ export interface BuildReport {
   onnxPath: string;
   ms: number;
   error?: string;
+  /** Built, but not as planned: the rewrites for this CPU were refused by the check, the plain graph kept. */
+  warning?: string;
 }
 
 /**
@@ -164,14 +170,18 @@ export async function buildModels(
       const files = verifiedSourceFiles(source);
       const rewrites = chosenRewrites(source, options.cpuFlags);
       const applied = describeRewrites(rewrites);
-      const onnx = await builder(files, source, rewrites);
+      let onnx = await builder(files, source, rewrites);
+      let kept = applied;
+      let warning: string | undefined;
       if (applied.length > 0) {
-        // A rewrite must not change what the model computes: the plain build is the reference.
-        const check = await sameFunction(await builder(files, source, {}), onnx, source.input);
+        // A rewrite must not change what the model computes: the plain build is the reference, and the model
+        // if they disagree (slower, but right; the stamp remembers, so the next open does not try again).
+        const plain = await builder(files, source, {});
+        const check = await sameFunction(plain, onnx, source.input);
         if (!check.same) {
-          throw new Error(
-            `the rewritten graph (${applied.join(', ')}) computes something else: ${check.why}`,
-          );
+          warning = `${source.id}: built without its rewrites for this CPU (${applied.join(', ')}): the rewritten graph computes something else (${check.why})`;
+          onnx = plain;
+          kept = [];
         }
       }
       writeAtomic(onnxPath, onnx);
@@ -180,11 +190,18 @@ export async function buildModels(
         buildVersion: BUILD_VERSION,
         sourceSha256: source.source.files,
         onnxSha256: sha256(onnx),
-        ...(applied.length > 0 ? { rewrites: applied } : {}),
+        ...(kept.length > 0 ? { rewrites: kept } : {}),
+        ...(warning !== undefined ? { refusedRewrites: applied } : {}),
         builtAt: new Date().toISOString(),
       };
       writeAtomic(stampPath, JSON.stringify(stamp, null, 2) + '\n');
-      reports.push({ id: source.id, status: 'built', onnxPath, ms: Date.now() - started });
+      reports.push({
+        id: source.id,
+        status: 'built',
+        onnxPath,
+        ms: Date.now() - started,
+        ...(warning !== undefined ? { warning } : {}),
+      });
     } catch (err) {
       reports.push({
         id: source.id,

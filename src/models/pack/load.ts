@@ -72,6 +72,8 @@ async function openBuilt(id: string, options: SessionOptions) {
   if (!isBuilt(source, cacheDir)) {
     const [report] = await buildModels({ ids: [id], cacheDir });
     if (report.status === 'failed') throw new ModelLoadError(`${id}: could not be built: ${report.error}`);
+    // Rare and not fatal (the plain graph works), but a slower detector should not go unexplained.
+    if (report.warning) process.emitWarning(report.warning, 'FaceflowModelWarning');
   }
   const session = await openSession(builtPaths(source, cacheDir).onnxPath, {
     ...options,
