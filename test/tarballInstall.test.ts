@@ -128,7 +128,12 @@ describe('the packed tarball installed into a fresh Node-RED user folder', funct
     const mark = red.mark();
     await red.deploy(flow);
     // The live view draws frames that went through detect and match: the models were built and opened.
-    const { jpeg } = await firstMjpegFrame(`http://127.0.0.1:${port}/stream.mjpg`, 300_000);
+    const { jpeg } = await firstMjpegFrame(`http://127.0.0.1:${port}/stream.mjpg`, 300_000).catch(
+      (err: Error) => {
+        // Once seen in CI (ECONNREFUSED right after the deploy), never since: Node-RED's log says what it was doing.
+        throw new Error(`${err.message}; Node-RED's log since the deploy:\n${red?.log.slice(mark) ?? ''}`);
+      },
+    );
     assert.ok(jpeg.length > 5_000, `a frame of ${jpeg.length} bytes`);
     const errors = red.log
       .slice(mark)
