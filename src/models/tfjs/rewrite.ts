@@ -15,9 +15,8 @@
  * Both change nothing in what the model computes beyond float rounding; the model build checks that by
  * running both graphs (src/models/pack/rewriteCheck.ts).
  */
+import { attrStrings, parseInputRef, type TfAttr, type TfGraph, type TfNode } from './graphModel';
 import type { LoadedWeight } from './weights';
-import type { TfAttr, TfGraph, TfNode } from './graphModel';
-import { attrStrings, parseInputRef } from './graphModel';
 
 export interface GraphRewrites {
   /** Channel-only zero `Pad`s become identity 1×1 convolutions. */
@@ -204,7 +203,7 @@ function padWeight(g: TfGraph, node: TfNode, i: number, axis: number, size: numb
   addConst(g, name);
 }
 
-export function padAxis(w: LoadedWeight, name: string, axis: number, size: number): LoadedWeight {
+function padAxis(w: LoadedWeight, name: string, axis: number, size: number): LoadedWeight {
   const shape = [...w.shape];
   const old = shape[axis];
   if (size < old) throw new RangeError(`cannot pad axis ${axis} of ${w.name} from ${old} down to ${size}`);
