@@ -4,7 +4,6 @@ import * as path from 'node:path';
 import { describeRewrites, type GraphRewrites } from '../tfjs/rewrite';
 import { modelCacheDir } from './cache';
 import { cpuFlags } from './cpuFlags';
-import { sameFunction } from './rewriteCheck';
 import { loadSources, packageDir, type ModelSource } from './sources';
 
 /**
@@ -83,14 +82,12 @@ export function isBuilt(
   if (!existsSync(onnxPath) || !existsSync(stampPath)) return false;
   try {
     const stamp = JSON.parse(readFileSync(stampPath, 'utf8')) as BuildStamp;
+    const wanted = JSON.stringify(describeRewrites(chosenRewrites(source, options.cpuFlags)));
     return (
       stamp.buildVersion === BUILD_VERSION &&
       JSON.stringify(stamp.sourceSha256) === JSON.stringify(source.source.files) &&
       // A cache copied to a machine with another CPU is rebuilt for it; rewrites refused here are not retried.
-      [stamp.rewrites ?? [], stamp.refusedRewrites].some(
-        (done) =>
-          JSON.stringify(done) === JSON.stringify(describeRewrites(chosenRewrites(source, options.cpuFlags))),
-      ) &&
+      [stamp.rewrites ?? [], stamp.refusedRewrites].some((done) => JSON.stringify(done) === wanted) &&
       (options.checkOnnx === false || sha256(readFileSync(onnxPath)) === stamp.onnxSha256)
     );
   } catch {
@@ -177,6 +174,8 @@ export async function buildModels(
         // A rewrite must not change what the model computes: the plain build is the reference, and the model
         // if they disagree (slower, but right; the stamp remembers, so the next open does not try again).
         const plain = await builder(files, source, {});
+        // Loaded here, not at start-up: it brings ONNX Runtime, which `models list` has no use for.
+        const { sameFunction } = await import('./rewriteCheck');
         const check = await sameFunction(plain, onnx, source.input);
         if (!check.same) {
           warning = `${source.id}: built without its rewrites for this CPU (${applied.join(', ')}): the rewritten graph computes something else (${check.why})`;

@@ -1,4 +1,5 @@
 import * as ort from 'onnxruntime-node';
+import { permute } from '../tfjs/convert';
 
 /**
  * The test input as the candidate takes it: as it is, or transposed when the candidate takes the NHWC image
@@ -14,14 +15,8 @@ function inputFor(
   const fits = (want: number[]) => dims?.length === want.length && dims.every((d, i) => d === want[i]);
   if (!dims || fits(shape)) return new ort.Tensor('float32', nhwc, shape);
   if (shape.length !== 4) return undefined;
-  const [n, h, w, c] = shape;
-  if (!fits([n, c, h, w])) return undefined;
-  const nchw = new Float32Array(nhwc.length);
-  for (let b = 0; b < n; b++)
-    for (let y = 0; y < h; y++)
-      for (let x = 0; x < w; x++)
-        for (let k = 0; k < c; k++) nchw[((b * c + k) * h + y) * w + x] = nhwc[((b * h + y) * w + x) * c + k];
-  return new ort.Tensor('float32', nchw, [n, c, h, w]);
+  const nchw = permute(nhwc, shape, [0, 3, 1, 2]);
+  return fits(nchw.shape) ? new ort.Tensor('float32', nchw.data, nchw.shape) : undefined;
 }
 
 /** Largest difference allowed, relative to the largest reference value: float rounding, not a change. */
