@@ -42,10 +42,14 @@ const LONG = process.env.FACEFLOW_LONG_TESTS === '1';
 const HAMILTON = shared('face_recognition_examples', 'video', 'short_hamilton_clip.mp4');
 const PASSWORD = 'Fault-pw-93x';
 
-async function until(predicate: () => boolean, ms: number, what: string): Promise<void> {
+async function until(predicate: () => boolean, ms: number, what: string, seen?: Watched): Promise<void> {
   const deadline = Date.now() + ms;
   while (!predicate()) {
-    if (Date.now() > deadline) assert.fail(`timed out after ${ms} ms waiting for ${what}`);
+    if (Date.now() > deadline) {
+      assert.fail(
+        `timed out after ${ms} ms waiting for ${what}${seen ? `; events: ${types(seen.events)}` : ''}`,
+      );
+    }
     await new Promise((r) => setTimeout(r, 25));
   }
 }
@@ -433,9 +437,14 @@ describe('io faults: a real RTSP server that misbehaves', function () {
     server = await RtspTestServer.start({ file: HAMILTON });
   });
   after(async () => server?.stop());
-  afterEach(async () => {
-    // A failed test must not leave the shared server frozen for the next one.
+  afterEach(async function () {
+    // A failed test must not leave the shared server frozen, or in whatever state failed it, for
+    // the next one.
     server?.thaw();
+    if (this.currentTest?.state === 'failed' && server) {
+      console.log(`      RTSP test server's log:\n${server.log || '(empty)'}`);
+      await server.restart();
+    }
     assert.deepEqual(await waitForNoLeftovers(), [], 'no ffmpeg or zombie left');
   });
 
@@ -447,18 +456,18 @@ describe('io faults: a real RTSP server that misbehaves', function () {
       reconnect: { baseMs: 200, maxMs: 1000 },
     });
     try {
-      await until(() => cam.frames >= 10, 20_000, 'first frames');
+      await until(() => cam.frames >= 10, 20_000, 'first frames', cam);
       const frozenAt = Date.now();
       server.freeze();
-      await until(() => cam.of('stalled').length >= 1, 15_000, 'a stall');
+      await until(() => cam.of('stalled').length >= 1, 15_000, 'a stall', cam);
       const detectedMs = cam.of('stalled')[0].ts - frozenAt;
       // While frozen the kernel still completes connections into the listen backlog, but nobody
       // answers: the next attempt ends the same way, as a timeout.
       const sinceFreeze = () => cam.downs().filter((d) => d.ts >= frozenAt);
-      await until(() => sinceFreeze().length >= 2, 15_000, 'a retry while frozen');
+      await until(() => sinceFreeze().length >= 2, 15_000, 'a retry while frozen', cam);
       const framesFrozen = cam.frames;
       server.thaw();
-      await until(() => cam.frames >= framesFrozen + 10, 30_000, 'frames after SIGCONT');
+      await until(() => cam.frames >= framesFrozen + 10, 30_000, 'frames after SIGCONT', cam);
 
       // Only the downs from the freeze on: a fresh server now and then drops the first attempt.
       const [stall, retry] = sinceFreeze();
@@ -477,11 +486,11 @@ describe('io faults: a real RTSP server that misbehaves', function () {
       const upsBefore = cam.of('up').length;
       const stallsBefore = cam.of('stalled').length;
       server.freeze();
-      await until(() => cam.of('stalled').length > stallsBefore, 15_000, 'the next stall');
+      await until(() => cam.of('stalled').length > stallsBefore, 15_000, 'the next stall', cam);
       // Counted only now: what the sockets held at the freeze still arrives after it.
       const framesBefore = cam.frames;
       await server.restart();
-      await until(() => cam.frames >= framesBefore + 10, 30_000, 'frames after the restart');
+      await until(() => cam.frames >= framesBefore + 10, 30_000, 'frames after the restart', cam);
       // Usually one more "up"; two when the thawed server still answered before its SIGTERM.
       assert.ok(cam.of('up').length > upsBefore, types(cam.events));
       console.log(`      stall detected ${detectedMs} ms after SIGSTOP (stallTimeoutMs ${stallTimeoutMs})`);
@@ -501,14 +510,14 @@ describe('io faults: a real RTSP server that misbehaves', function () {
     let crashedAt = 0;
     let restartedAt = 0;
     try {
-      await until(() => cam.frames >= 10, 20_000, 'first frames');
+      await until(() => cam.frames >= 10, 20_000, 'first frames', cam);
       crashedAt = Date.now();
       await server.crash();
-      await until(() => cam.downs().length >= 3, 15_000, 'attempts while the server is gone');
+      await until(() => cam.downs().length >= 3, 15_000, 'attempts while the server is gone', cam);
       const framesDown = cam.frames;
       restartedAt = Date.now();
       await server.restart();
-      await until(() => cam.frames >= framesDown + 10, 30_000, 'frames after the restart');
+      await until(() => cam.frames >= framesDown + 10, 30_000, 'frames after the restart', cam);
     } finally {
       cam.stop();
     }
@@ -530,7 +539,7 @@ describe('io faults: a real RTSP server that misbehaves', function () {
     const byName = server.url({ user: 'cam', password: PASSWORD }).replace('@127.0.0.1:', '@localhost:');
     const cam = new Watched(byName, {});
     try {
-      await until(() => cam.frames >= 5, 20_000, 'frames');
+      await until(() => cam.frames >= 5, 20_000, 'frames', cam);
     } finally {
       cam.stop();
     }
@@ -544,14 +553,14 @@ describe('io faults: a real RTSP server that misbehaves', function () {
   it('ffmpeg killed with SIGKILL from outside: "killed", reaped, and a new ffmpeg takes over', async () => {
     const cam = new Watched(server.url({ user: 'cam', password: PASSWORD }), { reconnect: { baseMs: 200 } });
     try {
-      await until(() => cam.frames >= 10, 20_000, 'first frames');
+      await until(() => cam.frames >= 10, 20_000, 'first frames', cam);
       const pids = ffmpegChildren();
       assert.equal(pids.length, 1, 'one ffmpeg for one camera');
       const [victim] = pids;
       const framesBefore = cam.frames;
       const killedAt = Date.now();
       process.kill(victim, 'SIGKILL');
-      await until(() => cam.frames >= framesBefore + 10, 20_000, 'frames from a new ffmpeg');
+      await until(() => cam.frames >= framesBefore + 10, 20_000, 'frames from a new ffmpeg', cam);
 
       const down = cam.downs().filter((d) => d.ts >= killedAt)[0];
       assert.equal(down.cause, 'killed', types(cam.events));

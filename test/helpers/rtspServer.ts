@@ -1,13 +1,16 @@
 /**
  * A real RTSP server on loopback for the io tests: GStreamer's gst-rtsp-server driven by
- * rtsp_server.py (beside this file's source), serving an mp4 in a loop. Needs Debian's
+ * rtsp_server.py (beside this file's source), serving an mp4 that streams on for minutes (the
+ * clip looped into a temporary copy by ffmpeg, without re-encoding). Needs Debian's
  * python3-gi, gir1.2-gst-rtsp-server-1.0 and gstreamer1.0-plugins-{base,good,bad}; without them
  * the tests that use it skip with a message saying what to install.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync, renameSync, statSync } from 'node:fs';
 import * as net from 'node:net';
+import * as os from 'node:os';
 import * as path from 'node:path';
+import { ffmpegPath } from '../../src/io/ffmpeg';
 import { PROJECT_ROOT } from './shared';
 
 /** Debian's interpreter on purpose: the GI bindings are Debian packages, invisible to pyenv. */
@@ -35,7 +38,7 @@ export function gstRtspServerMissing(): string | null {
         "gi.require_version('GstRtspServer', '1.0')",
         'from gi.repository import Gst, GstRtspServer',
         'Gst.init(None)',
-        "missing = [e for e in ('qtdemux', 'h264parse', 'rtph264pay', 'filesrc', 'queue') if Gst.ElementFactory.find(e) is None]",
+        "missing = [e for e in ('qtdemux', 'h264parse', 'rtph264pay', 'filesrc') if Gst.ElementFactory.find(e) is None]",
         "print(' '.join(missing))",
       ].join('\n'),
     ],
@@ -63,8 +66,45 @@ export function requireGstRtspServer(ctx: Mocha.Context): void {
   }
 }
 
+/** How long the served copy of a clip plays before it ends, unless a test asks otherwise. */
+const DEFAULT_LOOP_SECONDS = 300;
+
+/**
+ * A copy of `file`'s video looped to `seconds` by ffmpeg's stream copy (timestamps run on across
+ * the joins), kept in the temporary folder for later tests and runs. The server then needs no
+ * seeking of its own to stream on.
+ */
+export function loopedCopy(file: string, seconds: number): string {
+  const { size, mtimeMs } = statSync(file);
+  const dir = path.join(os.tmpdir(), 'faceflow-test-rtsp');
+  const name = `${path.basename(file, path.extname(file))}-${size}-${Math.round(mtimeMs)}-${seconds}s.mp4`;
+  const target = path.join(dir, name);
+  if (existsSync(target)) return target;
+  mkdirSync(dir, { recursive: true });
+  const partial = `${target}.${process.pid}.partial.mp4`;
+  const made = spawnSync(
+    ffmpegPath(),
+    ['-nostdin', '-v', 'error', '-y', '-stream_loop', '-1', '-i', file, '-t', String(seconds)].concat([
+      '-map',
+      '0:v:0',
+      '-c',
+      'copy',
+      partial,
+    ]),
+    { encoding: 'utf8', timeout: 60_000 },
+  );
+  if (made.status !== 0) {
+    throw new Error(`could not loop ${file} for the RTSP test server: ${made.stderr || made.error?.message}`);
+  }
+  renameSync(partial, target);
+  return target;
+}
+
 export interface RtspServerOptions {
+  /** The clip; the server streams a copy of it looped to `loopSeconds`. */
   file: string;
+  /** How long the stream plays before it ends (default 300 s). */
+  loopSeconds?: number;
   /** 0 (default) lets the OS choose; restart() reuses whatever was chosen. */
   port?: number;
   mount?: string;
@@ -78,8 +118,16 @@ export class RtspTestServer {
   private stderr = '';
   port: number;
 
+  private readonly served: string;
+
   private constructor(private readonly options: RtspServerOptions) {
     this.port = options.port ?? 0;
+    this.served = loopedCopy(options.file, options.loopSeconds ?? DEFAULT_LOOP_SECONDS);
+  }
+
+  /** The end of what the server printed: GStreamer's warnings and errors, for failure messages. */
+  get log(): string {
+    return this.stderr.trim();
   }
 
   static async start(options: RtspServerOptions): Promise<RtspTestServer> {
@@ -159,7 +207,7 @@ export class RtspTestServer {
   }
 
   private async launch(): Promise<void> {
-    const args = [RTSP_SERVER_SCRIPT, '--file', this.options.file, '--port', String(this.port)];
+    const args = [RTSP_SERVER_SCRIPT, '--file', this.served, '--port', String(this.port)];
     if (this.options.mount) args.push('--mount', this.options.mount);
     if (this.options.user !== undefined) {
       args.push('--user', this.options.user, '--password', this.options.password ?? '');
@@ -180,7 +228,9 @@ export class RtspTestServer {
   private spawnOnce(args: string[]): Promise<number> {
     return new Promise<number>((resolve, reject) => {
       // Its own process group, so stop() reaches anything GStreamer may have started.
-      const child = spawn(SYSTEM_PYTHON, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+      // Warnings and errors only (GST_DEBUG level 2), kept for a failing test to print.
+      const env = { ...process.env, GST_DEBUG: process.env.GST_DEBUG ?? '2', GST_DEBUG_NO_COLOR: '1' };
+      const child = spawn(SYSTEM_PYTHON, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true, env });
       this.stderr = '';
       let stdout = '';
       const timer = setTimeout(() => {

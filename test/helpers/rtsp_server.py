@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Loopback RTSP server for the io tests: serves one H.264 mp4, looped, on 127.0.0.1.
+"""Loopback RTSP server for the io tests: serves one H.264 mp4 on 127.0.0.1.
 
 Run with Debian's /usr/bin/python3: the GStreamer bindings (python3-gi, gir1.2-gst-rtsp-server-1.0)
 are Debian packages and are invisible to a pyenv or venv interpreter.
@@ -7,6 +7,12 @@ are Debian packages and are invisible to a pyenv or venv interpreter.
 Prints "READY <port>" on stdout once clients can connect (so the caller never races the bind, and
 port 0 lets the OS pick a free one). SIGUSR1 pauses every running pipeline, SIGUSR2 resumes them:
 the connection stays open and silent, which is how a hung camera looks to a client.
+
+It plays its file once, from the start, for each client: rtspServer.ts hands it a copy of the clip
+looped for minutes beforehand. (It used to loop by seeking the demuxer itself; a seek of ours that
+met the server's own seek on PLAY now and then answered PLAY with 503 and, rarely, left a shared
+media stuck without frames for every later client.) Each client gets its own pipeline, so whatever
+happens to one stream never reaches the next connection.
 """
 
 import argparse
@@ -18,44 +24,6 @@ import gi
 gi.require_version("Gst", "1.0")
 gi.require_version("GstRtspServer", "1.0")
 from gi.repository import GLib, Gst, GstRtspServer  # noqa: E402
-
-
-def loop_forever(media):
-    """Loops the file with segment seeks: the demuxer then ends each pass with SEGMENT_DONE
-    instead of EOS, and a non-flushing seek back to the start continues the running time, so RTP
-    timestamps keep increasing across the loop point and a client sees one endless stream."""
-    demux = media.get_element().get_by_name("d")
-    looping = Gst.SeekFlags.SEGMENT
-
-    def seek_start(flags):
-        demux.seek(1.0, Gst.Format.TIME, flags | looping, Gst.SeekType.SET, 0, Gst.SeekType.NONE, -1)
-        return False
-
-    def on_upstream(_pad, info):
-        # The server may seek on PLAY, without our flag; its seek is swapped for the same seek
-        # with SEGMENT added (a dropped event counts as handled for the sender).
-        event = info.get_event()
-        if event.type != Gst.EventType.SEEK:
-            return Gst.PadProbeReturn.OK
-        rate, fmt, flags, start_type, start, stop_type, stop = event.parse_seek()
-        if flags & looping:
-            return Gst.PadProbeReturn.OK
-        demux.send_event(Gst.Event.new_seek(rate, fmt, flags | looping, start_type, start, stop_type, stop))
-        return Gst.PadProbeReturn.DROP
-
-    def on_sync_message(_bus, message):
-        if message.type == Gst.MessageType.SEGMENT_DONE:
-            # This runs on the demuxer's streaming thread, which a seek would wait for.
-            GLib.idle_add(seek_start, Gst.SeekFlags.NONE)
-
-    media.get_element().get_by_name("q").get_static_pad("sink").add_probe(
-        Gst.PadProbeType.EVENT_UPSTREAM, on_upstream
-    )
-    bus = media.get_element().get_parent().get_bus()
-    bus.enable_sync_message_emission()
-    bus.connect("sync-message", on_sync_message)
-    # Without a PLAY seek the first pass would still end in EOS: install a looping segment first.
-    media.connect("prepared", lambda _media: GLib.idle_add(seek_start, Gst.SeekFlags.FLUSH))
 
 
 def main():
@@ -76,10 +44,10 @@ def main():
     # The location goes through GStreamer's launch parser; quoting keeps spaces in paths intact.
     location = args.file.replace("\\", "\\\\").replace('"', '\\"')
     factory.set_launch(
-        f'( filesrc location="{location}" ! qtdemux name=d d.video_0 ! queue name=q ! h264parse '
+        f'( filesrc location="{location}" ! qtdemux name=d d.video_0 ! h264parse '
         "! rtph264pay name=pay0 pt=96 config-interval=1 )"
     )
-    factory.set_shared(True)
+    factory.set_shared(False)
 
     if args.user:
         auth = GstRtspServer.RTSPAuth()
@@ -97,7 +65,6 @@ def main():
 
     def on_configure(_factory, media):
         medias.append(media)
-        loop_forever(media)
         media.connect("unprepared", lambda m: medias.remove(m) if m in medias else None)
 
     factory.connect("media-configure", on_configure)
