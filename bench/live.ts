@@ -208,7 +208,7 @@ async function liveRow(ctx: Context, clip: Clip, detectEvery: number): Promise<L
   const refMs = baseline(ctx);
   const source = new CameraSource(
     { kind: 'file', path: clip.file, realtime: true },
-    { cameraId: clip.cameraId },
+    { cameraId: clip.cameraId, detectorInput: ctx.flow.detector.inputBox },
   );
   let decoded = 0;
   let dropped = 0;

@@ -6,11 +6,14 @@
  * shares one `FaceFlow` (the models) and the demo's gallery, as the nodes share their config nodes.
  *
  *   node dist/bench/multiCamera.js [--cameras 1,2,4,8] [--seconds 30] [--warmup-s 5]
- *        [--detect-every 1,2] [--threads N] [--scene people|empty] [--no-skip-still] [--json] [--no-wait]
+ *        [--detect-every 1,2] [--threads N] [--scene people|empty] [--no-skip-still] [--no-detector-picture]
+ *        [--json] [--no-wait]
  *
  * `--scene empty` gives every camera an empty room instead of the demo clip: the clip's first frame
  * blurred until no face is left in it, with sensor-like noise on every frame, H.264 at 720p, 15 fps and
  * 2 Mbit/s (what a camera in a room nobody is in sends). `--no-skip-still` detects on its still frames too.
+ * `--no-detector-picture`: the detector shrinks each full frame itself instead of taking ffmpeg's picture of
+ * it (the camera node's detector size 0).
  *
  * Per row (cameras × detect-every), measured over `--seconds` after `--warmup-s` of running:
  * frames/s each camera delivered to node (processed + dropped: below 15 when the decoders, or
@@ -63,7 +66,8 @@ import { openDemo, type DemoSetup } from './soak';
 
 const USAGE =
   'usage: node dist/bench/multiCamera.js [--cameras 1,2,4,8] [--seconds 30] [--warmup-s 5] ' +
-  '[--detect-every 1,2] [--threads N] [--scene people|empty] [--no-skip-still] [--json] [--no-wait]';
+  '[--detect-every 1,2] [--threads N] [--scene people|empty] [--no-skip-still] [--no-detector-picture] ' +
+  '[--json] [--no-wait]';
 
 /** The two bars of the summary: a usable rate per camera, and every frame of a 15 fps camera. */
 const USABLE_FPS = 5;
@@ -80,6 +84,8 @@ interface Options {
   scene: 'people' | 'empty';
   /** Skip the detector on still frames of an empty scene (recognizeFrames' default). */
   skipStill: boolean;
+  /** Cameras deliver ffmpeg's picture for the detector (the camera node's default). */
+  detectorPicture: boolean;
   json: boolean;
   wait: boolean;
 }
@@ -93,6 +99,7 @@ function parseArgs(argv: string[]): Options {
     threads: undefined,
     scene: 'people',
     skipStill: true,
+    detectorPicture: true,
     json: false,
     wait: true,
   };
@@ -110,6 +117,7 @@ function parseArgs(argv: string[]): Options {
       if (scene !== 'people' && scene !== 'empty') throw new Error(`--scene is people or empty\n${USAGE}`);
       options.scene = scene;
     } else if (arg === '--no-skip-still') options.skipStill = false;
+    else if (arg === '--no-detector-picture') options.detectorPicture = false;
     else if (arg === '--json') options.json = true;
     else if (arg === '--no-wait') options.wait = false;
     else if (arg === '--help' || arg === '-h') {
@@ -183,7 +191,10 @@ async function runRow(
     const id = `cam-${i + 1}`;
     return {
       id,
-      source: new CameraSource({ kind: 'file', path: video, loop: true, realtime: true }, { cameraId: id }),
+      source: new CameraSource(
+        { kind: 'file', path: video, loop: true, realtime: true },
+        { cameraId: id, detectorInput: options.detectorPicture ? setup.flow.detector.inputBox : undefined },
+      ),
       processed: 0,
       dropped: 0,
       latencies: [],
@@ -439,7 +450,7 @@ async function main(): Promise<void> {
       machine: {
         ...m,
         onnxruntimeNode: packageVersion('onnxruntime-node'),
-        pack: `default (${setup.flow.detector.id} + ${setup.flow.embedder.id}), threshold ${setup.threshold}, ${options.threads === undefined ? "each model's default threads" : `${options.threads} thread(s) per model`}`,
+        pack: `default (${setup.flow.detector.id} + ${setup.flow.embedder.id}), threshold ${setup.threshold}, ${options.threads === undefined ? "each model's default threads" : `${options.threads} thread(s) per model`}, ${options.detectorPicture ? "ffmpeg's detector picture" : 'the detector shrinks each frame itself'}`,
         clip:
           options.scene === 'empty'
             ? `an empty room (the demo clip's first frame blurred, with noise), 1280×720 @ ${VIDEO_FPS} fps, ` +

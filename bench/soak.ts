@@ -197,7 +197,8 @@ export async function runSoak(setup: DemoSetup, options: SoakOptions): Promise<S
   const samples: SoakSample[] = [];
   const source = new CameraSource(
     { kind: 'file', path: setup.files.video, loop: true, realtime: options.rate === 'live' },
-    { cameraId: 'demo-cam' },
+    // As the demo's camera node delivers them: with the detector's picture.
+    { cameraId: 'demo-cam', detectorInput: flow.detector.inputBox },
   );
   source.events$.subscribe((e) => {
     if (e.type === 'down') problems.push(`camera down: ${e.reason}`);

@@ -30,10 +30,15 @@ interface RtspInDef extends NodeDef {
   width?: string | number;
   /** Empty means 1; 0 leaves the choice to ffmpeg. */
   decoderThreads?: string | number;
+  /** The detector's input size for ffmpeg's small picture of each frame; empty means 256, 0 turns it off. */
+  detectorInput?: string | number;
   autostart?: boolean | string;
 }
 
 type RtspInNode = Node<SourceCredentials>;
+
+/** The default pack's detector (BlazeFace) looks at 256×256. */
+const DEFAULT_DETECTOR_INPUT = 256;
 
 /**
  * `faceflow-rtsp-in`: a camera, video file or V4L2 device as a stream of frame messages (output
@@ -75,6 +80,7 @@ module.exports = (RED: NodeAPI) => {
           fps: positiveOption('fps', def.fps),
           width: positiveOption('width', def.width),
           decoderThreads: wholeOption('decoder threads', def.decoderThreads),
+          detectorInput: wholeOption('detector size', def.detectorInput) ?? DEFAULT_DETECTOR_INPUT,
           // Every ffmpeg warning would be a message on output 2; errors are what a flow acts on.
           logLevel: 'error',
         },

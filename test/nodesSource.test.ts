@@ -4,6 +4,7 @@ import * as path from 'node:path';
 import { inspect } from 'node:util';
 
 import { cameraInput } from '../nodes/lib/source';
+import { pendingDetectorPicture, pendingI420 } from '../src/util/i420';
 import { freePort } from './helpers/demoProcess';
 import { leftoverProcesses, waitForNoLeftovers } from './helpers/processes';
 import { requireGstRtspServer, RtspTestServer } from './helpers/rtspServer';
@@ -229,6 +230,43 @@ describe('node: faceflow-rtsp-in with a video file (real Node-RED runtime, real 
     const logged = helper.log().args.map((a: { msg: unknown }[]) => String(a[0]?.msg));
     assert.ok(logged.some((m: string) => m.includes("decoder threads must be a whole number, got 'many'")));
     assert.deepEqual(await waitForNoLeftovers(), [], 'no ffmpeg for a node that cannot start');
+  });
+
+  it("hands each frame over with ffmpeg's detector picture, 256 by default, none with 0, and refuses a bad size in red", async () => {
+    const wires = [
+      { id: 'frames', type: 'helper' },
+      { id: 'events', type: 'helper' },
+    ];
+    // A flow saved before the setting existed has no detectorInput: the default applies.
+    await helper.load(rtspInNode, onTab([fileNode(), ...wires]));
+    for (const msg of await collect<FrameMsg>('frames', 3)) {
+      const picture = pendingDetectorPicture(msg.payload);
+      assert.ok(picture, 'a picture for the detector');
+      assert.deepEqual([picture.width, picture.height], [256, 144]);
+    }
+    await helper.setFlows(onTab([fileNode({ detectorInput: '0' }), ...wires]), 'nodes');
+    const ffmpegArgsNow = () => {
+      const [child] = leftoverProcesses().filter((c) => c.comm.startsWith('ffmpeg'));
+      try {
+        return child ? readFileSync(`/proc/${child.pid}/cmdline`, 'utf8').split('\0') : [];
+      } catch {
+        return []; // exited between the listing and the read
+      }
+    };
+    await until(
+      'ffmpeg restarted without the picture',
+      () => ffmpegCount() === 1 && ffmpegArgsNow().includes('pipe:1') && !ffmpegArgsNow().includes('pipe:3'),
+      5000,
+    );
+    const plain = await collect<FrameMsg>('frames', 3);
+    assert.ok(plain.every((m) => pendingDetectorPicture(m.payload) === undefined && pendingI420(m.payload)));
+
+    await helper.setFlows(onTab([fileNode({ detectorInput: '9999' }), ...wires]), 'nodes');
+    await until('nothing running for a bad size', () => ffmpegCount() === 0, 5000);
+    const logged = () => helper.log().args.map((a: { msg: unknown }[]) => String(a[0]?.msg));
+    await until('the error logged', () =>
+      logged().some((m: string) => m.includes('detectorInput must be 0 (off)')),
+    );
   });
 
   it('says what is wrong with a missing file, in red', async () => {

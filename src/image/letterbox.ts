@@ -1,6 +1,6 @@
 import sharp from 'sharp';
 import type { Frame } from '../types';
-import { pendingI420, shrinkI420 } from '../util/i420';
+import { pendingDetectorPicture, pendingI420, shrinkI420 } from '../util/i420';
 
 export interface Letterbox {
   /** Float tensor data, channels R, G, B, in the layout asked for (CHW by default). */
@@ -33,6 +33,24 @@ export async function resizeRgb(
 }
 
 /**
+ * The size an image of `width`×`height` takes when scaled to fit inside `boxW`×`boxH` keeping its aspect
+ * ratio. ffmpeg's detector picture is made with the same arithmetic (src/io/ffmpegArgs.ts), in doubles in the
+ * same order, so that the two agree to the pixel.
+ */
+export function fitInside(
+  width: number,
+  height: number,
+  boxW: number,
+  boxH: number,
+): { width: number; height: number } {
+  const scale = Math.min(boxW / width, boxH / height);
+  return {
+    width: Math.max(1, Math.min(boxW, Math.round(width * scale))),
+    height: Math.max(1, Math.min(boxH, Math.round(height * scale))),
+  };
+}
+
+/**
  * Scale an image to fit inside `width`×`height` keeping its aspect ratio, place it in the top-left
  * corner and pad the rest with black, as SCRFD was trained; return the normalised CHW tensor (in `into` when
  * given, a buffer of exactly that size to reuse).
@@ -45,9 +63,7 @@ export async function letterbox(
   layout: 'nchw' | 'nhwc' = 'nchw',
   into?: Float32Array,
 ): Promise<Letterbox> {
-  const scale = Math.min(width / image.width, height / image.height);
-  const innerW = Math.max(1, Math.min(width, Math.round(image.width * scale)));
-  const innerH = Math.max(1, Math.min(height, Math.round(image.height * scale)));
+  const { width: innerW, height: innerH } = fitInside(image.width, image.height, width, height);
   const plane = width * height;
   // Every element is written below (padding, then the image), so a reused buffer needs no clearing.
   if (into !== undefined && into.length !== 3 * plane) {
@@ -68,6 +84,12 @@ export async function letterbox(
   const k1 = 1 / norm.std[1];
   const k2 = 1 / norm.std[2];
   const scaled = { data, width, height, scaleX: innerW / image.width, scaleY: innerH / image.height };
+  const picture = pendingDetectorPicture(image);
+  if (picture && picture.width === innerW && picture.height === innerH) {
+    // ffmpeg already made the frame this small (a camera with detectorInput set): only normalised here.
+    copyNormalized(picture.rgb, innerW, innerH, data, width, px, ch, norm);
+    return scaled;
+  }
   const planes = pendingI420(image);
   if (planes && innerW <= image.width && innerH <= image.height) {
     // A camera frame still in YUV: shrunk and converted in one pass, no full-size RGB made at all.
@@ -79,17 +101,34 @@ export async function letterbox(
     });
     return scaled;
   }
-  const resized = await resizeRgb(image, innerW, innerH);
-  for (let y = 0; y < innerH; y++) {
-    let src = y * innerW * 3;
-    let dst = y * width * px;
-    for (let x = 0; x < innerW; x++, src += 3, dst += px) {
-      data[dst] = (resized[src] - m0) * k0;
-      data[ch + dst] = (resized[src + 1] - m1) * k1;
-      data[2 * ch + dst] = (resized[src + 2] - m2) * k2;
+  copyNormalized(await resizeRgb(image, innerW, innerH), innerW, innerH, data, width, px, ch, norm);
+  return scaled;
+}
+
+/** Packed RGB of `w`×`h` into the top-left corner of the tensor (rows `rowPixels` long), normalised. */
+function copyNormalized(
+  rgb: Buffer,
+  w: number,
+  h: number,
+  data: Float32Array,
+  rowPixels: number,
+  px: number,
+  ch: number,
+  norm: Normalization,
+): void {
+  const [m0, m1, m2] = norm.mean;
+  const k0 = 1 / norm.std[0];
+  const k1 = 1 / norm.std[1];
+  const k2 = 1 / norm.std[2];
+  for (let y = 0; y < h; y++) {
+    let src = y * w * 3;
+    let dst = y * rowPixels * px;
+    for (let x = 0; x < w; x++, src += 3, dst += px) {
+      data[dst] = (rgb[src] - m0) * k0;
+      data[ch + dst] = (rgb[src + 1] - m1) * k1;
+      data[2 * ch + dst] = (rgb[src + 2] - m2) * k2;
     }
   }
-  return scaled;
 }
 
 /** Sets `count` pixels from pixel `start` on to `pads` (one value per channel), in either layout. */

@@ -37,7 +37,7 @@ import { finalize, Observable, share, Subject, type ObservableInput, type Subscr
 import { frameFromI420 } from '../util/i420';
 import type { Frame } from '../types';
 import { CameraError, ffmpegPath, ffmpegVersion, hasFpsMode, type FfmpegChoice } from './ffmpeg';
-import { ffmpegArgs, type CameraInput, type OutputOptions } from './ffmpegArgs';
+import { detectorBox, ffmpegArgs, type CameraInput, type OutputOptions } from './ffmpegArgs';
 import { FfmpegProcess, type FfmpegExit, type FfmpegLogLevel } from './ffmpegProcess';
 import { latestFrame } from './latestFrame';
 import { maskUrl, SecretMasker } from './maskUrl';
@@ -347,9 +347,10 @@ export class CameraSource {
           width: this.#options.width,
           height: this.#options.height,
           graceMs: this.#options.stopGraceMs,
+          detectorPicture: detectorBox(this.#options) !== undefined,
         },
         {
-          onFrame: (planes, width, height) => {
+          onFrame: (planes, width, height, picture) => {
             if (closed) return;
             lastFrameAt = Date.now();
             if (frames++ === 0) {
@@ -357,7 +358,11 @@ export class CameraSource {
               this.emit({ type: 'up', attempt: failures, width, height });
             }
             subscriber.next(
-              frameFromI420({ cameraId: this.cameraId, seq: seq++, ts: lastFrameAt, width, height }, planes),
+              frameFromI420(
+                { cameraId: this.cameraId, seq: seq++, ts: lastFrameAt, width, height },
+                planes,
+                picture,
+              ),
             );
           },
           onLog: (line) => {

@@ -1,6 +1,6 @@
 /**
- * One running ffmpeg decoding to raw RGB24 on stdout: frames cut from stdout, log lines parsed
- * from stderr (masked before anyone sees them), and a stop that always ends in a reaped process.
+ * One running ffmpeg decoding to raw I420 on stdout (and, when asked, the detector's picture of each
+ * frame on fd 3): frames cut from stdout, log lines parsed from stderr (masked before anyone sees them), and a stop that always ends in a reaped process.
  *
  * Why `child_process.spawn` and not fluent-ffmpeg: fluent-ffmpeg 2.1.3 (2024) is its last release;
  * its author archived the project in May 2025 and marked the package deprecated on npm ("Package
@@ -10,8 +10,10 @@
  * builder, and the command line is twenty fixed arguments (ffmpegArgs.ts).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { i420Size } from '../util/i420';
+import { i420Size, type DetectorPicture } from '../util/i420';
+import { DETECTOR_PICTURE_FD } from './ffmpegArgs';
 import { FrameCutter } from './frameCutter';
+import { FramePairer } from './framePairer';
 import type { SecretMasker } from './maskUrl';
 
 export type FfmpegLogLevel = 'panic' | 'fatal' | 'error' | 'warning' | 'info' | 'verbose' | 'debug' | 'trace';
@@ -42,11 +44,13 @@ export interface FfmpegProcessOptions {
   height?: number;
   /** How long SIGTERM may take before SIGKILL. */
   graceMs?: number;
+  /** The command writes a detector picture of each frame to fd 3 (ffmpegArgs with `detectorInput`). */
+  detectorPicture?: boolean;
 }
 
 export interface FfmpegHandlers {
-  /** One frame's I420 planes (see src/util/i420.ts). */
-  onFrame(planes: Buffer, width: number, height: number): void;
+  /** One frame's I420 planes (see src/util/i420.ts), and its detector picture when there is one. */
+  onFrame(planes: Buffer, width: number, height: number, picture?: DetectorPicture): void;
   onLog(line: FfmpegLogLine): void;
   /** Called exactly once, after the process has exited and its pipes are drained. */
   onExit(exit: FfmpegExit): void;
@@ -55,8 +59,10 @@ export interface FfmpegHandlers {
 const LEVELS = 'panic|fatal|error|warning|info|verbose|debug|trace';
 // "[rtsp @ 0x55d0c0] [error] method DESCRIBE failed" — context prefixes come before the level.
 const LOG_LINE = new RegExp(`^((?:\\[[^\\]]*\\] )*?)\\[(${LEVELS})\\] ?(.*)$`);
-// The output stream line; "0x18424752" in the codec tag must not be taken for a size.
-const OUTPUT_SIZE = /Stream #0:\d+.*?: Video: rawvideo\b.*?, (\d{1,5})x(\d{1,5})[\s,]/;
+// "Output #0, rawvideo, to 'pipe:3':", then that output's stream line; "0x18424752" in the codec tag
+// must not be taken for a size.
+const OUTPUT_HEADER = /^Output #(\d+), rawvideo, to 'pipe:(\d+)'/;
+const OUTPUT_SIZE = /Stream #(\d+):\d+.*?: Video: rawvideo\b.*?, (\d{1,5})x(\d{1,5})[\s,]/;
 const MAX_LINE = 8192;
 /** Raw output kept while the frame size is still unknown, before giving up on the stream. */
 const MAX_UNSIZED_BYTES = 64 * 1024 * 1024;
@@ -74,7 +80,11 @@ export class FfmpegProcess {
   private cutter: FrameCutter | null = null;
   private unsized: Buffer[] = [];
   private unsizedBytes = 0;
-  private sawOutputHeader = false;
+  /** Output number → the pipe it writes to, from the "Output #n" lines. */
+  private readonly outputPipes = new Map<number, number>();
+  private pictureCutter: FrameCutter | null = null;
+  private unsizedPictures: Buffer[] = [];
+  private readonly pairer: FramePairer | null;
   private lastError: string | undefined;
   private previousError: string | undefined;
   private spawnError: string | undefined;
@@ -91,8 +101,16 @@ export class FfmpegProcess {
     private readonly options: FfmpegProcessOptions,
     private readonly handlers: FfmpegHandlers,
   ) {
+    this.pairer = options.detectorPicture
+      ? new FramePairer(
+          ({ planes, width, height }, picture) => this.handlers.onFrame(planes, width, height, picture),
+          (why) => this.handlers.onLog({ level: 'warning', message: why }),
+        )
+      : null;
     if (options.width && options.height) this.setSize(options.width, options.height);
-    this.child = spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'], windowsHide: true });
+    const stdio = ['ignore', 'pipe', 'pipe'] as Array<'ignore' | 'pipe'>;
+    if (this.pairer) stdio[DETECTOR_PICTURE_FD] = 'pipe';
+    this.child = spawn(binary, args, { stdio, windowsHide: true });
     live.add(this.child);
     installExitHook();
 
@@ -120,6 +138,15 @@ export class FfmpegProcess {
     // A destroyed pipe can report EPIPE/ECONNRESET; the exit path handles the process itself.
     stdout.on('error', () => undefined);
     stderr.on('error', () => undefined);
+    const pictures = this.pictureStream;
+    if (pictures) {
+      pictures.on('data', (chunk: Buffer) => this.onPictureData(chunk));
+      pictures.on('error', () => undefined);
+    }
+  }
+
+  private get pictureStream(): (NodeJS.ReadableStream & { destroy(): void }) | undefined {
+    return this.pairer ? (this.child.stdio[DETECTOR_PICTURE_FD] as never) : undefined;
   }
 
   get pid(): number | undefined {
@@ -135,7 +162,10 @@ export class FfmpegProcess {
     if (!this.finished && !this.stopRequested) {
       this.stopRequested = true;
       this.cutter?.stop();
+      this.pictureCutter?.stop();
+      this.pairer?.clear();
       this.child.stdout?.destroy();
+      this.pictureStream?.destroy();
       if (this.running) {
         const grace = this.options.graceMs ?? 2000;
         this.child.kill('SIGTERM');
@@ -158,9 +188,25 @@ export class FfmpegProcess {
   }
 
   private setSize(width: number, height: number): void {
+    const pairer = this.pairer;
     this.cutter = new FrameCutter(i420Size(width, height), (planes) =>
-      this.handlers.onFrame(planes, width, height),
+      pairer ? pairer.frame({ planes, width, height }) : this.handlers.onFrame(planes, width, height),
     );
+  }
+
+  private setPictureSize(width: number, height: number): void {
+    const pairer = this.pairer!;
+    this.pictureCutter = new FrameCutter(width * height * 3, (rgb) => pairer.picture({ rgb, width, height }));
+    const waiting = this.unsizedPictures;
+    this.unsizedPictures = [];
+    for (const chunk of waiting) this.pictureCutter.push(chunk);
+  }
+
+  private onPictureData(chunk: Buffer): void {
+    if (this.stopRequested || this.pairer!.givenUp) return;
+    if (this.pictureCutter) this.pictureCutter.push(chunk);
+    // Small pictures: what comes before the size line is a few of them at most.
+    else if (this.unsizedPictures.length < 64) this.unsizedPictures.push(chunk);
   }
 
   private onStdout(chunk: Buffer): void {
@@ -191,7 +237,7 @@ export class FfmpegProcess {
 
   private onLine(raw: string): void {
     const line = parseLogLine(this.options.masker.mask(raw));
-    if (!this.cutter) this.readSize(line.message);
+    if (!this.cutter || (this.pairer && !this.pictureCutter)) this.readSize(line.message);
     if (line.level === 'error' || line.level === 'fatal' || line.level === 'panic') {
       this.previousError = this.lastError;
       this.lastError = line.message;
@@ -200,11 +246,18 @@ export class FfmpegProcess {
   }
 
   private readSize(message: string): void {
-    if (/^Output #0,/.test(message)) this.sawOutputHeader = true;
-    if (!this.sawOutputHeader) return;
-    const m = OUTPUT_SIZE.exec(message);
+    const header = OUTPUT_HEADER.exec(message);
+    if (header) this.outputPipes.set(Number(header[1]), Number(header[2]));
+    // Only after an output header: the input's own stream line can be rawvideo too.
+    const m = this.outputPipes.size > 0 ? OUTPUT_SIZE.exec(message) : null;
     if (!m) return;
-    this.setSize(Number(m[1]), Number(m[2]));
+    const pipe = this.outputPipes.get(Number(m[1]));
+    const width = Number(m[2]);
+    const height = Number(m[3]);
+    if (pipe === DETECTOR_PICTURE_FD && this.pairer && !this.pictureCutter)
+      this.setPictureSize(width, height);
+    if (pipe !== 1 || this.cutter) return;
+    this.setSize(width, height);
     const waiting = this.unsized;
     this.unsized = [];
     this.unsizedBytes = 0;
@@ -221,9 +274,14 @@ export class FfmpegProcess {
     this.stderrTail = '';
     this.child.stdout?.destroy();
     this.child.stderr?.destroy();
+    this.pictureStream?.destroy();
+    // The last frames of a stream that ended may still wait for pictures that will not come.
+    if (!this.stopRequested) this.pairer?.flush();
     const partialBytes = (this.cutter?.pendingBytes ?? 0) + this.unsizedBytes;
     this.cutter?.stop();
+    this.pictureCutter?.stop();
     this.unsized = [];
+    this.unsizedPictures = [];
     this.handlers.onExit({
       code,
       signal,

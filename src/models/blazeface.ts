@@ -78,6 +78,7 @@ function joinPredictions(outputs: ort.Tensor[], id: string): Float32Array {
 /** MediaPipe BlazeFace (converted from the TFJS model in @vladmandic/human): square input, 896 anchors. */
 export class BlazeFaceDetector implements Detector {
   readonly role = 'detector' as const;
+  readonly inputBox: { width: number; height: number };
   private readonly size: number;
   private readonly layout: 'nchw' | 'nhwc';
   private readonly anchors: Point[];
@@ -97,6 +98,7 @@ export class BlazeFaceDetector implements Detector {
       throw new Error(`${id}: expected an N×S×S×3 or N×3×S×S BlazeFace input, got [${shape.join(',')}]`);
     }
     this.size = size;
+    this.inputBox = { width: size, height: size };
     this.layout = nchw ? 'nchw' : 'nhwc';
     this.anchors = blazefaceAnchors(size);
     this.inputName = signature.inputs[0].name;

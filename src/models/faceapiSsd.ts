@@ -12,6 +12,7 @@ import type { ModelSession } from './session';
  */
 export class FaceApiSsdDetector implements Detector {
   readonly role = 'detector' as const;
+  readonly inputBox = { width: FACE_API_SSD_SIZE, height: FACE_API_SSD_SIZE };
 
   constructor(
     readonly id: string,

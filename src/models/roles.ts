@@ -29,6 +29,12 @@ export interface DetectOptions {
 export interface Detector {
   readonly role: 'detector';
   readonly id: string;
+  /**
+   * The box frames are letterboxed into before detection (the largest, for a model that takes each frame's
+   * own aspect). A camera given it as `detectorInput` delivers each frame's detector picture at exactly the
+   * size the letterbox needs.
+   */
+  readonly inputBox?: { width: number; height: number };
   detect(frame: Frame, options?: DetectOptions): Promise<Face[]>;
   dispose(): Promise<void>;
 }

@@ -57,6 +57,10 @@ export class ScrfdDetector implements Detector {
     this.inputH = h ?? size;
   }
 
+  get inputBox(): { width: number; height: number } {
+    return { width: this.inputW, height: this.inputH };
+  }
+
   /** Network input for a frame: fixed models take their size, dynamic ones the frame's aspect. */
   inputSizeFor(frame: Pick<Frame, 'width' | 'height'>): [number, number] {
     if (!this.dynamicInput) return [this.inputW, this.inputH];

@@ -20,22 +20,43 @@ export function i420Size(width: number, height: number): number {
   return width * height + 2 * Math.ceil(width / 2) * Math.ceil(height / 2);
 }
 
-/** Planes of frames whose RGB has not been read yet. */
-const pendingPlanes = new WeakMap<object, Buffer>();
+/**
+ * The frame made small by ffmpeg for the detector (packed RGB, fitted inside the detector's input box; see
+ * `detectorInput` in src/io/ffmpegArgs.ts), which spares the detector shrinking the full frame itself.
+ */
+export interface DetectorPicture {
+  rgb: Buffer;
+  width: number;
+  height: number;
+}
 
-/** A frame whose pixels are I420 planes; `rgb` is converted from them when first read. */
+/** Pixels of frames whose RGB has not been read yet: the planes, and the detector's picture when ffmpeg made one. */
+const pendingPixels = new WeakMap<object, { planes: Buffer; picture?: DetectorPicture }>();
+
+/**
+ * A frame whose pixels are I420 planes; `rgb` is converted from them when first read. `picture`, when
+ * given, is the same moment shrunk by ffmpeg for the detector; like the planes it is forgotten once `rgb`
+ * is read or written, because from then on whoever holds the frame may have changed its pixels (a privacy
+ * mask drawn in), and the detector must see that.
+ */
 export function frameFromI420<F extends { width: number; height: number }>(
   fields: F,
   planes: Buffer,
+  picture?: DetectorPicture,
 ): F & { rgb: Buffer } {
   const { width, height } = fields;
   if (planes.length !== i420Size(width, height)) {
     throw new RangeError(`${planes.length} bytes is not a ${width}×${height} I420 frame`);
   }
+  if (picture && picture.rgb.length !== picture.width * picture.height * 3) {
+    throw new RangeError(
+      `${picture.rgb.length} bytes is not a ${picture.width}×${picture.height} RGB picture`,
+    );
+  }
   const frame = { ...fields } as F & { rgb: Buffer };
-  pendingPlanes.set(frame, planes);
+  pendingPixels.set(frame, picture ? { planes, picture } : { planes });
   const settle = (rgb: Buffer): Buffer => {
-    pendingPlanes.delete(frame);
+    pendingPixels.delete(frame);
     Object.defineProperty(frame, 'rgb', { value: rgb, enumerable: true, writable: true, configurable: true });
     return rgb;
   };
@@ -50,7 +71,12 @@ export function frameFromI420<F extends { width: number; height: number }>(
 
 /** The I420 planes of a frame whose RGB nobody has read yet; undefined for any other frame. */
 export function pendingI420(frame: object): Buffer | undefined {
-  return pendingPlanes.get(frame);
+  return pendingPixels.get(frame)?.planes;
+}
+
+/** The detector's picture of a frame whose RGB nobody has read yet, when ffmpeg made one. */
+export function pendingDetectorPicture(frame: object): DetectorPicture | undefined {
+  return pendingPixels.get(frame)?.picture;
 }
 
 /**

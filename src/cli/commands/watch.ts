@@ -145,6 +145,8 @@ export async function watchCommand(
       fps,
       width,
       decoderThreads,
+      // ffmpeg shrinks each frame for the detector too, off Node's thread.
+      detectorInput: flow.detector.inputBox,
       onEvent: cameraReporter(io, input.kind !== 'file'),
     });
     io.err(`watching ${source.label} as '${source.cameraId}'; threshold ${threshold}`);
