@@ -9,7 +9,7 @@ import { lastValueFrom, toArray } from 'rxjs';
 
 import { fileFrames } from '../src/io/cameraSource';
 import { ffmpegPath } from '../src/io/ffmpeg';
-import { frameFromI420, pendingI420 } from '../src/util/i420';
+import { frameFromI420, pendingDetectorPicture, pendingI420, type DetectorPicture } from '../src/util/i420';
 import type { Frame } from '../src/types';
 import { SHARED_DATA } from './common';
 
@@ -57,19 +57,27 @@ export async function make720p(dir: string): Promise<string> {
 
 /** The I420 planes of each frame decodeAll returned, so passes can be replayed as fresh camera frames. */
 const planesOf = new WeakMap<Frame, Buffer>();
+const picturesOf = new WeakMap<Frame, DetectorPicture>();
 
 /**
  * All frames of a file in memory, as a camera delivers them (I420, RGB converted only when read). Their
  * `ts` are rewritten to the file's own timing, as a camera would stamp them, because they were decoded
  * faster than real time and faceEvents keeps time by `ts`. Hand each pass {@link replay} of them: a frame
- * whose RGB was read once stays RGB.
+ * whose RGB was read once stays RGB. With `detectorInput` they carry ffmpeg's detector picture too.
  */
-export async function decodeAll(file: string, cameraId: string, fps: number): Promise<Frame[]> {
-  const frames = await lastValueFrom(fileFrames(file, { cameraId }).pipe(toArray()));
+export async function decodeAll(
+  file: string,
+  cameraId: string,
+  fps: number,
+  detectorInput?: { width: number; height: number },
+): Promise<Frame[]> {
+  const frames = await lastValueFrom(fileFrames(file, { cameraId, detectorInput }).pipe(toArray()));
   const t0 = Date.now();
   return frames.map((f) => {
     const planes = pendingI420(f);
     if (planes) planesOf.set(f, planes);
+    const picture = pendingDetectorPicture(f);
+    if (picture) picturesOf.set(f, picture);
     return restamp(f, { ts: t0 + Math.round((f.seq * 1000) / fps) });
   });
 }
@@ -88,8 +96,10 @@ export function restamp(frame: Frame, changes: Partial<Omit<Frame, 'rgb' | 'widt
   const { cameraId, seq, ts, width, height } = frame;
   const fields = { cameraId, seq, ts, width, height, ...changes };
   if (!planes) return { ...fields, rgb: frame.rgb };
-  const fresh = frameFromI420(fields, planes);
+  const picture = picturesOf.get(frame);
+  const fresh = frameFromI420(fields, planes, picture);
   planesOf.set(fresh, planes);
+  if (picture) picturesOf.set(fresh, picture);
   return fresh;
 }
 

@@ -158,6 +158,8 @@ interface Row {
   deliveredFpsMean: number;
   /** Detector runs per second and camera. */
   detectionsPerS: number;
+  /** Faces embedded per second per camera: what the track-level policy asks for. */
+  embedsPerS: number;
   fpsMean: number;
   fpsMin: number;
   dropShare: number;
@@ -246,9 +248,11 @@ async function runRow(
   const rss = rssWatch(250);
   const before = cpuMark(true);
   const detections0 = detections;
+  const embeds0 = embeds;
   await sleep(options.seconds * 1000);
   const after = cpuMark(true);
   const detectionsMade = detections - detections0;
+  const embedsMade = embeds - embeds0;
   measuring = false;
   const rssPeakMiB = rss.stop();
   for (const s of subscriptions) s.unsubscribe();
@@ -275,6 +279,7 @@ async function runRow(
     perCamera,
     deliveredFpsMean: perCamera.reduce((a, c) => a + c.deliveredFps, 0) / n,
     detectionsPerS: detectionsMade / used.wallS / n,
+    embedsPerS: embedsMade / used.wallS / n,
     fpsMean: fps.reduce((a, b) => a + b, 0) / n,
     fpsMin,
     dropShare: dropped / Math.max(1, processed + dropped),
@@ -335,13 +340,13 @@ function markdown(r: Result): string {
       `${r.quiet.quiet ? '' : ', machine NOT quiet'}), after ${r.loadAtEnd.toFixed(2)}`,
     `Baseline (10×1000 128-d dot products, plain JS): ${fmt(r.refMs)} ms median over all blocks`,
     '',
-    '| detect every | cameras | delivered fps/camera | processed fps/camera mean | min | detections/s/camera | dropped | latency p50 ms | p95 ms | max ms | p95 × baseline | node CPU | ffmpeg CPU | RSS peak MiB | Sam announced on | others’ CPU |',
-    '|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|',
+    '| detect every | cameras | delivered fps/camera | processed fps/camera mean | min | detections/s/camera | faces embedded/s/camera | dropped | latency p50 ms | p95 ms | max ms | p95 × baseline | node CPU | ffmpeg CPU | RSS peak MiB | Sam announced on | others’ CPU |',
+    '|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|',
   ];
   for (const x of r.rows) {
     lines.push(
       `| ${x.detectEvery} | ${x.cameras} | ${fmt(x.deliveredFpsMean)} | ${fmt(x.fpsMean)} | ${fmt(x.fpsMin)} | ` +
-        `${fmt(x.detectionsPerS)} | ` +
+        `${fmt(x.detectionsPerS)} | ${fmt(x.embedsPerS)} | ` +
         `${(100 * x.dropShare).toFixed(1)} % | ${fmt(x.latency.p50)} | ${fmt(x.latency.p95)} | ${fmt(x.latencyMax)} | ` +
         `${fmt(x.latency.p95 / x.refMs)} | ${Math.round(x.nodeCpuPct)} % | ${Math.round(x.ffmpegCpuPct)} % | ` +
         `${fmt(x.rssPeakMiB)} | ${x.recognizedOn}/${x.cameras} | ${pct(x.othersBusy)} |`,
@@ -367,6 +372,8 @@ function markdown(r: Result): string {
 
 /** Detector runs in this process (counted by a wrapper `main` puts around the flow's `detect`). */
 let detections = 0;
+/** Faces embedded in this process (counted by a wrapper around the flow's `embedFaces`). */
+let embeds = 0;
 
 /** The empty room of `--scene empty`, made once from the demo clip (see the header). */
 async function emptyRoom(demoVideo: string, log: (s: string) => void): Promise<string> {
@@ -421,6 +428,11 @@ async function main(): Promise<void> {
     setup.flow.detect = (...args: Parameters<typeof detect>) => {
       detections++;
       return detect(...args);
+    };
+    const embedFaces = setup.flow.embedFaces.bind(setup.flow);
+    setup.flow.embedFaces = (frame, faces) => {
+      embeds += faces.length;
+      return embedFaces(frame, faces);
     };
     const ref = makeReference();
     const refSamples: number[] = [];

@@ -3,7 +3,10 @@
  * the default pack, on the hamilton clip (640×360) and its 1280×720 copy, frames decoded into memory first and
  * pushed through as fast as the chain takes them.
  *
- *   node dist/bench/profile.js [--json] [--no-wait] [--threads N]
+ *   node dist/bench/profile.js [--json] [--no-wait] [--threads N] [--no-detector-picture]
+ *
+ * Frames come as the camera node delivers them, with ffmpeg's picture for the detector (its cost is in the
+ * decode row); `--no-detector-picture` leaves it out, so the letterbox shrinks each frame itself.
  *
  * A V8 profile (`node --cpu-prof`) sees only the JavaScript thread, while ONNX Runtime and libvips work on
  * threads of their own. So each stage is timed here with the process's CPU clock (all threads) around the
@@ -145,12 +148,15 @@ async function profileClip(
   gallery: MemoryGallery,
   meter: StageMeter,
   clip: { name: string; file: string; cameraId: string; fps: number },
+  detectorInput: { width: number; height: number } | undefined,
 ): Promise<Row> {
   // Decode hand-off: ffmpeg's own CPU (a child, counted once it has exited) and this process's, frames dropped.
   const d0 = cpuMark();
-  const decoded = await lastValueFrom(fileFrames(clip.file, { cameraId: clip.cameraId }).pipe(toArray()));
+  const decoded = await lastValueFrom(
+    fileFrames(clip.file, { cameraId: clip.cameraId, detectorInput }).pipe(toArray()),
+  );
   const decode = usage(d0, cpuMark());
-  const frames = await decodeAll(clip.file, clip.cameraId, clip.fps);
+  const frames = await decodeAll(clip.file, clip.cameraId, clip.fps, detectorInput);
 
   // Warm up on a few frames (sessions, JIT), on a camera id of its own so that tracks do not carry over.
   const warm = replay(frames.slice(0, 10), { cameraId: `${clip.cameraId}-warmup` });
@@ -266,7 +272,9 @@ async function main(): Promise<void> {
   const at = process.argv.indexOf('--threads');
   const threads = at > 0 ? Number(process.argv[at + 1]) : undefined;
   if (threads !== undefined && !(Number.isInteger(threads) && threads >= 1)) {
-    console.error('usage: node dist/bench/profile.js [--json] [--no-wait] [--threads N]');
+    console.error(
+      'usage: node dist/bench/profile.js [--json] [--no-wait] [--threads N] [--no-detector-picture]',
+    );
     process.exit(2);
   }
   const flow = await FaceFlow.open(threads === undefined ? {} : { threads });
@@ -277,25 +285,41 @@ async function main(): Promise<void> {
     const meter = new StageMeter();
     instrument(flow, gallery, meter);
     const hd = await make720p(dir);
+    const detectorInput = process.argv.includes('--no-detector-picture') ? undefined : flow.detector.inputBox;
     const rows = [
-      await profileClip(flow, gallery, meter, {
-        name: 'hamilton 640×360',
-        file: HAMILTON.clip,
-        cameraId: 'hamilton',
-        fps: HAMILTON.fps,
-      }),
-      await profileClip(flow, gallery, meter, {
-        name: `hamilton ${HD.width}×${HD.height}`,
-        file: hd,
-        cameraId: 'hamilton-720p',
-        fps: HD.fps,
-      }),
+      await profileClip(
+        flow,
+        gallery,
+        meter,
+        {
+          name: 'hamilton 640×360',
+          file: HAMILTON.clip,
+          cameraId: 'hamilton',
+          fps: HAMILTON.fps,
+        },
+        detectorInput,
+      ),
+      await profileClip(
+        flow,
+        gallery,
+        meter,
+        {
+          name: `hamilton ${HD.width}×${HD.height}`,
+          file: hd,
+          cameraId: 'hamilton-720p',
+          fps: HD.fps,
+        },
+        detectorInput,
+      ),
     ];
-    if (json) console.log(JSON.stringify({ machine: machineInfo(), quiet, threads, rows }, null, 2));
-    else {
+    if (json) {
+      const detectorPicture = detectorInput !== undefined;
+      console.log(JSON.stringify({ machine: machineInfo(), quiet, threads, detectorPicture, rows }, null, 2));
+    } else {
       console.log(
         `CPU per frame by stage, detection on every frame, default pack (${flow.detector.id} + ${flow.embedder.id}), ` +
           `${threads === undefined ? "ONNX Runtime's default threads" : `${threads} thread(s) per model`}, ` +
+          `${detectorInput ? "ffmpeg's detector picture" : 'no detector picture'}, ` +
           `${new Date().toISOString()}, 1-min load ${quiet.load1.toFixed(2)}${quiet.quiet ? '' : ' (NOT quiet)'}`,
       );
       console.log(markdown(rows));
