@@ -1,0 +1,249 @@
+/**
+ * Embedding only when it pays (issue 19): what the track policy's pace costs and what it changes, on the hamilton
+ * clip (the singer, then a cut to the audience) and the demo's sample camera clip (Sam and four strangers coming
+ * round), each played twice in a row, detection on every frame and on every 2nd.
+ *
+ *   node dist/bench/embedPolicy.js [--every 5,10,15] [--json]
+ *
+ * Every policy is held against a reference run that embeds every tracked face on every detection (`embedEvery`
+ * 1): the most any policy could know. The tracker does not use embeddings here, so both runs have the same tracks
+ * with the same ids, and each face is compared with itself:
+ *   - faces embedded per frame: the cost;
+ *   - wrong-name faces: named X where the reference names the same face otherwise, and of those the stale ones,
+ *     where the reference says Unknown (a name kept past a scene cut onto someone else, or on a face turned away
+ *     that the reference no longer recognises);
+ *   - unnamed faces: Unknown where the reference names the face (the cost of naming later);
+ *   - naming delay: per track the reference names, frames from the reference's first name to the policy's.
+ *
+ * Prints figures, asserts nothing; without ../shared/data it says so and exits 0.
+ */
+
+import { existsSync } from 'node:fs';
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { from, lastValueFrom, toArray } from 'rxjs';
+
+import {
+  DEMO_PERSON,
+  makeEnrolmentPhoto,
+  makeSampleVideo,
+  VIDEO_FPS as DEMO_FPS,
+} from '../src/demo/sampleMedia';
+import { FaceFlow } from '../src/faceflow';
+import { MemoryGallery } from '../src/gallery/memoryGallery';
+import { decodeImage } from '../src/image/decode';
+import { recognizeFrames } from '../src/pipeline/live';
+import { UNKNOWN, type FaceFrame, type Frame } from '../src/types';
+import { decodeAll, replay, restamp } from './clips';
+import { dist, machineInfo, SHARED_DATA } from './common';
+
+const LOOPS = 2;
+const USAGE = 'usage: node dist/bench/embedPolicy.js [--every 5,10,15] [--json]';
+
+interface Clip {
+  name: string;
+  file: string;
+  fps: number;
+  person: string;
+  photo: string;
+}
+
+interface Row {
+  clip: string;
+  detectEvery: number;
+  embedEvery: number;
+  frames: number;
+  embeddedPerFrame: number;
+  namedFaces: number;
+  wrongNameFaces: number;
+  /** Of the wrong-name faces, those the reference calls Unknown. */
+  staleNameFaces: number;
+  unnamedFaces: number;
+  /** Tracks the reference names, and how many of them this policy names at all. */
+  namedTracks: number;
+  tracksNamedToo: number;
+  delayFramesP50: number;
+  delayFramesMax: number;
+}
+
+/** The name of every tracked face, by frame and track id. */
+type Names = Map<number, Map<number, string>>;
+
+async function clips(): Promise<Clip[]> {
+  const dir = await mkdtemp(path.join(tmpdir(), 'faceflow-bench-embed-'));
+  const demoClip = path.join(dir, 'sample-camera.mp4');
+  const demoPhoto = path.join(dir, 'sam.jpg');
+  await makeSampleVideo(demoClip);
+  await makeEnrolmentPhoto(demoPhoto);
+  return [
+    {
+      name: 'hamilton (640×360)',
+      file: path.join(SHARED_DATA, 'face_recognition_examples', 'video', 'short_hamilton_clip.mp4'),
+      fps: 29.97,
+      person: 'lin-manuel',
+      photo: path.join(SHARED_DATA, 'face_recognition_examples', 'misc', 'lin-manuel-miranda.png'),
+    },
+    { name: 'demo sample camera', file: demoClip, fps: DEMO_FPS, person: DEMO_PERSON, photo: demoPhoto },
+  ];
+}
+
+async function decodeLoops(clip: Clip): Promise<Frame[]> {
+  const once = await decodeAll(clip.file, 'cam', clip.fps);
+  const t0 = Date.now();
+  const frames: Frame[] = [];
+  for (let loop = 0; loop < LOOPS; loop++) {
+    for (const f of once) {
+      const seq = loop * once.length + f.seq;
+      frames.push(restamp(f, { seq, ts: t0 + Math.round((seq * 1000) / clip.fps) }));
+    }
+  }
+  return frames;
+}
+
+async function runPolicy(
+  flow: FaceFlow,
+  gallery: MemoryGallery,
+  frames: Frame[],
+  detectEvery: number,
+  embedEvery: number,
+): Promise<{ names: Names; embedded: number }> {
+  let embedded = 0;
+  const embedFaces = flow.embedFaces.bind(flow);
+  flow.embedFaces = (frame, faces) => {
+    embedded += faces.length;
+    return embedFaces(frame, faces);
+  };
+  try {
+    const out: FaceFrame[] = await lastValueFrom(
+      from(replay(frames)).pipe(
+        recognizeFrames(flow, gallery, { threshold: flow.threshold, detectEvery, tracking: { embedEvery } }),
+        toArray(),
+      ),
+    );
+    const names: Names = new Map();
+    for (const { frame, faces } of out) {
+      const byTrack = new Map<number, string>();
+      for (const f of faces) if (f.trackId !== undefined) byTrack.set(f.trackId, f.identity?.name ?? UNKNOWN);
+      names.set(frame.seq, byTrack);
+    }
+    return { names, embedded };
+  } finally {
+    flow.embedFaces = embedFaces;
+  }
+}
+
+function compare(
+  reference: Names,
+  policy: Names,
+): Omit<Row, 'clip' | 'detectEvery' | 'embedEvery' | 'frames' | 'embeddedPerFrame'> {
+  let namedFaces = 0;
+  let wrongNameFaces = 0;
+  let staleNameFaces = 0;
+  let unnamedFaces = 0;
+  const firstNamed = new Map<number, { seq: number; name: string }>();
+  const policyFirst = new Map<number, number>();
+  for (const [seq, refFaces] of reference) {
+    const mine = policy.get(seq) ?? new Map<number, string>();
+    for (const [track, refName] of refFaces) {
+      const name = mine.get(track) ?? UNKNOWN;
+      if (name !== UNKNOWN) namedFaces++;
+      if (name !== UNKNOWN && name !== refName) wrongNameFaces++;
+      if (name !== UNKNOWN && refName === UNKNOWN) staleNameFaces++;
+      if (name === UNKNOWN && refName !== UNKNOWN) unnamedFaces++;
+      if (refName !== UNKNOWN && !firstNamed.has(track)) firstNamed.set(track, { seq, name: refName });
+      const first = firstNamed.get(track);
+      if (first && name === first.name && !policyFirst.has(track)) policyFirst.set(track, seq);
+    }
+  }
+  const delays = [...firstNamed].flatMap(([track, { seq }]) => {
+    const at = policyFirst.get(track);
+    return at === undefined ? [] : [at - seq];
+  });
+  const d = dist(delays.length > 0 ? delays : [0]);
+  return {
+    namedFaces,
+    wrongNameFaces,
+    staleNameFaces,
+    unnamedFaces,
+    namedTracks: firstNamed.size,
+    tracksNamedToo: policyFirst.size,
+    delayFramesP50: d.p50,
+    delayFramesMax: Math.max(0, ...delays),
+  };
+}
+
+function parseEvery(argv: string[]): number[] {
+  const at = argv.indexOf('--every');
+  if (at < 0) return [5, 10, 15];
+  const values = String(argv[at + 1] ?? '')
+    .split(',')
+    .map(Number);
+  if (values.length === 0 || !values.every((v) => Number.isInteger(v) && v >= 1)) {
+    console.error(USAGE);
+    process.exit(2);
+  }
+  return values;
+}
+
+async function main(): Promise<void> {
+  const json = process.argv.includes('--json');
+  const policies = parseEvery(process.argv.slice(2));
+  if (!existsSync(SHARED_DATA)) {
+    console.log(`bench skipped: no ${SHARED_DATA}`);
+    return;
+  }
+  const flow = await FaceFlow.open();
+  const rows: Row[] = [];
+  try {
+    for (const clip of await clips()) {
+      const gallery = new MemoryGallery(flow.embedder.id);
+      gallery.add(
+        clip.person,
+        (await flow.singleFace(await decodeImage(clip.photo), clip.photo)).embedding as Float32Array,
+      );
+      const frames = await decodeLoops(clip);
+      for (const detectEvery of [1, 2]) {
+        const reference = await runPolicy(flow, gallery, frames, detectEvery, 1);
+        for (const embedEvery of [1, ...policies]) {
+          const run =
+            embedEvery === 1 ? reference : await runPolicy(flow, gallery, frames, detectEvery, embedEvery);
+          rows.push({
+            clip: clip.name,
+            detectEvery,
+            embedEvery,
+            frames: frames.length,
+            embeddedPerFrame: run.embedded / frames.length,
+            ...compare(reference.names, run.names),
+          });
+        }
+      }
+    }
+  } finally {
+    await flow.dispose();
+  }
+  if (json) {
+    console.log(JSON.stringify({ machine: machineInfo(), loops: LOOPS, rows }, null, 2));
+    return;
+  }
+  console.log(
+    `the track policy's pace against embedding every tracked face, default pack (${flow.detector.id} + ${flow.embedder.id}), ` +
+      `each clip ${LOOPS} times in a row, ${new Date().toISOString()}`,
+  );
+  console.log(
+    '| clip | detect every | embed every | faces embedded per frame | named faces | wrong-name faces (stale) | unnamed faces (reference named) | tracks named (of the reference’s) | naming delay, frames: median, max |',
+  );
+  console.log('|---|--:|--:|--:|--:|--:|--:|--:|--:|');
+  for (const r of rows) {
+    console.log(
+      `| ${r.clip} | ${r.detectEvery} | ${r.embedEvery === 1 ? '1 (reference)' : r.embedEvery} | ${r.embeddedPerFrame.toFixed(2)} | ` +
+        `${r.namedFaces} | ${r.wrongNameFaces} (${r.staleNameFaces}) | ${r.unnamedFaces} | ${r.tracksNamedToo} of ${r.namedTracks} | ` +
+        `${r.delayFramesP50}, ${r.delayFramesMax} |`,
+    );
+  }
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});
