@@ -3,10 +3,18 @@
  * decoded into memory with the file's own timing.
  */
 import { execFile } from 'node:child_process';
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { lastValueFrom, toArray } from 'rxjs';
 
+import {
+  DEMO_PERSON,
+  makeEnrolmentPhoto,
+  makeSampleVideo,
+  VIDEO_FPS as DEMO_FPS,
+} from '../src/demo/sampleMedia';
 import { fileFrames } from '../src/io/cameraSource';
 import { ffmpegPath } from '../src/io/ffmpeg';
 import { frameFromI420, pendingDetectorPicture, pendingI420, type DetectorPicture } from '../src/util/i420';
@@ -109,4 +117,54 @@ export function heldBytes(frames: Frame[]): number {
     (sum, f) => sum + (planesOf.get(f)?.length ?? 0) + (pendingI420(f) ? 0 : f.rgb.length),
     0,
   );
+}
+
+/** A clip with the people to enrol for it. */
+export interface PeopleClip {
+  name: string;
+  file: string;
+  fps: number;
+  /** person → photos */
+  people: Map<string, string[]>;
+}
+
+/**
+ * The hamilton clip (the singer enrolled, strangers around him, a cut to the audience) and the demo's sample
+ * camera clip (Sam enrolled, four strangers coming round), made here as `npm start` makes it.
+ */
+export async function peopleClips(): Promise<PeopleClip[]> {
+  const dir = await mkdtemp(path.join(tmpdir(), 'faceflow-bench-clips-'));
+  const demoClip = path.join(dir, 'sample-camera.mp4');
+  const demoPhoto = path.join(dir, 'sam.jpg');
+  await makeSampleVideo(demoClip);
+  await makeEnrolmentPhoto(demoPhoto);
+  return [
+    {
+      name: 'hamilton (640×360)',
+      file: HAMILTON.clip,
+      fps: HAMILTON.fps,
+      people: new Map([[HAMILTON.person, [HAMILTON.portrait]]]),
+    },
+    {
+      name: 'demo sample camera',
+      file: demoClip,
+      fps: DEMO_FPS,
+      people: new Map([[DEMO_PERSON, [demoPhoto]]]),
+    },
+  ];
+}
+
+/** The clip played `loops` times in a row, as a camera sees people come round again. */
+export async function decodeLoops(file: string, fps: number, loops: number): Promise<Frame[]> {
+  // As a camera delivers them (I420), so that the detector sees what it sees live.
+  const once = await decodeAll(file, 'cam', fps);
+  const t0 = Date.now();
+  const frames: Frame[] = [];
+  for (let loop = 0; loop < loops; loop++) {
+    for (const f of once) {
+      const seq = loop * once.length + f.seq;
+      frames.push(restamp(f, { seq, ts: t0 + Math.round((seq * 1000) / fps) }));
+    }
+  }
+  return frames;
 }

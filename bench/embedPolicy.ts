@@ -19,35 +19,18 @@
  */
 
 import { existsSync } from 'node:fs';
-import { mkdtemp } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import * as path from 'node:path';
 import { from, lastValueFrom, toArray } from 'rxjs';
 
-import {
-  DEMO_PERSON,
-  makeEnrolmentPhoto,
-  makeSampleVideo,
-  VIDEO_FPS as DEMO_FPS,
-} from '../src/demo/sampleMedia';
 import { FaceFlow } from '../src/faceflow';
 import { MemoryGallery } from '../src/gallery/memoryGallery';
 import { decodeImage } from '../src/image/decode';
 import { recognizeFrames } from '../src/pipeline/live';
 import { UNKNOWN, type FaceFrame, type Frame } from '../src/types';
-import { decodeAll, replay, restamp } from './clips';
+import { decodeLoops, peopleClips, replay } from './clips';
 import { dist, machineInfo, SHARED_DATA } from './common';
 
 const LOOPS = 2;
 const USAGE = 'usage: node dist/bench/embedPolicy.js [--every 5,10,15] [--json]';
-
-interface Clip {
-  name: string;
-  file: string;
-  fps: number;
-  person: string;
-  photo: string;
-}
 
 interface Row {
   clip: string;
@@ -69,37 +52,6 @@ interface Row {
 
 /** The name of every tracked face, by frame and track id. */
 type Names = Map<number, Map<number, string>>;
-
-async function clips(): Promise<Clip[]> {
-  const dir = await mkdtemp(path.join(tmpdir(), 'faceflow-bench-embed-'));
-  const demoClip = path.join(dir, 'sample-camera.mp4');
-  const demoPhoto = path.join(dir, 'sam.jpg');
-  await makeSampleVideo(demoClip);
-  await makeEnrolmentPhoto(demoPhoto);
-  return [
-    {
-      name: 'hamilton (640×360)',
-      file: path.join(SHARED_DATA, 'face_recognition_examples', 'video', 'short_hamilton_clip.mp4'),
-      fps: 29.97,
-      person: 'lin-manuel',
-      photo: path.join(SHARED_DATA, 'face_recognition_examples', 'misc', 'lin-manuel-miranda.png'),
-    },
-    { name: 'demo sample camera', file: demoClip, fps: DEMO_FPS, person: DEMO_PERSON, photo: demoPhoto },
-  ];
-}
-
-async function decodeLoops(clip: Clip): Promise<Frame[]> {
-  const once = await decodeAll(clip.file, 'cam', clip.fps);
-  const t0 = Date.now();
-  const frames: Frame[] = [];
-  for (let loop = 0; loop < LOOPS; loop++) {
-    for (const f of once) {
-      const seq = loop * once.length + f.seq;
-      frames.push(restamp(f, { seq, ts: t0 + Math.round((seq * 1000) / clip.fps) }));
-    }
-  }
-  return frames;
-}
 
 async function runPolicy(
   flow: FaceFlow,
@@ -196,13 +148,17 @@ async function main(): Promise<void> {
   const flow = await FaceFlow.open();
   const rows: Row[] = [];
   try {
-    for (const clip of await clips()) {
+    for (const clip of await peopleClips()) {
       const gallery = new MemoryGallery(flow.embedder.id);
-      gallery.add(
-        clip.person,
-        (await flow.singleFace(await decodeImage(clip.photo), clip.photo)).embedding as Float32Array,
-      );
-      const frames = await decodeLoops(clip);
+      for (const [person, photos] of clip.people) {
+        for (const photo of photos) {
+          gallery.add(
+            person,
+            (await flow.singleFace(await decodeImage(photo), photo)).embedding as Float32Array,
+          );
+        }
+      }
+      const frames = await decodeLoops(clip.file, clip.fps, LOOPS);
       for (const detectEvery of [1, 2]) {
         const reference = await runPolicy(flow, gallery, frames, detectEvery, 1);
         for (const embedEvery of [1, ...policies]) {

@@ -12,64 +12,19 @@
  */
 
 import { existsSync } from 'node:fs';
-import { mkdtemp } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import * as path from 'node:path';
 import { from, lastValueFrom, toArray } from 'rxjs';
 
-import {
-  DEMO_PERSON,
-  makeEnrolmentPhoto,
-  makeSampleVideo,
-  VIDEO_FPS as DEMO_FPS,
-} from '../src/demo/sampleMedia';
 import { FaceFlow } from '../src/faceflow';
 import { MemoryGallery } from '../src/gallery/memoryGallery';
 import { decodeImage } from '../src/image/decode';
 import { faceEvents } from '../src/pipeline/events';
 import { recognizeFrames } from '../src/pipeline/live';
 import type { FaceEvent, Frame } from '../src/types';
-import { decodeAll, replay, restamp } from './clips';
+import { decodeLoops, peopleClips as clips, replay, type PeopleClip as Clip } from './clips';
 import { machineInfo, SHARED_DATA } from './common';
 
 /** Each clip is played this many times in a row: people come round again. */
 const LOOPS = 3;
-
-interface Clip {
-  name: string;
-  file: string;
-  fps: number;
-  /** person → photos */
-  people: Map<string, string[]>;
-}
-
-/** The hamilton clip, and the demo's sample camera clip (made here as `npm start` makes it). */
-async function clips(): Promise<Clip[]> {
-  const dir = await mkdtemp(path.join(tmpdir(), 'faceflow-bench-events-'));
-  const demoClip = path.join(dir, 'sample-camera.mp4');
-  const demoPhoto = path.join(dir, 'sam.jpg');
-  await makeSampleVideo(demoClip);
-  await makeEnrolmentPhoto(demoPhoto);
-  return [
-    {
-      name: 'hamilton (640×360)',
-      file: path.join(SHARED_DATA, 'face_recognition_examples', 'video', 'short_hamilton_clip.mp4'),
-      fps: 29.97,
-      people: new Map([
-        [
-          'lin-manuel',
-          [path.join(SHARED_DATA, 'face_recognition_examples', 'misc', 'lin-manuel-miranda.png')],
-        ],
-      ]),
-    },
-    {
-      name: 'demo sample camera',
-      file: demoClip,
-      fps: DEMO_FPS,
-      people: new Map([[DEMO_PERSON, [demoPhoto]]]),
-    },
-  ];
-}
 
 async function galleryFor(flow: FaceFlow, clip: Clip): Promise<MemoryGallery> {
   const gallery = new MemoryGallery(flow.embedder.id);
@@ -84,21 +39,6 @@ async function galleryFor(flow: FaceFlow, clip: Clip): Promise<MemoryGallery> {
     }
   }
   return gallery;
-}
-
-/** The clip played `loops` times in a row, as a camera sees people come round again. */
-async function decodeLoops(file: string, fps: number, loops: number): Promise<Frame[]> {
-  // As a camera delivers them (I420), so that the detector sees what it sees live.
-  const once = await decodeAll(file, 'cam', fps);
-  const t0 = Date.now();
-  const frames: Frame[] = [];
-  for (let loop = 0; loop < loops; loop++) {
-    for (const f of once) {
-      const seq = loop * once.length + f.seq;
-      frames.push(restamp(f, { seq, ts: t0 + Math.round((seq * 1000) / fps) }));
-    }
-  }
-  return frames;
 }
 
 interface Row {

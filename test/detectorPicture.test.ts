@@ -6,13 +6,12 @@
 import assert from 'node:assert/strict';
 import { lastValueFrom, take, toArray } from 'rxjs';
 
-import { FaceFlow } from '../src/faceflow';
 import { fitInside, letterbox } from '../src/image/letterbox';
 import { fileFrames } from '../src/io/cameraSource';
 import { CameraError } from '../src/io/ffmpeg';
 import { detectorBox, ffmpegArgs } from '../src/io/ffmpegArgs';
 import { FramePairer, type UnpairedFrame } from '../src/io/framePairer';
-import type { Box, Frame } from '../src/types';
+import type { Frame } from '../src/types';
 import {
   frameFromI420,
   i420Size,
@@ -49,16 +48,11 @@ function meanAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   return sum / a.length;
 }
 
-function iou(a: Box, b: Box): number {
-  const w = Math.max(0, Math.min(a[2], b[2]) - Math.max(a[0], b[0]));
-  const h = Math.max(0, Math.min(a[3], b[3]) - Math.max(a[1], b[1]));
-  const area = (r: Box) => (r[2] - r[0]) * (r[3] - r[1]);
-  return (w * h) / (area(a) + area(b) - w * h);
-}
-
 describe('io: the command line for the detector picture', () => {
   const input = { kind: 'rtsp' as const, url: 'rtsp://127.0.0.1:8554/cam' };
   const context = { fpsMode: true, platform: 'linux' as const };
+  /** The frames' output: every decoded frame, raw I420, on stdout. */
+  const FRAMES_ONE_FOR_ONE = ['-fps_mode', 'passthrough', '-f', 'rawvideo', '-pix_fmt', 'yuv420p', 'pipe:1'];
 
   it('adds nothing without detectorInput (or with 0)', () => {
     for (const output of [{}, { detectorInput: 0 }]) {
@@ -70,13 +64,7 @@ describe('io: the command line for the detector picture', () => {
         '-an',
         '-sn',
         '-dn',
-        '-fps_mode',
-        'passthrough',
-        '-f',
-        'rawvideo',
-        '-pix_fmt',
-        'yuv420p',
-        'pipe:1',
+        ...FRAMES_ONE_FOR_ONE,
       ]);
     }
   });
@@ -99,13 +87,7 @@ describe('io: the command line for the detector picture', () => {
       'pipe:3',
       '-map',
       '[frame]',
-      '-fps_mode',
-      'passthrough',
-      '-f',
-      'rawvideo',
-      '-pix_fmt',
-      'yuv420p',
-      'pipe:1',
+      ...FRAMES_ONE_FOR_ONE,
     ]);
   });
 
@@ -293,51 +275,5 @@ describe('io: the detector picture from a real ffmpeg', function () {
     const frames = await lastValueFrom(fileFrames(HAMILTON, { detectorInput: 256 }).pipe(take(3), toArray()));
     assert.equal(frames.length, 3);
     assert.ok(frames.every((f) => pendingDetectorPicture(f)));
-  });
-});
-
-describe('the detector on frames with a detector picture', function () {
-  this.timeout(120_000);
-  let flow: FaceFlow;
-
-  before(async function () {
-    requireSharedData(this);
-    flow = await FaceFlow.open();
-  });
-  after(async () => flow?.dispose());
-
-  it('finds the same faces, as sure, as from the planes', async () => {
-    const frames = await lastValueFrom(
-      fileFrames(HAMILTON, { width: 1280, detectorInput: 256 }).pipe(take(60), toArray()),
-    );
-    let compared = 0;
-    for (const frame of frames.filter((_, i) => i % 3 === 0)) {
-      assert.ok(pendingDetectorPicture(frame));
-      const fromPicture = await flow.detector.detect(frame);
-      // The same frame without its picture: the letterbox shrinks the planes itself.
-      const fromPlanes = await flow.detector.detect(
-        frameFromI420(
-          {
-            cameraId: frame.cameraId,
-            seq: frame.seq,
-            ts: frame.ts,
-            width: frame.width,
-            height: frame.height,
-          },
-          pendingI420(frame)!,
-        ),
-      );
-      assert.ok(pendingDetectorPicture(frame), 'detection read neither the RGB nor dropped the picture');
-      for (const face of fromPlanes.filter((f) => f.score >= 0.7)) {
-        const same = fromPicture.find((f) => iou(f.box, face.box) > 0.8);
-        assert.ok(same, `frame ${frame.seq}: the face at ${face.box.map(Math.round).join(',')} is missing`);
-        assert.ok(
-          Math.abs(same.score - face.score) < 0.05,
-          `frame ${frame.seq}: ${same.score} vs ${face.score}`,
-        );
-        compared++;
-      }
-    }
-    assert.ok(compared >= 5, `${compared} faces compared`);
   });
 });

@@ -8,7 +8,14 @@ import { warpAffineRgb } from '../src/align';
 import type { SimilarityTransform } from '../src/align/similarity';
 import { FaceFlow } from '../src/faceflow';
 import { isFrame } from '../src/image/frameInput';
-import { frameFromI420, i420Size, i420ToRgb, pendingI420, shrinkI420 } from '../src/util/i420';
+import {
+  frameFromI420,
+  i420Size,
+  i420ToRgb,
+  pendingDetectorPicture,
+  pendingI420,
+  shrinkI420,
+} from '../src/util/i420';
 import { seededRandom } from '../src/util/seededRandom';
 import { letterbox } from '../src/image/letterbox';
 import { fileFrames } from '../src/io/cameraSource';
@@ -338,6 +345,44 @@ describe('util/i420: the detector on camera frames', function () {
       facesFromPlanes >= facesFromRgb,
       `${facesFromPlanes} faces from planes, ${facesFromRgb} from RGB`,
     );
+    assert.ok(compared >= 5, `${compared} faces compared`);
+  });
+
+  it("finds the same faces, as sure, from ffmpeg's detector picture as from the planes", async () => {
+    const frames = await lastValueFrom(
+      fileFrames(shared('face_recognition_examples', 'video', 'short_hamilton_clip.mp4'), {
+        width: 1280,
+        detectorInput: 256,
+      }).pipe(take(60), toArray()),
+    );
+    let compared = 0;
+    for (const frame of frames.filter((_, i) => i % 3 === 0)) {
+      assert.ok(pendingDetectorPicture(frame));
+      const fromPicture = await flow.detector.detect(frame);
+      // The same frame without its picture: the letterbox shrinks the planes itself.
+      const fromPlanes = await flow.detector.detect(
+        frameFromI420(
+          {
+            cameraId: frame.cameraId,
+            seq: frame.seq,
+            ts: frame.ts,
+            width: frame.width,
+            height: frame.height,
+          },
+          pendingI420(frame)!,
+        ),
+      );
+      assert.ok(pendingDetectorPicture(frame), 'detection read neither the RGB nor dropped the picture');
+      for (const face of fromPlanes.filter((f) => f.score >= 0.7)) {
+        const same = fromPicture.find((f) => iou(f.box, face.box) > 0.8);
+        assert.ok(same, `frame ${frame.seq}: the face at ${face.box.map(Math.round).join(',')} is missing`);
+        assert.ok(
+          Math.abs(same.score - face.score) < 0.05,
+          `frame ${frame.seq}: ${same.score} vs ${face.score}`,
+        );
+        compared++;
+      }
+    }
     assert.ok(compared >= 5, `${compared} faces compared`);
   });
 });
