@@ -182,6 +182,22 @@ describe('io: FramePairer', () => {
     );
   });
 
+  it('gives up when told (no size for the pictures), delivering the frames waiting without pictures', () => {
+    const { p, out, warnings } = pairer();
+    p.frame(frame(0));
+    p.giveUp('no size for the detector pictures from ffmpeg');
+    p.giveUp('again');
+    p.picture(picture(0));
+    p.frame(frame(1));
+    assert.deepEqual(out, [
+      [0, undefined],
+      [1, undefined],
+    ]);
+    assert.deepEqual(warnings, [
+      'no size for the detector pictures from ffmpeg; frames go on without detector pictures',
+    ]);
+  });
+
   it('delivers the frames still waiting when the stream ends, and none after a stop', () => {
     const ended = pairer();
     ended.p.frame(frame(0));

@@ -1,6 +1,7 @@
 /**
  * One running ffmpeg decoding to raw I420 on stdout (and, when asked, the detector's picture of each
- * frame on fd 3): frames cut from stdout, log lines parsed from stderr (masked before anyone sees them), and a stop that always ends in a reaped process.
+ * frame on fd 3): frames cut from stdout, log lines parsed from stderr (masked before anyone sees
+ * them), and a stop that always ends in a reaped process.
  *
  * Why `child_process.spawn` and not fluent-ffmpeg: fluent-ffmpeg 2.1.3 (2024) is its last release;
  * its author archived the project in May 2025 and marked the package deprecated on npm ("Package
@@ -66,6 +67,8 @@ const OUTPUT_SIZE = /Stream #(\d+):\d+.*?: Video: rawvideo\b.*?, (\d{1,5})x(\d{1
 const MAX_LINE = 8192;
 /** Raw output kept while the frame size is still unknown, before giving up on the stream. */
 const MAX_UNSIZED_BYTES = 64 * 1024 * 1024;
+/** Pipe reads of detector pictures kept while their size is unknown (a few pictures' worth). */
+const MAX_UNSIZED_PICTURE_CHUNKS = 64;
 
 const live = new Set<ChildProcess>();
 let exitHookInstalled = false;
@@ -205,8 +208,9 @@ export class FfmpegProcess {
   private onPictureData(chunk: Buffer): void {
     if (this.stopRequested || this.pairer!.givenUp) return;
     if (this.pictureCutter) this.pictureCutter.push(chunk);
-    // Small pictures: what comes before the size line is a few of them at most.
-    else if (this.unsizedPictures.length < 64) this.unsizedPictures.push(chunk);
+    else if (this.unsizedPictures.length < MAX_UNSIZED_PICTURE_CHUNKS) this.unsizedPictures.push(chunk);
+    // Dropping bytes would shift every later picture: no pictures at all rather than wrong ones.
+    else this.pairer!.giveUp('no size for the detector pictures from ffmpeg');
   }
 
   private onStdout(chunk: Buffer): void {

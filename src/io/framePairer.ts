@@ -41,6 +41,14 @@ export class FramePairer {
     this.pair();
   }
 
+  /** Stops pairing for good, saying why: the frames waiting and all later ones go on without pictures. */
+  giveUp(why: string): void {
+    if (this.outOfStep) return;
+    this.outOfStep = true;
+    this.onOutOfStep(`${why}; frames go on without detector pictures`);
+    this.flush();
+  }
+
   /** True once pairing has stopped. */
   get givenUp(): boolean {
     return this.outOfStep;
@@ -64,9 +72,8 @@ export class FramePairer {
     }
     const ahead = Math.max(this.frames.length, this.pictures.length);
     if (ahead <= MAX_AHEAD) return;
-    this.outOfStep = true;
-    const side = this.frames.length > 0 ? 'frames' : 'detector pictures';
-    this.onOutOfStep(`${ahead} ${side} came without their partners; frames go on without detector pictures`);
-    this.flush();
+    this.giveUp(
+      `${ahead} ${this.frames.length > 0 ? 'frames' : 'detector pictures'} came without their partners`,
+    );
   }
 }
