@@ -53,7 +53,7 @@ export interface OutputOptions {
    * The input size of the detector the frames feed: 256 for the default pack's BlazeFace, a number for a
    * square box or width and height. With it ffmpeg also delivers every frame shrunk to fit inside that box
    * (RGB, the letterbox's own size), and the detector takes that instead of shrinking the full frame on
-   * Node's thread: about 2.3 ms less there per 720p frame, for 0.4 ms more in ffmpeg (bench/RESULTS.md).
+   * Node's thread: about 2.5 ms less there per 720p frame, for 0.9 ms more in ffmpeg (bench/RESULTS.md).
    * A detector of another size still works, shrinking the frame itself. Off by default; ignored on Windows.
    */
   detectorInput?: number | { width: number; height: number };
