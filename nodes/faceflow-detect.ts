@@ -1,9 +1,12 @@
 import type { Node, NodeAPI, NodeDef } from 'node-red';
 
 import { frameFromInput, isFrame } from '../src/image/frameInput';
+import { fitInside } from '../src/image/letterbox';
+import type { Detector } from '../src/models/roles';
 import { StillSceneGate } from '../src/pipeline/stillScene';
 import { stageMetrics } from '../src/metrics';
 import type { Face, Frame } from '../src/types';
+import { pendingDetectorPicture } from '../src/util/i420';
 import type { ModelsNode } from './faceflow-models';
 import { registerMetricsAdmin } from './lib/metricsAdmin';
 import { chosenConfig } from './lib/configs';
@@ -35,6 +38,23 @@ module.exports = (RED: NodeAPI) => {
     const status = new StatusThrottle(this);
     // One gate per node: its cameras are the topics of the frames it is sent.
     const still = def.skipStill === false ? undefined : new StillSceneGate();
+    // Cameras already told that their detector picture does not fit these models (once each).
+    const toldPictureSize = new Set<string>();
+    const checkPicture = (frame: Frame, detector: Detector) => {
+      const picture = pendingDetectorPicture(frame);
+      const box = detector.inputBox;
+      if (!picture || !box || toldPictureSize.has(frame.cameraId)) return;
+      const inner = fitInside(frame.width, frame.height, box.width, box.height);
+      if (inner.width === picture.width && inner.height === picture.height) return;
+      toldPictureSize.add(frame.cameraId);
+      this.warn(
+        t('faceflow-detect.warn.pictureSize', {
+          camera: frame.cameraId || '?',
+          picture: `${picture.width}×${picture.height}`,
+          size: box.width === box.height ? String(box.width) : `${box.width}×${box.height}`,
+        }),
+      );
+    };
     if (!models) {
       this.status({ fill: 'red', shape: 'ring', text: t('faceflow-detect.status.noModels') });
     } else {
@@ -58,6 +78,7 @@ module.exports = (RED: NodeAPI) => {
         status.show(t('faceflow-detect.status.still'));
       } else {
         const flow = await asSetup(models.faceflow());
+        if (fromCamera) checkPicture(frame, flow.detector);
         const started = performance.now();
         faces = await flow.detect(frame, scoreThreshold === undefined ? {} : { scoreThreshold });
         const ms = performance.now() - started;

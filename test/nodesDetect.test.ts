@@ -6,6 +6,7 @@ import sharp from 'sharp';
 
 import { decodeImage } from '../src/image/decode';
 import { metricsText, OTHER_CAMERA } from '../src/metrics';
+import { frameFromI420, i420Size } from '../src/util/i420';
 import { sampleValue } from './helpers/promText';
 import { PROJECT_ROOT, requireSharedData, shared } from './helpers/shared';
 
@@ -162,6 +163,42 @@ describe('node: faceflow-detect (real Node-RED runtime)', function () {
     ]);
     assert.equal(runs.count, 3);
     assert.equal(withFaces.faces?.length, 3);
+  });
+
+  it('warns once per camera whose detector picture does not fit the models, and not for one that fits', async () => {
+    await loadCounting([
+      { id: 'models', type: 'faceflow-models', pack: 'default' },
+      { id: 'detect', type: 'faceflow-detect', models: 'models', skipStill: false, wires: [['out']] },
+      { id: 'out', type: 'helper' },
+    ]);
+    // A 320×240 camera frame: BlazeFace's 256 box takes it at 256×192.
+    const cameraFrame = (cameraId: string, seq: number, picture: [number, number]) =>
+      frameFromI420(
+        { cameraId, seq, ts: 1_000_000 + seq * 66, width: 320, height: 240 },
+        Buffer.alloc(i420Size(320, 240), 90),
+        {
+          rgb: Buffer.alloc(picture[0] * picture[1] * 3, 90),
+          width: picture[0],
+          height: picture[1],
+        },
+      );
+    await sendAll([
+      { payload: cameraFrame('hall', 0, [128, 96]), topic: 'hall' },
+      { payload: cameraFrame('hall', 1, [128, 96]), topic: 'hall' },
+      { payload: cameraFrame('door', 0, [256, 192]), topic: 'door' },
+    ]);
+    const warnings = helper
+      .log()
+      .args.map((a: { level: number; msg: unknown }[]) => a[0])
+      .filter(
+        (e: { level: number; msg: unknown }) =>
+          e.level === 30 && String(e.msg).includes('pictures for the detector'),
+      )
+      .map((e: { msg: unknown }) => String(e.msg));
+    assert.deepEqual(warnings, [
+      "Camera hall hands over 128×96 pictures for the detector, but these models look at 256: set the camera node's " +
+        "Detector size to 256 (or 0), so that the detector uses ffmpeg's picture instead of shrinking every frame itself",
+    ]);
   });
 
   it('detects on every frame with skipStill off, and on every image that is not a camera frame', async () => {
