@@ -301,6 +301,21 @@ describe('util/i420: camera frames kept as ffmpeg decodes them', () => {
   });
 });
 
+/**
+ * Every clear face (score ≥ 0.7) of `reference` is in `candidate` too, in the same place (IoU above `minIou`)
+ * and as sure (score within 0.05); returns how many were compared.
+ */
+function assertClearFacesFound(reference: Face[], candidate: Face[], seq: number, minIou: number): number {
+  let compared = 0;
+  for (const face of reference.filter((f) => f.score >= 0.7)) {
+    const same = candidate.find((f) => iou(f.box, face.box) > minIou);
+    assert.ok(same, `frame ${seq}: the face at ${face.box.map(Math.round).join(',')} is missing`);
+    assert.ok(Math.abs(same.score - face.score) < 0.05, `frame ${seq}: ${same.score} vs ${face.score}`);
+    compared++;
+  }
+  return compared;
+}
+
 describe('util/i420: the detector on camera frames', function () {
   this.timeout(120_000);
   let flow: FaceFlow;
@@ -330,15 +345,7 @@ describe('util/i420: the detector on camera frames', function () {
       // libvips' resize and this area average differ a little: BlazeFace's boxes move by a few percent (as
       // from one frame to the next), and faces near the 0.6 score threshold can come and go. A clear face
       // must be found both ways, in the same place, as sure.
-      for (const face of fromRgb.filter((f) => f.score >= 0.7)) {
-        const same = fromPlanes.find((f) => iou(f.box, face.box) > 0.75);
-        assert.ok(same, `frame ${frame.seq}: the face at ${face.box.map(Math.round).join(',')} is missing`);
-        assert.ok(
-          Math.abs(same.score - face.score) < 0.05,
-          `frame ${frame.seq}: ${same.score} vs ${face.score}`,
-        );
-        compared++;
-      }
+      compared += assertClearFacesFound(fromRgb, fromPlanes, frame.seq, 0.75);
     }
     // On this clip the planes find the small pianist's face more often (a measured property, not a law).
     assert.ok(
@@ -373,15 +380,7 @@ describe('util/i420: the detector on camera frames', function () {
         ),
       );
       assert.ok(pendingDetectorPicture(frame), 'detection read neither the RGB nor dropped the picture');
-      for (const face of fromPlanes.filter((f) => f.score >= 0.7)) {
-        const same = fromPicture.find((f) => iou(f.box, face.box) > 0.8);
-        assert.ok(same, `frame ${frame.seq}: the face at ${face.box.map(Math.round).join(',')} is missing`);
-        assert.ok(
-          Math.abs(same.score - face.score) < 0.05,
-          `frame ${frame.seq}: ${same.score} vs ${face.score}`,
-        );
-        compared++;
-      }
+      compared += assertClearFacesFound(fromPlanes, fromPicture, frame.seq, 0.8);
     }
     assert.ok(compared >= 5, `${compared} faces compared`);
   });

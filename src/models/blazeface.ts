@@ -79,7 +79,6 @@ function joinPredictions(outputs: ort.Tensor[], id: string): Float32Array {
 export class BlazeFaceDetector implements Detector {
   readonly role = 'detector' as const;
   readonly inputBox: { width: number; height: number };
-  private readonly size: number;
   private readonly layout: 'nchw' | 'nhwc';
   private readonly anchors: Point[];
   private readonly inputName: string;
@@ -97,7 +96,6 @@ export class BlazeFaceDetector implements Detector {
     if (typeof size !== 'number' || (!nchw && (shape[2] !== size || shape[3] !== 3))) {
       throw new Error(`${id}: expected an N×S×S×3 or N×3×S×S BlazeFace input, got [${shape.join(',')}]`);
     }
-    this.size = size;
     this.inputBox = { width: size, height: size };
     this.layout = nchw ? 'nchw' : 'nhwc';
     this.anchors = blazefaceAnchors(size);
@@ -109,7 +107,7 @@ export class BlazeFaceDetector implements Detector {
     // much of the frame BlazeFace also reports ghost faces at 0.52-0.55.
     const scoreThreshold = options.scoreThreshold ?? 0.6;
     const nmsThreshold = options.nmsThreshold ?? 0.3;
-    const s = this.size;
+    const s = this.inputBox.width;
     const lb = await letterbox(frame, s, s, BLAZEFACE_NORM, this.layout, this.spareInputs.take(s * s * 3));
     let result: ort.InferenceSession.ReturnType;
     try {
