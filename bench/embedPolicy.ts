@@ -3,10 +3,12 @@
  * clip (the singer, then a cut to the audience) and the demo's sample camera clip (Sam and four strangers coming
  * round), each played twice in a row, detection on every frame and on every 2nd.
  *
- *   node dist/bench/embedPolicy.js [--every 5,10,15] [--json]
+ *   node dist/bench/embedPolicy.js [--json]
  *
- * Every policy is held against a reference run that embeds every tracked face on every detection (`embedEvery`
- * 1): the most any policy could know. The tracker does not use embeddings here, so both runs have the same tracks
+ * Policies: one pace for every track (5: version 0.1's; 15), and the default: a track embedded every 5 frames until
+ * two votes 5 frames apart agree, then every 30, and at once when its face's look changes (src/tracking/faceLook.ts);
+ * the default without the look check, and with a shorter settled pace reached later. Every policy is held against a reference run
+ * that embeds every tracked face on every detection: the most any policy could know. The tracker does not use embeddings here, so both runs have the same tracks
  * with the same ids, and each face is compared with itself:
  *   - faces embedded per frame: the cost;
  *   - wrong-name faces: named X where the reference names the same face otherwise, and of those the stale ones,
@@ -25,17 +27,36 @@ import { FaceFlow } from '../src/faceflow';
 import { MemoryGallery } from '../src/gallery/memoryGallery';
 import { decodeImage } from '../src/image/decode';
 import { recognizeFrames } from '../src/pipeline/live';
+import type { FaceTrackingOptions } from '../src/tracking/operators';
 import { UNKNOWN, type FaceFrame, type Frame } from '../src/types';
 import { decodeLoops, peopleClips, replay } from './clips';
 import { dist, machineInfo, SHARED_DATA } from './common';
 
 const LOOPS = 2;
-const USAGE = 'usage: node dist/bench/embedPolicy.js [--every 5,10,15] [--json]';
+const USAGE = 'usage: node dist/bench/embedPolicy.js [--json]';
+
+interface Policy {
+  label: string;
+  options: FaceTrackingOptions;
+}
+
+const REFERENCE: Policy = {
+  label: 'every face (reference)',
+  options: { embedEvery: 1, settledEmbedEvery: 1, lookCheck: false },
+};
+
+const POLICIES: Policy[] = [
+  { label: '5 (0.1)', options: { embedEvery: 5, settledEmbedEvery: 5, lookCheck: false } },
+  { label: '15', options: { embedEvery: 15, settledEmbedEvery: 15, lookCheck: false } },
+  { label: '5, settled 30, no look check', options: { lookCheck: false } },
+  { label: '5, settled 30, look check (default)', options: {} },
+  { label: '5, settled 15 after 3 votes, look check', options: { settledEmbedEvery: 15, settleVotes: 3 } },
+];
 
 interface Row {
   clip: string;
   detectEvery: number;
-  embedEvery: number;
+  policy: string;
   frames: number;
   embeddedPerFrame: number;
   namedFaces: number;
@@ -58,7 +79,7 @@ async function runPolicy(
   gallery: MemoryGallery,
   frames: Frame[],
   detectEvery: number,
-  embedEvery: number,
+  tracking: FaceTrackingOptions,
 ): Promise<{ names: Names; embedded: number }> {
   let embedded = 0;
   const embedFaces = flow.embedFaces.bind(flow);
@@ -69,7 +90,7 @@ async function runPolicy(
   try {
     const out: FaceFrame[] = await lastValueFrom(
       from(replay(frames)).pipe(
-        recognizeFrames(flow, gallery, { threshold: flow.threshold, detectEvery, tracking: { embedEvery } }),
+        recognizeFrames(flow, gallery, { threshold: flow.threshold, detectEvery, tracking }),
         toArray(),
       ),
     );
@@ -88,7 +109,7 @@ async function runPolicy(
 function compare(
   reference: Names,
   policy: Names,
-): Omit<Row, 'clip' | 'detectEvery' | 'embedEvery' | 'frames' | 'embeddedPerFrame'> {
+): Omit<Row, 'clip' | 'detectEvery' | 'policy' | 'frames' | 'embeddedPerFrame'> {
   let namedFaces = 0;
   let wrongNameFaces = 0;
   let staleNameFaces = 0;
@@ -125,22 +146,12 @@ function compare(
   };
 }
 
-function parseEvery(argv: string[]): number[] {
-  const at = argv.indexOf('--every');
-  if (at < 0) return [5, 10, 15];
-  const values = String(argv[at + 1] ?? '')
-    .split(',')
-    .map(Number);
-  if (values.length === 0 || !values.every((v) => Number.isInteger(v) && v >= 1)) {
+async function main(): Promise<void> {
+  const json = process.argv.includes('--json');
+  if (process.argv.slice(2).some((a) => a !== '--json')) {
     console.error(USAGE);
     process.exit(2);
   }
-  return values;
-}
-
-async function main(): Promise<void> {
-  const json = process.argv.includes('--json');
-  const policies = parseEvery(process.argv.slice(2));
   if (!existsSync(SHARED_DATA)) {
     console.log(`bench skipped: no ${SHARED_DATA}`);
     return;
@@ -160,14 +171,16 @@ async function main(): Promise<void> {
       }
       const frames = await decodeLoops(clip.file, clip.fps, LOOPS);
       for (const detectEvery of [1, 2]) {
-        const reference = await runPolicy(flow, gallery, frames, detectEvery, 1);
-        for (const embedEvery of [1, ...policies]) {
+        const reference = await runPolicy(flow, gallery, frames, detectEvery, REFERENCE.options);
+        for (const policy of [REFERENCE, ...POLICIES]) {
           const run =
-            embedEvery === 1 ? reference : await runPolicy(flow, gallery, frames, detectEvery, embedEvery);
+            policy === REFERENCE
+              ? reference
+              : await runPolicy(flow, gallery, frames, detectEvery, policy.options);
           rows.push({
             clip: clip.name,
             detectEvery,
-            embedEvery,
+            policy: policy.label,
             frames: frames.length,
             embeddedPerFrame: run.embedded / frames.length,
             ...compare(reference.names, run.names),
@@ -187,12 +200,12 @@ async function main(): Promise<void> {
       `each clip ${LOOPS} times in a row, ${new Date().toISOString()}`,
   );
   console.log(
-    '| clip | detect every | embed every | faces embedded per frame | named faces | wrong-name faces (stale) | unnamed faces (reference named) | tracks named (of the reference’s) | naming delay, frames: median, max |',
+    '| clip | detect every | embedding pace, frames | faces embedded per frame | named faces | wrong-name faces (stale) | unnamed faces (reference named) | tracks named (of the reference’s) | naming delay, frames: median, max |',
   );
   console.log('|---|--:|--:|--:|--:|--:|--:|--:|--:|');
   for (const r of rows) {
     console.log(
-      `| ${r.clip} | ${r.detectEvery} | ${r.embedEvery === 1 ? '1 (reference)' : r.embedEvery} | ${r.embeddedPerFrame.toFixed(2)} | ` +
+      `| ${r.clip} | ${r.detectEvery} | ${r.policy} | ${r.embeddedPerFrame.toFixed(2)} | ` +
         `${r.namedFaces} | ${r.wrongNameFaces} (${r.staleNameFaces}) | ${r.unnamedFaces} | ${r.tracksNamedToo} of ${r.namedTracks} | ` +
         `${r.delayFramesP50}, ${r.delayFramesMax} |`,
     );

@@ -1,10 +1,11 @@
 import type { Node, NodeAPI, NodeDef, NodeMessageInFlow } from 'node-red';
 
 import { StrangerMemory } from '../src/gallery/strangers';
-import { identifyFaces, UnknownFaceKeeper } from '../src/pipeline/identify';
+import { identifyFaces, identifyTrackedFaces, UnknownFaceKeeper } from '../src/pipeline/identify';
+import { similarityScaleOf } from '../src/models/similarityScale';
 import { recognitionResult, stageMetrics } from '../src/metrics';
 import { failedQualityGate } from '../src/quality/rejected';
-import { UNKNOWN, type Face, type Frame } from '../src/types';
+import { UNKNOWN, type Face, type Frame, type Identity } from '../src/types';
 import type { GalleryNode } from './faceflow-gallery';
 import { CommandError, GALLERY_COMMANDS, isGalleryCommand, runGalleryCommand } from '../src/gallery/commands';
 import { registerMetricsAdmin } from './lib/metricsAdmin';
@@ -13,6 +14,7 @@ import { checkFaces } from './lib/frames';
 import { isFrame } from '../src/image/frameInput';
 import { flag } from './lib/source';
 import { translator } from './lib/i18n';
+import { trackingOf } from './lib/trackings';
 
 interface MatchDef extends NodeDef {
   gallery: string;
@@ -25,7 +27,12 @@ interface MatchDef extends NodeDef {
 /** Collected faces are saved this long after the first one that is not on disk yet. */
 const COLLECT_SAVE_DELAY_MS = 10_000;
 
-type MatchMessage = NodeMessageInFlow & { payload: unknown; faces?: Face[]; error?: unknown };
+type MatchMessage = NodeMessageInFlow & {
+  payload: unknown;
+  faces?: Face[];
+  error?: unknown;
+  trackedBy?: unknown;
+};
 
 /**
  * `faceflow-match`: names the faces of a frame message from the gallery (embedding first those that
@@ -88,15 +95,19 @@ module.exports = (RED: NodeAPI) => {
       msg.faces = checkFaces(msg.faces);
       const { file, flow } = await asSetup(gallery.open());
       const metrics = stageMetrics(frame.cameraId);
-      await identifyFaces(
-        flow,
-        file.gallery,
-        frame,
-        msg.faces,
-        { threshold: gallery.threshold(), topK, ambiguityMargin: margin, mode },
-        { embedded: (s) => metrics.embedded(s), matched: (id) => metrics.matched(recognitionResult(id)) },
-        strangers,
-      );
+      const options = { threshold: gallery.threshold(), topK, ambiguityMargin: margin, mode } as const;
+      const hooks = {
+        embedded: (s: number) => metrics.embedded(s),
+        matched: (id: Identity) => metrics.matched(recognitionResult(id)),
+      };
+      // Faces tracked by a track node upstream are embedded at their track's pace and named by its vote.
+      const tracks = trackingOf(msg);
+      if (tracks) {
+        tracks.tracking.useScale(similarityScaleOf(flow.embedder.id));
+        await identifyTrackedFaces(flow, file.gallery, frame, msg.faces, options, tracks, hooks, strangers);
+      } else {
+        await identifyFaces(flow, file.gallery, frame, msg.faces, options, hooks, strangers);
+      }
       if (collect) await keeper.keep(file, frame, msg.faces);
       const names = msg.faces.map(shownName).join(', ');
       const n = msg.faces.length;

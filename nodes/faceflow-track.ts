@@ -5,6 +5,7 @@ import { frameAndFaces, type FrameMessage } from './lib/frames';
 import { handleInput, StatusThrottle } from './lib/runtime';
 import { optionalNumber } from './lib/source';
 import { translator } from './lib/i18n';
+import { shareTracking, unshareTracking } from './lib/trackings';
 
 interface TrackDef extends NodeDef {
   minHits?: string | number;
@@ -13,7 +14,9 @@ interface TrackDef extends NodeDef {
 
 /**
  * `faceflow-track`: gives the faces of confirmed tracks a `trackId` that stays the same from frame
- * to frame, one tracker per camera. Tracks live in this node, so a redeploy starts them over.
+ * to frame, one tracker per camera. Tracks live in this node, so a redeploy starts them over. Its
+ * messages name it in `msg.trackedBy`, so that a match node after it embeds each track at the track's
+ * pace and names it by the track's vote (nodes/lib/trackings.ts).
  */
 module.exports = (RED: NodeAPI) => {
   const t = translator(RED);
@@ -29,6 +32,7 @@ module.exports = (RED: NodeAPI) => {
     let settingsError: Error | undefined;
     try {
       tracking = new FaceTracking(options);
+      shareTracking(this.id, tracking);
       this.status({});
     } catch (err) {
       // Bad settings are found once, here; each message then reports them to Catch nodes.
@@ -43,6 +47,7 @@ module.exports = (RED: NodeAPI) => {
       const keyed = camera === frame.cameraId ? frame : { ...frame, cameraId: camera };
       const tracked = tracking.trackFrame(keyed, faces);
       msg.faces = tracked.faces;
+      msg.trackedBy = this.id;
       const confirmed = tracked.tracks.filter((t) => t.status === 'confirmed').length;
       status.show(t('faceflow-track.status.tracks', { count: confirmed, faces: faces.length }));
       send(msg);
@@ -50,7 +55,9 @@ module.exports = (RED: NodeAPI) => {
 
     // Node-RED sends a closed node no more input; drop the tracks now rather than when the node is collected.
     this.on('close', () => {
-      if (tracking) tracking = new FaceTracking(options);
+      if (!tracking) return;
+      unshareTracking(this.id, tracking);
+      tracking = new FaceTracking(options);
     });
   }
   RED.nodes.registerType('faceflow-track', FaceflowTrackNode);

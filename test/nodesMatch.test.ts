@@ -15,6 +15,7 @@ const NODES = [
   require(nodeFile('faceflow-detect')),
   require(nodeFile('faceflow-gallery')),
   require(nodeFile('faceflow-match')),
+  require(nodeFile('faceflow-track')),
   require('@node-red/nodes/core/common/25-catch.js'),
 ];
 /* eslint-enable @typescript-eslint/no-require-imports */
@@ -26,8 +27,11 @@ const knn = (...parts: string[]) => shared('face_recognition_examples', 'knn', .
 interface Msg {
   topic?: string;
   payload: Record<string, unknown>;
+  trackedBy?: string;
   faces?: {
     box: number[];
+    trackId?: number;
+    tentative?: boolean;
     embedding?: Float32Array;
     identity?: { name: string; similarity: number; topK: unknown[] };
   }[];
@@ -92,6 +96,52 @@ describe('node: faceflow-match (real Node-RED runtime)', function () {
       statuses.some((s) => /^3 faces: /.test(s.text ?? '')),
       JSON.stringify(statuses),
     );
+  });
+
+  it('after a track node, embeds each track at its pace and names it by its vote', async () => {
+    await helper.load(
+      NODES,
+      onTab([
+        { id: 'm1', type: 'faceflow-models', pack: 'default' },
+        { id: 'g1', type: 'faceflow-gallery', models: 'm1', path: path.join(dir, 'tracked.fgal') },
+        { id: 'detect', type: 'faceflow-detect', models: 'm1', wires: [['track']] },
+        { id: 'track', type: 'faceflow-track', wires: [['match']] },
+        { id: 'match', type: 'faceflow-match', gallery: 'g1', wires: [['out']] },
+        { id: 'out', type: 'helper' },
+      ]),
+    );
+    const out = helper.getNode('out');
+    const next = () => new Promise<Msg>((resolve) => out.once('input', resolve));
+    const match = helper.getNode('match');
+    for (const name of ['obama', 'biden']) {
+      const answered = next();
+      match.receive({ topic: 'enroll', payload: { name, image: knn('train', name, `${name}.jpg`) } });
+      assert.equal((await answered).error, undefined);
+    }
+    const frames: Msg[] = [];
+    for (let i = 0; i < 12; i++) {
+      const received = next();
+      helper.getNode('detect').receive({ payload: knn('test', 'obama_and_biden.jpg'), topic: 'porch' });
+      frames.push(await received);
+    }
+    assert.equal(frames[0].trackedBy, 'track');
+    const embeddedAt: number[] = [];
+    frames.forEach((msg, i) => {
+      const faces = msg.faces ?? [];
+      // Obama and Biden get tracks on the 3rd frame (Confirm after 3); the turned bystander never does.
+      const tracked = faces.filter((f) => f.trackId !== undefined);
+      assert.equal(tracked.length, i < 2 ? 0 : 2, `frame ${i}`);
+      if (i >= 2)
+        assert.deepEqual(tracked.map((f) => f.identity?.name).sort(), ['biden', 'obama'], `frame ${i}`);
+      for (const f of faces.filter((x) => x.trackId === undefined)) {
+        assert.ok(f.tentative, `frame ${i}: an untracked face is tentative`);
+        assert.equal(f.identity, undefined, 'a tentative face waits for its track');
+        assert.equal(f.embedding, undefined, 'and costs no embedding');
+      }
+      if (tracked.some((f) => f.embedding)) embeddedAt.push(i);
+    });
+    // The first frame of each track, 5 frames on; the two agreeing votes settle both tracks for 30 frames.
+    assert.deepEqual(embeddedAt, [2, 7]);
   });
 
   it('reports a frame without faces to Catch nodes', async () => {

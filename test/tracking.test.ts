@@ -555,6 +555,54 @@ describe('TrackIdentities', () => {
     assert.ok(faceQuality({ box: [0, 0, 100, 100], score: 0.9, quality: { sharpness: 50 } }) > q);
   });
 
+  it('slows down for a settled track, and speeds up when its face changes or its votes disagree', () => {
+    const ids = new TrackIdentities({ embedEvery: 5, settledEmbedEvery: 20 });
+    const embeddedAt: number[] = [];
+    const step = (f: number, name: string, changed = false, similarity = 0.7) => {
+      if (!ids.needsEmbedding(1, 100, f, changed)) return;
+      embeddedAt.push(f);
+      ids.vote(1, identity(name, similarity), undefined, 0.5);
+    };
+    for (let f = 0; f < 30; f++) step(f, 'amy');
+    assert.deepEqual(embeddedAt, [0, 5, 25], 'two agreeing votes settle the track (settleVotes 2)');
+    step(30, 'amy', true);
+    for (let f = 31; f < 60; f++) step(f, 'amy');
+    assert.deepEqual(embeddedAt.slice(3), [30, 35, 55], 'a change of face: embedded at once, settled anew');
+    embeddedAt.length = 0;
+    // Settled on amy, due again at 75, where the vote says raj: back to every 5 frames until raj's
+    // second vote settles it again.
+    for (let f = 60; f < 95; f++) step(f, 'raj');
+    assert.deepEqual(embeddedAt, [75, 80], 'a disagreeing vote unsettles the track');
+  });
+
+  it('does not settle a track on close calls or on two embeddings of nearly the same frame', () => {
+    const ids = new TrackIdentities({ embedEvery: 5, settledEmbedEvery: 20 });
+    const embeddedAt: number[] = [];
+    for (let f = 0; f < 30; f++) {
+      if (!ids.needsEmbedding(1, 100, f)) continue;
+      embeddedAt.push(f);
+      // 0.51 against a threshold of 0.5: inside FaceRes's ambiguity margin (0.03), either way by chance.
+      ids.vote(1, identity(UNKNOWN, 0.51), undefined, 0.5);
+    }
+    assert.deepEqual(embeddedAt, [0, 5, 10, 15, 20, 25]);
+    // A clearly better view one frame after the first counts once: the pace stays 5 until frame 6 agrees.
+    const fresh = new TrackIdentities({ embedEvery: 5, settledEmbedEvery: 20 });
+    const at: number[] = [];
+    for (let f = 0; f < 30; f++) {
+      if (!fresh.needsEmbedding(2, f === 1 ? 200 : 100, f)) continue;
+      at.push(f);
+      fresh.vote(2, identity('amy', 0.7), undefined, 0.5);
+    }
+    assert.deepEqual(at, [0, 1, 6, 26]);
+    assert.throws(() => new TrackIdentities({ embedEvery: 5, settledEmbedEvery: 4 }), /settledEmbedEvery/);
+    assert.throws(() => new TrackIdentities({ settleVotes: 0 }), /settleVotes/);
+    assert.equal(
+      new TrackIdentities({ embedEvery: 3 }).settledEmbedEvery,
+      18,
+      'six times embedEvery by default',
+    );
+  });
+
   it('names a track by a similarity-weighted vote over its recent matches', () => {
     const ids = new TrackIdentities({ window: 10 });
     const sequence = ['amy', 'amy', 'raj', 'amy', 'amy', 'raj', 'amy', 'raj', 'amy', 'amy'];

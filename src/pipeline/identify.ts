@@ -5,6 +5,7 @@ import type { GalleryFile } from '../gallery/galleryFile';
 import type { Matcher, MatchFacesOptions } from '../gallery/matcher';
 import { failedQualityGate } from '../quality/rejected';
 import type { StrangerMemory } from '../gallery/strangers';
+import type { FaceTracking } from '../tracking/operators';
 import { UNKNOWN, type Face, type FaceFrame, type Frame, type Identity } from '../types';
 import { collectUnknowns } from './operators';
 
@@ -40,6 +41,85 @@ export async function identifyFaces(
     if (strangers)
       tellStranger(strangers, face.identity, face.embedding as Float32Array, options.threshold, frame.ts);
     hooks.matched?.(face.identity);
+  }
+}
+
+/**
+ * Names the faces of one frame in place, as {@link identifyFaces} does, except that the faces of tracks (those
+ * with a `trackId` from `tracking`) are embedded only when their track needs it (`FaceTracking.needsEmbedding`:
+ * on its first frame, at its pace, on a better view, when its face changed) and are named by their track's vote;
+ * a tracked face not embedded this frame gets its track's identity and no embedding. Tentative faces (of tracks
+ * not confirmed yet) are neither embedded nor named; other faces without a track are embedded and matched on
+ * their own.
+ */
+export async function identifyTrackedFaces(
+  flow: FaceFlow,
+  gallery: Matcher,
+  frame: Frame,
+  faces: Face[],
+  options: MatchFacesOptions & { threshold: number },
+  tracks: { tracking: FaceTracking; strangers: TrackStrangers },
+  hooks: IdentifyHooks = {},
+  strangers?: StrangerMemory,
+): Promise<void> {
+  const { tracking } = tracks;
+  // A tentative face (a track not confirmed yet) may be a false detection: it waits for its track, as in
+  // recognizeFrames, and costs no embedding meanwhile.
+  const named = faces.filter((f) => !failedQualityGate(f) && f.tentative !== true);
+  // Every tracked face is asked about, embedded or not: the question also notes how its face looks now.
+  const missing = named.filter(
+    (f) =>
+      !(f.embedding instanceof Float32Array) &&
+      (f.trackId === undefined || tracking.needsEmbedding(f.trackId, f, frame)),
+  );
+  if (missing.length > 0) {
+    const started = performance.now();
+    await flow.embedFaces(frame, missing);
+    hooks.embedded?.((performance.now() - started) / 1000);
+  }
+  for (const face of named) {
+    if (face.embedding instanceof Float32Array) {
+      const identity = gallery.match(face.embedding, options);
+      if (strangers) tellStranger(strangers, identity, face.embedding, options.threshold, frame.ts);
+      hooks.matched?.(identity);
+      if (face.trackId === undefined) {
+        face.identity = identity;
+        continue;
+      }
+      tracking.vote(face.trackId, identity, face.embedding, options.threshold);
+      if (identity.stranger !== undefined) tracks.strangers.set(face.trackId, identity.stranger);
+    }
+    if (face.trackId === undefined) continue;
+    const voted = tracks.strangers.identityOf(tracking, face.trackId);
+    if (voted) face.identity = voted;
+    else delete face.identity;
+  }
+}
+
+/** Stranger ids kept per track, at most this many (the oldest go first). */
+const MAX_STRANGER_TRACKS = 2000;
+
+/**
+ * The stranger each unknown track was last told to be: a track's identity comes from its votes, which do not
+ * carry the stranger id of the face that voted.
+ */
+export class TrackStrangers {
+  private readonly byTrack = new Map<number, string>();
+
+  set(trackId: number, stranger: string): void {
+    this.byTrack.delete(trackId);
+    this.byTrack.set(trackId, stranger);
+    if (this.byTrack.size > MAX_STRANGER_TRACKS)
+      this.byTrack.delete(this.byTrack.keys().next().value as number);
+  }
+
+  /** The track's voted identity, with its stranger id when the track is of someone nobody enrolled. */
+  identityOf(tracking: FaceTracking, trackId: number): Identity | undefined {
+    const identity = tracking.identity(trackId)?.identity;
+    if (!identity) return undefined;
+    const stranger =
+      identity.name === UNKNOWN && identity.ambiguous !== true ? this.byTrack.get(trackId) : undefined;
+    return stranger === undefined ? identity : { ...identity, stranger };
   }
 }
 

@@ -3,8 +3,8 @@ import { concatMap, type OperatorFunction } from 'rxjs';
 import type { FaceFlow } from '../faceflow';
 import { FaceTracking, type FaceTrackingOptions } from '../tracking/operators';
 import { StrangerMemory } from '../gallery/strangers';
-import { UNKNOWN, type Face, type FaceFrame, type Frame } from '../types';
-import { tellStranger } from './identify';
+import type { Face, FaceFrame, Frame } from '../types';
+import { tellStranger, TrackStrangers } from './identify';
 import { StillSceneGate, type StillSceneOptions } from './stillScene';
 import { matchThreshold, type Matcher, type MatchFacesOptions } from './operators';
 import { similarityScaleOf } from '../models/similarityScale';
@@ -42,9 +42,6 @@ export interface LiveRecognitionOptions extends MatchFacesOptions {
   stillScenes?: StillSceneOptions | StillSceneGate | false;
 }
 
-/** Stranger ids kept per track, at most this many (the oldest go first). */
-const MAX_STRANGER_TRACKS = 2000;
-
 /**
  * The live recognition chain for video: frames → detect (every Nth frame) → track → embed only the
  * tracks that need it (new, every few frames, or a clearly better view) → match → identity by vote
@@ -79,18 +76,12 @@ export function recognizeFrames(
       : options.stillScenes instanceof StillSceneGate
         ? options.stillScenes
         : new StillSceneGate(options.stillScenes);
-  // The stranger each unknown track was last told to be; a track's identity comes from its votes.
-  const strangerOfTrack = new Map<number, string>();
+  const strangerOfTrack = new TrackStrangers();
 
   const withIdentities = (faces: Face[]): Face[] =>
     faces.map((f) => {
-      const identity = f.trackId === undefined ? undefined : tracking.identity(f.trackId)?.identity;
-      if (!identity) return f;
-      const stranger =
-        identity.name === UNKNOWN && identity.ambiguous !== true
-          ? strangerOfTrack.get(f.trackId as number)
-          : undefined;
-      return { ...f, identity: stranger === undefined ? identity : { ...identity, stranger } };
+      const identity = f.trackId === undefined ? undefined : strangerOfTrack.identityOf(tracking, f.trackId);
+      return identity ? { ...f, identity } : f;
     });
 
   return concatMap(async (frame: Frame): Promise<FaceFrame> => {
@@ -116,15 +107,10 @@ export function recognizeFrames(
       await flow.embedFaces(frame, chosen);
       for (const f of chosen) {
         const identity = gallery.match(f.embedding as Float32Array, { ...matchOptions, threshold });
-        tracking.vote(f.trackId as number, identity, f.embedding);
+        tracking.vote(f.trackId as number, identity, f.embedding, threshold);
         if (strangers) {
           tellStranger(strangers, identity, f.embedding as Float32Array, threshold, frame.ts);
-          if (identity.stranger !== undefined) {
-            strangerOfTrack.delete(f.trackId as number);
-            strangerOfTrack.set(f.trackId as number, identity.stranger);
-            if (strangerOfTrack.size > MAX_STRANGER_TRACKS)
-              strangerOfTrack.delete(strangerOfTrack.keys().next().value as number);
-          }
+          if (identity.stranger !== undefined) strangerOfTrack.set(f.trackId as number, identity.stranger);
         }
       }
     }

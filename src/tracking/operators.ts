@@ -16,7 +16,7 @@
  * frame to the next, so embedding and matching it every frame costs the most and adds the least.
  * A pipeline with its own stages can use the same pieces by hand: after `trackFaces`, ask
  * `tracking.needsEmbedding(face.trackId, face, frame)`, embed those faces, match them, and pass each
- * match to `tracking.vote(face.trackId, identity, embedding)`; set `tracking.identity(id)?.identity`
+ * match to `tracking.vote(face.trackId, identity, embedding, threshold)`; set `tracking.identity(id)?.identity`
  * on the track's other faces.
  *
  * Faces without a `trackId` (tentative tracks: the first `minHits − 1` frames of a face, or a
@@ -46,10 +46,21 @@ import {
   type ByteTrackerOptions,
   type TrackState,
 } from './byteTracker';
+import { faceLook, lookChanged, type FaceLook, type LookChangeThresholds } from './faceLook';
 import { faceQuality, TrackIdentities, type TrackIdentity, type TrackIdentityOptions } from './trackIdentity';
 import { similarityScaleOf, type SimilarityScale } from '../models/similarityScale';
 
-export interface FaceTrackingOptions extends Omit<ByteTrackerOptions, 'nextId'>, TrackIdentityOptions {}
+export interface FaceTrackingOptions extends Omit<ByteTrackerOptions, 'nextId'>, TrackIdentityOptions {
+  /**
+   * Compare each tracked face's look (colour and brightness layout, see faceLook.ts) with its previous
+   * detection's, and embed at once when it changed: a box passed to another face (default: on, with
+   * faceLook's thresholds). `false` leaves only the pace to notice.
+   */
+  lookCheck?: boolean | LookChangeThresholds;
+}
+
+/** Looks kept at most (tracks of cameras that went away are never reported removed). */
+const MAX_LOOKS = 10_000;
 
 interface CameraClock {
   frame: number;
@@ -64,15 +75,23 @@ export class FaceTracking {
   private readonly frameIndex = new WeakMap<Frame, number>();
   private readonly nextId = idSource();
   private readonly trackBuffer: number;
+  /** Each track's look at its last detection that was asked about; undefined thresholds: no check. */
+  private readonly looks = new Map<number, FaceLook>();
+  private readonly lookThresholds: LookChangeThresholds | undefined;
 
   constructor(private readonly options: FaceTrackingOptions = {}) {
     // Built once here so that bad options fail at construction, not on the first frame.
     this.trackBuffer = new ByteTracker(options).trackBuffer;
     this.identities = new TrackIdentities(options);
+    const check = options.lookCheck ?? true;
+    this.lookThresholds = check === false ? undefined : check === true ? {} : check;
   }
 
   /** Adopt the similarity values of the embedder whose embeddings are voted (see `TrackIdentities.useScale`). */
-  useScale(scale: Pick<SimilarityScale, 'reidSimilarity' | 'changeSimilarity'>): void {
+  useScale(
+    scale: Pick<SimilarityScale, 'reidSimilarity' | 'changeSimilarity'> &
+      Partial<Pick<SimilarityScale, 'ambiguityMargin'>>,
+  ): void {
     this.identities.useScale(scale);
   }
 
@@ -97,6 +116,7 @@ export class FaceTracking {
       index,
     );
     this.identities.observe(tracks, { ts: frame.ts, frame: index, group: frame.cameraId });
+    for (const t of tracks) if (t.status === 'removed' && t.id !== undefined) this.looks.delete(t.id);
     this.frameIndex.set(frame, index);
     const ids = trackIdsByDetection(tracks);
     return {
@@ -110,20 +130,38 @@ export class FaceTracking {
 
   /**
    * Whether to embed this face now (see `TrackIdentities.needsEmbedding`); false for a face
-   * without a track. Pass the face's frame when the stage runs behind `trackFaces`.
+   * without a track. Pass the face's frame: the stage may run behind `trackFaces`, and the face's
+   * look is read from it (without the frame, only the pace decides).
    */
   needsEmbedding(trackId: number | undefined, face: Face, frame?: Frame): boolean {
     if (trackId === undefined) return false;
     const index = frame === undefined ? undefined : this.frameIndex.get(frame);
-    return this.identities.needsEmbedding(trackId, faceQuality(face), index);
+    return this.identities.needsEmbedding(
+      trackId,
+      faceQuality(face),
+      index,
+      this.lookChanged(trackId, face, frame),
+    );
+  }
+
+  /** Whether the face in the track's box looks like another than at its last check; remembers this look. */
+  private lookChanged(trackId: number, face: Face, frame: Frame | undefined): boolean {
+    if (!this.lookThresholds || !frame) return false;
+    const look = faceLook(frame, face.box);
+    if (!look) return false;
+    const before = this.looks.get(trackId);
+    this.looks.delete(trackId);
+    this.looks.set(trackId, look);
+    if (this.looks.size > MAX_LOOKS) this.looks.delete(this.looks.keys().next().value as number);
+    return before !== undefined && lookChanged(before, look, this.lookThresholds);
   }
 
   /**
    * Adds a frame's match to the track's vote; returns the track's identity. When the track turns out
    * to continue a lost one, that lost track is ended, so that it cannot claim the person's face again.
    */
-  vote(trackId: number, identity: Identity, embedding?: Float32Array): TrackIdentity {
-    const result = this.identities.vote(trackId, identity, embedding);
+  vote(trackId: number, identity: Identity, embedding?: Float32Array, threshold?: number): TrackIdentity {
+    const result = this.identities.vote(trackId, identity, embedding, threshold);
     if (result.reidentifiedFrom !== undefined) {
       for (const t of this.trackers.values()) if (t.remove(result.reidentifiedFrom)) break;
     }
@@ -210,7 +248,9 @@ export function matchTrackedFaces(
       // A face the quality gate turned down does not vote; it shows what its track's good views said.
       if (!f.embedding || failedQualityGate(f)) return undefined;
       const identity = match(f.embedding);
-      return f.trackId === undefined ? identity : tracking.vote(f.trackId, identity, f.embedding).identity;
+      return f.trackId === undefined
+        ? identity
+        : tracking.vote(f.trackId, identity, f.embedding, threshold).identity;
     });
     return {
       frame,

@@ -3,9 +3,10 @@
  * gallery matches come in from the pipeline):
  *
  * - when to embed: a face seen in consecutive frames barely changes, so a track is embedded on its
- *   first frame, then every `embedEvery` frames, and sooner only when a clearly better view arrives
- *   (bigger, more confident, sharper): the budget is one embedding per track every few frames, not
- *   one per face per frame;
+ *   first frame, then every `embedEvery` frames until its votes agree, every `settledEmbedEvery`
+ *   frames after that, and sooner only when a clearly better view arrives (bigger, more confident,
+ *   sharper) or the caller saw the face in the box change (see faceLook.ts): the budget is one
+ *   embedding per track every few frames, not one per face per frame;
  * - what the track is: a vote over its last `window` matches, weighted by similarity. Single frames
  *   err (a blurred or turned face matches the wrong person slightly better); a majority rarely does;
  * - re-identification: a person who looks away or walks behind someone loses their track, and the
@@ -25,6 +26,17 @@ export interface TrackIdentityOptions {
    * align + embed of four faces inside the per-frame budget while a new face is named within 0.4 s).
    */
   embedEvery?: number;
+  /**
+   * Frames between two embeddings of a settled track: one whose last `settleVotes` votes named the
+   * same identity with no change of face seen in between (default 3 × `embedEvery`, 15 by default:
+   * one a second at 15 fps). A
+   * name that held three times in a row is unlikely to flip on the next frame; what does change it,
+   * a box passing to another face, is caught without an embedding (`needsEmbedding`'s `changed`).
+   * Set it to `embedEvery` for one pace throughout.
+   */
+  settledEmbedEvery?: number;
+  /** Votes in a row for one identity that make a track settled (default 3). */
+  settleVotes?: number;
   /**
    * Embed before `embedEvery` frames when the face's quality (see `faceQuality`) exceeds the best
    * quality embedded so far by this fraction (default 0.25: a face that came 25 % closer, or whose
@@ -123,6 +135,13 @@ interface TrackRecord {
   /** Embeddings of this track itself, not inherited: counts re-identification attempts. */
   ownEmbeddings: number;
   lastEmbedFrame?: number;
+  /**
+   * Votes in a row for the last vote's name since the face last changed, counting only votes at least
+   * `embedEvery` frames apart (two embeddings of nearly the same frame are one piece of evidence): settles the track.
+   */
+  agreeing: number;
+  /** The frame of the last vote that counted in `agreeing`. */
+  agreeingFrame?: number;
   bestQuality: number;
   reidentifiedFrom?: number;
   /** Another track inherited from this one: it cannot be inherited twice. */
@@ -131,6 +150,8 @@ interface TrackRecord {
 
 export class TrackIdentities {
   readonly embedEvery: number;
+  readonly settledEmbedEvery: number;
+  readonly settleVotes: number;
   readonly qualityGain: number;
   private changeAt: number;
   readonly window: number;
@@ -139,10 +160,14 @@ export class TrackIdentities {
   /** Set by the options: a model's scale does not override them. */
   private readonly fixedByOptions: { reid: boolean; change: boolean };
   readonly reidAttempts: number;
+  /** A match this close to the threshold could have gone either way: it does not settle a track. */
+  private closeCall = FACERES_SCALE.ambiguityMargin;
   private readonly records = new Map<number, TrackRecord>();
 
   constructor(options: TrackIdentityOptions = {}) {
     this.embedEvery = options.embedEvery ?? 5;
+    this.settledEmbedEvery = options.settledEmbedEvery ?? 6 * this.embedEvery;
+    this.settleVotes = options.settleVotes ?? 2;
     this.qualityGain = options.qualityGain ?? 0.25;
     this.window = options.window ?? 10;
     this.reidWindowMs = options.reidWindowMs ?? 5000;
@@ -156,6 +181,10 @@ export class TrackIdentities {
     if (!Number.isFinite(this.changeAt)) throw new RangeError('changeSimilarity must be a number');
     if (!Number.isInteger(this.embedEvery) || this.embedEvery < 1)
       throw new RangeError('embedEvery must be a positive integer');
+    if (!Number.isInteger(this.settledEmbedEvery) || this.settledEmbedEvery < this.embedEvery)
+      throw new RangeError('settledEmbedEvery must be a whole number ≥ embedEvery');
+    if (!Number.isInteger(this.settleVotes) || this.settleVotes < 1)
+      throw new RangeError('settleVotes must be a positive integer');
     if (!Number.isInteger(this.window) || this.window < 1)
       throw new RangeError('window must be a positive integer');
     if (!(this.qualityGain >= 0)) throw new RangeError('qualityGain must be ≥ 0');
@@ -176,9 +205,13 @@ export class TrackIdentities {
    * Adopt the similarity values of the model that makes the embeddings (those the options did not
    * set): a stage that knows the embedder calls this before its first vote.
    */
-  useScale(scale: Pick<SimilarityScale, 'reidSimilarity' | 'changeSimilarity'>): void {
+  useScale(
+    scale: Pick<SimilarityScale, 'reidSimilarity' | 'changeSimilarity'> &
+      Partial<Pick<SimilarityScale, 'ambiguityMargin'>>,
+  ): void {
     if (!this.fixedByOptions.reid) this.reidAt = scale.reidSimilarity;
     if (!this.fixedByOptions.change) this.changeAt = scale.changeSimilarity;
+    if (scale.ambiguityMargin !== undefined) this.closeCall = scale.ambiguityMargin;
   }
 
   /** Tracks with a record (observed or voted for and not yet forgotten). */
@@ -218,14 +251,19 @@ export class TrackIdentities {
   /**
    * Whether to embed this track's face now. `quality` is `faceQuality(face)`; `frame` is the face's
    * frame index in its camera (default: the last frame `observe` saw the track in). A `true` counts
-   * as an embedding made at that frame, so asking twice for one frame answers `true` once.
+   * as an embedding made at that frame, so asking twice for one frame answers `true` once. `changed`
+   * says the face in the track's box looks like another since it was last asked about (see
+   * faceLook.ts): it is embedded now, and the track is no longer settled.
    */
-  needsEmbedding(trackId: number, quality: number, frame?: number): boolean {
+  needsEmbedding(trackId: number, quality: number, frame?: number, changed = false): boolean {
     const rec = this.record(trackId);
     const f = frame ?? rec.lastFrame ?? 0;
+    if (changed) rec.agreeing = 0;
+    const every = rec.agreeing >= this.settleVotes ? this.settledEmbedEvery : this.embedEvery;
     const due =
+      changed ||
       rec.lastEmbedFrame === undefined ||
-      f - rec.lastEmbedFrame >= this.embedEvery ||
+      f - rec.lastEmbedFrame >= every ||
       quality > rec.bestQuality * (1 + this.qualityGain);
     if (!due) return false;
     rec.lastEmbedFrame = f;
@@ -236,9 +274,11 @@ export class TrackIdentities {
   /**
    * Adds one frame's match to the track's votes and returns the track's identity. With the
    * embedding the match came from, the track also keeps a mean embedding, which is what
-   * re-identification compares.
+   * re-identification compares. With the `threshold` the match was made at, a match within the
+   * embedder's ambiguity margin of it (`useScale`) counts as a close call: it votes, but does not
+   * settle the track, so a face at the edge of being named keeps being looked at often.
    */
-  vote(trackId: number, identity: Identity, embedding?: Float32Array): TrackIdentity {
+  vote(trackId: number, identity: Identity, embedding?: Float32Array, threshold?: number): TrackIdentity {
     if (!identity || typeof identity.name !== 'string' || !Number.isFinite(identity.similarity)) {
       throw new RangeError('vote needs an identity with a name and a finite similarity');
     }
@@ -252,6 +292,10 @@ export class TrackIdentities {
     ) {
       startOver(rec);
     }
+    const closeCall =
+      identity.ambiguous === true ||
+      (threshold !== undefined && Math.abs(identity.similarity - threshold) < this.closeCall);
+    this.countAgreement(rec, closeCall ? undefined : identity.name);
     const vote: Vote = { name: identity.name, similarity: identity.similarity, margin: identity.margin };
     if (identity.ambiguous !== undefined) vote.ambiguous = identity.ambiguous;
     if (identity.ambiguous) vote.candidates = identity.topK.slice(0, 2);
@@ -264,6 +308,21 @@ export class TrackIdentities {
         this.reidentify(rec, embedding);
     }
     return summarize(rec) as TrackIdentity;
+  }
+
+  /** `name` undefined: a close call, which agrees with nothing. */
+  private countAgreement(rec: TrackRecord, name: string | undefined): void {
+    // The vote belongs to the embedding needsEmbedding granted last.
+    const at = rec.lastEmbedFrame ?? 0;
+    if (name === undefined) {
+      rec.agreeing = 0;
+    } else if (rec.votes.at(-1)?.name !== name || rec.agreeing === 0) {
+      rec.agreeing = 1;
+      rec.agreeingFrame = at;
+    } else if (at - (rec.agreeingFrame ?? at) >= this.embedEvery) {
+      rec.agreeing++;
+      rec.agreeingFrame = at;
+    }
   }
 
   /** The track's identity so far, or undefined before its first vote. */
@@ -292,6 +351,7 @@ export class TrackIdentities {
         votes: [],
         embeddings: 0,
         ownEmbeddings: 0,
+        agreeing: 0,
         bestQuality: 0,
         inherited: false,
       };
@@ -412,6 +472,7 @@ function startOver(rec: TrackRecord): void {
   rec.embeddingSum = undefined;
   rec.embeddings = 0;
   rec.ownEmbeddings = 0;
+  rec.agreeing = 0;
   rec.bestQuality = 0;
   rec.reidentifiedFrom = undefined;
 }
