@@ -409,6 +409,23 @@ export function machineLine(): string {
 // ---------------------------------------------------------------------------------------------
 // Arguments and formatting
 
+/**
+ * For a bench whose only option is `--json`: whether it was given (anything else prints the usage and exits 2),
+ * or undefined, after saying so, when the shared data it needs is absent (the bench then exits 0).
+ */
+export function jsonOnlyWithData(usage: string): { json: boolean } | undefined {
+  const args = process.argv.slice(2);
+  if (args.some((a) => a !== '--json')) {
+    console.error(usage);
+    process.exit(2);
+  }
+  if (!existsSync(SHARED_DATA)) {
+    console.log(`bench skipped: no ${SHARED_DATA}`);
+    return undefined;
+  }
+  return { json: args.includes('--json') };
+}
+
 /** A positive integer option's value, or an error that shows the usage. */
 export function positiveInt(flag: string, value: string | undefined, usage: string): number {
   const n = Number(value);

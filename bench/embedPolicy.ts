@@ -20,7 +20,6 @@
  * Prints figures, asserts nothing; without ../shared/data it says so and exits 0.
  */
 
-import { existsSync } from 'node:fs';
 import { from, lastValueFrom, toArray } from 'rxjs';
 
 import { FaceFlow } from '../src/faceflow';
@@ -30,7 +29,7 @@ import { recognizeFrames } from '../src/pipeline/live';
 import type { FaceTrackingOptions } from '../src/tracking/operators';
 import { UNKNOWN, type FaceFrame, type Frame } from '../src/types';
 import { decodeLoops, peopleClips, replay } from './clips';
-import { dist, machineInfo, SHARED_DATA } from './common';
+import { dist, jsonOnlyWithData, machineInfo } from './common';
 
 const LOOPS = 2;
 const USAGE = 'usage: node dist/bench/embedPolicy.js [--json]';
@@ -147,15 +146,8 @@ function compare(
 }
 
 async function main(): Promise<void> {
-  const json = process.argv.includes('--json');
-  if (process.argv.slice(2).some((a) => a !== '--json')) {
-    console.error(USAGE);
-    process.exit(2);
-  }
-  if (!existsSync(SHARED_DATA)) {
-    console.log(`bench skipped: no ${SHARED_DATA}`);
-    return;
-  }
+  const run = jsonOnlyWithData(USAGE);
+  if (!run) return;
   const flow = await FaceFlow.open();
   const rows: Row[] = [];
   try {
@@ -191,7 +183,7 @@ async function main(): Promise<void> {
   } finally {
     await flow.dispose();
   }
-  if (json) {
+  if (run.json) {
     console.log(JSON.stringify({ machine: machineInfo(), loops: LOOPS, rows }, null, 2));
     return;
   }

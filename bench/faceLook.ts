@@ -15,7 +15,7 @@
  * Prints figures, asserts nothing; without ../shared/data it says so and exits 0.
  */
 
-import { existsSync, readdirSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import * as path from 'node:path';
 
 import { FaceFlow } from '../src/faceflow';
@@ -32,7 +32,7 @@ import { FaceTracking } from '../src/tracking/operators';
 import type { Box, Frame } from '../src/types';
 import { dot } from '../src/util/vectors';
 import { decodeLoops, peopleClips } from './clips';
-import { machineInfo, quantile, SHARED_DATA } from './common';
+import { jsonOnlyWithData, machineInfo, quantile, SHARED_DATA } from './common';
 
 const USAGE = 'usage: node dist/bench/faceLook.js [--json]';
 const LFW_PEOPLE = 300;
@@ -146,15 +146,8 @@ async function lfwSwaps(): Promise<{
 }
 
 async function main(): Promise<void> {
-  const args = process.argv.slice(2);
-  if (args.some((a) => a !== '--json')) {
-    console.error(USAGE);
-    process.exit(2);
-  }
-  if (!existsSync(SHARED_DATA)) {
-    console.log(`bench skipped: no ${SHARED_DATA}`);
-    return;
-  }
+  const run = jsonOnlyWithData(USAGE);
+  if (!run) return;
   const flow = await FaceFlow.open();
   const rows: ClipRow[] = [];
   try {
@@ -187,7 +180,7 @@ async function main(): Promise<void> {
     await flow.dispose();
   }
   const lfw = await lfwSwaps();
-  if (args.includes('--json')) {
+  if (run.json) {
     console.log(
       JSON.stringify({ machine: machineInfo(), thresholds: DEFAULT_LOOK_THRESHOLDS, rows, lfw }, null, 2),
     );

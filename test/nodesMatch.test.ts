@@ -43,6 +43,19 @@ const onTab = (nodes: Record<string, unknown>[]) => [
   ...nodes.map((n) => ({ z: 'f1', ...n })),
 ];
 
+/** Enrols Obama and Biden by command through `match`; `next` resolves with the next message out. */
+async function enrolObamaAndBiden(
+  match: { receive(msg: unknown): void },
+  next: () => Promise<Msg>,
+): Promise<void> {
+  for (const name of ['obama', 'biden']) {
+    const answered = next();
+    match.receive({ topic: 'enroll', payload: { name, image: knn('train', name, `${name}.jpg`) } });
+    const answer = await answered;
+    assert.equal(answer.error, undefined, answer.error?.message);
+  }
+}
+
 describe('node: faceflow-match (real Node-RED runtime)', function () {
   this.timeout(120_000);
   let dir: string;
@@ -75,12 +88,7 @@ describe('node: faceflow-match (real Node-RED runtime)', function () {
     const statuses: { text?: string }[] = [];
     match.on('call:status', (call: { args: [{ text?: string }] }) => statuses.push(call.args[0]));
 
-    for (const name of ['obama', 'biden']) {
-      const answered = next();
-      match.receive({ topic: 'enroll', payload: { name, image: knn('train', name, `${name}.jpg`) } });
-      const answer = await answered;
-      assert.equal(answer.error, undefined, answer.error?.message);
-    }
+    await enrolObamaAndBiden(match, next);
 
     const received = next();
     helper.getNode('detect').receive({ payload: knn('test', 'obama_and_biden.jpg'), topic: 'porch' });
@@ -113,11 +121,7 @@ describe('node: faceflow-match (real Node-RED runtime)', function () {
     const out = helper.getNode('out');
     const next = () => new Promise<Msg>((resolve) => out.once('input', resolve));
     const match = helper.getNode('match');
-    for (const name of ['obama', 'biden']) {
-      const answered = next();
-      match.receive({ topic: 'enroll', payload: { name, image: knn('train', name, `${name}.jpg`) } });
-      assert.equal((await answered).error, undefined);
-    }
+    await enrolObamaAndBiden(match, next);
     const frames: Msg[] = [];
     for (let i = 0; i < 12; i++) {
       const received = next();
