@@ -27,15 +27,16 @@ export interface TrackIdentityOptions {
    */
   embedEvery?: number;
   /**
-   * Frames between two embeddings of a settled track: one whose last `settleVotes` votes named the
-   * same identity with no change of face seen in between (default 3 × `embedEvery`, 15 by default:
-   * one a second at 15 fps). A
-   * name that held three times in a row is unlikely to flip on the next frame; what does change it,
-   * a box passing to another face, is caught without an embedding (`needsEmbedding`'s `changed`).
-   * Set it to `embedEvery` for one pace throughout.
+   * Frames between two embeddings of a settled track: one whose last `settleVotes` votes, at least
+   * `embedEvery` frames apart and none a close call, named the same identity with no change of face
+   * seen in between (default 6 × `embedEvery`, 30 by default: 2 s at 15 fps). A name that held
+   * twice, seconds apart, is unlikely to flip on the next frame; what does change it, a box passing
+   * to another face, is caught without an embedding (`needsEmbedding`'s `changed`). Measured with
+   * bench/embedPolicy.ts and bench/multiCamera.ts (bench/RESULTS.md). Set it to `embedEvery` for one
+   * pace throughout.
    */
   settledEmbedEvery?: number;
-  /** Votes in a row for one identity that make a track settled (default 3). */
+  /** Agreeing votes that make a track settled (default 2). */
   settleVotes?: number;
   /**
    * Embed before `embedEvery` frames when the face's quality (see `faceQuality`) exceeds the best
