@@ -8,12 +8,16 @@
  * measures of the box's contents, each compared with the track's previous detection:
  *
  * - colour: the mean chroma (Cb, Cr) of the box's inner half, which is mostly skin and varies little with pose or
- *   motion. Measured on the bench clips (bench/RESULTS.md, "A face's look"), consecutive detections of one face
- *   moved it by at most 2.7 levels (p99 1.0–2.3), and the four times a box passed to another face by 7.5–28;
+ *   motion. Measured on the bench clips (bench/faceLook.ts; bench/RESULTS.md, "Settled tracks embedded every 30
+ *   frames"), consecutive detections of one face moved it by at most 1.9 levels (p99 1.2–1.7), and the times a box
+ *   passed to another face by 7.5–28;
  * - layout: a 12×12 grid of mean brightness over the box, zero-mean and unit length, compared by correlation.
- *   One face: 0.40 at the least (a singer turning his head, detection every 2nd frame); another person's photo
- *   in the same place: below 0 (-0.31 to -0.04). Alone it does not catch a cut to a face of the same framing
+ *   One face: 0.39 at the least (a singer turning his head, detection every 2nd frame); another person's photo
+ *   in the same place: below 0 (-0.30 to -0.05). Alone it does not catch a cut to a face of the same framing
  *   (hamilton's cut: 0.33), which the colour does.
+ *
+ * Two people framed exactly alike (LFW photos, the same box) are told apart 91 % of the time; a swap the look
+ * misses keeps the old name until the track's next embedding.
  *
  * A change here does not rename anything: it only asks for an embedding now, and the embedding decides.
  */
