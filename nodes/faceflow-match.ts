@@ -2,7 +2,6 @@ import type { Node, NodeAPI, NodeDef, NodeMessageInFlow } from 'node-red';
 
 import { StrangerMemory } from '../src/gallery/strangers';
 import { identifyFaces, identifyTrackedFaces, UnknownFaceKeeper } from '../src/pipeline/identify';
-import { similarityScaleOf } from '../src/models/similarityScale';
 import { recognitionResult, stageMetrics } from '../src/metrics';
 import { failedQualityGate } from '../src/quality/rejected';
 import { UNKNOWN, type Face, type Frame, type Identity } from '../src/types';
@@ -102,12 +101,9 @@ module.exports = (RED: NodeAPI) => {
       };
       // Faces tracked by a track node upstream are embedded at their track's pace and named by its vote.
       const tracks = trackingOf(msg);
-      if (tracks) {
-        tracks.tracking.useScale(similarityScaleOf(flow.embedder.id));
+      if (tracks)
         await identifyTrackedFaces(flow, file.gallery, frame, msg.faces, options, tracks, hooks, strangers);
-      } else {
-        await identifyFaces(flow, file.gallery, frame, msg.faces, options, hooks, strangers);
-      }
+      else await identifyFaces(flow, file.gallery, frame, msg.faces, options, hooks, strangers);
       if (collect) await keeper.keep(file, frame, msg.faces);
       const names = msg.faces.map(shownName).join(', ');
       const n = msg.faces.length;

@@ -10,6 +10,8 @@ import { TrackStrangers } from '../../src/pipeline/identify';
 export interface SharedTracking {
   tracking: FaceTracking;
   strangers: TrackStrangers;
+  /** The embedder whose similarity values the tracker took (set by identifyTrackedFaces). */
+  scaledFor?: string;
 }
 
 const byNode = new Map<string, SharedTracking>();

@@ -5,6 +5,7 @@ import type { GalleryFile } from '../gallery/galleryFile';
 import type { Matcher, MatchFacesOptions } from '../gallery/matcher';
 import { failedQualityGate } from '../quality/rejected';
 import type { StrangerMemory } from '../gallery/strangers';
+import { similarityScaleOf } from '../models/similarityScale';
 import type { FaceTracking } from '../tracking/operators';
 import { UNKNOWN, type Face, type FaceFrame, type Frame, type Identity } from '../types';
 import { collectUnknowns } from './operators';
@@ -50,7 +51,7 @@ export async function identifyFaces(
  * on its first frame, at its pace, on a better view, when its face changed) and are named by their track's vote;
  * a tracked face not embedded this frame gets its track's identity and no embedding. Tentative faces (of tracks
  * not confirmed yet) are neither embedded nor named; other faces without a track are embedded and matched on
- * their own.
+ * their own. The tracker takes the embedder's similarity values (`useScale`) on its first frame from each embedder.
  */
 export async function identifyTrackedFaces(
   flow: FaceFlow,
@@ -58,11 +59,16 @@ export async function identifyTrackedFaces(
   frame: Frame,
   faces: Face[],
   options: MatchFacesOptions & { threshold: number },
-  tracks: { tracking: FaceTracking; strangers: TrackStrangers },
+  tracks: { tracking: FaceTracking; strangers: TrackStrangers; scaledFor?: string },
   hooks: IdentifyHooks = {},
   strangers?: StrangerMemory,
 ): Promise<void> {
   const { tracking } = tracks;
+  // The tracker's similarity values belong to the embedder: set once per embedder, not per frame.
+  if (tracks.scaledFor !== flow.embedder.id) {
+    tracking.useScale(similarityScaleOf(flow.embedder.id));
+    tracks.scaledFor = flow.embedder.id;
+  }
   // A tentative face (a track not confirmed yet) may be a false detection: it waits for its track, as in
   // recognizeFrames, and costs no embedding meanwhile.
   const named = faces.filter((f) => !failedQualityGate(f) && f.tentative !== true);
